@@ -1,0 +1,49 @@
+"""bayesgmm: Gaussian mixture models done the Bayesian way.
+
+Public names load lazily, so ``import bayesgmm`` and the EM and variational
+models need only NumPy and SciPy; PyMC and ArviZ load when a Bayesian model or
+a comparison is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "GaussianMixtureParams": "bayesgmm.params",
+    "NotFittedError": "bayesgmm._validation",
+    "DegenerateCovarianceError": "bayesgmm._gaussian",
+    "EMGaussianMixture": "bayesgmm.em",
+    "MarginalGaussianMixture": "bayesgmm.marginal",
+    "DPGaussianMixture": "bayesgmm.dirichlet_process",
+    "compare": "bayesgmm.compare",
+    "waic": "bayesgmm.compare",
+    "select_n_components": "bayesgmm.selection",
+    "cluster_uncertainty": "bayesgmm.clustering",
+    "load": "bayesgmm.io",
+}
+_SUBMODULES = ("datasets", "plotting", "relabel", "io")
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bayesgmm._gaussian import DegenerateCovarianceError
+    from bayesgmm._validation import NotFittedError
+    from bayesgmm.params import GaussianMixtureParams
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"bayesgmm.{name}")
+    raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

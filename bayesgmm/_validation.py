@@ -1,0 +1,269 @@
+"""Input checks for the public boundary, with one error-message format.
+
+Every message reads ``"<argument>: expected <what>, got <what was received>"`` so
+that a user sees at once which argument is wrong and how to fix it. Checks run
+before any state changes, so a rejected call leaves an estimator as it was.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "NotFittedError",
+    "check_array",
+    "check_fitted",
+    "check_float",
+    "check_int",
+    "check_n_features",
+    "check_option",
+    "check_random_state",
+    "describe",
+    "message",
+]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a method that needs a fitted model is called before ``fit``."""
+
+
+def describe(value: Any) -> str:
+    """Return a short description of ``value`` for an error message."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, str):
+        return repr(value)
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def message(name: str, expected: str, received: Any, *, raw: bool = False) -> str:
+    """Format the package's error message: ``"name: expected ..., got ..."``."""
+    got = received if raw else describe(received)
+    return f"{name}: expected {expected}, got {got}"
+
+
+def check_int(
+    value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Return ``value`` as an ``int`` after checking its type and range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(message(name, "an integer", value))
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(message(name, f"an integer >= {minimum}", value))
+    if maximum is not None and value > maximum:
+        raise ValueError(message(name, f"an integer <= {maximum}", value))
+    return value
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    include_minimum: bool = True,
+    include_maximum: bool = True,
+) -> float:
+    """Return ``value`` as a finite ``float`` after checking its type and range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(message(name, "a real number", value))
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(message(name, "a finite number", value))
+    if minimum is not None:
+        bad = value < minimum if include_minimum else value <= minimum
+        if bad:
+            op = ">=" if include_minimum else ">"
+            raise ValueError(message(name, f"a number {op} {minimum}", value))
+    if maximum is not None:
+        bad = value > maximum if include_maximum else value >= maximum
+        if bad:
+            op = "<=" if include_maximum else "<"
+            raise ValueError(message(name, f"a number {op} {maximum}", value))
+    return value
+
+
+def check_option(value: Any, name: str, options: Iterable[str]) -> str:
+    """Check that ``value`` is one of the strings in ``options``."""
+    options = tuple(options)
+    listed = ", ".join(repr(o) for o in options)
+    if not isinstance(value, str):
+        raise TypeError(message(name, f"one of {listed}", value))
+    if value not in options:
+        raise ValueError(message(name, f"one of {listed}", value))
+    return value
+
+
+def check_random_state(seed: Any, name: str = "random_state") -> np.random.Generator:
+    """Turn ``seed`` into a :class:`numpy.random.Generator`.
+
+    ``None`` gives fresh entropy; an integer or a :class:`numpy.random.SeedSequence`
+    seeds a new generator; a ``Generator`` is used as it is; a legacy
+    ``RandomState`` is turned into a generator seeded from it.
+    """
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.RandomState):
+        return np.random.default_rng(seed.randint(0, 2**31 - 1, size=4))
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(message(name, "a non-negative integer seed", seed))
+        return np.random.default_rng(int(seed))
+    raise TypeError(
+        message(name, "None, a non-negative integer or a numpy.random.Generator", seed)
+    )
+
+
+def _is_dask_array(X: Any) -> bool:
+    return type(X).__module__.startswith("dask.") and hasattr(X, "chunks")
+
+
+def check_array(
+    X: Any,
+    name: str = "X",
+    *,
+    min_samples: int = 1,
+    min_features: int = 1,
+    allow_1d: bool = False,
+) -> tuple[np.ndarray, list[str] | None]:
+    """Validate a data matrix and return it as a C-contiguous ``float64`` array.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        NumPy array, nested sequence or pandas DataFrame. Integer and boolean
+        input is converted to floating point.
+    name : str
+        Argument name used in error messages.
+    min_samples : int
+        Fewest rows accepted.
+    min_features : int
+        Fewest columns accepted.
+    allow_1d : bool
+        If true, a 1-D input is read as one feature (a column); otherwise it is
+        rejected with a message that says how to reshape it.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        The validated data.
+    feature_names : list of str or None
+        Column names when ``X`` was a DataFrame with string column names.
+    """
+    feature_names = None
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "to_numpy"):
+        names = [str(c) for c in columns]
+        if all(isinstance(c, str) for c in columns):
+            feature_names = names
+        dtypes = getattr(X, "dtypes", None)
+        if dtypes is not None:
+            bad = [n for n, t in zip(names, dtypes, strict=False) if not _numeric_dtype(t)]
+            if bad:
+                raise TypeError(
+                    message(
+                        name,
+                        "numeric columns only",
+                        f"non-numeric column(s) {bad[:5]}",
+                        raw=True,
+                    )
+                )
+        X = X.to_numpy()
+    if isinstance(X, (str, bytes)) or X is None:
+        raise TypeError(message(name, "a 2-D array-like of numbers", X))
+    try:
+        array = np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            message(name, "a 2-D array-like of numbers", f"something NumPy cannot read ({exc})",
+                    raw=True)
+        ) from None
+    if array.dtype == object:
+        try:
+            array = array.astype(np.float64)
+        except (ValueError, TypeError):
+            raise TypeError(
+                message(name, "an array of real numbers", "values of non-numeric type", raw=True)
+            ) from None
+    if np.iscomplexobj(array):
+        raise TypeError(message(name, "real numbers", "complex values", raw=True))
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise TypeError(message(name, "an array of real numbers", f"dtype {array.dtype}", raw=True))
+    if array.ndim == 1:
+        if not allow_1d:
+            raise ValueError(
+                message(
+                    name,
+                    "a 2-D array of shape (n_samples, n_features); reshape a single feature "
+                    "with X.reshape(-1, 1) or one sample with X.reshape(1, -1)",
+                    f"a 1-D array of shape {array.shape}",
+                    raw=True,
+                )
+            )
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise ValueError(
+            message(name, "a 2-D array of shape (n_samples, n_features)",
+                    f"an array with {array.ndim} dimensions", raw=True)
+        )
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    n_samples, n_features = array.shape
+    if n_samples < min_samples:
+        what = "a non-empty array" if min_samples == 1 else f"at least {min_samples} samples"
+        raise ValueError(message(name, what, f"{n_samples} sample(s)", raw=True))
+    if n_features < min_features:
+        raise ValueError(
+            message(name, f"at least {min_features} feature(s)", f"{n_features}", raw=True)
+        )
+    if not np.isfinite(array).all():
+        n_nan = int(np.isnan(array).sum())
+        n_inf = int(np.isinf(array).sum())
+        raise ValueError(
+            message(
+                name,
+                "finite values (drop or impute missing values first)",
+                f"{n_nan} NaN and {n_inf} infinite value(s)",
+                raw=True,
+            )
+        )
+    return array, feature_names
+
+
+def _numeric_dtype(dtype: Any) -> bool:
+    try:
+        return bool(np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
+    except TypeError:
+        return False
+
+
+def check_n_features(X: np.ndarray, n_features: int, name: str = "X") -> None:
+    """Check that ``X`` has as many columns as the data the model was fitted on."""
+    if X.shape[1] != n_features:
+        raise ValueError(
+            message(
+                name,
+                f"{n_features} feature(s), as in the data the model was fitted on",
+                f"{X.shape[1]}",
+                raw=True,
+            )
+        )
+
+
+def check_fitted(estimator: Any, attributes: Sequence[str] = ("params_",)) -> None:
+    """Raise :class:`NotFittedError` if ``estimator`` lacks the fitted ``attributes``."""
+    missing = [a for a in attributes if not hasattr(estimator, a)]
+    if missing:
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet: call 'fit' with "
+            "training data before using this method."
+        )

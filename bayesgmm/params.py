@@ -1,0 +1,205 @@
+"""The parameter type every model in bayesgmm shares.
+
+A Gaussian mixture with K components in d dimensions is
+
+    p(x) = sum_k w_k N(x | mu_k, Sigma_k),
+
+with weights ``w`` on the simplex, means ``mu`` (K, d) and covariances in one
+of four layouts (scikit-learn's): ``full`` (K, d, d), ``tied`` (d, d) shared by
+all components, ``diag`` (K, d) and ``spherical`` (K,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bayesgmm import _gaussian
+from bayesgmm._validation import check_array, check_n_features, check_option, message
+
+__all__ = ["GaussianMixtureParams"]
+
+_COVARIANCE_SHAPES = {
+    "full": lambda k, d: (k, d, d),
+    "tied": lambda k, d: (d, d),
+    "diag": lambda k, d: (k, d),
+    "spherical": lambda k, d: (k,),
+}
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianMixtureParams:
+    """Weights, means and covariances of a Gaussian mixture, checked once.
+
+    Parameters
+    ----------
+    weights : array-like of shape (n_components,)
+        Mixing weights: non-negative and summing to one (within 1e-6; they are
+        renormalised exactly).
+    means : array-like of shape (n_components, n_features)
+    covariances : array-like
+        (K, d, d) for ``full``, (d, d) for ``tied``, (K, d) for ``diag`` and
+        (K,) for ``spherical``; symmetric positive definite.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixtureParams
+    >>> p = GaussianMixtureParams([0.5, 0.5], [[0.0], [3.0]], [1.0, 1.0], "spherical")
+    >>> p.n_components, p.n_features
+    (2, 1)
+    >>> float(np.round(p.score_samples([[0.0]])[0], 4))
+    -1.6121
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    covariance_type: str = "full"
+    _precisions_cholesky: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_option(self.covariance_type, "covariance_type", _gaussian.COVARIANCE_TYPES)
+        weights = np.asarray(self.weights, dtype=np.float64)
+        means = np.asarray(self.means, dtype=np.float64)
+        covariances = np.asarray(self.covariances, dtype=np.float64)
+        if means.ndim != 2:
+            raise ValueError(message("means", "an array of shape (n_components, n_features)",
+                                     f"shape {means.shape}", raw=True))
+        k, d = means.shape
+        if weights.shape != (k,):
+            raise ValueError(message("weights", f"shape ({k},) to match means", weights.shape,
+                                     raw=True))
+        if not (np.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError(message("weights", "finite non-negative values", weights))
+        if abs(weights.sum() - 1.0) > 1e-6:
+            raise ValueError(message("weights", "values summing to 1", f"sum {weights.sum()!r}",
+                                     raw=True))
+        if not np.isfinite(means).all():
+            raise ValueError(message("means", "finite values", "NaN or infinite values",
+                                     raw=True))
+        shape = _COVARIANCE_SHAPES[self.covariance_type](k, d)
+        if covariances.shape != shape:
+            raise ValueError(message("covariances",
+                                     f"shape {shape} for covariance_type={self.covariance_type!r}",
+                                     covariances.shape, raw=True))
+        if self.covariance_type in ("full", "tied"):
+            if not np.allclose(covariances, np.swapaxes(covariances, -1, -2), rtol=1e-8,
+                               atol=1e-12 * max(1.0, float(np.abs(covariances).max()))):
+                raise ValueError(message("covariances", "symmetric matrices",
+                                         "non-symmetric matrices", raw=True))
+        chol = _gaussian.compute_precision_cholesky(covariances, self.covariance_type)
+        object.__setattr__(self, "weights", _readonly(weights / weights.sum()))
+        object.__setattr__(self, "means", _readonly(means))
+        object.__setattr__(self, "covariances", _readonly(covariances))
+        object.__setattr__(self, "_precisions_cholesky", _readonly(chol))
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_components(self) -> int:
+        """Number of components K."""
+        return int(self.means.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of features d."""
+        return int(self.means.shape[1])
+
+    @property
+    def precisions_cholesky(self) -> np.ndarray:
+        """Cholesky factors ``P`` of the precisions, ``Lambda = P P'`` (scikit-learn's layout)."""
+        return self._precisions_cholesky
+
+    @property
+    def precisions(self) -> np.ndarray:
+        """Inverse covariances, in the layout of ``covariances``."""
+        chol = self._precisions_cholesky
+        if self.covariance_type in ("full", "tied"):
+            return chol @ np.swapaxes(chol, -1, -2)
+        return chol**2
+
+    def full_covariances(self) -> np.ndarray:
+        """Covariances expanded to ``(n_components, n_features, n_features)``."""
+        if self.covariance_type == "spherical":
+            eye = np.eye(self.n_features)
+            return self.covariances[:, None, None] * eye
+        return _gaussian.full_covariances(self.covariances, self.covariance_type,
+                                          self.n_components)
+
+    def n_parameters(self) -> int:
+        """Number of free parameters (for BIC and AIC)."""
+        return _gaussian.n_free_parameters(self.n_components, self.n_features,
+                                           self.covariance_type)
+
+    # ------------------------------------------------------------ densities
+    def _check_X(self, X: Any) -> np.ndarray:
+        array, _ = check_array(X)
+        check_n_features(array, self.n_features)
+        return array
+
+    def log_component_densities(self, X: Any) -> np.ndarray:
+        """``log N(x_i | mu_k, Sigma_k)`` for every point and component, shape (n, K)."""
+        return _gaussian.log_gaussian_prob(self._check_X(X), self.means,
+                                           self._precisions_cholesky, self.covariance_type)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density of the mixture at each point, ``log sum_k w_k N(x_i | mu_k, Sigma_k)``."""
+        log_density, _ = _gaussian.log_mixture_density(
+            self._check_X(X), self.weights, self.means, self._precisions_cholesky,
+            self.covariance_type)
+        return log_density
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Membership probabilities ``p(z_i = k | x_i)``, shape (n, K)."""
+        _, log_resp = _gaussian.log_mixture_density(
+            self._check_X(X), self.weights, self.means, self._precisions_cholesky,
+            self.covariance_type)
+        return np.exp(log_resp)
+
+    def sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points and their component labels."""
+        return _gaussian.sample_mixture(n_samples, self.weights, self.means,
+                                        self.full_covariances(), rng)
+
+    # --------------------------------------------------------- rearranging
+    def permuted(self, order: Any) -> GaussianMixtureParams:
+        """Return the same mixture with components reordered: new component j is old ``order[j]``."""
+        order = np.asarray(order)
+        if sorted(order.tolist()) != list(range(self.n_components)):
+            raise ValueError(message("order", f"a permutation of 0..{self.n_components - 1}",
+                                     order))
+        cov = self.covariances if self.covariance_type == "tied" else self.covariances[order]
+        return GaussianMixtureParams(self.weights[order], self.means[order], cov,
+                                     self.covariance_type)
+
+    def sorted_by_weight(self) -> GaussianMixtureParams:
+        """Components in order of decreasing weight (ties kept in their order)."""
+        return self.permuted(np.argsort(-self.weights, kind="stable"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and strings, for JSON and other open formats."""
+        return {
+            "covariance_type": self.covariance_type,
+            "weights": self.weights.tolist(),
+            "means": self.means.tolist(),
+            "covariances": self.covariances.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GaussianMixtureParams:
+        """Inverse of :meth:`to_dict`."""
+        return cls(np.asarray(data["weights"]), np.asarray(data["means"]),
+                   np.asarray(data["covariances"]), data["covariance_type"])
+
+    def __repr__(self) -> str:
+        return (f"GaussianMixtureParams(n_components={self.n_components}, "
+                f"n_features={self.n_features}, covariance_type={self.covariance_type!r})")

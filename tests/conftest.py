@@ -1,0 +1,32 @@
+"""Shared fixtures. Data come from seeded generators, never the global random state."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def make_mixture_data(n=600, d=2, k=3, *, seed=0, separation=6.0):
+    """Well-separated anisotropic Gaussian blobs with known labels."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=separation, size=(k, d))
+    X = np.empty((n, d))
+    labels = rng.integers(0, k, size=n)
+    for j in range(k):
+        A = rng.normal(size=(d, d)) * 0.6 + np.eye(d)
+        idx = labels == j
+        X[idx] = means[j] + rng.standard_normal((idx.sum(), d)) @ A.T
+    return X, labels
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    return make_mixture_data()
+
+
+@pytest.fixture(params=COVARIANCE_TYPES)
+def covariance_type(request):
+    return request.param
