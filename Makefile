@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench docs clean
+.PHONY: demo test test-slow lint typecheck bench docs clean
 
 $(STAMP): pyproject.toml
 	@set -e; interp=$$(./scripts/find-python.sh); \
@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayesgmm demo --output demo-output --force
 
+# The default suite: lint, types, and every test not marked slow (about a quarter of an hour on two cores).
 test: $(STAMP) lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
-
-test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Statistical recovery tests, whole-demo and docs builds: run by CI after `make test` when time allows.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests benchmarks
