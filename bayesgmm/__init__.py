@@ -30,9 +30,9 @@ _SUBMODULES = ("datasets", "plotting", "relabel", "io")
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bayesgmm._gaussian import DegenerateCovarianceError
-    from bayesgmm._validation import NotFittedError
-    from bayesgmm.params import GaussianMixtureParams
+    from bayesgmm._gaussian import DegenerateCovarianceError as DegenerateCovarianceError
+    from bayesgmm._validation import NotFittedError as NotFittedError
+    from bayesgmm.params import GaussianMixtureParams as GaussianMixtureParams
 
 
 def __getattr__(name: str) -> Any:

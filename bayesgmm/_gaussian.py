@@ -387,7 +387,7 @@ def statistics_from_responsibilities(
 def covariances_from_statistics(
     stats: SufficientStatistics, reg_covar: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The M-step: maximum-likelihood weights, means and covariances from statistics.
+    """Run the M-step: maximum-likelihood weights, means and covariances from statistics.
 
     Follows scikit-learn's ``_estimate_gaussian_parameters``: ``N_k`` gets
     ``10 * eps`` added so an empty component does not divide by zero, the
@@ -463,7 +463,9 @@ def compute_precision_cholesky(covariances: np.ndarray, covariance_type: str) ->
     return 1.0 / np.sqrt(covariances)
 
 
-def full_covariances(covariances: np.ndarray, covariance_type: str, n_components: int) -> np.ndarray:
+def full_covariances(
+    covariances: np.ndarray, covariance_type: str, n_components: int
+) -> np.ndarray:
     """Expand any covariance layout to ``(n_components, d, d)`` matrices."""
     if covariance_type == "full":
         return covariances
@@ -475,7 +477,7 @@ def full_covariances(covariances: np.ndarray, covariance_type: str, n_components
 
 
 def n_free_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
-    """Number of free parameters: ``K - 1`` weights, ``K d`` means and the covariances."""
+    """Count free parameters: ``K - 1`` weights, ``K d`` means and the covariances."""
     d, k = n_features, n_components
     cov = {
         "full": k * d * (d + 1) // 2,

@@ -119,9 +119,7 @@ def check_random_state(seed: Any, name: str = "random_state") -> np.random.Gener
         if seed < 0:
             raise ValueError(message(name, "a non-negative integer seed", seed))
         return np.random.default_rng(int(seed))
-    raise TypeError(
-        message(name, "None, a non-negative integer or a numpy.random.Generator", seed)
-    )
+    raise TypeError(message(name, "None, a non-negative integer or a numpy.random.Generator", seed))
 
 
 def _is_dask_array(X: Any) -> bool:
@@ -185,8 +183,12 @@ def check_array(
         array = np.asarray(X)
     except (ValueError, TypeError) as exc:
         raise TypeError(
-            message(name, "a 2-D array-like of numbers", f"something NumPy cannot read ({exc})",
-                    raw=True)
+            message(
+                name,
+                "a 2-D array-like of numbers",
+                f"something NumPy cannot read ({exc})",
+                raw=True,
+            )
         ) from None
     if array.dtype == object:
         try:
@@ -213,8 +215,12 @@ def check_array(
         array = array.reshape(-1, 1)
     if array.ndim != 2:
         raise ValueError(
-            message(name, "a 2-D array of shape (n_samples, n_features)",
-                    f"an array with {array.ndim} dimensions", raw=True)
+            message(
+                name,
+                "a 2-D array of shape (n_samples, n_features)",
+                f"an array with {array.ndim} dimensions",
+                raw=True,
+            )
         )
     array = np.ascontiguousarray(array, dtype=np.float64)
     n_samples, n_features = array.shape

@@ -73,30 +73,47 @@ class GaussianMixtureParams:
         means = np.asarray(self.means, dtype=np.float64)
         covariances = np.asarray(self.covariances, dtype=np.float64)
         if means.ndim != 2:
-            raise ValueError(message("means", "an array of shape (n_components, n_features)",
-                                     f"shape {means.shape}", raw=True))
+            raise ValueError(
+                message(
+                    "means",
+                    "an array of shape (n_components, n_features)",
+                    f"shape {means.shape}",
+                    raw=True,
+                )
+            )
         k, d = means.shape
         if weights.shape != (k,):
-            raise ValueError(message("weights", f"shape ({k},) to match means", weights.shape,
-                                     raw=True))
+            raise ValueError(
+                message("weights", f"shape ({k},) to match means", weights.shape, raw=True)
+            )
         if not (np.isfinite(weights).all() and (weights >= 0).all()):
             raise ValueError(message("weights", "finite non-negative values", weights))
         if abs(weights.sum() - 1.0) > 1e-6:
-            raise ValueError(message("weights", "values summing to 1", f"sum {weights.sum()!r}",
-                                     raw=True))
+            raise ValueError(
+                message("weights", "values summing to 1", f"sum {weights.sum()!r}", raw=True)
+            )
         if not np.isfinite(means).all():
-            raise ValueError(message("means", "finite values", "NaN or infinite values",
-                                     raw=True))
+            raise ValueError(message("means", "finite values", "NaN or infinite values", raw=True))
         shape = _COVARIANCE_SHAPES[self.covariance_type](k, d)
         if covariances.shape != shape:
-            raise ValueError(message("covariances",
-                                     f"shape {shape} for covariance_type={self.covariance_type!r}",
-                                     covariances.shape, raw=True))
+            raise ValueError(
+                message(
+                    "covariances",
+                    f"shape {shape} for covariance_type={self.covariance_type!r}",
+                    covariances.shape,
+                    raw=True,
+                )
+            )
         if self.covariance_type in ("full", "tied"):
-            if not np.allclose(covariances, np.swapaxes(covariances, -1, -2), rtol=1e-8,
-                               atol=1e-12 * max(1.0, float(np.abs(covariances).max()))):
-                raise ValueError(message("covariances", "symmetric matrices",
-                                         "non-symmetric matrices", raw=True))
+            if not np.allclose(
+                covariances,
+                np.swapaxes(covariances, -1, -2),
+                rtol=1e-8,
+                atol=1e-12 * max(1.0, float(np.abs(covariances).max())),
+            ):
+                raise ValueError(
+                    message("covariances", "symmetric matrices", "non-symmetric matrices", raw=True)
+                )
         chol = _gaussian.compute_precision_cholesky(covariances, self.covariance_type)
         object.__setattr__(self, "weights", _readonly(weights / weights.sum()))
         object.__setattr__(self, "means", _readonly(means))
@@ -132,13 +149,11 @@ class GaussianMixtureParams:
         if self.covariance_type == "spherical":
             eye = np.eye(self.n_features)
             return self.covariances[:, None, None] * eye
-        return _gaussian.full_covariances(self.covariances, self.covariance_type,
-                                          self.n_components)
+        return _gaussian.full_covariances(self.covariances, self.covariance_type, self.n_components)
 
     def n_parameters(self) -> int:
-        """Number of free parameters (for BIC and AIC)."""
-        return _gaussian.n_free_parameters(self.n_components, self.n_features,
-                                           self.covariance_type)
+        """Count the free parameters (for BIC and AIC)."""
+        return _gaussian.n_free_parameters(self.n_components, self.n_features, self.covariance_type)
 
     # ------------------------------------------------------------ densities
     def _check_X(self, X: Any) -> np.ndarray:
@@ -148,38 +163,50 @@ class GaussianMixtureParams:
 
     def log_component_densities(self, X: Any) -> np.ndarray:
         """``log N(x_i | mu_k, Sigma_k)`` for every point and component, shape (n, K)."""
-        return _gaussian.log_gaussian_prob(self._check_X(X), self.means,
-                                           self._precisions_cholesky, self.covariance_type)
+        return _gaussian.log_gaussian_prob(
+            self._check_X(X), self.means, self._precisions_cholesky, self.covariance_type
+        )
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Log density of the mixture at each point, ``log sum_k w_k N(x_i | mu_k, Sigma_k)``."""
         log_density, _ = _gaussian.log_mixture_density(
-            self._check_X(X), self.weights, self.means, self._precisions_cholesky,
-            self.covariance_type)
+            self._check_X(X),
+            self.weights,
+            self.means,
+            self._precisions_cholesky,
+            self.covariance_type,
+        )
         return log_density
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Membership probabilities ``p(z_i = k | x_i)``, shape (n, K)."""
         _, log_resp = _gaussian.log_mixture_density(
-            self._check_X(X), self.weights, self.means, self._precisions_cholesky,
-            self.covariance_type)
+            self._check_X(X),
+            self.weights,
+            self.means,
+            self._precisions_cholesky,
+            self.covariance_type,
+        )
         return np.exp(log_resp)
 
     def sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points and their component labels."""
-        return _gaussian.sample_mixture(n_samples, self.weights, self.means,
-                                        self.full_covariances(), rng)
+        return _gaussian.sample_mixture(
+            n_samples, self.weights, self.means, self.full_covariances(), rng
+        )
 
     # --------------------------------------------------------- rearranging
     def permuted(self, order: Any) -> GaussianMixtureParams:
-        """Return the same mixture with components reordered: new component j is old ``order[j]``."""
+        """Return the same mixture reordered: new component j is old component ``order[j]``."""
         order = np.asarray(order)
         if sorted(order.tolist()) != list(range(self.n_components)):
-            raise ValueError(message("order", f"a permutation of 0..{self.n_components - 1}",
-                                     order))
+            raise ValueError(
+                message("order", f"a permutation of 0..{self.n_components - 1}", order)
+            )
         cov = self.covariances if self.covariance_type == "tied" else self.covariances[order]
-        return GaussianMixtureParams(self.weights[order], self.means[order], cov,
-                                     self.covariance_type)
+        return GaussianMixtureParams(
+            self.weights[order], self.means[order], cov, self.covariance_type
+        )
 
     def sorted_by_weight(self) -> GaussianMixtureParams:
         """Components in order of decreasing weight (ties kept in their order)."""
@@ -197,9 +224,15 @@ class GaussianMixtureParams:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GaussianMixtureParams:
         """Inverse of :meth:`to_dict`."""
-        return cls(np.asarray(data["weights"]), np.asarray(data["means"]),
-                   np.asarray(data["covariances"]), data["covariance_type"])
+        return cls(
+            np.asarray(data["weights"]),
+            np.asarray(data["means"]),
+            np.asarray(data["covariances"]),
+            data["covariance_type"],
+        )
 
     def __repr__(self) -> str:
-        return (f"GaussianMixtureParams(n_components={self.n_components}, "
-                f"n_features={self.n_features}, covariance_type={self.covariance_type!r})")
+        return (
+            f"GaussianMixtureParams(n_components={self.n_components}, "
+            f"n_features={self.n_features}, covariance_type={self.covariance_type!r})"
+        )

@@ -84,8 +84,12 @@ def test_singular_covariance_is_a_clear_error():
     ],
 )
 def test_params_reject_bad_values(kwargs, name):
-    base = dict(weights=[0.5, 0.5], means=np.zeros((2, 2)), covariances=np.ones(2),
-                covariance_type="spherical")
+    base = dict(
+        weights=[0.5, 0.5],
+        means=np.zeros((2, 2)),
+        covariances=np.ones(2),
+        covariance_type="spherical",
+    )
     base.update(kwargs)
     with pytest.raises(ValueError, match=f"^{name}: expected"):
         GaussianMixtureParams(**base)
