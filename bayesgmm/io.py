@@ -1,0 +1,409 @@
+"""Saving and loading fitted models in open formats (never pickle).
+
+Two file formats, told apart by their first bytes when loading:
+
+JSON (EM and Dirichlet-process models)
+    One UTF-8 JSON object::
+
+        {"format": "bayesgmm", "version": 1, "class": "EMGaussianMixture",
+         "bayesgmm_version": "0.1.0", "state": {...}}
+
+    ``state`` is what the model's ``_export_state()`` returns: its constructor
+    arguments under ``"params"``, its class name under ``"class"``, and the
+    fitted attributes as numbers, strings and nested lists (arrays through
+    ``ndarray.tolist()``). Floats are written with Python's shortest repr, which
+    reads back to the identical double, so a loaded model predicts bit for bit as
+    the saved one. Non-finite floats are written as the tokens ``NaN``,
+    ``Infinity`` and ``-Infinity``, which Python's ``json`` reads back.
+
+NetCDF-4 (the marginal Bayesian model)
+    The model's posterior as an ArviZ DataTree (groups ``posterior``,
+    ``log_likelihood``, ``observed_data``, ...) written with
+    ``DataTree.to_netcdf`` through h5netcdf (or netCDF4), so any NetCDF reader can
+    open it. The rest of the state is the same JSON envelope as above, stored as
+    a string in the root group's attribute ``bayesgmm``.
+
+Every write goes to a temporary file in the destination folder, is flushed to
+disk (``fsync``) and is then renamed over the destination (``os.replace``), so an
+interrupted save leaves either the old file or none, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "MODEL_CLASSES",
+    "VERSION",
+    "atomic_path",
+    "check_writable",
+    "load",
+    "save",
+]
+
+FORMAT = "bayesgmm"
+VERSION = 1
+
+#: Model classes that can be saved, by the name written in the file.
+MODEL_CLASSES = {
+    "EMGaussianMixture": "bayesgmm.em",
+    "MarginalGaussianMixture": "bayesgmm.marginal",
+    "DPGaussianMixture": "bayesgmm.dirichlet_process",
+}
+
+_ATTRIBUTE = "bayesgmm"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_NETCDF3_SIGNATURE = b"CDF"
+
+
+# ---------------------------------------------------------------------- writing
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Check that ``path`` can be written, before any expensive work.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination file.
+    overwrite : bool, default False
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    path : Path
+        ``path`` as a :class:`pathlib.Path`.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        If the folder that should hold ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from bayesgmm.io import check_writable
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     check_writable(folder + "/model.json").name
+    'model.json'
+    """
+    path = Path(os.fspath(path))
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} already exists; pass overwrite=True (--force on the command line) "
+            "to replace it"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"folder {str(parent)!r} does not exist (for {str(path)!r})")
+    return path
+
+
+def _fsync_directory(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform (Windows).
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Give a temporary path to write to; rename it to ``path`` only if the block succeeds.
+
+    The temporary file lives in the destination folder (so the final
+    ``os.replace`` is an atomic rename on the same file system) and is flushed to
+    disk first. If the block raises anything, ``KeyboardInterrupt`` included, the
+    temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination file.
+    overwrite : bool, default False
+        Whether an existing ``path`` may be replaced; checked before the block
+        runs and again just before the rename.
+
+    Yields
+    ------
+    tmp : Path
+        Where the block should write (an empty file that already exists).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from bayesgmm.io import atomic_path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with atomic_path(folder + "/out.txt") as tmp:
+    ...         _ = tmp.write_text("done")
+    ...     open(folder + "/out.txt").read()
+    'done'
+    """
+    path = check_writable(path, overwrite=overwrite)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if not overwrite and path.exists():
+            raise FileExistsError(
+                f"{str(path)!r} appeared while it was being written; not replaced"
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_directory(path.parent)
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Plain JSON types from a model state (NumPy scalars and arrays are converted)."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"model state: key {key!r} at {where} is not a string")
+            out[key] = _jsonable(item, f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(
+        f"model state: {where} is a {type(value).__name__}, which has no JSON form "
+        "(expected numbers, strings, lists, dicts or arrays)"
+    )
+
+
+def _envelope(class_name: str, state: dict[str, Any]) -> dict[str, Any]:
+    from bayesgmm import __version__
+
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "class": class_name,
+        "bayesgmm_version": __version__,
+        "state": _jsonable(state, "state"),
+    }
+
+
+def _netcdf_engine() -> str:
+    for engine, module in (("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4")):
+        if importlib.util.find_spec(module) is not None:
+            return engine
+    raise ImportError(
+        "saving a Bayesian model's posterior needs a NetCDF-4 writer: "
+        "install h5netcdf (pip install h5netcdf)"
+    )
+
+
+def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Save a fitted model to ``path`` in an open format (JSON or NetCDF-4).
+
+    Parameters
+    ----------
+    model : EMGaussianMixture, DPGaussianMixture or MarginalGaussianMixture
+        A fitted model.
+    path : str or path-like
+        Destination file. By convention ``.json`` for EM and DP models and
+        ``.nc`` for the marginal model, but the format does not depend on it.
+    overwrite : bool, default False
+        Replace an existing file; otherwise a ``FileExistsError`` is raised.
+
+    Returns
+    -------
+    path : Path
+        The file written.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false (nothing is written).
+    TypeError
+        If ``model`` cannot be saved.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import bayesgmm
+    >>> from bayesgmm.datasets import load_faithful
+    >>> X = load_faithful()
+    >>> model = bayesgmm.EMGaussianMixture(2, random_state=0).fit(X)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     file = bayesgmm.io.save(model, folder + "/model.json")
+    ...     loaded = bayesgmm.load(file)
+    >>> bool(np.array_equal(loaded.score_samples(X), model.score_samples(X)))
+    True
+    """
+    class_name = type(model).__name__
+    if class_name not in MODEL_CLASSES or not hasattr(model, "_export_state"):
+        raise TypeError(f"model: expected one of {', '.join(MODEL_CLASSES)}, got {class_name}")
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite: expected True or False, got {overwrite!r}")
+    path = check_writable(path, overwrite=overwrite)
+    state = dict(model._export_state())
+    datatree = state.pop("idata", None)
+    envelope = _envelope(class_name, state)
+    if datatree is None:
+        text = json.dumps(envelope, indent=1)
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+        return path
+    engine = _netcdf_engine()
+    datatree = datatree.copy()
+    datatree.attrs = {**datatree.attrs, _ATTRIBUTE: json.dumps(envelope)}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        datatree.to_netcdf(tmp, engine=engine)
+    return path
+
+
+# ---------------------------------------------------------------------- reading
+def _check_envelope(envelope: Any, path: Path) -> tuple[str, dict[str, Any]]:
+    where = f"{str(path)!r}"
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
+        raise ValueError(f"{where} is not a bayesgmm model file (no 'format': 'bayesgmm' header)")
+    version = envelope.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{where}: the file's format version {version!r} is not an integer")
+    if version > VERSION:
+        raise ValueError(
+            f"{where} was written in format version {version} by bayesgmm "
+            f"{envelope.get('bayesgmm_version', '?')}; this bayesgmm reads up to version "
+            f"{VERSION}: upgrade bayesgmm to load it"
+        )
+    if version < 1:
+        raise ValueError(f"{where}: unknown format version {version}")
+    class_name = envelope.get("class")
+    if class_name not in MODEL_CLASSES:
+        raise ValueError(f"{where}: unknown model class {class_name!r}")
+    state = envelope.get("state")
+    if not isinstance(state, dict):
+        raise ValueError(f"{where} is corrupt: 'state' is missing or not an object")
+    return class_name, state
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{str(path)!r} is corrupt or not a bayesgmm model file ({exc})") from None
+
+
+def _read_netcdf(path: Path) -> tuple[Any, Any]:
+    import xarray as xr
+
+    engine = _netcdf_engine()
+    try:
+        with xr.open_datatree(path, engine=engine) as opened:
+            datatree = opened.load()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{str(path)!r} is corrupt or not a NetCDF-4 model file ({exc})") from None
+    attrs = dict(datatree.attrs)
+    text = attrs.pop(_ATTRIBUTE, None)
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{str(path)!r} is a NetCDF file but not a bayesgmm model (no '{_ATTRIBUTE}' attribute)"
+        )
+    datatree.attrs = attrs
+    try:
+        envelope = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{str(path)!r} is corrupt: its '{_ATTRIBUTE}' attribute ({exc})"
+        ) from None
+    return envelope, datatree
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a model saved with :func:`save` (or a model's ``save`` method).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by bayesgmm.
+
+    Returns
+    -------
+    model : EMGaussianMixture, DPGaussianMixture or MarginalGaussianMixture
+        The fitted model, which predicts exactly as the one saved.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a bayesgmm model file, is corrupt, or was written by
+        a newer bayesgmm in a format version this one cannot read.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import bayesgmm
+    >>> from bayesgmm.datasets import load_faithful
+    >>> model = bayesgmm.EMGaussianMixture(2, random_state=0).fit(load_faithful())
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     model.save(folder + "/faithful.json")
+    ...     type(bayesgmm.load(folder + "/faithful.json")).__name__
+    'EMGaussianMixture'
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"{str(path)!r}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a bayesgmm model file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    datatree = None
+    if head.startswith(_HDF5_SIGNATURE):
+        envelope, datatree = _read_netcdf(path)
+    elif head.lstrip()[:1] == b"{":
+        envelope = _read_json(path)
+    elif head.startswith(_NETCDF3_SIGNATURE):
+        raise ValueError(f"{str(path)!r} is a classic NetCDF-3 file, not a bayesgmm model file")
+    elif not head:
+        raise ValueError(f"{str(path)!r} is empty, not a bayesgmm model file")
+    else:
+        raise ValueError(
+            f"{str(path)!r} is not a bayesgmm model file (expected JSON or NetCDF-4 written by "
+            "bayesgmm.io.save)"
+        )
+    class_name, state = _check_envelope(envelope, path)
+    if datatree is not None:
+        state = {**state, "idata": datatree}
+    cls = getattr(importlib.import_module(MODEL_CLASSES[class_name]), class_name)
+    try:
+        return cls._import_state(state)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(
+            f"{str(path)!r} is corrupt: its {class_name} state cannot be rebuilt "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
