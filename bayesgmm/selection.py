@@ -1,0 +1,403 @@
+"""Choosing the number of components K (and the covariance type).
+
+Four routes, one result type:
+
+* ``"bic"``, ``"aic"``, ``"icl"``: fit EM (several restarts from the EM's own
+  initialisation) for every (K, covariance type) and take the smallest criterion
+  (scikit-learn's sign: lower is better). The table also carries BIC in mclust's
+  convention, ``2 log L - n_par log n`` (higher is better). Fits with degenerate
+  components are left out of the choice, with a note in the table.
+* ``"loo"``: fit :class:`~bayesgmm.MarginalGaussianMixture` (NUTS) for every K and
+  estimate its elpd by PSIS-LOO; pick the simplest model whose elpd is within one
+  standard error of the difference from the best (the one-standard-error rule).
+  Every K compiles a PyMC model: minutes each on a laptop.
+* ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
+  with truncation ``max(n_components)`` and read the posterior of the number of
+  occupied components. DP posteriors of the number of clusters are not
+  consistent (Miller & Harrison 2013): prefer ``"loo"`` when the number itself
+  is the question.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayesgmm._gaussian import COVARIANCE_TYPES, DegenerateCovarianceError, n_free_parameters
+from bayesgmm._validation import (
+    check_array,
+    check_int,
+    check_option,
+    check_random_state,
+    message,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+__all__ = ["METHODS", "SelectionResult", "select_n_components"]
+
+METHODS = ("bic", "icl", "aic", "loo", "dp")
+
+_CRITERION = {
+    "bic": ("bic", "BIC (lower is better)"),
+    "icl": ("icl", "ICL (lower is better)"),
+    "aic": ("aic", "AIC (lower is better)"),
+    "loo": ("elpd", "elpd (PSIS-LOO, higher is better)"),
+    "dp": ("probability", "posterior probability of K occupied components"),
+}
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """The outcome of :func:`select_n_components`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per (n_components, covariance_type) with the criterion and a
+        ``note`` column (why a row was left out of the choice, or empty).
+    best_n_components : int
+    best_covariance_type : str
+    best_model : fitted model
+        The chosen EM or marginal model, or the DP model (for ``"dp"``).
+    method : str
+    criterion : str
+        Name of the table column the choice was made on.
+    criterion_label : str
+        Axis label for that column.
+    """
+
+    table: pd.DataFrame
+    best_n_components: int
+    best_covariance_type: str
+    best_model: Any = field(repr=False)
+    method: str
+    criterion: str
+    criterion_label: str
+
+    def plot(self, ax: Any = None) -> Axes:
+        """Plot the criterion against K (see :func:`bayesgmm.plotting.plot_selection`)."""
+        from bayesgmm.plotting import plot_selection
+
+        return plot_selection(self, ax=ax)
+
+
+def _check_n_components(n_components: Any, n_samples: int) -> list[int]:
+    if isinstance(n_components, (str, bytes)) or not isinstance(n_components, Iterable):
+        raise TypeError(message("n_components", "an iterable of positive integers", n_components))
+    values = sorted({check_int(k, "n_components", minimum=1) for k in n_components})
+    if not values:
+        raise ValueError(message("n_components", "at least one value", n_components))
+    if values[-1] > n_samples:
+        raise ValueError(
+            message("n_components", f"values <= the number of samples ({n_samples})", values[-1])
+        )
+    return values
+
+
+def _check_covariance_types(covariance_types: Any) -> list[str]:
+    if isinstance(covariance_types, str):
+        covariance_types = (covariance_types,)
+    if not isinstance(covariance_types, Iterable):
+        raise TypeError(
+            message("covariance_types", "an iterable of covariance types", covariance_types)
+        )
+    values = [check_option(c, "covariance_types", COVARIANCE_TYPES) for c in covariance_types]
+    if not values:
+        raise ValueError(
+            message("covariance_types", "at least one covariance type", covariance_types)
+        )
+    return list(dict.fromkeys(values))
+
+
+def _choose_simplest(table: pd.DataFrame, candidates: np.ndarray) -> int:
+    """Row position of the candidate with the fewest parameters (then smallest K)."""
+    rows = table.iloc[np.flatnonzero(candidates)]
+    rows = rows.sort_values(["n_parameters", "n_components"], kind="stable")
+    return int(table.index.get_loc(rows.index[0]))
+
+
+def _select_em(
+    X: np.ndarray,
+    ks: list[int],
+    types: list[str],
+    method: str,
+    rng: np.random.Generator,
+    n_init: int,
+) -> tuple[pd.DataFrame, list[Any]]:
+    import pandas as pd
+
+    from bayesgmm.em import EMGaussianMixture
+
+    n = X.shape[0]
+    rows: list[dict[str, Any]] = []
+    models: list[Any] = []
+    for covariance_type in types:
+        for k in ks:
+            seed = int(rng.integers(2**31 - 1))
+            model = EMGaussianMixture(
+                k, covariance_type=covariance_type, n_init=n_init, random_state=seed
+            )
+            note = ""
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    model.fit(X)
+                except DegenerateCovarianceError as exc:
+                    note = f"fit failed: {exc}"
+            n_par = n_free_parameters(k, X.shape[1], covariance_type)
+            if note:
+                values = dict.fromkeys(("bic", "aic", "icl", "log_likelihood"), np.nan)
+                converged = False
+                models.append(None)
+            else:
+                values = {
+                    "bic": float(model.bic(X)),
+                    "aic": float(model.aic(X)),
+                    "icl": float(model.icl(X)),
+                    "log_likelihood": float(model.score(X) * n),
+                }
+                converged = bool(model.converged_)
+                degenerate = np.asarray(getattr(model, "degenerate_components_", []))
+                if degenerate.size:
+                    note = f"degenerate component(s) {degenerate.tolist()}: left out"
+                elif not np.isfinite(values[method]):
+                    note = "criterion not finite: left out"
+                elif not converged:
+                    note = "EM did not converge"
+                models.append(model)
+            if not note and any("converge" in str(w.message).lower() for w in caught):
+                note = "EM did not converge"
+            rows.append(
+                {
+                    "n_components": k,
+                    "covariance_type": covariance_type,
+                    method: values[method],
+                    "bic": values["bic"],
+                    # mclust's sign convention: 2 log L - n_par log n, higher is better.
+                    "bic_mclust": 2.0 * values["log_likelihood"] - n_par * np.log(n),
+                    "log_likelihood": values["log_likelihood"],
+                    "n_parameters": n_par,
+                    "converged": converged,
+                    "note": note,
+                }
+            )
+    table = pd.DataFrame(rows)
+    # The duplicate "bic" column (method == "bic") collapses into one.
+    table = table.loc[:, ~table.columns.duplicated()]
+    return table, models
+
+
+def _select_loo(
+    X: np.ndarray,
+    ks: list[int],
+    types: list[str],
+    rng: np.random.Generator,
+    fit_kwargs: dict[str, Any],
+) -> tuple[pd.DataFrame, list[Any], int]:
+    import arviz_stats
+    import pandas as pd
+
+    from bayesgmm.marginal import MarginalGaussianMixture
+
+    rows, models, estimates = [], [], {}
+    kwargs = {"progressbar": False, **fit_kwargs}
+    for covariance_type in types:
+        for k in ks:
+            seed = int(rng.integers(2**31 - 1))
+            model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
+            model.fit(X, random_seed=seed, **kwargs)
+            result = arviz_stats.loo(model.idata_, pointwise=True, var_name="obs")
+            name = f"{k}/{covariance_type}"
+            estimates[name] = result
+            k_values = np.asarray(result.pareto_k.values, dtype=float)
+            n_high = int((k_values > 0.7).sum())
+            rows.append(
+                {
+                    "n_components": k,
+                    "covariance_type": covariance_type,
+                    "elpd": float(result.elpd),
+                    "se": float(result.se),
+                    "p": float(result.p),
+                    "n_parameters": n_free_parameters(k, X.shape[1], covariance_type),
+                    "pareto_k_max": float(np.nanmax(k_values)),
+                    "n_high_pareto_k": n_high,
+                    "note": f"{n_high} Pareto k > 0.7: elpd unreliable" if n_high else "",
+                    "_name": name,
+                }
+            )
+            models.append(model)
+    table = pd.DataFrame(rows)
+    if len(estimates) > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            diffs = arviz_stats.compare(estimates, round_to="none")
+        table["elpd_diff"] = diffs.loc[table["_name"], "elpd_diff"].to_numpy(dtype=float)
+        table["dse"] = diffs.loc[table["_name"], "dse"].to_numpy(dtype=float)
+        table["weight"] = diffs.loc[table["_name"], "weight"].to_numpy(dtype=float)
+    else:
+        table["elpd_diff"], table["dse"], table["weight"] = 0.0, 0.0, 1.0
+    table = table.drop(columns="_name")
+    # One-standard-error rule: among models whose elpd is within one SE of the
+    # difference from the best (elpd_diff >= -dse), the one with fewest parameters.
+    within = table["elpd_diff"].to_numpy() >= -table["dse"].to_numpy()
+    table["within_one_se"] = within
+    return table, models, _choose_simplest(table, within)
+
+
+def _occupied_probabilities(model: Any, ks: list[int]) -> np.ndarray:
+    """P(K occupied = k) for every k in ``ks`` from a DP model's posterior."""
+    import pandas as pd
+
+    dist = model.n_occupied_distribution()
+    if isinstance(dist, pd.DataFrame):
+        dist = dist.iloc[:, -1]
+    if isinstance(dist, (pd.Series, dict)):
+        mapping = {int(k): float(v) for k, v in dict(dist).items()}
+    else:
+        array = np.asarray(dist, dtype=float)
+        mapping = {i: float(v) for i, v in enumerate(array)}
+    return np.array([mapping.get(k, 0.0) for k in ks])
+
+
+def _select_dp(
+    X: np.ndarray,
+    ks: list[int],
+    types: list[str],
+    rng: np.random.Generator,
+    fit_kwargs: dict[str, Any],
+) -> tuple[pd.DataFrame, list[Any], int, Any]:
+    import pandas as pd
+
+    from bayesgmm.dirichlet_process import DPGaussianMixture
+
+    rows, models = [], []
+    fitted = {}
+    for covariance_type in types:
+        seed = int(rng.integers(2**31 - 1))
+        model = DPGaussianMixture(
+            n_components=max(ks), covariance_type=covariance_type, random_state=seed, **fit_kwargs
+        ).fit(X)
+        fitted[covariance_type] = model
+        probabilities = _occupied_probabilities(model, ks)
+        for k, probability in zip(ks, probabilities, strict=True):
+            rows.append(
+                {
+                    "n_components": k,
+                    "covariance_type": covariance_type,
+                    "probability": float(probability),
+                    "elbo": float(model.elbo_),
+                    "n_parameters": n_free_parameters(k, X.shape[1], covariance_type),
+                    "note": "",
+                }
+            )
+            models.append(model)
+    table = pd.DataFrame(rows)
+    # The ELBO is complete (constants included), so it ranks the covariance types;
+    # within the best type, the mode of the posterior of the number of occupied components.
+    best_type = max(fitted, key=lambda c: fitted[c].elbo_)
+    rows_best = table[table["covariance_type"] == best_type]
+    best_row = int(table.index.get_loc(rows_best["probability"].idxmax()))
+    return table, models, best_row, fitted[best_type]
+
+
+def select_n_components(
+    X: Any,
+    n_components: Iterable[int] = range(1, 10),
+    *,
+    method: str = "bic",
+    covariance_types: Iterable[str] = ("full", "tied", "diag", "spherical"),
+    random_state: Any = None,
+    n_init: int = 5,
+    fit_kwargs: dict[str, Any] | None = None,
+) -> SelectionResult:
+    """Choose the number of mixture components (and the covariance type).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_components : iterable of int, default range(1, 10)
+        Candidate numbers of components. For ``"dp"`` the truncation is their
+        maximum and the table reports the posterior probability of each.
+    method : {"bic", "icl", "aic", "loo", "dp"}, default "bic"
+        ``"bic"``: Schwarz (1978), ``-2 log L + n_par log n``. ``"aic"``: Akaike
+        (1974), ``-2 log L + 2 n_par``. ``"icl"``: BIC plus twice the entropy of
+        the classification (Biernacki, Celeux & Govaert 2000,
+        https://doi.org/10.1109/34.865189), which penalises overlapping
+        components. ``"loo"``: PSIS-LOO elpd of the NUTS marginal model with the
+        one-standard-error rule (Vehtari, Gelman & Gabry 2017,
+        https://doi.org/10.1007/s11222-016-9696-4): the simplest model (fewest
+        free parameters, then smallest K) whose elpd difference from the best is
+        within one standard error of that difference. ``"dp"``: mode of the
+        posterior of the number of occupied components of the variational DP
+        (covariance type by the largest ELBO).
+    covariance_types : iterable of str, default all four
+        Covariance types tried.
+    random_state : None, int or Generator
+        Seeds every fit.
+    n_init : int, default 5
+        EM restarts per fit (bic, icl, aic), each from the EM's own initialisation.
+    fit_kwargs : dict, optional
+        Extra keyword arguments: for ``"loo"`` passed to
+        ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``); for
+        ``"dp"`` to the ``DPGaussianMixture`` constructor.
+
+    Returns
+    -------
+    SelectionResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import select_n_components
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-4, 1, (150, 2)), rng.normal(4, 1, (150, 2))])
+    >>> result = select_n_components(X, range(1, 5), covariance_types=("full",),
+    ...                              random_state=0)
+    >>> result.best_n_components, result.best_covariance_type
+    (2, 'full')
+    """
+    method = check_option(method, "method", METHODS)
+    X, _ = check_array(X, min_samples=2)
+    ks = _check_n_components(n_components, X.shape[0])
+    types = _check_covariance_types(covariance_types)
+    n_init = check_int(n_init, "n_init", minimum=1)
+    if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
+        raise TypeError(message("fit_kwargs", "a dict or None", fit_kwargs))
+    fit_kwargs = dict(fit_kwargs or {})
+    rng = check_random_state(random_state)
+    criterion, label = _CRITERION[method]
+    if method in ("bic", "icl", "aic"):
+        table, models = _select_em(X, ks, types, method, rng, n_init)
+        values = table[method].to_numpy(dtype=float)
+        eligible = np.isfinite(values) & ~table["note"].str.contains("left out|failed").to_numpy()
+        if not eligible.any():
+            raise ValueError(
+                "X: expected data on which at least one candidate fits without degenerate "
+                "components, got none; scale the features, reduce n_components or remove "
+                "duplicated points"
+            )
+        best_value = values[eligible].min()
+        best = _choose_simplest(table, eligible & (values == best_value))
+        best_model = models[best]
+    elif method == "loo":
+        table, models, best = _select_loo(X, ks, types, rng, fit_kwargs)
+        best_model = models[best]
+    else:
+        table, _, best, best_model = _select_dp(X, ks, types, rng, fit_kwargs)
+    table = table.reset_index(drop=True)
+    return SelectionResult(
+        table=table,
+        best_n_components=int(table.loc[best, "n_components"]),
+        best_covariance_type=str(table.loc[best, "covariance_type"]),
+        best_model=best_model,
+        method=method,
+        criterion=criterion,
+        criterion_label=label,
+    )
