@@ -163,9 +163,14 @@ def cluster_uncertainty(
     probability itself.
 
     A point is ``ambiguous`` when its top membership's interval reaches below 0.5
-    (``lower < 0.5``: some plausible parameters give it less than an even chance),
-    or when the runner-up's upper bound exceeds the top's lower bound (the two
-    intervals overlap). For EM this reduces to "top probability below 0.5".
+    (``lower < 0.5``: plausible parameters give it less than an even chance of
+    belonging where it is put), or when the runner-up's upper bound exceeds the
+    top's lower bound (the two intervals overlap). The second condition never
+    adds a point that the first misses: in every draw the runner-up's
+    probability is at most one minus the top's, so its upper quantile is at most
+    ``1 - lower``, which exceeds ``lower`` only when ``lower < 0.5``; it is kept
+    (and ``second_upper`` reported) because it is the reading users look for.
+    For EM the rule reduces to "top probability below 0.5".
 
     Parameters
     ----------
