@@ -182,10 +182,11 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
 
 def _jsonable(value: Any, where: str) -> Any:
     """Plain JSON types from a model state (NumPy scalars and arrays are converted)."""
-    if value is None or isinstance(value, (bool, str, int, float)):
-        return value
+    # NumPy scalars first: np.float64 is also a float, but json would keep its type.
     if isinstance(value, np.generic):
         return value.item()
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, dict):

@@ -1,0 +1,259 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesgmm
+from bayesgmm import io
+from bayesgmm._validation import NotFittedError
+from bayesgmm.datasets import make_mixture
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _, _ = make_mixture(150, 3, 2, separation=2.5, random_state=0)
+    return X
+
+
+@pytest.fixture(scope="module")
+def em_module():
+    return pytest.importorskip("bayesgmm.em", reason="bayesgmm.em has not landed yet")
+
+
+def _assert_predicts_identically(a, b, X, seed=3):
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    assert a.score(X) == b.score(X)
+    Xa, la = a.sample(20, random_state=seed)
+    Xb, lb = b.sample(20, random_state=seed)
+    np.testing.assert_array_equal(Xa, Xb)
+    np.testing.assert_array_equal(la, lb)
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(getattr(a.params_, name), getattr(b.params_, name))
+
+
+def _no_leftovers(folder, keep=()):
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep) == []
+
+
+# ------------------------------------------------------------------- EM, JSON
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_em_round_trip_predicts_exactly(em_module, data, tmp_path, covariance_type):
+    model = em_module.EMGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(
+        data
+    )
+    path = io.save(model, tmp_path / "model.json")
+    assert path == tmp_path / "model.json"
+    loaded = bayesgmm.load(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    _assert_predicts_identically(model, loaded, data)
+    assert _no_leftovers(tmp_path, keep={"model.json"})
+
+
+def test_em_file_is_the_documented_json(em_module, data, tmp_path):
+    model = em_module.EMGaussianMixture(2, random_state=1).fit(data)
+    model.save(tmp_path / "m.json")
+    content = json.loads((tmp_path / "m.json").read_text())
+    assert content["format"] == "bayesgmm"
+    assert content["version"] == io.VERSION == 1
+    assert content["class"] == "EMGaussianMixture"
+    assert content["state"]["class"] == "EMGaussianMixture"
+    assert content["state"]["params"]["n_components"] == 2
+    # Floats are written with repr, so they read back to the identical doubles.
+    weights = np.asarray(content["state"]["mixture"]["weights"])
+    np.testing.assert_array_equal(weights, model.params_.weights)
+
+
+def test_em_feature_names_survive(em_module, data, tmp_path):
+    frame = pd.DataFrame(data, columns=["length", "width"])
+    model = em_module.EMGaussianMixture(2, random_state=0).fit(frame)
+    model.save(tmp_path / "m.json")
+    loaded = bayesgmm.load(tmp_path / "m.json")
+    assert list(loaded.feature_names_in_) == ["length", "width"]
+    _assert_predicts_identically(model, loaded, frame)
+
+
+def test_existing_file_is_not_overwritten(em_module, data, tmp_path):
+    model = em_module.EMGaussianMixture(2, random_state=0).fit(data)
+    target = tmp_path / "m.json"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        io.save(model, target)
+    assert target.read_text() == "precious"
+    io.save(model, target, overwrite=True)
+    assert type(bayesgmm.load(target)) is type(model)
+    assert _no_leftovers(tmp_path, keep={"m.json"})
+
+
+def test_unfitted_model_is_refused(em_module, tmp_path):
+    with pytest.raises(NotFittedError):
+        io.save(em_module.EMGaussianMixture(2), tmp_path / "m.json")
+    assert _no_leftovers(tmp_path)
+
+
+def test_save_rejects_other_objects_and_bad_flags(em_module, data, tmp_path):
+    with pytest.raises(TypeError, match="model"):
+        io.save(object(), tmp_path / "m.json")
+    model = em_module.EMGaussianMixture(2, random_state=0).fit(data)
+    with pytest.raises(TypeError, match="overwrite"):
+        io.save(model, tmp_path / "m.json", overwrite="yes")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        io.save(model, tmp_path / "missing" / "m.json")
+    with pytest.raises(IsADirectoryError):
+        io.save(model, tmp_path)
+    assert _no_leftovers(tmp_path)
+
+
+# --------------------------------------------------------------- atomic writes
+@pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_failed_write_leaves_no_file(em_module, data, tmp_path, monkeypatch, error):
+    model = em_module.EMGaussianMixture(2, random_state=0).fit(data)
+    real_write_text = type(tmp_path).write_text
+
+    def write_half_then_fail(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise error
+
+    monkeypatch.setattr(type(tmp_path), "write_text", write_half_then_fail)
+    with pytest.raises(type(error)):
+        io.save(model, tmp_path / "m.json")
+    assert _no_leftovers(tmp_path)
+
+
+def test_failed_replace_keeps_the_old_file(em_module, data, tmp_path, monkeypatch):
+    model = em_module.EMGaussianMixture(2, random_state=0).fit(data)
+    target = tmp_path / "m.json"
+    target.write_text("old")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        io.save(model, target, overwrite=True)
+    assert target.read_text() == "old"
+    assert _no_leftovers(tmp_path, keep={"m.json"})
+
+
+def test_atomic_path_commits_only_on_success(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            assert tmp.parent == tmp_path and tmp != target
+            raise RuntimeError("boom")
+    assert _no_leftovers(tmp_path)
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("complete")
+    assert target.read_text() == "complete"
+    with pytest.raises(FileExistsError):
+        with io.atomic_path(target) as tmp:
+            pass
+    assert target.read_text() == "complete"
+    assert _no_leftovers(tmp_path, keep={"out.txt"})
+
+
+# ---------------------------------------------------------------- bad files
+def _write_envelope(path, **changes):
+    envelope = {"format": "bayesgmm", "version": 1, "class": "EMGaussianMixture", "state": {}}
+    envelope.update(changes)
+    path.write_text(json.dumps(envelope))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "empty"),
+        (b"\x00\x01binary junk", "not a bayesgmm model file"),
+        (b"CDF\x01 classic netcdf", "NetCDF-3"),
+        (b'{"format": "bayesgmm", "version": 1, "class"', "corrupt"),
+        (b'{"hello": "world"}', "not a bayesgmm model file"),
+        (b"[1, 2, 3]", "not a bayesgmm model file"),
+        (b'{"format": "bayesgmm", "version": "one"}', "not an integer"),
+        (b'{"format": "bayesgmm", "version": 1, "class": "KMeans", "state": {}}', "unknown"),
+        (b'{"format": "bayesgmm", "version": 1, "class": "EMGaussianMixture"}', "corrupt"),
+        (b"\xff\xfe{ not utf-8", "not a bayesgmm model file"),
+    ],
+)
+def test_bad_files_give_a_clear_value_error(tmp_path, content, match):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        bayesgmm.load(path)
+
+
+def test_future_version_asks_for_an_upgrade(tmp_path):
+    path = _write_envelope(tmp_path / "future.json", version=io.VERSION + 1)
+    with pytest.raises(ValueError, match="upgrade bayesgmm"):
+        bayesgmm.load(path)
+
+
+def test_state_that_cannot_be_rebuilt_is_reported_as_corrupt(em_module, data, tmp_path):
+    model = em_module.EMGaussianMixture(2, random_state=0).fit(data)
+    path = tmp_path / "m.json"
+    model.save(path)
+    content = json.loads(path.read_text())
+    del content["state"]["mixture"]
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match="corrupt"):
+        bayesgmm.load(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        bayesgmm.load(tmp_path / "nope.json")
+    with pytest.raises(IsADirectoryError):
+        bayesgmm.load(tmp_path)
+
+
+def test_state_with_numpy_values_is_written_as_plain_json():
+    envelope = io._envelope("EMGaussianMixture", {"a": np.float64(0.1), "b": np.arange(3)})
+    assert envelope["state"] == {"a": 0.1, "b": [0, 1, 2]}
+    assert type(envelope["state"]["a"]) is float
+    with pytest.raises(TypeError, match="state.c"):
+        io._envelope("EMGaussianMixture", {"c": object()})
+
+
+# ------------------------------------------------------------- other models
+def test_dp_round_trip_predicts_exactly(data, tmp_path):
+    dp_module = pytest.importorskip(
+        "bayesgmm.dirichlet_process", reason="bayesgmm.dirichlet_process has not landed yet"
+    )
+    model = dp_module.DPGaussianMixture(5, random_state=0).fit(data)
+    path = io.save(model, tmp_path / "dp.json")
+    loaded = bayesgmm.load(path)
+    assert type(loaded) is type(model)
+    _assert_predicts_identically(model, loaded, data)
+    np.testing.assert_array_equal(
+        loaded.membership_draws(data, max_draws=5, random_seed=0),
+        model.membership_draws(data, max_draws=5, random_seed=0),
+    )
+
+
+@pytest.mark.sampling
+def test_marginal_round_trip_through_netcdf(request, tmp_path):
+    pytest.importorskip("h5netcdf", reason="h5netcdf is not installed (NetCDF-4 writer)")
+    try:
+        model, X = request.getfixturevalue("marginal_fit")
+    except pytest.FixtureLookupError:
+        pytest.skip("the marginal_fit fixture has not landed in conftest.py yet")
+    path = io.save(model, tmp_path / "marginal.nc")
+    assert path.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    loaded = bayesgmm.load(path)
+    assert type(loaded) is type(model)
+    _assert_predicts_identically(model, loaded, X)
+    posterior = loaded.idata_["posterior"]
+    np.testing.assert_array_equal(
+        posterior["means"].values, model.idata_["posterior"]["means"].values
+    )
+    assert "bayesgmm" not in loaded.idata_.attrs
+    np.testing.assert_array_equal(
+        loaded.membership_draws(X, max_draws=10, random_seed=0),
+        model.membership_draws(X, max_draws=10, random_seed=0),
+    )
