@@ -36,7 +36,6 @@ from bayesgmm._validation import (
     check_array,
     check_fitted,
     check_int,
-    check_n_features,
     check_option,
     check_random_state,
     message,
@@ -231,14 +230,14 @@ def _check_same_data(name: str, tree: Any, X: np.ndarray) -> None:
         observed = np.asarray(tree["observed_data"]["obs"].values, dtype=np.float64)
     except KeyError:
         raise ValueError(
-            f"models[{name!r}]: expected a fit with an 'observed_data' group to check that it "
+            f"{name}: expected a fit with an 'observed_data' group to check that it "
             "was fitted on X, got none"
         ) from None
     if observed.ndim == 1:
         observed = observed[:, None]
     if observed.shape != X.shape or not np.allclose(observed, X, rtol=1e-12, atol=0.0):
         raise ValueError(
-            f"models[{name!r}]: expected a model fitted on X (shape {X.shape}) so that every "
+            f"{name}: expected a model fitted on X (shape {X.shape}) so that every "
             f"elpd is on the same observations, got one fitted on other data (shape "
             f"{observed.shape}); refit it on X"
         )
@@ -325,6 +324,7 @@ def elpd(
     n_draws: int = 1000,
     random_state: Any = None,
     subsample_threshold: int = SUBSAMPLE_THRESHOLD,
+    subsample_size: int = SUBSAMPLE_SIZE,
 ) -> tuple[Any, str]:
     """Estimate one fitted model's elpd on ``X`` with the method that suits it.
 
@@ -343,7 +343,9 @@ def elpd(
         Seeds the fold split, the variational draws and the subsample.
     subsample_threshold : int, default 5000
         Above this many observations, PSIS-LOO runs on a subsample of
-        ``SUBSAMPLE_SIZE`` observations (:func:`arviz_stats.loo_subsample`).
+        ``subsample_size`` observations (:func:`arviz_stats.loo_subsample`).
+    subsample_size : int, default 1000
+        Observations in that subsample.
 
     Returns
     -------
@@ -353,59 +355,67 @@ def elpd(
         ``"psis-loo"``, ``"psis-loo (approximate posterior)"``,
         ``"k-fold (k=...)"``, with ``", subsampled (m of n)"`` appended when subsampled.
     """
-    result, method, _ = _estimate(
+    X, _ = check_array(X)
+    _check_model("model", model, X)
+    k_folds, n_draws, subsample_threshold, subsample_size = _check_options(
+        X, k_folds, n_draws, subsample_threshold, subsample_size
+    )
+    seed = int(check_random_state(random_state).integers(2**31 - 1))
+    tree = _model_tree(model, X, "model", n_draws, seed)
+    return _estimate(
         model,
         X,
+        tree,
         k_folds=k_folds,
-        n_draws=n_draws,
-        random_state=random_state,
-        subsample_threshold=subsample_threshold,
+        subsample=X.shape[0] > subsample_threshold,
+        subsample_size=subsample_size,
+        seed=seed,
     )
-    return result, method
+
+
+def _model_tree(model: Any, X: np.ndarray, name: str, n_draws: int, seed: int) -> Any:
+    """Return the DataTree of a Bayesian model after checking that it holds ``X``."""
+    kind = _kind(model)
+    if kind == "point":
+        return None
+    tree = model.idata_ if kind == "nuts" else model.to_datatree(n_draws=n_draws, random_seed=seed)
+    _check_same_data(name, tree, X)
+    return tree
 
 
 def _estimate(
     model: Any,
-    X: Any,
+    X: np.ndarray,
+    tree: Any,
     *,
     k_folds: int,
-    n_draws: int,
-    random_state: Any,
-    subsample_threshold: int,
-) -> tuple[Any, str, Any]:
-    """:func:`elpd`, also returning the DataTree of a Bayesian model (None for EM)."""
+    subsample: bool,
+    subsample_size: int,
+    seed: int,
+) -> tuple[Any, str]:
+    """Run the arviz_stats estimator that suits ``model`` (``tree`` from :func:`_model_tree`)."""
     import arviz_stats
 
-    check_fitted(model)
-    X, _ = check_array(X)
-    check_n_features(X, model.n_features_in_)
-    k_folds = check_int(k_folds, "k_folds", minimum=2, maximum=X.shape[0])
-    n_draws = check_int(n_draws, "n_draws", minimum=10)
-    subsample_threshold = check_int(subsample_threshold, "subsample_threshold", minimum=1)
-    rng = check_random_state(random_state)
-    seed = int(rng.integers(2**31 - 1))
     n = X.shape[0]
-    subsample = n > subsample_threshold
-    m = min(SUBSAMPLE_SIZE, n)
-    kind = _kind(model)
-    if kind == "point":
-        log_lik = model.score_samples(X)
-        tree = _point_datatree(log_lik, X)
+    m = min(subsample_size, n)
+    if tree is None:
+        point_tree = _point_datatree(model.score_samples(X), X)
         result = arviz_stats.loo_kfold(
-            tree, _kfold_wrapper(model, X), pointwise=True, var_name="obs", k=k_folds, seed=seed
+            point_tree,
+            _kfold_wrapper(model, X),
+            pointwise=True,
+            var_name="obs",
+            k=k_folds,
+            seed=seed,
         )
-        return result, f"k-fold (k={k_folds})", None
-    if kind == "nuts":
-        tree = model.idata_
-        _check_same_data("model", tree, X)
+        return result, f"k-fold (k={k_folds})"
+    if _kind(model) == "nuts":
         if subsample:
             result = arviz_stats.loo_subsample(
                 tree, observations=m, pointwise=True, var_name="obs", seed=seed
             )
-            return result, f"psis-loo, subsampled ({m} of {n})", tree
-        return arviz_stats.loo(tree, pointwise=True, var_name="obs"), "psis-loo", tree
-    tree = model.to_datatree(n_draws=n_draws, random_seed=seed)
-    _check_same_data("model", tree, X)
+            return result, f"psis-loo, subsampled ({m} of {n})"
+        return arviz_stats.loo(tree, pointwise=True, var_name="obs"), "psis-loo"
     log_p, log_q = _log_p_log_q(tree)
     if subsample:
         result = arviz_stats.loo_subsample(
@@ -417,11 +427,32 @@ def _estimate(
             log_q=log_q,
             seed=seed,
         )
-        return result, f"psis-loo (approximate posterior), subsampled ({m} of {n})", tree
+        return result, f"psis-loo (approximate posterior), subsampled ({m} of {n})"
     result = arviz_stats.loo_approximate_posterior(
         tree, log_p=log_p, log_q=log_q, pointwise=True, var_name="obs"
     )
-    return result, "psis-loo (approximate posterior)", tree
+    return result, "psis-loo (approximate posterior)"
+
+
+def _check_options(
+    X: np.ndarray, k_folds: Any, n_draws: Any, subsample_threshold: Any, subsample_size: Any
+) -> tuple[int, int, int, int]:
+    return (
+        check_int(k_folds, "k_folds", minimum=2, maximum=X.shape[0]),
+        check_int(n_draws, "n_draws", minimum=10),
+        check_int(subsample_threshold, "subsample_threshold", minimum=1),
+        check_int(subsample_size, "subsample_size", minimum=2),
+    )
+
+
+def _check_model(name: str, model: Any, X: np.ndarray) -> None:
+    _kind(model)
+    check_fitted(model)
+    if model.n_features_in_ != X.shape[1]:
+        raise ValueError(
+            f"{name}: expected a model fitted on data with {X.shape[1]} feature(s) like X, "
+            f"got one with {model.n_features_in_}"
+        )
 
 
 def _diagnostic(result: Any) -> tuple[float, int, str]:
@@ -448,6 +479,7 @@ def compare(
     include_waic: bool = True,
     random_state: Any = None,
     subsample_threshold: int = SUBSAMPLE_THRESHOLD,
+    subsample_size: int = SUBSAMPLE_SIZE,
 ) -> pd.DataFrame:
     """Compare fitted mixtures by their expected log predictive density on ``X``.
 
@@ -476,9 +508,11 @@ def compare(
     random_state : None, int or Generator
         Seeds the fold split, the variational draws and subsamples.
     subsample_threshold : int, default 5000
-        Above this many observations PSIS-LOO runs on a subsample of 1000
-        observations (:func:`arviz_stats.loo_subsample`); the ``criterion``
-        column says so and a ``subsampling_dse`` column appears.
+        Above this many observations PSIS-LOO runs on a subsample of
+        ``subsample_size`` observations (:func:`arviz_stats.loo_subsample`); the
+        ``criterion`` column says so and a ``subsampling_dse`` column appears.
+    subsample_size : int, default 1000
+        Observations in that subsample (the same ones for every model).
 
     Returns
     -------
@@ -530,31 +564,30 @@ def compare(
         raise ValueError(message("models", "at least one model", "an empty dict", raw=True))
     method = check_option(method, "method", ("stacking", "BB-pseudo-BMA", "pseudo-BMA"))
     X, _ = check_array(X)
-    rng = check_random_state(random_state)
+    k_folds, n_draws, subsample_threshold, subsample_size = _check_options(
+        X, k_folds, n_draws, subsample_threshold, subsample_size
+    )
+    seed = int(check_random_state(random_state).integers(2**31 - 1))
     for name, model in models.items():
-        _kind(model)
-        check_fitted(model)
-        try:
-            check_n_features(X, model.n_features_in_)
-        except ValueError:
-            raise ValueError(
-                f"models[{name!r}]: expected a model fitted on data with {X.shape[1]} "
-                f"feature(s) like X, got one with {model.n_features_in_}"
-            ) from None
-    seed = int(rng.integers(2**31 - 1))
+        _check_model(f"models[{name!r}]", model, X)
+    # Every check (including that the Bayesian models were fitted on X) runs before
+    # any cross-validation. The same seed for every model gives the same folds and the
+    # same subsample, so that the pointwise differences pair up.
+    trees = {
+        name: _model_tree(model, X, f"models[{name!r}]", n_draws, seed)
+        for name, model in models.items()
+    }
     estimates: dict[str, Any] = {}
     how: dict[str, str] = {}
-    trees: dict[str, Any] = {}
     for name, model in models.items():
-        # The same seed for every model: the same folds and the same subsample, so that
-        # the pointwise differences pair up.
-        estimates[name], how[name], trees[name] = _estimate(
+        estimates[name], how[name] = _estimate(
             model,
             X,
+            trees[name],
             k_folds=k_folds,
-            n_draws=n_draws,
-            random_state=seed,
-            subsample_threshold=subsample_threshold,
+            subsample=X.shape[0] > subsample_threshold,
+            subsample_size=subsample_size,
+            seed=seed,
         )
     if len(estimates) == 1:
         ((name, result),) = estimates.items()

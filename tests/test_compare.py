@@ -1,0 +1,198 @@
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from bayesgmm.compare import compare, elpd, waic
+
+
+def log_likelihood_tree(ll, X=None):
+    groups = {"log_likelihood": xr.Dataset({"obs": (("chain", "draw", "obs_id"), ll)})}
+    if X is not None:
+        groups["observed_data"] = xr.Dataset({"obs": (("obs_id", "feature"), X)})
+    groups["posterior"] = xr.Dataset({"mu": (("chain", "draw"), ll[..., 0])})
+    return xr.DataTree.from_dict(groups)
+
+
+# ------------------------------------------------------------------- WAIC
+def test_waic_matches_a_naive_computation():
+    rng = np.random.default_rng(0)
+    ll = rng.normal(-1.5, 0.2, size=(2, 150, 12))
+    result = waic(log_likelihood_tree(ll))
+    flat = ll.reshape(300, 12)
+    lppd = np.array([np.log(np.mean(np.exp(flat[:, i]))) for i in range(12)])
+    p_i = np.array([np.var(flat[:, i], ddof=1) for i in range(12)])
+    elpd_i = lppd - p_i
+    assert result.n_samples == 300 and result.n_data_points == 12
+    np.testing.assert_allclose(result.elpd_i, elpd_i, rtol=1e-12)
+    np.testing.assert_allclose(result.p_waic, p_i.sum(), rtol=1e-12)
+    np.testing.assert_allclose(result.elpd_waic, elpd_i.sum(), rtol=1e-12)
+    np.testing.assert_allclose(result.se, np.sqrt(12 * np.var(elpd_i)), rtol=1e-12)
+    assert not result.warning
+
+
+def test_waic_agrees_with_psis_loo_on_a_regular_model():
+    # y_i ~ N(mu, 1) with a flat prior: the posterior of mu is N(mean(y), 1/n), sampled
+    # exactly. WAIC and PSIS-LOO both estimate the same elpd and differ by O(1/n) terms.
+    import arviz_stats
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=100)
+    mu = rng.normal(y.mean(), 1 / np.sqrt(y.size), size=(4, 1000))
+    ll = stats.norm.logpdf(y[None, None, :], loc=mu[..., None])
+    tree = log_likelihood_tree(ll)
+    result = waic(tree)
+    loo = arviz_stats.loo(tree, var_name="obs")
+    assert abs(result.elpd_waic - loo.elpd) < 0.05
+    assert abs(result.p_waic - loo.p) < 0.05
+    assert abs(result.p_waic - 1.0) < 0.3  # one parameter
+
+
+def test_waic_warns_on_a_large_pointwise_variance():
+    rng = np.random.default_rng(2)
+    ll = rng.normal(-1.0, 0.1, size=(1, 200, 10))
+    ll[..., 3] = rng.normal(-5.0, 1.0, size=(1, 200))  # variance about 1 > 0.4
+    with pytest.warns(UserWarning, match="WAIC is unreliable"):
+        result = waic(log_likelihood_tree(ll))
+    assert result.warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not waic(log_likelihood_tree(np.delete(ll, 3, axis=-1))).warning
+
+
+def test_waic_bad_input():
+    with pytest.raises(ValueError, match="^fit:"):
+        waic(xr.DataTree.from_dict({"posterior": xr.Dataset({"a": ("draw", [1.0, 2.0])})}))
+    with pytest.raises(ValueError, match="^fit:"):
+        waic(log_likelihood_tree(np.zeros((1, 1, 4))))
+    with pytest.raises(ValueError, match="^var_name:"):
+        waic(log_likelihood_tree(np.zeros((1, 5, 4))), var_name="y")
+    with pytest.raises(TypeError, match="^fit:"):
+        waic(object())
+
+
+# -------------------------------------------------------------- comparisons
+em = pytest.importorskip("bayesgmm.em")
+
+
+@pytest.fixture(scope="module")
+def two_clusters():
+    rng = np.random.default_rng(3)
+    return np.vstack([rng.normal(-3.0, 1.0, (60, 2)), rng.normal(3.0, 1.0, (60, 2))])
+
+
+def test_kfold_with_one_point_per_fold_is_exact_leave_one_out():
+    # EM with one component is the closed-form maximum-likelihood Gaussian, so the
+    # leave-one-out predictive density has an oracle.
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(25, 2)) @ np.array([[1.0, 0.4], [0.0, 0.7]])
+    model = em.EMGaussianMixture(1, reg_covar=1e-6).fit(X)
+    result, method = elpd(model, X, k_folds=25, random_state=0)
+    expected = []
+    for i in range(25):
+        rest = np.delete(X, i, axis=0)
+        cov = np.cov(rest, rowvar=False, bias=True) + 1e-6 * np.eye(2)
+        expected.append(stats.multivariate_normal(rest.mean(axis=0), cov).logpdf(X[i]))
+    assert method == "k-fold (k=25)"
+    np.testing.assert_allclose(result.elpd_i.values, expected, rtol=1e-8)
+    np.testing.assert_allclose(result.elpd, np.sum(expected), rtol=1e-8)
+
+
+def test_compare_em_models(two_clusters):
+    X = two_clusters
+    models = {f"K={k}": em.EMGaussianMixture(k, random_state=0).fit(X) for k in (1, 2, 3)}
+    table = compare(models, X, k_folds=5, random_state=0)
+    assert table.index[0] == "K=2"
+    assert list(table["rank"]) == [0, 1, 2]
+    for column in (
+        "elpd",
+        "se",
+        "p",
+        "elpd_diff",
+        "dse",
+        "weight",
+        "criterion",
+        "pareto_k_max",
+        "n_high_pareto_k",
+        "warning",
+        "elpd_waic",
+    ):
+        assert column in table.columns
+    assert (table["criterion"] == "k-fold (k=5)").all()
+    np.testing.assert_allclose(table["weight"].sum(), 1.0, atol=1e-6)
+    assert table["elpd_waic"].isna().all()  # a point estimate has no WAIC
+    assert table.loc["K=1", "elpd"] < table.loc["K=2", "elpd"] - 4 * table.loc["K=1", "dse"]
+    again = compare(models, X, k_folds=5, random_state=0)
+    np.testing.assert_array_equal(again["elpd"], table["elpd"])
+
+
+def test_compare_one_model(two_clusters):
+    model = em.EMGaussianMixture(2, random_state=0).fit(two_clusters)
+    table = compare({"em": model}, two_clusters, k_folds=4, random_state=1)
+    assert list(table.index) == ["em"] and table["weight"].iloc[0] == 1.0
+
+
+dp_module = pytest.importorskip("bayesgmm.dirichlet_process")
+
+
+@pytest.fixture(scope="module")
+def dp_model(two_clusters):
+    return dp_module.DPGaussianMixture(6, random_state=0).fit(two_clusters)
+
+
+def test_compare_em_with_the_variational_dp(two_clusters, dp_model):
+    X = two_clusters
+    models = {"em": em.EMGaussianMixture(2, random_state=0).fit(X), "dp": dp_model}
+    table = compare(models, X, k_folds=5, n_draws=400, random_state=0)
+    assert table.loc["dp", "criterion"] == "psis-loo (approximate posterior)"
+    assert table.loc["em", "criterion"] == "k-fold (k=5)"
+    assert np.isfinite(table.loc["dp", "pareto_k_max"])
+    assert np.isnan(table.loc["em", "pareto_k_max"])
+    assert np.isfinite(table.loc["dp", "elpd_waic"]) and np.isnan(table.loc["em", "elpd_waic"])
+    # Both estimate the same elpd of good two-component fits: close, within a few dSE.
+    assert abs(table.loc["dp", "elpd"] - table.loc["em", "elpd"]) < 4 * table["dse"].max() + 2
+    if table.loc["dp", "n_high_pareto_k"] > 0:
+        assert "Pareto k > 0.7" in table.loc["dp", "warning"]
+
+
+def test_subsampled_loo_above_the_threshold(two_clusters, dp_model):
+    table = compare(
+        {"dp": dp_model, "em": em.EMGaussianMixture(2, random_state=0).fit(two_clusters)},
+        two_clusters,
+        k_folds=5,
+        n_draws=300,
+        random_state=0,
+        subsample_threshold=100,
+        subsample_size=60,
+    )
+    assert table.loc["dp", "criterion"] == (
+        "psis-loo (approximate posterior), subsampled (60 of 120)"
+    )
+    assert np.isfinite(table.loc["dp", "elpd"])
+
+
+def test_models_fitted_on_other_data_are_an_error(two_clusters, dp_model):
+    other = two_clusters + 0.5
+    with pytest.raises(ValueError, match=r"^models\['dp'\]: .*fitted on other data"):
+        compare({"dp": dp_model}, other)
+    with pytest.raises(ValueError, match=r"^models\['dp'\]:"):
+        compare({"dp": dp_model}, two_clusters[:100])
+
+
+def test_compare_bad_input(two_clusters):
+    X = two_clusters
+    fitted = em.EMGaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="^models:"):
+        compare({}, X)
+    with pytest.raises(TypeError, match="^models:"):
+        compare([fitted], X)
+    with pytest.raises(ValueError, match="not fitted"):
+        compare({"a": em.EMGaussianMixture(2)}, X)
+    with pytest.raises(ValueError, match=r"^models\['a'\]:"):
+        compare({"a": fitted}, X[:, :1])
+    with pytest.raises(ValueError, match="^method:"):
+        compare({"a": fitted}, X, method="best")
+    with pytest.raises(ValueError, match="^k_folds:"):
+        compare({"a": fitted}, X, k_folds=1)
