@@ -30,3 +30,19 @@ def blobs():
 @pytest.fixture(params=COVARIANCE_TYPES)
 def covariance_type(request):
     return request.param
+
+
+# ---------------------------------------------------------------------------
+# marginal_fit: the one sampled MarginalGaussianMixture shared by every test that
+# needs a fitted Bayesian marginal model (owned by the marginal-model helper;
+# append-only section). Compiled and sampled once per test session.
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def marginal_fit():
+    from bayesgmm.marginal import MarginalGaussianMixture
+
+    X, _ = make_mixture_data(n=300, d=2, k=3, seed=1)
+    model = MarginalGaussianMixture(n_components=3, covariance_type="full").fit(
+        X, draws=300, tune=300, chains=2, random_seed=1, progressbar=False
+    )
+    return model, X

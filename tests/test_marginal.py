@@ -1,0 +1,465 @@
+"""MarginalGaussianMixture: structure without sampling, then the one shared sampled fit.
+
+Tiers: (1) the PyMC graph (coords, dims, log density against SciPy) with no
+sampling; (2) every sampling test uses the session fixture ``marginal_fit`` from
+conftest.py (one compiled model in the default run); (3) recovery per covariance
+type, marked slow.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import make_mixture_data
+from scipy import stats
+from scipy.special import logsumexp
+
+from bayesgmm._validation import NotFittedError
+from bayesgmm.marginal import DEFAULT_PRIORS, MarginalGaussianMixture, SamplingWarning
+from bayesgmm.params import GaussianMixtureParams
+
+pm = pytest.importorskip("pymc")
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def _transformed_point(model, values):
+    from pymc.initial_point import make_initial_point_fn
+
+    fn = make_initial_point_fn(
+        model=model, overrides=values, jitter_rvs=set(), return_transformed=True
+    )
+    return fn(0)
+
+
+def _values(kind, rng, k=2, d=2):
+    """Model variables (constrained) and the matching standardised-unit covariances."""
+    weights = rng.dirichlet(np.ones(k) * 3)
+    means = rng.normal(size=(k, d))
+    values = {"weights": weights, "means": means}
+    if kind == "full":
+        stds = rng.uniform(0.3, 1.2, size=(k, d))
+        r = rng.uniform(-0.8, 0.8, size=k)
+        corr_chol = np.zeros((k, d, d))
+        corr_chol[:, 0, 0] = 1.0
+        corr_chol[:, 1, 0] = r
+        corr_chol[:, 1, 1] = np.sqrt(1 - r**2)
+        values.update(stds=stds, corr_chol=corr_chol)
+        chol = stds[:, :, None] * corr_chol
+        covs = chol @ np.swapaxes(chol, 1, 2)
+    elif kind == "tied":
+        stds = rng.uniform(0.3, 1.2, size=d)
+        r = rng.uniform(-0.8, 0.8)
+        corr_chol = np.array([[1.0, 0.0], [r, np.sqrt(1 - r**2)]])
+        values.update(stds=stds, corr_chol=corr_chol)
+        chol = stds[:, None] * corr_chol
+        covs = np.broadcast_to(chol @ chol.T, (k, d, d))
+    elif kind == "diag":
+        stds = rng.uniform(0.3, 1.2, size=(k, d))
+        values["stds"] = stds
+        covs = stds[:, :, None] ** 2 * np.eye(d)
+    else:
+        stds = rng.uniform(0.3, 1.2, size=k)
+        values["stds"] = stds
+        covs = stds[:, None, None] ** 2 * np.eye(d)
+    return values, covs
+
+
+def _scipy_mixture_loglik(Z, weights, means, covs):
+    comp = np.column_stack(
+        [stats.multivariate_normal(means[j], covs[j]).logpdf(Z) for j in range(len(weights))]
+    )
+    return logsumexp(comp + np.log(weights), axis=1)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    X, _ = make_mixture_data(n=40, d=2, k=2, seed=3)
+    return X
+
+
+# ------------------------------------------------------------------- structure
+@pytest.mark.parametrize("kind", COVARIANCE_TYPES)
+def test_build_model_names_coords_and_dims(small_data, kind):
+    model = MarginalGaussianMixture(2, covariance_type=kind).build_model(small_data)
+    assert len(model.coords["component"]) == 2
+    assert len(model.coords["feature"]) == 2
+    assert len(model.coords["obs_id"]) == 40
+    dims = model.named_vars_to_dims
+    assert dims["weights"] == ("component",)
+    assert dims["means"] == ("component", "feature")
+    assert dims["obs"] == ("obs_id", "feature")
+    assert dims["X"] == ("obs_id", "feature")
+    free = sorted(rv.name for rv in model.free_RVs)
+    expected = {
+        "full": ["corr_chol", "means", "stds", "weights"],
+        "tied": ["corr_chol", "means", "stds", "weights"],
+        "diag": ["means", "stds", "weights"],
+        "spherical": ["means", "stds", "weights"],
+    }[kind]
+    assert free == expected
+    assert [rv.name for rv in model.observed_RVs] == ["obs"]
+
+
+def test_build_model_uses_dataframe_column_names(small_data):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(small_data, columns=["height", "width"])
+    model = MarginalGaussianMixture(2).build_model(frame)
+    assert list(model.coords["feature"]) == ["height", "width"]
+
+
+@pytest.mark.parametrize("kind", COVARIANCE_TYPES)
+def test_likelihood_term_equals_scipy_mixture(small_data, kind):
+    rng = np.random.default_rng(11)
+    model = MarginalGaussianMixture(2, covariance_type=kind).build_model(small_data)
+    values, covs = _values(kind, rng)
+    point = _transformed_point(model, values)
+    loglik = model.compile_logp(vars=[model["obs"]], jacobian=False, mode="FAST_COMPILE")(point)
+    Z = (small_data - small_data.mean(0)) / small_data.std(0)
+    expected = _scipy_mixture_loglik(Z, values["weights"], values["means"], covs).sum()
+    assert loglik == pytest.approx(expected, rel=1e-10)
+
+
+def test_total_log_density_equals_scipy_likelihood_plus_priors(small_data):
+    rng = np.random.default_rng(5)
+    priors = {
+        "weights_concentration": 1.5,
+        "means_loc": 0.2,
+        "means_scale": 1.7,
+        "stds_scale": 0.9,
+        "lkj_eta": 3.0,
+    }
+    model = MarginalGaussianMixture(2, priors=priors).build_model(small_data)
+    values, covs = _values("full", rng)
+    point = _transformed_point(model, values)
+    total = model.compile_logp(jacobian=False, mode="FAST_COMPILE")(point)
+    Z = (small_data - small_data.mean(0)) / small_data.std(0)
+    r = values["corr_chol"][:, 1, 0]
+    eta = priors["lkj_eta"]
+    expected = (
+        _scipy_mixture_loglik(Z, values["weights"], values["means"], covs).sum()
+        + stats.dirichlet.logpdf(values["weights"], np.full(2, 1.5))
+        + stats.norm.logpdf(values["means"], 0.2, 1.7).sum()
+        + stats.halfnorm.logpdf(values["stds"], scale=0.9).sum()
+        # LKJ(eta) in 2-D: (r + 1) / 2 ~ Beta(eta, eta).
+        + (stats.beta.logpdf((r + 1) / 2, eta, eta) - np.log(2)).sum()
+    )
+    assert total == pytest.approx(expected, rel=1e-10)
+
+
+def test_priors_are_scaled_to_the_data(small_data):
+    """Data in other units (x 1e4, shifted) give the same standardised model."""
+    rng = np.random.default_rng(2)
+    a = MarginalGaussianMixture(2).build_model(small_data)
+    b = MarginalGaussianMixture(2).build_model(small_data * 1e4 + 3e5)
+    np.testing.assert_allclose(a["X"].get_value(), b["X"].get_value(), rtol=1e-9, atol=1e-9)
+    values, _ = _values("full", rng)
+    point = _transformed_point(a, values)
+    logp_a = a.compile_logp(mode="FAST_COMPILE")(point)
+    logp_b = b.compile_logp(mode="FAST_COMPILE")(point)
+    assert logp_a == pytest.approx(logp_b, rel=1e-9)
+
+
+def test_default_priors_are_documented_and_overridable():
+    assert set(DEFAULT_PRIORS) == {
+        "weights_concentration",
+        "means_loc",
+        "means_scale",
+        "stds_scale",
+        "lkj_eta",
+    }
+    model = MarginalGaussianMixture(2, priors={"lkj_eta": 4.0})
+    assert model.get_params()["priors"] == {"lkj_eta": 4.0}  # constructor args untouched
+
+
+# ------------------------------------------------------------------ validation
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"n_components": 0}, ValueError, "n_components"),
+        ({"n_components": 2.5}, TypeError, "n_components"),
+        ({"n_components": 2, "covariance_type": "banded"}, ValueError, "covariance_type"),
+        ({"n_components": 2, "priors": {"eta": 1.0}}, ValueError, "priors"),
+        ({"n_components": 2, "priors": {"lkj_eta": -1.0}}, ValueError, r"priors\['lkj_eta'\]"),
+        ({"n_components": 2, "priors": [1.0]}, TypeError, "priors"),
+    ],
+)
+def test_bad_constructor_arguments_fail_at_build_and_fit(small_data, kwargs, error, name):
+    model = MarginalGaussianMixture(**kwargs)
+    with pytest.raises(error, match=f"^{name}"):
+        model.build_model(small_data)
+    with pytest.raises(error, match=f"^{name}"):
+        model.fit(small_data)
+    assert not hasattr(model, "params_")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"draws": 0}, ValueError, "draws"),
+        ({"tune": -1}, ValueError, "tune"),
+        ({"chains": 1.5}, TypeError, "chains"),
+        ({"nuts_sampler": "stan"}, ValueError, "nuts_sampler"),
+        ({"random_seed": "seed"}, TypeError, "random_seed"),
+        ({"progressbar": "yes"}, TypeError, "progressbar"),
+    ],
+)
+def test_bad_fit_arguments_are_rejected_before_any_work(small_data, kwargs, error, name):
+    model = MarginalGaussianMixture(2)
+    with pytest.raises(error, match=f"^{name}"):
+        model.fit(small_data, **kwargs)
+    assert not hasattr(model, "params_")
+
+
+def test_bad_data_is_rejected(small_data):
+    X = small_data.copy()
+    X[:, 1] = 3.0
+    with pytest.raises(ValueError, match="^X"):
+        MarginalGaussianMixture(2).build_model(X)
+    with pytest.raises(ValueError, match="^X"):
+        MarginalGaussianMixture(2).fit(small_data[:2])
+
+
+def test_methods_need_a_fitted_model(small_data):
+    model = MarginalGaussianMixture(2)
+    for call in (
+        lambda: model.predict(small_data),
+        lambda: model.predict_proba(small_data),
+        lambda: model.score_samples(small_data),
+        lambda: model.sample(3),
+        lambda: model.membership_draws(small_data),
+        lambda: model.summary(),
+        lambda: model.sample_posterior_predictive(3),
+    ):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_get_and_set_params():
+    model = MarginalGaussianMixture(3, covariance_type="diag")
+    assert model.get_params() == {"n_components": 3, "covariance_type": "diag", "priors": None}
+    assert model.set_params(n_components=4) is model
+    assert model.n_components == 4
+    with pytest.raises(ValueError, match="^params"):
+        model.set_params(reg_covar=1.0)
+
+
+# -------------------------------------------------------------- sampled model
+@pytest.mark.sampling
+def test_datatree_follows_the_shared_contract(marginal_fit):
+    model, X = marginal_fit
+    idata = model.idata_
+    for group in ("posterior", "posterior_raw", "log_likelihood", "observed_data", "sample_stats"):
+        assert group in idata.children
+    post = idata["posterior"]
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 300
+    np.testing.assert_array_equal(post["component"].values, [0, 1, 2])
+    np.testing.assert_array_equal(post["feature"].values, [0, 1])
+    assert idata["log_likelihood"]["obs"].dims == ("chain", "draw", "obs_id")
+    np.testing.assert_array_equal(idata["log_likelihood"]["obs_id"].values, np.arange(300))
+    np.testing.assert_array_equal(idata["observed_data"]["obs"].values, X)
+    assert int(idata["sample_stats"]["diverging"].sum()) == 0
+    assert model.params_.n_components == 3 and model.n_features_in_ == 2
+
+
+@pytest.mark.sampling
+def test_pointwise_log_likelihood_is_the_mixture_density_of_each_draw(marginal_fit):
+    model, X = marginal_fit
+    post = model.idata_["posterior"]
+    loglik = model.idata_["log_likelihood"]["obs"].values
+    for chain, draw in ((0, 0), (1, 299), (0, 123)):
+        params = GaussianMixtureParams(
+            post["weights"].values[chain, draw],
+            post["means"].values[chain, draw],
+            post["covariances"].values[chain, draw],
+            "full",
+        )
+        np.testing.assert_allclose(loglik[chain, draw], params.score_samples(X), rtol=1e-9)
+
+
+@pytest.mark.sampling
+def test_relabelled_posterior_is_consistent_and_raw_draws_are_kept(marginal_fit):
+    model, _ = marginal_fit
+    post = model.idata_["posterior"]
+    raw = model.idata_["posterior_raw"]
+    perm = model.permutations_
+    assert perm.shape == (2, 300, 3)
+    np.testing.assert_array_equal(np.sort(perm, axis=-1), np.broadcast_to(np.arange(3), perm.shape))
+    rows = np.arange(2)[:, None, None], np.arange(300)[None, :, None]
+    np.testing.assert_array_equal(post["means"].values, raw["means"].values[rows[0], rows[1], perm])
+    # Per component, the relabelled means sit around the EM reference they were matched to.
+    sd = post["means"].std(("chain", "draw")).values
+    mean = post["means"].mean(("chain", "draw")).values
+    assert np.all(np.abs(mean - model.reference_.means) < 4 * sd)
+    np.testing.assert_allclose(model.params_.means, mean, rtol=1e-12)
+    assert np.all(model.chain_distance_ < 4)
+
+
+@pytest.mark.sampling
+def test_posterior_recovers_the_clusters(marginal_fit):
+    from sklearn.metrics import adjusted_rand_score
+
+    model, X = marginal_fit
+    _, labels = make_mixture_data(n=300, d=2, k=3, seed=1)
+    assert adjusted_rand_score(labels, model.predict(X)) > 0.95
+    # Posterior means near the sample means of the true clusters (label-matched).
+    sample_means = np.array([X[labels == j].mean(0) for j in range(3)])
+    order = [int(np.argmin(((model.params_.means - m) ** 2).sum(1))) for m in sample_means]
+    assert sorted(order) == [0, 1, 2]
+    sd = model.idata_["posterior"]["means"].std(("chain", "draw")).values[order]
+    assert np.all(np.abs(model.params_.means[order] - sample_means) < 4 * sd)
+
+
+@pytest.mark.sampling
+def test_predictions_average_the_draws(marginal_fit):
+    model, X = marginal_fit
+    post = model.idata_["posterior"]
+    w = post["weights"].values.reshape(600, 3)
+    m = post["means"].values.reshape(600, 3, 2)
+    c = post["covariances"].values.reshape(600, 3, 2, 2)
+    Xt = X[::15]
+    densities, probs = [], []
+    for s in range(600):
+        params = GaussianMixtureParams(w[s], m[s], c[s], "full")
+        densities.append(params.score_samples(Xt))
+        probs.append(params.predict_proba(Xt))
+    expected_score = logsumexp(np.array(densities), axis=0) - np.log(600)
+    np.testing.assert_allclose(model.score_samples(Xt), expected_score, rtol=1e-9)
+    assert model.score(Xt) == pytest.approx(expected_score.mean(), rel=1e-9)
+    np.testing.assert_allclose(model.predict_proba(Xt), np.mean(probs, axis=0), atol=1e-12)
+    np.testing.assert_array_equal(model.predict(Xt), np.mean(probs, axis=0).argmax(1))
+    draws = model.membership_draws(Xt)
+    assert draws.shape == (600, len(Xt), 3)
+    np.testing.assert_allclose(draws, np.array(probs), atol=1e-12)
+
+
+@pytest.mark.sampling
+def test_membership_intervals(marginal_fit):
+    model, X = marginal_fit
+    result = model.predict_proba(X[:20], hdi_prob=0.9)
+    assert set(result.data_vars) == {"mean", "lower", "upper"}
+    assert result["mean"].dims == ("obs_id", "component")
+    assert np.all(result["lower"].values <= result["upper"].values)
+    assert np.all((result["lower"].values >= 0) & (result["upper"].values <= 1))
+    np.testing.assert_allclose(result["mean"].sum("component").values, 1.0, rtol=1e-12)
+    sub = model.membership_draws(X[:20], max_draws=50, random_seed=4)
+    assert sub.shape == (50, 20, 3)
+    np.testing.assert_array_equal(sub, model.membership_draws(X[:20], max_draws=50, random_seed=4))
+    with pytest.raises(ValueError, match="^hdi_prob"):
+        model.predict_proba(X, hdi_prob=1.5)
+    with pytest.raises(ValueError, match="^X"):
+        model.predict(X[:, :1])
+
+
+@pytest.mark.sampling
+def test_sampling_from_the_fitted_model(marginal_fit):
+    model, X = marginal_fit
+    Xs, labels = model.sample(500, random_state=0)
+    assert Xs.shape == (500, 2) and labels.shape == (500,)
+    Xp, lp = model.sample_posterior_predictive(4000, random_seed=0)
+    assert Xp.shape == (4000, 2) and set(np.unique(lp)) <= {0, 1, 2}
+    Xp2, _ = model.sample_posterior_predictive(4000, random_seed=0)
+    np.testing.assert_array_equal(Xp, Xp2)
+    # The predictive mean matches the data mean within Monte Carlo error.
+    se = X.std(0) / np.sqrt(4000) + X.std(0) / np.sqrt(300)
+    assert np.all(np.abs(Xp.mean(0) - X.mean(0)) < 5 * se)
+
+
+@pytest.mark.sampling
+def test_summary_reports_rhat_and_ess(marginal_fit):
+    model, _ = marginal_fit
+    table = model.summary()
+    assert "r_hat" in table.columns and "ess_bulk" in table.columns
+    assert "weights[0]" in table.index
+    weights_rows = table.loc[[f"weights[{k}]" for k in range(3)]]
+    assert (weights_rows["r_hat"].astype(float) < 1.05).all()
+
+
+@pytest.mark.sampling
+def test_state_round_trip_predicts_exactly(marginal_fit):
+    model, X = marginal_fit
+    state = model._export_state()
+    assert state["class"] == "MarginalGaussianMixture"
+    assert state["params"] == model.get_params()
+    clone = MarginalGaussianMixture._import_state(state)
+    np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(clone.score_samples(X), model.score_samples(X))
+    np.testing.assert_array_equal(clone.params_.covariances, model.params_.covariances)
+
+
+@pytest.mark.sampling
+def test_refit_on_new_data_of_the_same_shape_reuses_the_compiled_model(marginal_fit):
+    model, _ = marginal_fit
+    X2, _ = make_mixture_data(n=200, d=2, k=3, seed=2)
+    refit = MarginalGaussianMixture(3, covariance_type="full")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        refit.fit(X2, draws=60, tune=60, chains=1, random_seed=0, progressbar=False)
+    assert refit.timings_["compile"] == 0.0
+    assert refit.idata_["log_likelihood"].sizes["obs_id"] == 200
+    np.testing.assert_array_equal(refit.idata_["observed_data"]["obs"].values, X2)
+
+
+# --------------------------------------------------------------------- recovery
+def _truth(kind, rng, k=3, d=2):
+    weights = np.array([0.3, 0.3, 0.4])
+    means = np.array([[0.0, 0.0], [6.0, 1.0], [1.0, 7.0]]) * 1e3
+    scale = 1e3
+    if kind == "full":
+        A = rng.normal(size=(k, d, d)) * 0.4 + np.eye(d)
+        covs = A @ np.swapaxes(A, 1, 2) * scale**2
+    elif kind == "tied":
+        A = rng.normal(size=(d, d)) * 0.4 + np.eye(d)
+        covs = A @ A.T * scale**2
+    elif kind == "diag":
+        covs = rng.uniform(0.5, 1.5, size=(k, d)) * scale**2
+    else:
+        covs = rng.uniform(0.5, 1.5, size=k) * scale**2
+    return GaussianMixtureParams(weights, means, covs, kind)
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+@pytest.mark.parametrize("kind", COVARIANCE_TYPES)
+def test_recovery_of_known_parameters(kind):
+    """R-hat and ESS first, then the 94% intervals cover the truth at about the expected rate.
+
+    15 scalars (3 weights, 6 mean coordinates, 6 variances); with 94% coverage each,
+    fewer than 10 covered has probability below 1e-4.
+    """
+    import arviz_stats
+
+    rng = np.random.default_rng(20)
+    truth = _truth(kind, rng)
+    X, _ = truth.sample(600, rng)
+    model = MarginalGaussianMixture(3, covariance_type=kind)
+    model.fit(X, draws=500, tune=500, chains=2, random_seed=7, progressbar=False)
+    post = model.idata_["posterior"].to_dataset()[["weights", "means"]]
+    assert float(arviz_stats.rhat(post).to_array().max()) <= 1.02
+    assert float(arviz_stats.ess(post, method="bulk").to_array().min()) >= 200
+    # Match the relabelled components to the true ones.
+    order = [int(np.argmin(((model.params_.means - m) ** 2).sum(1))) for m in truth.means]
+    assert sorted(order) == [0, 1, 2]
+    full = model.idata_["posterior"]
+    samples = {
+        "weights": full["weights"].values.reshape(1000, 3)[:, order],
+        "means": full["means"].values.reshape(1000, 3, 2)[:, order],
+        "variances": np.diagonal(
+            full["covariances"].values.reshape(1000, 3, 2, 2), axis1=-2, axis2=-1
+        )[:, order],
+    }
+    true = {
+        "weights": truth.weights,
+        "means": truth.means,
+        "variances": np.diagonal(truth.full_covariances(), axis1=-2, axis2=-1),
+    }
+    covered = []
+    for name in samples:
+        lo, hi = np.quantile(samples[name], [0.03, 0.97], axis=0)
+        covered.append(((lo <= true[name]) & (true[name] <= hi)).ravel())
+    covered = np.concatenate(covered)
+    assert covered.size == 15
+    assert covered.sum() >= 10
