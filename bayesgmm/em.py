@@ -82,6 +82,9 @@ _CHUNK_BYTES = 1 << 21
 # stopped early once the mean log-likelihood changes less than _SHORT_EM_TOL.
 _SHORT_EM_ITER = 10
 _SHORT_EM_TOL = 1e-2
+# k-means++ seedings per scale, and the most samples k-means and short EM look at.
+_KMEANS_SEEDINGS = 3
+_SHORT_EM_MAX_SAMPLES = 20_000
 # A component's own scatter below this fraction of the data's variance (in the
 # direction where it is smallest, features standardised) marks it degenerate.
 _DEGENERATE_RELATIVE_VARIANCE = 1e-6
@@ -427,10 +430,11 @@ def _kmeans_candidates(
     """Distinct k-means partitions of the data on three scales.
 
     1. features standardised to unit variance (units do not drive the clustering);
-    2. the raw scale (scikit-learn's choice, so its start is among the candidates);
+    2. the raw scale (scikit-learn's choice, so its kind of start is among the candidates);
     3. whitened data (standardised and decorrelated).
 
-    Each is the best (lowest inertia) of three k-means++ seeded Lloyd runs.
+    On each scale, k-means runs from three k-means++ seedings. The partitions
+    come back without duplicates, the lowest-inertia standardised one first.
     """
     scale = Xc.std(axis=0)
     scale[~(scale > 0)] = 1.0
@@ -439,16 +443,18 @@ def _kmeans_candidates(
     if Xc.shape[1] > 1:
         corr = np.atleast_2d(np.cov(standardised, rowvar=False))
         values, vectors = np.linalg.eigh(corr)
-        keep = values > 1e-10 * values.max()
-        spaces.append(standardised @ (vectors[:, keep] / np.sqrt(values[keep])))
+        keep = values > 1e-10 * max(values.max(), 0.0)
+        if keep.any():
+            spaces.append(standardised @ (vectors[:, keep] / np.sqrt(values[keep])))
     candidates: list[np.ndarray] = []
     seen: set[bytes] = set()
     for space in spaces:
-        labels = kmeans(space, n_components, rng, n_init=3).labels
-        key = _canonical(labels)
-        if key not in seen:
-            seen.add(key)
-            candidates.append(labels)
+        runs = [kmeans(space, n_components, rng, n_init=1) for _ in range(_KMEANS_SEEDINGS)]
+        for run in sorted(runs, key=lambda r: r.inertia):
+            key = _canonical(run.labels)
+            if key not in seen:
+                seen.add(key)
+                candidates.append(run.labels)
     return candidates
 
 
@@ -487,15 +493,16 @@ class EMGaussianMixture:
         ``means_init`` and ``precisions_init`` are given.
 
         * ``"kmeans"`` (departs from scikit-learn's single k-means run): k-means
-          (greedy k-means++ seeding, then Lloyd; best of 3 seedings) is run on the
-          data on three scales (features standardised to unit variance, the raw
-          scale, and whitened); each distinct partition starts a *short EM* of at
-          most 10 iterations (stopped once the mean log-likelihood changes less
-          than 0.01), and the long EM continues from the candidate with the
-          highest log-likelihood (Biernacki, Celeux and Govaert 2003). Standardising
-          keeps units from driving the clustering, and the short-EM choice picks the
-          start that EM itself rates best. If any of the ``*_init`` arrays is given,
-          no short EM runs: the standardised k-means partition supplies the
+          (greedy k-means++ seeding, then Lloyd) is run from three seedings on each
+          of three scales of the data: features standardised to unit variance (so
+          units do not drive the clustering), the raw scale (scikit-learn's), and
+          whitened. Every distinct partition starts a *short EM* of at most 10
+          iterations (stopped once the mean log-likelihood changes by less than
+          0.01), and the long EM continues from the candidate with the highest
+          log-likelihood ("short-EM" of Biernacki, Celeux and Govaert 2003). On data
+          with more than 20,000 samples, k-means and the short EM use a random
+          subsample of 20,000. If any of the ``*_init`` arrays is given, no short EM
+          runs: the lowest-inertia standardised k-means partition supplies the
           parameters that are not given.
         * ``"k-means++"``: responsibilities one-hot at k-means++ seeds (raw scale).
         * ``"random"``: uniform random responsibilities, normalised per sample.
@@ -876,16 +883,21 @@ class EMGaussianMixture:
             assert weights is not None and means is not None and precisions is not None
             return _State(weights, means - shift, None, _cholesky_of_precisions(precisions, kind))
         method = v["init_params"]
-        if method == "kmeans":
-            Xc = Xt.T
-            candidates = _kmeans_candidates(Xc, k, rng) if k > 1 else [np.zeros(n, np.intp)]
+        if method == "kmeans" and k == 1:
+            state = _state_from_responsibilities(Xt, np.ones((n, 1)), kind, reg)
+        elif method == "kmeans":
+            # k-means and the short EM see at most _SHORT_EM_MAX_SAMPLES samples.
+            sub = Xt
+            if n > _SHORT_EM_MAX_SAMPLES:
+                sub = Xt[:, np.sort(rng.choice(n, size=_SHORT_EM_MAX_SAMPLES, replace=False))]
             states = [
-                _state_from_responsibilities(Xt, _one_hot(c, k), kind, reg) for c in candidates
+                _state_from_responsibilities(sub, _one_hot(labels, k), kind, reg)
+                for labels in _kmeans_candidates(sub.T, k, rng)
             ]
             if any(given) or len(states) == 1:
                 state = states[0]
             else:
-                state = self._short_em(Xt, states, kind, reg, pool)
+                state = self._short_em(sub, states, kind, reg, pool)
         elif method == "k-means++":
             from bayesgmm._kmeans import kmeans_plusplus
 
@@ -1000,7 +1012,8 @@ class EMGaussianMixture:
         -------
         ndarray of shape (n_samples,)
         """
-        return self.params_.score_samples(self._check_X(X))
+        array = self._check_X(X)
+        return self.params_.score_samples(array)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per sample.
@@ -1018,7 +1031,8 @@ class EMGaussianMixture:
         -------
         ndarray of shape (n_samples, n_components)
         """
-        return self.params_.predict_proba(self._check_X(X))
+        array = self._check_X(X)
+        return self.params_.predict_proba(array)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every sample.
