@@ -9,15 +9,18 @@ so a name added to the package without documentation breaks the build. A name wh
 module does not exist yet (work in progress on another branch) is left out with a note
 in the build log; a module that exists but fails to import is an error.
 
-The notebooks live in ``notebooks/`` at the repository root (``docs/notebooks`` is a
-symbolic link to it) and are stored executed, so myst-nb renders their outputs without
-running them (``nb_execution_mode = "off"``).
+The notebooks live in ``notebooks/`` at the repository root and are stored executed, so
+myst-nb renders their outputs without running them (``nb_execution_mode = "off"``).
+Sphinx only reads files inside ``docs/``, so every build first copies them to
+``docs/notebooks/`` (ignored by git); a symbolic link would not do, because Sphinx
+resolves links between documents through the link's target, outside the source tree.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,13 +56,24 @@ nb_execution_mode = "off"
 nb_merge_streams = True
 
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = [
-    "_build",
-    "**.ipynb_checkpoints",
-    "notebooks/src",
-    "notebooks/*.py",
-    "notebooks/*.md",
-]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+
+
+def _copy_notebooks() -> None:
+    """Mirror ``../notebooks/*.ipynb`` into ``docs/notebooks/``, keeping unchanged copies."""
+    source_dir, target_dir = DOCS.parent / "notebooks", DOCS / "notebooks"
+    target_dir.mkdir(exist_ok=True)
+    sources = {path.name: path for path in source_dir.glob("*.ipynb")}
+    for stale in target_dir.glob("*.ipynb"):
+        if stale.name not in sources:
+            stale.unlink()
+    for name, path in sources.items():
+        target = target_dir / name
+        if not target.exists() or target.read_bytes() != path.read_bytes():
+            shutil.copy2(path, target)
+
+
+_copy_notebooks()
 
 # autodoc / numpydoc: numpydoc writes the Parameters/Returns tables; members are
 # listed by autodoc once (numpydoc's own member tables would repeat them).

@@ -41,7 +41,7 @@ CELL_TIMEOUT = 900
 def _markdown_line(line: str) -> str:
     if line.startswith("# "):
         return line[2:]
-    if line.rstrip() == "#":
+    if line.rstrip() in ("#", ""):
         return ""
     raise ValueError(f"markdown line is not a comment: {line!r}")
 

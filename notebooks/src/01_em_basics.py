@@ -26,7 +26,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import bayesgmm
 from bayesgmm import EMGaussianMixture
-from bayesgmm.datasets import make_mixture, make_stretched_blobs
+from bayesgmm.datasets import make_mixture
 
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # the test suite runs a quicker version
 SEED = 20261122
@@ -119,28 +119,14 @@ plt.show()
 # deviations holds a fraction $1 - e^{-r^2/2}$ of the mass: 39% at one, 86% at two and
 # 99% at three.
 #
-# The helper below draws them from any `GaussianMixtureParams` (the plotting module
-# `bayesgmm.plotting` has a ready-made `plot_clusters` that does the same and more).
+# `bayesgmm.plotting.plot_clusters` draws them for any fitted model, over the data
+# coloured by the most probable component and faded where the model is unsure.
 
 # %%
-from matplotlib.patches import Ellipse
+from bayesgmm.plotting import plot_clusters
 
-
-def draw_ellipses(ax, params, n_std=(1, 2), color="black"):
-    """Draw n_std-sigma ellipses of every component, thicker for heavier components."""
-    for k, cov in enumerate(params.full_covariances()):
-        eigenvalues, eigenvectors = np.linalg.eigh(cov)
-        angle = np.degrees(np.arctan2(eigenvectors[1, -1], eigenvectors[0, -1]))
-        for r in n_std:
-            width, height = 2 * r * np.sqrt(eigenvalues[::-1])
-            ax.add_patch(Ellipse(params.means[k], width, height, angle=angle, fill=False,
-                                 color=color, lw=0.5 + 4 * params.weights[k], alpha=0.8))
-
-
-fig, ax = plt.subplots()
-ax.scatter(X[:, 0], X[:, 1], c=em.predict(X), cmap="tab10", vmax=9, s=8)
-draw_ellipses(ax, em.params_)
-ax.set(title="EM fit, one and two standard deviations", xlabel="$x_1$", ylabel="$x_2$")
+ax = plot_clusters(em, X, n_std=(1, 2))
+ax.set_title("EM fit, ellipses at one and two standard deviations")
 ax.set_aspect("equal")
 plt.show()
 
@@ -154,59 +140,108 @@ plt.show()
 # | `diag` | its own ellipse, axes parallel to the coordinates | $K d$ |
 # | `spherical` | its own circle | $K$ |
 #
-# The same data under each constraint, with the Bayesian information criterion (BIC,
-# lower is better) in the title. Since the simulated components are tilted ellipses of
-# different sizes, `full` should win.
+# To see the difference, take three groups with deliberately different shapes: a long
+# tilted ellipse, a small round blob, and an ellipse aligned with the horizontal axis.
+# `GaussianMixtureParams` describes such a mixture directly, and its `sample` method
+# draws from it.
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(9, 8), sharex=True, sharey=True)
+from bayesgmm import GaussianMixtureParams
+
+
+def tilted(sd_long, sd_short, degrees):
+    """Covariance of an ellipse with the given standard deviations, rotated."""
+    angle = np.radians(degrees)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return rotation @ np.diag([sd_long**2, sd_short**2]) @ rotation.T
+
+
+shapes = GaussianMixtureParams(
+    weights=[0.4, 0.3, 0.3],
+    means=[[0.0, 0.0], [5.0, 3.0], [5.0, -3.0]],
+    covariances=[tilted(2.0, 0.4, 35), tilted(0.5, 0.5, 0), tilted(1.5, 0.4, 0)],
+    covariance_type="full",
+)
+Xc, shape_labels = shapes.sample(450, np.random.default_rng(SEED))
+
+# %% [markdown]
+# The same data under each constraint, with the number of free parameters and the
+# Bayesian information criterion (BIC, lower is better) in the titles:
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey=True)
+bic_by_type = {}
 for ax, kind in zip(axes.flat, ["full", "tied", "diag", "spherical"], strict=True):
-    fit = EMGaussianMixture(n_components=4, covariance_type=kind, random_state=0).fit(X)
-    ax.scatter(X[:, 0], X[:, 1], c=fit.predict(X), cmap="tab10", vmax=9, s=6)
-    draw_ellipses(ax, fit.params_, n_std=(2,))
-    ax.set_title(f"{kind}: {fit.params_.n_parameters()} parameters, BIC {fit.bic(X):.0f}")
+    fit = EMGaussianMixture(n_components=3, covariance_type=kind, n_init=N_INIT,
+                            random_state=0).fit(Xc)
+    bic_by_type[kind] = fit.bic(Xc)
+    plot_clusters(fit, Xc, ax=ax, n_std=(2,))
+    ax.set_title(f"{kind}: {fit.params_.n_parameters()} parameters, BIC {fit.bic(Xc):.0f}")
     ax.set_aspect("equal")
 fig.tight_layout()
 plt.show()
+print("lowest BIC:", min(bic_by_type, key=bic_by_type.get))
+
+# %% [markdown]
+# Only `full` can give each group its own size, elongation and tilt. `tied` forces the
+# round blob to be as long as the tilted ellipse; `diag` cannot tilt; `spherical`
+# draws circles and has to cut the long ellipse into pieces or swallow its
+# neighbours. BIC agrees that the extra parameters of `full` are worth it here. On
+# the nearly round blobs of section 1, by contrast, the simpler types fit about as
+# well, and BIC would prefer them for having fewer parameters.
 
 # %% [markdown]
 # ## 4. Stretched clusters: where k-means fails
 #
 # k-means assigns every point to the nearest centre, which amounts to a mixture of
-# identical circles with hard assignments. When the clusters are long and thin and lie
-# side by side, the nearest centre is often in the *neighbouring* cluster.
-# `make_stretched_blobs` makes exactly that: three parallel ellipses six times longer
-# than they are wide.
+# identical circles with hard assignments. When clusters are long and thin and lie
+# side by side, the nearest centre is often in the *neighbouring* cluster: k-means
+# prefers to cut the data into compact pieces across the clusters.
+#
+# Three parallel ellipses, each seven and a half times longer than it is wide, make the
+# point:
 
 # %%
-Xs, stretched_labels = make_stretched_blobs(450, n_components=3, stretch=6.0,
-                                            random_state=SEED)
+parallel = GaussianMixtureParams(
+    weights=[1 / 3, 1 / 3, 1 / 3],
+    means=[[0.0, 0.0], [3.5, 0.6], [7.0, 1.2]],
+    covariances=[tilted(3.0, 0.4, 75)] * 3,
+    covariance_type="full",
+)
+Xs, stretched_labels = parallel.sample(450, np.random.default_rng(SEED))
 kmeans = KMeans(n_clusters=3, n_init=10, random_state=0).fit(Xs)
 em_full = EMGaussianMixture(n_components=3, covariance_type="full", n_init=N_INIT,
                             random_state=0).fit(Xs)
 em_spherical = EMGaussianMixture(n_components=3, covariance_type="spherical", n_init=N_INIT,
                                  random_state=0).fit(Xs)
 
-fits = [("k-means", kmeans.labels_, None), ("EM, spherical", em_spherical.predict(Xs),
-        em_spherical.params_), ("EM, full", em_full.predict(Xs), em_full.params_)]
-fig, axes = plt.subplots(1, 3, figsize=(12, 4.5), sharex=True, sharey=True)
-for ax, (name, labels, params) in zip(axes, fits, strict=True):
-    ax.scatter(Xs[:, 0], Xs[:, 1], c=labels, cmap="tab10", vmax=9, s=6)
-    if params is not None:
-        draw_ellipses(ax, params, n_std=(2,))
-    ax.set_title(f"{name}: ARI {adjusted_rand_score(stretched_labels, labels):.2f}")
+fig, axes = plt.subplots(1, 3, figsize=(12, 5), sharex=True, sharey=True)
+axes[0].scatter(Xs[:, 0], Xs[:, 1], c=kmeans.labels_, cmap="tab10", vmax=9, s=6)
+axes[0].scatter(*kmeans.cluster_centers_.T, marker="x", c="black", s=60)
+axes[0].set_title(f"k-means: ARI {adjusted_rand_score(stretched_labels, kmeans.labels_):.2f}")
+for ax, (name, fit) in zip(axes[1:], [("spherical", em_spherical), ("full", em_full)],
+                           strict=True):
+    plot_clusters(fit, Xs, ax=ax, n_std=(2,))
+    ari = adjusted_rand_score(stretched_labels, fit.predict(Xs))
+    ax.set_title(f"EM, {name}: ARI {ari:.2f}")
+for ax in axes:
     ax.set_aspect("equal")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The spherical mixture makes the same mistake as k-means: it can only describe round
-# clusters, so it cuts the ellipses across. The full-covariance mixture learns the
-# common elongation and recovers the three clusters (an adjusted Rand index of 1 is a
-# perfect match, 0 is chance).
+# k-means and the spherical mixture make the same mistake: they can only describe
+# round clusters, so they slice across the ellipses. The full-covariance mixture
+# learns the common elongation and recovers the three clusters (an adjusted Rand
+# index of 1 is a perfect match with the truth, 0 is chance level).
 #
-# Here the clusters share one shape, so `tied` would do too, with fewer parameters;
-# BIC agrees:
+# EM needs a reasonable start, though. Its default start is a k-means solution refined
+# by a few EM iterations; when the clusters nearly touch, a start that inherits the
+# k-means mistake can leave EM in a worse local optimum, and restarts (`n_init`) are
+# the remedy.
+#
+# The clusters here share one shape, so `tied` covariances describe them with fewer
+# parameters; BIC says so:
 
 # %%
 for kind in ["full", "tied", "diag", "spherical"]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from bayesgmm import EMGaussianMixture
 from bayesgmm.datasets import make_moons
+from bayesgmm.plotting import plot_density
 
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # the test suite runs a quicker version
 SEED = 20261122
@@ -40,24 +41,19 @@ X, moon = make_moons(300, noise=0.07, random_state=SEED)
 few = EMGaussianMixture(n_components=2, random_state=0).fit(X)
 many = EMGaussianMixture(n_components=16, random_state=0).fit(X)
 
-grid_x, grid_y = np.meshgrid(np.linspace(-1.5, 2.5, 160), np.linspace(-1.0, 1.5, 100))
-grid = np.column_stack([grid_x.ravel(), grid_y.ravel()])
-
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True, sharey=True)
 for ax, model in zip(axes, [few, many], strict=True):
-    density = np.exp(model.score_samples(grid)).reshape(grid_x.shape)
-    ax.contourf(grid_x, grid_y, density, levels=12, cmap="Blues")
-    ax.scatter(X[:, 0], X[:, 1], s=4, c="black")
+    plot_density(model, X, ax=ax, levels=12)
     ax.scatter(*model.means_.T, marker="x", c="tab:red", s=30)
-    ax.set(title=f"{model.n_components} components: mean log-likelihood "
-                 f"{model.score(X):.2f}", xlabel="$x_1$", ylabel="$x_2$")
+    ax.set_title(f"{model.n_components} components: mean log-likelihood {model.score(X):.2f}")
     ax.set_aspect("equal")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# With sixteen components the density follows the moons closely (the red crosses are
-# the component means). But more components always fit the training data better, so
+# `bayesgmm.plotting.plot_density` draws contours of the fitted density over the data.
+# With sixteen components it follows the moons closely (the red crosses are the
+# component means). But more components always fit the training data better, so
 # the training likelihood cannot tell us when to stop.
 #
 # ## 2. How many components: AIC and BIC
@@ -77,6 +73,7 @@ bic = np.array([f.bic(X) for f in fits])
 fig, ax = plt.subplots()
 ax.plot(ks, aic, "o-", label=f"AIC (best K = {ks[aic.argmin()]})")
 ax.plot(ks, bic, "s-", label=f"BIC (best K = {ks[bic.argmin()]})")
+ax.set_xticks(ks[::2] if len(ks) > 12 else ks)
 ax.set(xlabel="number of components K", ylabel="criterion (lower is better)",
        title="Information criteria for the moons")
 ax.legend()
@@ -153,17 +150,29 @@ print(f"{n_keep} principal components keep {explained[n_keep - 1]:.1%} of the va
 # of the images and compare the mean log-likelihood of the other 25%. Too few
 # components blur the digits together; too many memorise the training images and
 # assign low density to new ones.
+#
+# A full covariance in 29 dimensions has 435 free parameters, so a component needs
+# a few dozen images before its covariance is estimated at all. EM flags components
+# that sit on fewer points than that in `degenerate_components_` (and warns; we count
+# them instead of printing the warnings). They are a symptom of too many components.
 
 # %%
+import warnings
+
+from bayesgmm.em import DegenerateComponentWarning
+
 rng = np.random.default_rng(SEED)
 is_train = rng.random(len(scores)) < 0.75
 candidates = [5, 15] if FAST else [3, 5, 10, 15, 20, 30, 40]
 held_out = {}
 for k in candidates:
-    model = EMGaussianMixture(n_components=k, covariance_type="full", reg_covar=1e-3,
-                              random_state=0).fit(scores[is_train])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateComponentWarning)
+        model = EMGaussianMixture(n_components=k, covariance_type="full", reg_covar=1e-3,
+                                  random_state=0).fit(scores[is_train])
     held_out[k] = model.score(scores[~is_train])
-    print(f"K = {k:3d}: held-out mean log-likelihood {held_out[k]:8.2f}")
+    print(f"K = {k:3d}: held-out mean log-likelihood {held_out[k]:8.2f}, "
+          f"{len(model.degenerate_components_):2d} degenerate components")
 best_k = max(held_out, key=held_out.get)
 print("best K on held-out data:", best_k)
 
@@ -192,7 +201,9 @@ fig.suptitle(f"New digits sampled from a {best_k}-component mixture")
 plt.show()
 
 # %% [markdown]
-# Most samples are recognisable digits that are not in the data set: the mixture has
+# The samples come out grouped by the component that produced them, and each component
+# has specialised in one or two kinds of digit. Most samples are recognisable digits
+# that are not in the data set: the mixture has
 # learnt a density over images, and sampling it produces new ones. Some are blurry or
 # ambiguous; they come from the tails of components or from components that straddle
 # two digits.
