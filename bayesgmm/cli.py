@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib
 import inspect
 import math
 import os
@@ -47,6 +48,8 @@ MODELS = {
 }
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp")
+# Columns of bayesgmm.compare's table that the command prints.
+_COMPARE_COLUMNS = ("rank", "elpd", "se", "elpd_diff", "dse", "weight", "criterion", "pareto_k_max")
 # Cells read as a missing value in a CSV file.
 _MISSING = frozenset({"", "na", "nan", "n/a", "null", "none", "?", "-"})
 
@@ -162,6 +165,9 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise CommandError(f"{path}: not a valid .npy file (no NumPy header)")
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -273,8 +279,6 @@ def _as_input(X: np.ndarray, names: list[str] | None) -> Any:
 
 # ------------------------------------------------------------------ small helpers
 def _import_model(kind: str) -> type:
-    import importlib
-
     module_name, class_name = MODELS[kind]
     try:
         module = importlib.import_module(module_name)
@@ -289,12 +293,16 @@ def _configure(cls: type, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]
     """Instantiate ``cls``; each option goes to the constructor or, failing that, to ``fit``.
 
     Options that neither accepts are dropped (``draws`` for EM, say), as are
-    ``None`` values (the model's default applies), and ``seed`` becomes
-    ``random_state`` or ``random_seed``, whichever the model takes.
+    ``None`` values (the model's default applies); ``seed`` becomes
+    ``random_state`` or ``random_seed`` and ``n_components`` becomes
+    ``truncation``, whichever the model takes.
     """
     init_names = set(inspect.signature(cls).parameters)
     fit_names = set(inspect.signature(cls.fit).parameters)  # type: ignore[attr-defined]
     options = {k: v for k, v in options.items() if v is not None}
+    if "n_components" not in init_names and "truncation" in init_names:
+        # The DP model's number of components is its truncation level.
+        options["truncation"] = options.pop("n_components", None)
     seed = options.pop("seed", None)
     if seed is not None:
         for name in ("random_state", "random_seed"):
@@ -346,6 +354,13 @@ def _markdown_table(table: Any, columns: Sequence[str] | None = None, index: boo
         cells = ([cell(key)] if index else []) + [cell(v) for v in row.tolist()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _echo_table_warnings(table: Any) -> None:
+    if "warning" in table.columns:
+        for name, text in table["warning"].items():
+            if isinstance(text, str) and text:
+                _echo(f"note ({name}): {text}")
 
 
 def _echo(text: str = "", stream: TextIO | None = None) -> None:
@@ -464,22 +479,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         models[key] = model
     _echo(f"Comparing {len(models)} model(s) on {args.data} ({X.shape[0]} rows)")
     table = compare(models, _as_input(X, names), random_state=args.seed)
-    _echo(
-        _format_table(
-            table,
-            [
-                "rank",
-                "elpd",
-                "se",
-                "elpd_diff",
-                "dse",
-                "weight",
-                "criterion",
-                "pareto_k_max",
-                "warning",
-            ],
-        )
-    )
+    _echo(_format_table(table, _COMPARE_COLUMNS))
+    _echo_table_warnings(table)
     if output is not None:
         _write_text(output, table.to_csv(), args.force)
         _echo(f"table written to {output}")
@@ -550,6 +551,7 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
     chains = 2 if fast else 4
     with _step(f"Marginal model by NUTS: K = {k}, 500 tuning + 500 draws x {chains} chains"):
         with _optional(found, "the marginal model"):
+            from bayesgmm.io import netcdf_engine
             from bayesgmm.marginal import MarginalGaussianMixture
 
             marginal, fit_kwargs = _configure(
@@ -565,6 +567,14 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
                 },
             )
             found["marginal"] = marginal.fit(X, **fit_kwargs)
+            try:
+                netcdf_engine()
+            except ImportError as exc:
+                found["marginal_not_saved"] = str(exc)
+                _echo(f"    the marginal model is not saved: {exc}")
+            else:
+                found["marginal"].save(folder / "marginal.nc")
+                found["saved_marginal"] = True
 
     with _step("Dirichlet-process mixture by variational inference (truncation 10)"):
         with _optional(found, "the DP model"):
@@ -589,6 +599,7 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
             found["compare"] = table
             table.to_csv(folder / "compare.csv")
             _echo(_format_table(table, _COMPARE_COLUMNS))
+            _echo_table_warnings(table)
 
     # The Bayesian fit when there is one: its ellipses and intervals show the posterior.
     main_model = found.get("marginal", found["em"])
@@ -637,7 +648,11 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
     return found
 
 
-_COMPARE_COLUMNS = ("rank", "elpd", "se", "elpd_diff", "dse", "weight", "criterion", "pareto_k_max")
+def _best_rows(table: Any, column: str, n: int) -> Any:
+    """Return the ``n`` rows with the lowest ``column`` (all rows if there is no such column)."""
+    if column not in table.columns:
+        return table
+    return table.sort_values(column, kind="stable").head(n)
 
 
 def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
@@ -667,12 +682,28 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             f"information criterion (BIC, lower is better) chose **K = {k}** with "
             f"**{covariance_type}** covariances. BIC trades the fit (the maximised "
             "log-likelihood) against the number of free parameters, so it picks the simplest "
-            "mixture that describes the data well. On this data set the two obvious groups, "
-            "short eruptions after short waits and long eruptions after long waits, are what a "
-            "choice of K = 2 describes; a larger K splits one of them further.",
+            "mixture that describes the data well. "
+            + (
+                "The two components are the two groups the scatter plot shows: short "
+                "eruptions after short waits and long eruptions after long waits."
+                if k == 2
+                else f"The scatter plot shows two groups (short eruptions after short waits, "
+                f"long after long); with K = {k}, BIC describes at least one of them by more "
+                "than one Gaussian because a single ellipse does not fit its shape"
+                + (
+                    " (mclust's documented example on these data also picks three components "
+                    "with equal covariances)"
+                    if k == 3 and covariance_type == "tied"
+                    else ""
+                )
+                + ". Whether an extra component is a group or only shape is what the "
+                "comparison and the DP model below help decide."
+            ),
             "",
             *image("selection", "BIC against the number of components"),
-            _markdown_table(found["selection"].table.head(12)),
+            "The ten best fits by BIC (all of them in `selection.csv`):",
+            "",
+            _markdown_table(_best_rows(found["selection"].table, "bic", 10)),
             "",
         ]
     else:
@@ -744,8 +775,14 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
         "## Files",
         "",
         "The tables above in full as CSV (`selection.csv`, `compare.csv`, `membership.csv`), "
-        "the fitted EM and DP models (`em.json`, `dp.json`; load them with `bayesgmm.load`) "
-        "and the figures as PNG.",
+        "the fitted models (`em.json`, `dp.json`"
+        + (", `marginal.nc`" if found.get("saved_marginal") else "")
+        + "; load them with `bayesgmm.load`) and the figures as PNG."
+        + (
+            f" The marginal model was not saved: {found['marginal_not_saved']}."
+            if "marginal_not_saved" in found
+            else ""
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -1046,6 +1083,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            # Concerns PyTensor's C backend only; the models compile with Numba.
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
             return int(args.func(args))
     except KeyboardInterrupt:
         _echo("bayesgmm: interrupted; no partial output was left behind", sys.stderr)

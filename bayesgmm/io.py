@@ -49,6 +49,7 @@ __all__ = [
     "atomic_path",
     "check_writable",
     "load",
+    "netcdf_engine",
     "save",
 ]
 
@@ -216,13 +217,37 @@ def _envelope(class_name: str, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _netcdf_engine() -> str:
-    for engine, module in (("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4")):
-        if importlib.util.find_spec(module) is not None:
-            return engine
+def netcdf_engine() -> str:
+    """Name the xarray engine that writes NetCDF-4 files with groups here.
+
+    Returns
+    -------
+    engine : str
+        ``"h5netcdf"`` (which needs h5py to write) or ``"netcdf4"``.
+
+    Raises
+    ------
+    ImportError
+        If neither is installed, with the command that installs one.
+
+    Examples
+    --------
+    >>> from bayesgmm.io import netcdf_engine
+    >>> try:
+    ...     engine = netcdf_engine()
+    ... except ImportError:
+    ...     engine = "none"
+    >>> engine in ("h5netcdf", "netcdf4", "none")
+    True
+    """
+    # h5netcdf 1.8 installs without h5py (it can read through pyfive), but it writes through h5py.
+    if importlib.util.find_spec("h5netcdf") and importlib.util.find_spec("h5py"):
+        return "h5netcdf"
+    if importlib.util.find_spec("netCDF4"):
+        return "netcdf4"
     raise ImportError(
-        "saving a Bayesian model's posterior needs a NetCDF-4 writer: "
-        "install h5netcdf (pip install h5netcdf)"
+        "saving or loading a Bayesian model's posterior needs a NetCDF-4 library: "
+        "pip install 'h5netcdf[h5py]'"
     )
 
 
@@ -279,7 +304,7 @@ def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -
         with atomic_path(path, overwrite=overwrite) as tmp:
             tmp.write_text(text + "\n", encoding="utf-8")
         return path
-    engine = _netcdf_engine()
+    engine = netcdf_engine()
     datatree = datatree.copy()
     datatree.attrs = {**datatree.attrs, _ATTRIBUTE: json.dumps(envelope)}
     with atomic_path(path, overwrite=overwrite) as tmp:
@@ -322,7 +347,7 @@ def _read_json(path: Path) -> Any:
 def _read_netcdf(path: Path) -> tuple[Any, Any]:
     import xarray as xr
 
-    engine = _netcdf_engine()
+    engine = netcdf_engine()
     try:
         with xr.open_datatree(path, engine=engine) as opened:
             datatree = opened.load()
