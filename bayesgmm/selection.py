@@ -282,7 +282,10 @@ def _select_dp(
     for covariance_type in types:
         seed = int(rng.integers(2**31 - 1))
         model = DPGaussianMixture(
-            n_components=max(ks), covariance_type=covariance_type, random_state=seed, **fit_kwargs
+            max(ks),  # the truncation
+            covariance_type=covariance_type,
+            random_state=seed,
+            **fit_kwargs,
         ).fit(X)
         fitted[covariance_type] = model
         probabilities = _occupied_probabilities(model, ks)
