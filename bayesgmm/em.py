@@ -517,8 +517,9 @@ class EMGaussianMixture:
     random_state : None, int or numpy.random.Generator, optional
         Seed for the initialisation.
     warm_start : bool, default=False
-        If true and the model is fitted, ``fit`` continues from the last solution
-        (one initialisation, ``n_init`` ignored).
+        If true and the model is fitted (with the same ``n_components`` and
+        ``covariance_type``), ``fit`` continues from the last solution (one
+        initialisation, ``n_init`` ignored).
     verbose : int, default=0
         1 prints each initialisation's result, 2 also every ``verbose_interval``-th
         iteration.
@@ -576,7 +577,7 @@ class EMGaussianMixture:
     >>> X = np.vstack([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
     >>> gm = EMGaussianMixture(2, random_state=0).fit(X)
     >>> np.round(np.sort(gm.means_[:, 0]), 1)
-    array([-3.1,  3. ])
+    array([-3.1,  2.9])
     >>> gm.predict([[-3.0, -3.0], [3.0, 3.0]]).tolist() in ([0, 1], [1, 0])
     True
     """
@@ -790,7 +791,12 @@ class EMGaussianMixture:
                 message("X", f"at least n_components={k} samples", f"{n} sample(s)", raw=True)
             )
         inits = self._validated_inits(k, d, kind)
-        continuing = bool(self.warm_start) and hasattr(self, "converged_")
+        continuing = (
+            bool(self.warm_start)
+            and hasattr(self, "params_")
+            and self.params_.covariance_type == kind
+            and self.params_.n_components == k
+        )
         if continuing:
             check_n_features(array, self.n_features_in_)
         rng = v["rng"]

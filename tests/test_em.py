@@ -613,6 +613,16 @@ def test_constructor_only_stores_arguments():
         EMGaussianMixture(2, "full")
 
 
+def test_docstring_examples_run():
+    import doctest
+
+    from bayesgmm import _kmeans
+
+    for module in (em_module, _kmeans):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0 and result.attempted > 0
+
+
 def test_export_import_round_trip(data):
     X, _ = data
     df = pd.DataFrame(X, columns=["a", "b", "c"])
