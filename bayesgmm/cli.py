@@ -648,6 +648,20 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
     return found
 
 
+def _close_models(table: Any) -> str:
+    """Say which models are within two standard errors of the best one."""
+    if not {"elpd_diff", "dse"} <= set(table.columns) or len(table) < 2:
+        return ""
+    rest = table.iloc[1:]
+    close = [str(name) for name, row in rest.iterrows() if -row["elpd_diff"] <= 2 * row["dse"]]
+    if not close:
+        return "Every other model is more than two standard errors behind it."
+    return (
+        f"Within two standard errors of it, so not distinguishable on this data: "
+        f"{', '.join(close)}."
+    )
+
+
 def _best_rows(table: Any, column: str, n: int) -> Any:
     """Return the ``n`` rows with the lowest ``column`` (all rows if there is no such column)."""
     if column not in table.columns:
@@ -703,7 +717,7 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             *image("selection", "BIC against the number of components"),
             "The ten best fits by BIC (all of them in `selection.csv`):",
             "",
-            _markdown_table(_best_rows(found["selection"].table, "bic", 10)),
+            _markdown_table(_best_rows(found["selection"].table, "bic", 10), index=False),
             "",
         ]
     else:
@@ -730,8 +744,8 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             "",
             f"{n_ambiguous} of {n} eruptions are flagged *ambiguous*: the credible interval "
             "of the probability that they belong to their own cluster reaches below one half, "
-            "so a hard label would overstate what the data say. They lie between the two "
-            "groups. The full table (label, probability with its interval, entropy) is in "
+            "so a hard label would overstate what the data say. They lie where components "
+            "overlap. The full table (label, probability with its interval, entropy) is in "
             "`membership.csv`.",
             "",
             *image("membership", "Membership probability with credible intervals"),
@@ -750,7 +764,7 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             "",
             _markdown_table(table, _COMPARE_COLUMNS),
             "",
-            f"Best by elpd: **{table.index[0]}**.",
+            f"Best by elpd: **{table.index[0]}**. {_close_models(table)}",
             "",
             *image("compare", "Model comparison"),
         ]
@@ -762,8 +776,14 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             "",
             "The DP model may use up to 10 components and lets the data switch off those it "
             f"does not need: {n_large} component(s) keep a weight above 1% (largest weights "
-            f"{', '.join(f'{w:.3f}' for w in weights[:4])}). That the number it keeps agrees "
-            "with BIC's choice, or not, is a second opinion on K.",
+            f"{', '.join(f'{w:.3f}' for w in weights[:4])}), "
+            + (
+                f"the same number as BIC's K = {k}."
+                if n_large == k
+                else f"where BIC chose K = {k}: a second opinion on K, from a model that "
+                "pays for every component it uses through its prior rather than through a "
+                "penalty on the number of parameters."
+            ),
             "",
             *image("dp_weights", "Posterior of the DP weights"),
         ]
@@ -799,6 +819,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # Everything is written into a private staging folder first and moved into
     # place at the end, so an interrupted demo leaves no partial output.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+    from bayesgmm.io import _default_mode
+
+    staging.chmod(_default_mode(0o777))  # mkdtemp's folder is private; the result should not be
     try:
         found = _run_demo(staging, fast=args.fast, seed=args.seed, progress=not args.quiet)
         if not out.exists():

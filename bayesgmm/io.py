@@ -115,6 +115,13 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> 
     return path
 
 
+def _default_mode(mode: int = 0o666) -> int:
+    """Permissions a new file or folder gets from ``open``/``mkdir``: ``mode`` less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def _fsync_directory(folder: Path) -> None:
     # Makes the rename itself durable; not possible on every platform (Windows).
     try:
@@ -165,6 +172,11 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    # mkstemp makes the file private (0600); give it the permissions of a normal new file,
+    # or those of the file it replaces.
+    with contextlib.suppress(OSError):
+        mode = path.stat().st_mode & 0o7777 if path.exists() else _default_mode()
+        os.chmod(tmp, mode)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
