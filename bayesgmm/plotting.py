@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayesgmm._validation import check_array, check_fitted, check_int, check_n_features, message
+from bayesgmm._validation import (
+    check_array,
+    check_fitted,
+    check_float,
+    check_int,
+    check_n_features,
+    message,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -101,6 +108,7 @@ def plot_clusters(
     n_std: Any = (1, 2, 3),
     n_posterior_draws: int = 30,
     dims: tuple[int, int] = (0, 1),
+    min_weight: float = 0.005,
 ) -> Axes:
     """Plot the data coloured by component, faded by certainty, with 1-3 sigma ellipses.
 
@@ -123,6 +131,10 @@ def plot_clusters(
         Posterior draws whose ellipses are drawn (0 for none).
     dims : (int, int), default (0, 1)
         The two features shown; ellipses are those of the marginal Gaussians.
+    min_weight : float, default 0.005
+        Components whose weight in ``model.params_`` is below this get no
+        ellipses (the unused components of a truncated Dirichlet process keep
+        prior-sized covariances that would swamp the picture).
 
     Returns
     -------
@@ -138,8 +150,10 @@ def plot_clusters(
     radii = [float(r) for r in np.atleast_1d(n_std)]
     if not radii or any(r <= 0 for r in radii):
         raise ValueError(message("n_std", "positive numbers", n_std))
+    min_weight = check_float(min_weight, "min_weight", minimum=0.0, maximum=1.0)
     ax = _axes(ax)
     params = model.params_
+    shown = np.flatnonzero(params.weights >= min_weight)
     proba = np.asarray(model.predict_proba(X))
     labels = proba.argmax(axis=1)
     colors = _colors(params.n_components)
@@ -153,7 +167,7 @@ def plot_clusters(
             _, means, covs = draws
             radius = radii[len(radii) // 2]
             for s in range(means.shape[0]):
-                for k in range(means.shape[1]):
+                for k in shown:
                     ax.add_patch(
                         _ellipse(
                             means[s, k, [i, j]],
@@ -167,7 +181,7 @@ def plot_clusters(
                         )
                     )
     full = params.full_covariances()
-    for k in range(params.n_components):
+    for k in shown:
         for radius in radii:
             ax.add_patch(
                 _ellipse(
@@ -180,7 +194,7 @@ def plot_clusters(
                     alpha=0.9,
                 )
             )
-    ax.scatter(params.means[:, i], params.means[:, j], c=colors, marker="x", s=60)
+    ax.scatter(params.means[shown, i], params.means[shown, j], c=colors[shown], marker="x", s=60)
     names = getattr(model, "feature_names_in_", None)
     ax.set_xlabel(str(names[i]) if names is not None else f"feature {i}")
     ax.set_ylabel(str(names[j]) if names is not None else f"feature {j}")
