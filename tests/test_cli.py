@@ -6,12 +6,16 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import bayesgmm
 from bayesgmm import cli
 from bayesgmm.datasets import make_mixture
 
 COMMANDS = ("demo", "fit", "select", "compare")
+# tmp_path is shared by the examples of one hypothesis test; each overwrites its file.
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 
 
 @pytest.fixture(scope="module")
@@ -517,3 +521,28 @@ def test_demo_runs_end_to_end(capsys, tmp_path):
     assert (em.n_components, em.covariance_type) == (k, covariance_type)
     # Nothing but the output folder: the staging folder is gone.
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.lists(
+        st.lists(
+            st.sampled_from(["1", "-2.5", "3e2", "", "NA", "x", "inf", " 4 ", '"5"', "nan"]),
+            min_size=1,
+            max_size=3,
+        ).map(",".join),
+        max_size=5,
+    ).map("\n".join)
+)
+def test_any_csv_is_read_or_refused_with_a_command_error(tmp_path, text):
+    path = tmp_path / "fuzz.csv"
+    path.write_text(text)
+    try:
+        X, names = cli.read_data(path)
+    except cli.CommandError as exc:
+        assert "\n" not in str(exc) and exc.code == 1
+    else:
+        assert X.ndim == 2 and np.isfinite(X).all()
+        assert names is None or len(names) == X.shape[1]

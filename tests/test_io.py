@@ -4,6 +4,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import bayesgmm
 from bayesgmm import io
@@ -11,6 +13,8 @@ from bayesgmm._validation import NotFittedError
 from bayesgmm.datasets import make_mixture
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# tmp_path is shared by the examples of one test; each example overwrites its file.
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +276,24 @@ def test_saved_file_gets_normal_permissions(em_module, data, tmp_path):
     path.chmod(0o640)
     io.save(model, path, overwrite=True)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(content=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_random_bytes_are_a_value_error(tmp_path, content):
+    path = tmp_path / "fuzz.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError):
+        bayesgmm.load(path)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(
+    version=st.integers(min_value=-5, max_value=5) | st.none() | st.text(max_size=3),
+    cls=st.sampled_from(["EMGaussianMixture", "DPGaussianMixture", "Other", ""]),
+    state=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
+)
+def test_malformed_envelopes_are_value_errors(tmp_path, version, cls, state):
+    path = _write_envelope(tmp_path / "e.json", version=version, **{"class": cls}, state=state)
+    with pytest.raises(ValueError):
+        bayesgmm.load(path)
