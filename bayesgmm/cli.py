@@ -23,9 +23,11 @@ import inspect
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -277,6 +279,43 @@ def _as_input(X: np.ndarray, names: list[str] | None) -> Any:
     return pd.DataFrame(X, columns=names)
 
 
+# ------------------------------------------------------------------ interruption
+class _Interruption:
+    """Remember a Ctrl-C even when a library catches the KeyboardInterrupt.
+
+    nutpie, for one, answers Ctrl-C by stopping the sampler and returning the
+    draws made so far. The command must not save or report such a truncated
+    fit as if it were complete, so every command calls :meth:`check` before it
+    writes its outputs.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        self.seen = False
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+        previous = signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+_INTERRUPTION = _Interruption()
+
+
 # ------------------------------------------------------------------ small helpers
 def _import_model(kind: str) -> type:
     module_name, class_name = MODELS[kind]
@@ -372,6 +411,7 @@ def _step(title: str) -> Iterator[None]:
     _echo(f"==> {title}")
     start = time.perf_counter()
     yield
+    _INTERRUPTION.check()  # stop at once, even if the step itself swallowed Ctrl-C
     _echo(f"    done in {time.perf_counter() - start:.1f} s")
 
 
@@ -382,6 +422,13 @@ def _one_line(text: str) -> str:
 # ------------------------------------------------------------------------ commands
 def _cmd_fit(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
+    if args.model == "marginal":
+        from bayesgmm.io import netcdf_engine
+
+        try:  # before minutes of sampling, not after
+            netcdf_engine()
+        except ImportError as exc:
+            raise CommandError(f"--model marginal: {exc}") from None
     X, names = read_data(args.data, args.columns)
     model, fit_kwargs = _configure(
         _import_model(args.model),
@@ -400,6 +447,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"({X.shape[0]} rows, {X.shape[1]} columns)"
     )
     model.fit(_as_input(X, names), **fit_kwargs)
+    _INTERRUPTION.check()
     from bayesgmm.io import save
 
     save(model, output, overwrite=args.force)
@@ -440,6 +488,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         f"best: {result.best_n_components} component(s), "
         f"covariance_type={result.best_covariance_type!r}"
     )
+    _INTERRUPTION.check()
     if output is not None:
         _write_text(output, result.table.to_csv(), args.force)
         _echo(f"table written to {output}")
@@ -481,6 +530,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table = compare(models, _as_input(X, names), random_state=args.seed)
     _echo(_format_table(table, _COMPARE_COLUMNS))
     _echo_table_warnings(table)
+    _INTERRUPTION.check()
     if output is not None:
         _write_text(output, table.to_csv(), args.force)
         _echo(f"table written to {output}")
@@ -824,6 +874,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     staging.chmod(_default_mode(0o777))  # mkdtemp's folder is private; the result should not be
     try:
         found = _run_demo(staging, fast=args.fast, seed=args.seed, progress=not args.quiet)
+        _INTERRUPTION.check()
         if not out.exists():
             os.replace(staging, out)
         else:
@@ -1104,7 +1155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _INTERRUPTION.watching():
             warnings.showwarning = _show_warning
             # Concerns PyTensor's C backend only; the models compile with Numba.
             warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")

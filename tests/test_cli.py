@@ -1,5 +1,6 @@
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -546,3 +547,35 @@ def test_any_csv_is_read_or_refused_with_a_command_error(tmp_path, text):
     else:
         assert X.ndim == 2 and np.isfinite(X).all()
         assert names is None or len(names) == X.shape[1]
+
+
+def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(
+    capsys, tmp_path, csv_file, em_module, monkeypatch
+):
+    # nutpie answers Ctrl-C by returning the draws made so far; the command must
+    # not save such a truncated fit.
+    real_fit = em_module.EMGaussianMixture.fit
+
+    def fit_that_swallows_ctrl_c(self, *args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(em_module.EMGaussianMixture, "fit", fit_that_swallows_ctrl_c)
+    handler_before = signal.getsignal(signal.SIGINT)
+    code, _, err = run(
+        capsys,
+        "fit",
+        csv_file,
+        "--model",
+        "em",
+        "--components",
+        2,
+        "--output",
+        tmp_path / "m.json",
+    )
+    assert code == 130 and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+    assert signal.getsignal(signal.SIGINT) is handler_before
