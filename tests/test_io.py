@@ -283,7 +283,13 @@ def test_saved_file_gets_normal_permissions(em_module, data, tmp_path):
 def test_random_bytes_are_a_value_error(tmp_path, content):
     path = tmp_path / "fuzz.json"
     path.write_bytes(content)
-    with pytest.raises(ValueError):
+    expected = ValueError
+    if content.startswith(b"\x89HDF\r\n\x1a\n"):
+        try:
+            io.netcdf_engine()
+        except ImportError:
+            expected = ImportError  # a NetCDF-4 file needs its library before it can be judged
+    with pytest.raises(expected):
         bayesgmm.load(path)
 
 
