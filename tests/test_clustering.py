@@ -138,3 +138,25 @@ def test_unfitted_model_is_rejected():
 
     with pytest.raises(ValueError, match="not fitted"):
         cluster_uncertainty(Unfitted(), np.zeros((3, 1)))
+
+
+@pytest.mark.sampling
+def test_marginal_model_uncertainty(marginal_fit):
+    model, X = marginal_fit
+    result = cluster_uncertainty(model, X, max_draws=200, random_seed=0)
+    table = result.table
+    assert 1 < result.n_draws <= 200
+    assert (table["lower"] <= table["probability"] + 1e-12).all()
+    assert (table["probability"] <= table["upper"] + 1e-12).all()
+    # Posterior mean labels agree with the model's own predict almost everywhere
+    # (they can differ only where the mean membership is close to a tie).
+    agree = (table["label"].to_numpy() == model.predict(X)).mean()
+    assert agree > 0.97
+    # Points labelled differently are put together with probability near 0.
+    co = result.coclustering
+    labels = table["label"].to_numpy()
+    certain = (table["lower"] > 0.9).to_numpy()
+    across = certain[:, None] & certain[None, :] & (labels[:, None] != labels[None, :])
+    assert co[across].max() < 0.1
+    within = certain[:, None] & certain[None, :] & (labels[:, None] == labels[None, :])
+    assert co[within].min() > 0.8

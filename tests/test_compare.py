@@ -196,3 +196,27 @@ def test_compare_bad_input(two_clusters):
         compare({"a": fitted}, X, method="best")
     with pytest.raises(ValueError, match="^k_folds:"):
         compare({"a": fitted}, X, k_folds=1)
+
+
+# ------------------------------------------------- the sampled marginal model
+@pytest.mark.sampling
+def test_compare_marginal_model_with_em(marginal_fit):
+    import arviz_stats
+
+    model, X = marginal_fit
+    models = {"nuts": model, "em": em.EMGaussianMixture(3, random_state=0).fit(X)}
+    table = compare(models, X, k_folds=5, random_state=0)
+    assert table.loc["nuts", "criterion"] == "psis-loo"
+    expected = arviz_stats.loo(model.idata_, var_name="obs")
+    np.testing.assert_allclose(table.loc["nuts", "elpd"], expected.elpd, rtol=1e-12)
+    assert np.isfinite(table.loc["nuts", "elpd_waic"])
+    # A well-specified 3-component fit: WAIC and LOO agree to well within one SE.
+    assert abs(table.loc["nuts", "elpd_waic"] - table.loc["nuts", "elpd"]) < 1.0
+    np.testing.assert_allclose(waic(model).elpd_waic, table.loc["nuts", "elpd_waic"])
+
+
+@pytest.mark.sampling
+def test_marginal_model_on_other_data_is_an_error(marginal_fit):
+    model, X = marginal_fit
+    with pytest.raises(ValueError, match=r"^models\['nuts'\]:"):
+        compare({"nuts": model}, X[::-1])
