@@ -268,8 +268,8 @@ def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -
 
     Parameters
     ----------
-    model : EMGaussianMixture, DPGaussianMixture or MarginalGaussianMixture
-        A fitted model.
+    model : fitted bayesgmm model
+        An EM, Dirichlet-process or marginal (NUTS) mixture, fitted.
     path : str or path-like
         Destination file. By convention ``.json`` for EM and DP models and
         ``.nc`` for the marginal model, but the format does not depend on it.
@@ -391,8 +391,9 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Returns
     -------
-    model : EMGaussianMixture, DPGaussianMixture or MarginalGaussianMixture
-        The fitted model, which predicts exactly as the one saved.
+    model : fitted bayesgmm model
+        The EM, Dirichlet-process or marginal mixture, which predicts exactly as
+        the one saved.
 
     Raises
     ------
