@@ -1,0 +1,1063 @@
+"""Variational Dirichlet-process Gaussian mixture: :class:`DPGaussianMixture`.
+
+The model is the truncated stick-breaking mixture of Blei and Jordan (2006),
+
+    alpha ~ Gamma(1, 1)  (or a fixed number),
+    v_k | alpha ~ Beta(1, alpha),  k < T,   v_T = 1,   pi_k = v_k prod_{j<k} (1 - v_j),
+    Lambda_k ~ Wishart(W0, nu0),   mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^{-1}),
+    z_i ~ Categorical(pi),   x_i | z_i = k ~ N(mu_k, Lambda_k^{-1}),
+
+(Normal-Gamma per feature for ``diag``, one Gamma precision per component for
+``spherical``, one shared Wishart for ``tied``), fitted by closed-form
+coordinate-ascent variational inference (CAVI) with the mean-field family
+q(alpha) q(v) q(mu, Lambda) q(z). The E-step is the shared Gaussian kernel of
+:mod:`bayesgmm._gaussian` with *expected* natural parameters; the updates of
+the global factors are in :mod:`bayesgmm._cavi`.
+
+Dirichlet-process posteriors over the number of clusters are not consistent:
+even when the data come from a finite mixture, the posterior of the number of
+clusters does not concentrate at the true number as n grows (Miller and
+Harrison 2013). Read ``effective_n_components_`` and
+:meth:`DPGaussianMixture.n_occupied_distribution` as a description of this fit,
+and when the number itself is the question compare finite mixtures by
+leave-one-out predictive accuracy (:func:`bayesgmm.compare`,
+:func:`bayesgmm.select_n_components` with ``method="loo"``).
+
+References
+----------
+Blei, D. M. and Jordan, M. I. (2006). Variational inference for Dirichlet process
+mixtures. Bayesian Analysis 1(1), 121-143. doi:10.1214/06-BA104
+Hughes, M. C. and Sudderth, E. B. (2013). Memoized online variational inference
+for Dirichlet process mixture models. NeurIPS 26, 1133-1141.
+https://papers.nips.cc/paper/2013/hash/39461a19e9eddfb385ea76b26521ea48-Abstract.html
+Kurihara, K., Welling, M. and Vlassis, N. (2007). Accelerated variational Dirichlet
+process mixtures. NeurIPS 19, 761-768.
+Miller, J. W. and Harrison, M. T. (2013). A simple example of Dirichlet process
+mixture inconsistency for the number of components. NeurIPS 26. arXiv:1301.2708
+Yao, Y., Vehtari, A., Simpson, D. and Gelman, A. (2018). Yes, but did it work?:
+Evaluating variational inference. ICML, PMLR 80, 5581-5590. arXiv:1802.02538
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from typing import Any
+
+import numpy as np
+from scipy.special import logsumexp, xlogy
+
+from bayesgmm import _cavi
+from bayesgmm._gaussian import (
+    COVARIANCE_TYPES,
+    SufficientStatistics,
+    e_step_statistics,
+    feature_map,
+    natural_parameters,
+    statistics_from_responsibilities,
+)
+from bayesgmm._validation import (
+    check_array,
+    check_fitted,
+    check_float,
+    check_int,
+    check_n_features,
+    check_option,
+    check_random_state,
+    message,
+)
+from bayesgmm.params import GaussianMixtureParams
+
+__all__ = ["DPGaussianMixture"]
+
+_INIT_OPTIONS = ("kmeans", "random")
+_METHODS = ("cavi", "advi")
+# Points used by the k-means initialisation (it is only a starting point).
+_INIT_SUBSAMPLE = 5000
+# Draws used when membership_draws is called with max_draws=None.
+_DEFAULT_MEMBERSHIP_DRAWS = 200
+
+
+class DPGaussianMixture:
+    """Dirichlet-process Gaussian mixture fitted by variational inference.
+
+    Parameters
+    ----------
+    truncation : int, default 20
+        Number of components T of the truncated stick-breaking approximation;
+        an upper bound on the number of clusters the fit can use.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    concentration : None, float or (float, float), default None
+        The DP concentration alpha. ``None`` puts a Gamma(1, 1) prior on it
+        (shape, rate) and learns it; a number fixes it; a pair gives the shape
+        and rate of its Gamma prior.
+    priors : dict, optional
+        Component priors, in the data's units. Keys (all optional):
+        ``"mean"`` (m0, default the data mean), ``"mean_precision"`` (beta0,
+        default 1: a component mean sits a priori within about one component
+        spread of m0), ``"degrees_of_freedom"`` (nu0, default d + 2 for
+        full/tied and 4 for diag/spherical, whose Gamma shape is nu0 / 2) and
+        ``"covariance"`` (the prior mean of each component's covariance,
+        default the data covariance: its full matrix for full/tied, the
+        feature variances for diag, their mean for spherical). The Wishart
+        scale is then ``W0^{-1} = (nu0 - d - 1) covariance`` and the Gamma rate
+        ``(nu0 / 2 - 1) covariance``, so ``E[Sigma_k] = covariance`` a priori.
+    tol : float, default 1e-6
+        Stop when the ELBO per data point rises by less than ``tol`` in an
+        iteration that accepted no merge.
+    max_iter : int, default 500
+        Most CAVI iterations per restart.
+    n_init : int, default 1
+        Restarts from different initialisations; the fit with the highest ELBO is kept.
+    init_params : {"kmeans", "random"}, default "kmeans"
+        ``"kmeans"``: k-means++ seeded Lloyd iterations with T centres on a
+        subsample of at most 5000 points, every point assigned to its nearest
+        centre; ``"random"``: responsibilities drawn from a flat Dirichlet.
+    merge : bool, default True
+        Whether to try merge moves (see Notes).
+    method : {"cavi", "advi"}, default "cavi"
+        ``"advi"`` fits the same stick-breaking model written in PyMC with
+        ``pm.fit`` (mean-field ADVI) and summarises draws from the fitted
+        approximation in the same attributes.
+    advi_iterations : int, default 20000
+        Optimisation steps of ``pm.fit`` for ``method="advi"``.
+    progressbar : bool, default True
+        Progress bar of ``pm.fit`` (``method="advi"`` only).
+    random_state : None, int or numpy.random.Generator
+        Seed of the initialisation and of ADVI.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (T,)
+        Posterior mean weights ``E_q[pi_k]``, components sorted by decreasing weight.
+    means_ : ndarray of shape (T, n_features)
+        Posterior means of the component means.
+    covariances_ : ndarray
+        Posterior means ``E_q[Sigma_k]`` in scikit-learn's layout.
+    params_ : GaussianMixtureParams
+        ``weights_``, ``means_`` and ``covariances_`` as a mixture (a point estimate).
+    effective_n_components_ : int
+        Components whose expected number of training points ``N_k = sum_i q(z_i = k)``
+        is at least 1.
+    expected_counts_ : ndarray of shape (T,)
+        ``N_k`` at the end of the fit.
+    elbo_ : float
+        Evidence lower bound of the retained fit, constants included, so it can
+        be compared across truncations, priors and covariance types.
+    elbo_trace_ : ndarray
+        ELBO after every E-step of the retained fit (never decreases).
+    converged_ : bool
+    n_iter_ : int
+    n_merges_ : int
+        Merge moves accepted in the retained fit.
+    concentration_ : float
+        Posterior mean of alpha.
+    n_features_in_ : int
+    n_samples_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+
+    Notes
+    -----
+    **Fitting.** Each iteration is an E-step (responsibilities and sufficient
+    statistics in one pass over the data, ``E_q[log N(x | mu_k, Lambda_k)]``
+    being affine in the feature map of :mod:`bayesgmm._gaussian`) followed by
+    the closed-form updates of q(mu, Lambda), q(v) and q(alpha). The ELBO is
+    evaluated exactly after every E-step, so ``elbo_trace_`` is monotone.
+
+    **Avoiding duplicated components.** Started from T k-means centres, plain
+    CAVI empties redundant components only very slowly (scikit-learn's
+    ``BayesianGaussianMixture`` keeps six of them on four clusters after 1000
+    iterations). Two moves of memoized VI (Hughes and Sudderth 2013) fix this
+    without extra passes over the data: (1) after the updates, the components
+    are relabelled by decreasing expected count when that raises the ELBO (the
+    stick-breaking prior is not exchangeable; Kurihara et al. 2007); (2) pairs of
+    components whose responsibility vectors overlap most (cosine similarity)
+    are proposed for merging. The ELBO of a merge at the merged
+    responsibilities is exact from the summed sufficient statistics plus the
+    entropy change ``sum_i [f(r_ij + r_ik) - f(r_ij) - f(r_ik)]``,
+    ``f(x) = x log x``; merges are accepted greedily while they raise it. The
+    next E-step can only raise it further, so the trace stays monotone. An
+    emptied component falls back to its prior and moves to the end.
+
+    **Posterior predictive.** ``score_samples`` is ``log sum_k E[pi_k] t_k(x)``
+    with ``t_k`` the Student-t marginal of ``N(x | mu_k, Lambda_k)`` under q
+    (Bishop 2006, eq. 10.81), i.e. the exact predictive density under the
+    variational posterior; ``predict_proba`` is the membership probability
+    under that predictive, ``E[pi_k] t_k(x) / sum_j E[pi_j] t_j(x)``.
+
+    **Number of clusters.** DP posteriors over the number of clusters are
+    inconsistent (Miller and Harrison 2013): they keep putting mass on extra
+    small clusters however much data there is. Use the LOO-based comparison
+    of finite mixtures when that number is itself the question.
+
+    References
+    ----------
+    Blei and Jordan (2006), doi:10.1214/06-BA104; Hughes and Sudderth (2013),
+    NeurIPS 26; Miller and Harrison (2013), arXiv:1301.2708; Yao et al. (2018),
+    arXiv:1802.02538 (Pareto k of the variational approximation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import DPGaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-4, 1, (200, 2)), rng.normal(4, 1, (200, 2))])
+    >>> model = DPGaussianMixture(10, random_state=0).fit(X)
+    >>> model.effective_n_components_
+    2
+    >>> bool(np.all(np.diff(model.elbo_trace_) >= -1e-9 * abs(model.elbo_)))
+    True
+    """
+
+    def __init__(
+        self,
+        truncation: int = 20,
+        *,
+        covariance_type: str = "full",
+        concentration: float | tuple[float, float] | None = None,
+        priors: dict[str, Any] | None = None,
+        tol: float = 1e-6,
+        max_iter: int = 500,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        merge: bool = True,
+        method: str = "cavi",
+        advi_iterations: int = 20000,
+        progressbar: bool = True,
+        random_state: Any = None,
+    ) -> None:
+        self.truncation = truncation
+        self.covariance_type = covariance_type
+        self.concentration = concentration
+        self.priors = priors
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.merge = merge
+        self.method = method
+        self.advi_iterations = advi_iterations
+        self.progressbar = progressbar
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ parameters
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name in signature.parameters if name != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return the constructor parameters as a dict (scikit-learn convention).
+
+        Parameters
+        ----------
+        deep : bool
+            Ignored (no nested estimators).
+
+        Returns
+        -------
+        dict
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> DPGaussianMixture:
+        """Set constructor parameters; they are validated at the next ``fit``.
+
+        Returns
+        -------
+        self
+        """
+        valid = self._get_param_names()
+        for name in params:
+            if name not in valid:
+                raise ValueError(message("params", f"names among {valid}", f"{name!r}", raw=True))
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        signature = inspect.signature(type(self).__init__)
+        shown = [
+            f"{name}={getattr(self, name)!r}"
+            for name, p in signature.parameters.items()
+            if name != "self" and getattr(self, name) is not p.default
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # ------------------------------------------------------------- validation
+    def _validated(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "truncation": check_int(self.truncation, "truncation", minimum=1),
+            "covariance_type": check_option(
+                self.covariance_type, "covariance_type", COVARIANCE_TYPES
+            ),
+            "tol": check_float(self.tol, "tol", minimum=0.0),
+            "max_iter": check_int(self.max_iter, "max_iter", minimum=1),
+            "n_init": check_int(self.n_init, "n_init", minimum=1),
+            "init_params": check_option(self.init_params, "init_params", _INIT_OPTIONS),
+            "method": check_option(self.method, "method", _METHODS),
+            "advi_iterations": check_int(self.advi_iterations, "advi_iterations", minimum=1),
+        }
+        if not isinstance(self.merge, (bool, np.bool_)):
+            raise TypeError(message("merge", "True or False", self.merge))
+        if not isinstance(self.progressbar, (bool, np.bool_)):
+            raise TypeError(message("progressbar", "True or False", self.progressbar))
+        out["merge"] = bool(self.merge)
+        out["concentration"] = _check_concentration(self.concentration)
+        if self.priors is not None and not isinstance(self.priors, dict):
+            raise TypeError(message("priors", "None or a dict", self.priors))
+        out["rng"] = check_random_state(self.random_state)
+        return out
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> DPGaussianMixture:
+        """Fit the variational posterior to ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        options = self._validated()
+        data, names = check_array(X, min_samples=2)
+        center = data.mean(axis=0)
+        centred = data - center
+        prior = _build_prior(centred, center, options["covariance_type"], self.priors)
+        conc = options["concentration"]
+        if options["method"] == "advi":
+            from bayesgmm import _dp_advi
+
+            result = _dp_advi.fit_advi(
+                centred,
+                prior,
+                conc,
+                options["truncation"],
+                options["advi_iterations"],
+                options["rng"],
+                self.progressbar,
+            )
+        else:
+            result = None
+            for _ in range(options["n_init"]):
+                run = _fit_cavi(centred, prior, conc, options)
+                if result is None or run["elbo"] > result["elbo"]:
+                    result = run
+        assert result is not None
+        self._set_fitted(result, prior, center, data, names)
+        return self
+
+    def _set_fitted(
+        self,
+        result: dict[str, Any],
+        prior: _cavi.ComponentPrior,
+        center: np.ndarray,
+        data: np.ndarray,
+        names: list[str] | None,
+    ) -> None:
+        state: _cavi.GlobalState = result["state"]
+        self._state = state
+        self._prior = prior
+        self._center = center
+        self._X_train = data
+        self.n_features_in_ = data.shape[1]
+        self.n_samples_ = data.shape[0]
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.elbo_ = float(result["elbo"])
+        self.elbo_trace_ = np.asarray(result["trace"], dtype=float)
+        self.converged_ = bool(result["converged"])
+        self.n_iter_ = int(result["n_iter"])
+        self.n_merges_ = int(result["n_merges"])
+        self.expected_counts_ = np.asarray(result["nk"], dtype=float)
+        self._set_summaries()
+
+    def _set_summaries(self) -> None:
+        state = self._state
+        self.weights_ = _cavi.expected_weights(state.stick_a, state.stick_b)
+        self.means_ = state.components.mean + self._center
+        self.covariances_ = _cavi.posterior_covariances(state.components)
+        self.concentration_ = float(state.concentration.mean)
+        self.effective_n_components_ = int(np.sum(self.expected_counts_ >= 1.0))
+        self.params_ = GaussianMixtureParams(
+            self.weights_, self.means_, self.covariances_, state.components.covariance_type
+        )
+
+    # ------------------------------------------------------------- prediction
+    def _check_X(self, X: Any) -> np.ndarray:
+        check_fitted(self)
+        data, _ = check_array(X)
+        check_n_features(data, self.n_features_in_)
+        return data
+
+    def _weighted_predictive(self, X: np.ndarray) -> np.ndarray:
+        log_t = _cavi.predictive_log_density(X - self._center, self._state.components)
+        with np.errstate(divide="ignore"):
+            return log_t + np.log(self.weights_)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log posterior predictive density of every row.
+
+        ``log p(x | training data) = log sum_k E_q[pi_k] St(x | k)``, a mixture of
+        multivariate Student-t densities (the Gaussian integrated over q(mu, Lambda)).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return logsumexp(self._weighted_predictive(self._check_X(X)), axis=1)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log posterior predictive density of the rows of ``X``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X: Any, *, hdi_prob: float | None = None) -> Any:
+        """Membership probabilities of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        hdi_prob : float, optional
+            ``None`` returns the (n, T) membership probabilities under the
+            posterior predictive, ``E[pi_k] St_k(x) / sum_j E[pi_j] St_j(x)``. A
+            probability in (0, 1) returns an ``xarray.Dataset`` with variables
+            ``mean``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``):
+            the mean and the *equal-tailed* interval of ``p(z = k | x, theta)``
+            over :meth:`membership_draws` (200 draws from q, fixed seed 0).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, T) or xarray.Dataset
+        """
+        data = self._check_X(X)
+        if hdi_prob is not None:
+            prob = check_float(
+                hdi_prob,
+                "hdi_prob",
+                minimum=0.0,
+                maximum=1.0,
+                include_minimum=False,
+                include_maximum=False,
+            )
+            import xarray as xr
+
+            draws = self.membership_draws(data, random_seed=0)
+            tail = (1.0 - prob) / 2.0
+            lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+            dims = ("obs_id", "component")
+            coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
+            return xr.Dataset(
+                {
+                    "mean": (dims, draws.mean(axis=0)),
+                    "lower": (dims, lower),
+                    "upper": (dims, upper),
+                },
+                coords=coords,
+                attrs={"interval": "equal-tailed", "prob": prob},
+            )
+        weighted = self._weighted_predictive(data)
+        return np.exp(weighted - logsumexp(weighted, axis=1, keepdims=True))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of every row under the posterior predictive."""
+        return np.asarray(self.predict_proba(X)).argmax(axis=1)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit and return the labels of the training data."""
+        return self.fit(X).predict(X)
+
+    def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw from the posterior predictive distribution.
+
+        A component is drawn with probability ``E_q[pi_k]``, then a point from
+        its Student-t predictive.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : None, int or numpy.random.Generator
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+        """
+        check_fitted(self)
+        n = check_int(n_samples, "n_samples", minimum=1)
+        rng = check_random_state(random_state)
+        weights = self.weights_ / self.weights_.sum()
+        labels = np.sort(rng.choice(weights.size, size=n, p=weights))
+        X = _cavi.predictive_sample(self._state.components, labels, rng) + self._center
+        return X, labels
+
+    # ------------------------------------------------------ draws from q
+    def _draws(self, n_draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        state = self._state
+        log_w, alpha, log_q_v, log_p_v = _cavi.draw_sticks(
+            state.stick_a, state.stick_b, state.concentration, n_draws, rng
+        )
+        means, chol, log_q_c, log_p_c = _cavi.draw_components(
+            state.components, self._prior, n_draws, rng
+        )
+        return {
+            "log_weights": log_w,
+            "alpha": alpha,
+            "means": means,
+            "prec_chol": chol,
+            "log_q": log_q_v + log_q_c,
+            "log_prior": log_p_v + log_p_c,
+        }
+
+    def _log_joint_components(
+        self, X: np.ndarray, draws: dict[str, np.ndarray], s: int
+    ) -> np.ndarray:
+        """``log pi_k + log N(x_i | mu_k, Sigma_k)`` for draw ``s``, shape (n, T)."""
+        kind = self._state.components.covariance_type
+        eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
+        return feature_map(X, kind) @ eta + (const + draws["log_weights"][s])
+
+    def membership_draws(
+        self, X: Any, max_draws: int | None = None, random_seed: Any = None
+    ) -> np.ndarray:
+        """``p(z_i = k | x_i, theta_s)`` for draws ``theta_s`` from the variational posterior.
+
+        Components are the variational factors, so their labels mean the same
+        thing in every draw (no relabelling is needed).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        max_draws : int, optional
+            Number of draws (default 200).
+        random_seed : None, int or numpy.random.Generator
+
+        Returns
+        -------
+        ndarray of shape (n_draws, n_samples, T)
+        """
+        data = self._check_X(X) - self._center
+        n_draws = (
+            _DEFAULT_MEMBERSHIP_DRAWS
+            if max_draws is None
+            else check_int(max_draws, "max_draws", minimum=1)
+        )
+        rng = check_random_state(random_seed, "random_seed")
+        draws = self._draws(n_draws, rng)
+        out = np.empty((n_draws, data.shape[0], self.weights_.size))
+        for s in range(n_draws):
+            joint = self._log_joint_components(data, draws, s)
+            out[s] = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+        return out
+
+    def to_datatree(self, n_draws: int = 1000, random_seed: Any = None) -> Any:
+        """Draws from the variational posterior as an ArviZ DataTree.
+
+        Groups: ``posterior`` (``weights``, ``means``, ``covariances`` as full
+        matrices, and ``concentration``; one chain), ``log_likelihood`` (``obs``:
+        ``log sum_k pi_k N(x_i | mu_k, Sigma_k)`` per training point),
+        ``observed_data`` (``obs``) and ``sample_stats`` with ``log_p`` (log joint
+        density: log-likelihood plus log prior of the sticks, alpha and the
+        component parameters), ``log_q`` (log variational density of the same
+        draw, same parametrisation) and ``n_occupied`` (the number of components
+        holding at least one training point when the allocations are drawn
+        from ``p(z_i | x_i, theta_s)``). So::
+
+            from arviz_stats import loo_approximate_posterior
+            tree = model.to_datatree()
+            loo_approximate_posterior(tree, tree["sample_stats"]["log_p"],
+                                      tree["sample_stats"]["log_q"])
+
+        gives PSIS-LOO corrected for the approximation, and its Pareto k
+        diagnoses the approximation itself (Yao et al. 2018).
+
+        Parameters
+        ----------
+        n_draws : int, default 1000
+        random_seed : None, int or numpy.random.Generator
+
+        Returns
+        -------
+        xarray.DataTree
+        """
+        check_fitted(self)
+        n_draws = check_int(n_draws, "n_draws", minimum=1)
+        rng = check_random_state(random_seed, "random_seed")
+        import xarray as xr
+
+        out = self._tree_arrays(n_draws, rng)
+        d = self.n_features_in_
+        features = (
+            list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else list(range(d))
+        )
+        t = self.weights_.size
+        n = self.n_samples_
+        coords = {
+            "chain": [0],
+            "draw": np.arange(n_draws),
+            "component": np.arange(t),
+            "feature": features,
+            "feature_bis": features,
+            "obs_id": np.arange(n),
+        }
+        posterior = xr.Dataset(
+            {
+                "weights": (("chain", "draw", "component"), out["weights"][None]),
+                "means": (("chain", "draw", "component", "feature"), out["means"][None]),
+                "covariances": (
+                    ("chain", "draw", "component", "feature", "feature_bis"),
+                    out["covariances"][None],
+                ),
+                "concentration": (("chain", "draw"), out["alpha"][None]),
+            },
+            coords={k: coords[k] for k in ("chain", "draw", "component", "feature", "feature_bis")},
+            attrs={"inference": "variational (CAVI)" if self.method == "cavi" else "ADVI"},
+        )
+        sample_coords = {k: coords[k] for k in ("chain", "draw")}
+        log_likelihood = xr.Dataset(
+            {"obs": (("chain", "draw", "obs_id"), out["loglik"][None])},
+            coords={**sample_coords, "obs_id": coords["obs_id"]},
+        )
+        sample_stats = xr.Dataset(
+            {
+                "log_p": (("chain", "draw"), out["log_p"][None]),
+                "log_q": (("chain", "draw"), out["log_q"][None]),
+                "n_occupied": (("chain", "draw"), out["n_occupied"][None]),
+            },
+            coords=sample_coords,
+        )
+        observed = xr.Dataset(
+            {"obs": (("obs_id", "feature"), self._X_train)},
+            coords={"obs_id": coords["obs_id"], "feature": features},
+        )
+        return xr.DataTree.from_dict(
+            {
+                "posterior": posterior,
+                "log_likelihood": log_likelihood,
+                "sample_stats": sample_stats,
+                "observed_data": observed,
+            }
+        )
+
+    def _tree_arrays(self, n_draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        draws = self._draws(n_draws, rng)
+        data = self._X_train - self._center
+        n, d = data.shape
+        t = self.weights_.size
+        kind = self._state.components.covariance_type
+        loglik = np.empty((n_draws, n))
+        n_occupied = np.empty(n_draws, dtype=np.int64)
+        features = feature_map(data, kind)
+        for s in range(n_draws):
+            eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
+            joint = features @ eta + (const + draws["log_weights"][s])
+            total = logsumexp(joint, axis=1)
+            loglik[s] = total
+            cumulative = np.cumsum(np.exp(joint - total[:, None]), axis=1)
+            u = rng.uniform(size=(n, 1)) * cumulative[:, -1:]
+            labels = np.minimum((cumulative < u).sum(axis=1), t - 1)
+            n_occupied[s] = np.unique(labels).size
+        covariances = _full_covariances_from_cholesky(draws["prec_chol"], kind, t, d)
+        return {
+            "weights": np.exp(draws["log_weights"]),
+            "means": draws["means"] + self._center,
+            "covariances": covariances,
+            "alpha": draws["alpha"],
+            "loglik": loglik,
+            "log_p": loglik.sum(axis=1) + draws["log_prior"],
+            "log_q": draws["log_q"],
+            "n_occupied": n_occupied,
+        }
+
+    def n_occupied_distribution(self, n_draws: int = 1000, random_seed: Any = 0) -> Any:
+        """Posterior distribution of the number of occupied components.
+
+        For each of ``n_draws`` draws of the parameters from q, the allocations
+        of the training points are drawn from ``p(z_i | x_i, theta)`` and the
+        components holding at least one point are counted. DP posteriors of
+        this number are inconsistent (Miller and Harrison 2013); see the class notes.
+
+        Parameters
+        ----------
+        n_draws : int, default 1000
+        random_seed : None, int or numpy.random.Generator, default 0
+
+        Returns
+        -------
+        pandas.Series
+            Probability of every observed count, indexed by the count.
+        """
+        check_fitted(self)
+        n_draws = check_int(n_draws, "n_draws", minimum=1)
+        rng = check_random_state(random_seed, "random_seed")
+        import pandas as pd
+
+        counts = self._tree_arrays(n_draws, rng)["n_occupied"]
+        values, freq = np.unique(counts, return_counts=True)
+        return pd.Series(
+            freq / n_draws, index=pd.Index(values, name="n_occupied"), name="probability"
+        )
+
+    # ---------------------------------------------------------------- saving
+    def _export_state(self) -> dict[str, Any]:
+        """JSON-able state from which :meth:`_import_state` rebuilds this model."""
+        check_fitted(self)
+        params = {}
+        for name, value in self.get_params().items():
+            if isinstance(
+                value, (np.random.Generator, np.random.RandomState, np.random.SeedSequence)
+            ):
+                value = None
+            elif isinstance(value, dict):
+                value = {
+                    k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+                    for k, v in value.items()
+                }
+            params[name] = value
+        state = self._state
+        comps = state.components
+        prior = self._prior
+        out: dict[str, Any] = {
+            "class": type(self).__name__,
+            "params": params,
+            "covariance_type": comps.covariance_type,
+            "components": {
+                "beta": comps.beta.tolist(),
+                "mean": comps.mean.tolist(),
+                "dof": comps.dof.tolist(),
+                "scale": comps.scale.tolist(),
+            },
+            "prior": {
+                "mean": prior.mean.tolist(),
+                "mean_precision": prior.mean_precision,
+                "dof": prior.dof,
+                "scale": np.asarray(prior.scale).tolist(),
+            },
+            "sticks": {"a": state.stick_a.tolist(), "b": state.stick_b.tolist()},
+            "concentration": {
+                "fixed": state.concentration.fixed,
+                "prior_shape": state.concentration.prior_shape,
+                "prior_rate": state.concentration.prior_rate,
+                "shape": state.concentration.shape,
+                "rate": state.concentration.rate,
+            },
+            "center": self._center.tolist(),
+            "X_train": self._X_train.tolist(),
+            "elbo": self.elbo_,
+            "elbo_trace": self.elbo_trace_.tolist(),
+            "converged": self.converged_,
+            "n_iter": self.n_iter_,
+            "n_merges": self.n_merges_,
+            "expected_counts": self.expected_counts_.tolist(),
+        }
+        if hasattr(self, "feature_names_in_"):
+            out["feature_names_in"] = [str(n) for n in self.feature_names_in_]
+        return out
+
+    @classmethod
+    def _import_state(cls, state: dict[str, Any]) -> DPGaussianMixture:
+        """Rebuild a fitted model from :meth:`_export_state`'s dict."""
+        model = cls(**state["params"])
+        kind = state["covariance_type"]
+        c = state["components"]
+        comps = _cavi.ComponentPosterior(
+            kind,
+            np.asarray(c["beta"], float),
+            np.asarray(c["mean"], float),
+            np.asarray(c["dof"], float),
+            np.asarray(c["scale"], float),
+        )
+        p = state["prior"]
+        prior = _cavi.ComponentPrior(
+            kind,
+            np.asarray(p["mean"], float),
+            float(p["mean_precision"]),
+            float(p["dof"]),
+            np.asarray(p["scale"], float),
+        )
+        q = state["concentration"]
+        conc = _cavi.Concentration(
+            q["fixed"],
+            float(q["prior_shape"]),
+            float(q["prior_rate"]),
+            float(q["shape"]),
+            float(q["rate"]),
+        )
+        glob = _cavi.GlobalState(
+            comps,
+            np.asarray(state["sticks"]["a"], float),
+            np.asarray(state["sticks"]["b"], float),
+            conc,
+        )
+        result = {
+            "state": glob,
+            "elbo": state["elbo"],
+            "trace": state["elbo_trace"],
+            "converged": state["converged"],
+            "n_iter": state["n_iter"],
+            "n_merges": state["n_merges"],
+            "nk": state["expected_counts"],
+        }
+        model._set_fitted(
+            result,
+            prior,
+            np.asarray(state["center"], float),
+            np.asarray(state["X_train"], float),
+            state.get("feature_names_in"),
+        )
+        return model
+
+    def save(self, path: Any, *, overwrite: bool = False) -> None:
+        """Save the fitted model as JSON (see :mod:`bayesgmm.io`)."""
+        from bayesgmm.io import save
+
+        save(self, path, overwrite=overwrite)
+
+
+# ------------------------------------------------------------------ helpers
+def _check_concentration(value: Any) -> _cavi.Concentration:
+    if value is None:
+        return _cavi.Concentration(None, 1.0, 1.0, 1.0, 1.0)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        alpha = check_float(value, "concentration", minimum=0.0, include_minimum=False)
+        return _cavi.Concentration(alpha, 1.0, 1.0, 1.0, 1.0)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        shape = check_float(value[0], "concentration[0]", minimum=0.0, include_minimum=False)
+        rate = check_float(value[1], "concentration[1]", minimum=0.0, include_minimum=False)
+        return _cavi.Concentration(None, shape, rate, shape, rate)
+    raise TypeError(
+        message("concentration", "None, a positive number or a (shape, rate) pair", value)
+    )
+
+
+def _build_prior(
+    centred: np.ndarray, center: np.ndarray, kind: str, priors: dict[str, Any] | None
+) -> _cavi.ComponentPrior:
+    """Build the documented data-scaled prior, in the centred frame."""
+    priors = dict(priors or {})
+    unknown = set(priors) - {"mean", "mean_precision", "degrees_of_freedom", "covariance"}
+    if unknown:
+        raise ValueError(
+            message(
+                "priors",
+                "keys among 'mean', 'mean_precision', 'degrees_of_freedom', 'covariance'",
+                sorted(unknown),
+            )
+        )
+    n, d = centred.shape
+    mean = np.zeros(d)  # the data mean, in the frame centred on it
+    if "mean" in priors:
+        mean = np.asarray(priors["mean"], dtype=float).reshape(-1)
+        if mean.shape != (d,) or not np.isfinite(mean).all():
+            raise ValueError(
+                message("priors['mean']", f"{d} finite numbers", np.asarray(priors["mean"]))
+            )
+        mean = mean - center
+    beta0 = check_float(
+        priors.get("mean_precision", 1.0),
+        "priors['mean_precision']",
+        minimum=0.0,
+        include_minimum=False,
+    )
+    wishart = kind in ("full", "tied")
+    nu_default = d + 2.0 if wishart else 4.0
+    nu0 = check_float(
+        priors.get("degrees_of_freedom", nu_default),
+        "priors['degrees_of_freedom']",
+        minimum=(d + 1.0) if wishart else 2.0,
+        include_minimum=False,
+    )
+    cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+    scale_floor = 1e-6 * max(float(np.trace(cov)) / d, 1e-300)
+    if "covariance" in priors:
+        given = np.asarray(priors["covariance"], dtype=float)
+        expected_shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[kind]
+        if given.shape != expected_shape or not np.isfinite(given).all():
+            raise ValueError(
+                message(
+                    "priors['covariance']",
+                    f"an array of shape {expected_shape} for covariance_type={kind!r}",
+                    given,
+                )
+            )
+        if wishart:
+            if not np.allclose(given, given.T) or np.any(np.linalg.eigvalsh(given) <= 0):
+                raise ValueError(
+                    message("priors['covariance']", "a symmetric positive definite matrix", given)
+                )
+        elif np.any(given <= 0):
+            raise ValueError(message("priors['covariance']", "positive values", given))
+        prior_cov = given
+    elif wishart:
+        prior_cov = cov + scale_floor * np.eye(d)
+    elif kind == "diag":
+        prior_cov = np.diag(cov) + scale_floor
+    else:
+        prior_cov = np.asarray(np.trace(cov) / d + scale_floor)
+    if wishart:
+        scale = (nu0 - d - 1.0) * prior_cov
+        dof = nu0
+    else:
+        dof = nu0 / 2.0
+        scale = (dof - 1.0) * prior_cov
+    return _cavi.ComponentPrior(kind, mean, beta0, dof, np.asarray(scale, dtype=float))
+
+
+def _full_covariances_from_cholesky(chol: np.ndarray, kind: str, t: int, d: int) -> np.ndarray:
+    """Return full ``(S, T, d, d)`` covariances ``(P P')^{-1}`` from precision Cholesky draws."""
+    n_draws = chol.shape[0]
+    if kind in ("full", "tied"):
+        inv = np.linalg.inv(chol)  # P^{-1}; Sigma = P^{-T} P^{-1}
+        cov = np.swapaxes(inv, -1, -2) @ inv
+        if kind == "tied":
+            cov = np.broadcast_to(cov[:, None], (n_draws, t, d, d))
+        return np.ascontiguousarray(cov)
+    variances = 1.0 / chol**2
+    if kind == "spherical":
+        variances = np.broadcast_to(variances[..., None], (n_draws, t, d))
+    return variances[..., None] * np.eye(d)
+
+
+def _initial_responsibilities(
+    X: np.ndarray, t: int, init: str, rng: np.random.Generator
+) -> np.ndarray:
+    n = X.shape[0]
+    if init == "random":
+        return rng.dirichlet(np.ones(t), size=n)
+    from bayesgmm._kmeans import assign_labels, kmeans
+
+    k = min(t, n)
+    sub = X if n <= _INIT_SUBSAMPLE else X[rng.choice(n, _INIT_SUBSAMPLE, replace=False)]
+    k = min(k, sub.shape[0])
+    centers = kmeans(sub, k, rng, n_init=1, max_iter=20).centers
+    labels, _ = assign_labels(X, centers)
+    resp = np.zeros((n, t))
+    resp[np.arange(n), labels] = 1.0
+    return resp
+
+
+def _fit_cavi(
+    X: np.ndarray, prior: _cavi.ComponentPrior, conc: _cavi.Concentration, options: dict[str, Any]
+) -> dict[str, Any]:
+    """One CAVI run from one initialisation (X centred)."""
+    kind = options["covariance_type"]
+    t = options["truncation"]
+    rng = options["rng"]
+    n = X.shape[0]
+    resp = _initial_responsibilities(X, t, options["init_params"], rng)
+    stats = statistics_from_responsibilities(X, resp, kind)
+    state, _, _ = _cavi.fit_globals(stats, 0.0, prior, conc)
+    trace: list[float] = []
+    converged = False
+    n_merges = 0
+    gap, next_merge = 1, 1
+    n_iter = 0
+    for n_iter in range(1, options["max_iter"] + 1):  # noqa: B007
+        stats = _e_step(X, state, kind, resp)
+        elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
+        stalled = bool(trace) and (elbo - trace[-1]) < options["tol"] * n
+        trace.append(elbo)
+        entropy = stats.log_normalizer - _cavi.data_term(stats, state)
+        new_state, _, base = _cavi.fit_globals(stats, entropy, prior, state.concentration)
+        accepted = 0
+        # Merges are tried every iteration while they succeed, then at doubling
+        # intervals (at most 32), and always before convergence is declared.
+        if options["merge"] and t > 1 and (n_iter >= next_merge or stalled):
+            merged, accepted = _try_merges(stats, entropy, resp, prior, state.concentration, base)
+            if merged is not None:
+                new_state = merged
+                n_merges += accepted
+                gap = 1
+            else:
+                gap = min(2 * gap, 32)
+            next_merge = n_iter + gap
+        if stalled and not accepted:
+            converged = True
+            break
+        state = new_state
+    else:
+        # max_iter reached: evaluate the state left by the last update
+        stats = _e_step(X, state, kind)
+        trace.append(_cavi.elbo_from_normalizer(stats.log_normalizer, state, prior))
+    return {
+        "state": state,
+        "elbo": trace[-1],
+        "trace": trace,
+        "converged": converged,
+        "n_iter": n_iter,
+        "n_merges": n_merges,
+        "nk": stats.nk,
+    }
+
+
+def _e_step(
+    X: np.ndarray, state: _cavi.GlobalState, kind: str, resp: np.ndarray | None = None
+) -> SufficientStatistics:
+    """Responsibilities under ``state`` and their statistics (one pass over ``X``)."""
+    eta, const = _cavi.expected_log_gaussian(state.components)
+    e_log_pi = _cavi.expected_log_weights(state.stick_a, state.stick_b)
+    return e_step_statistics(X, e_log_pi, eta, const, kind, resp_out=resp)
+
+
+def _try_merges(
+    stats: SufficientStatistics,
+    entropy: float,
+    resp: np.ndarray,
+    prior: _cavi.ComponentPrior,
+    conc: _cavi.Concentration,
+    base_elbo: float,
+) -> tuple[_cavi.GlobalState | None, int]:
+    """Greedy merge moves scored by the exact ELBO at merged responsibilities.
+
+    Candidates are the pairs of occupied components with the largest cosine
+    similarity of their responsibility columns (Hughes and Sudderth 2013 use
+    the correlation); each accepted merge must raise the ELBO.
+    """
+    nk = stats.nk
+    active = np.flatnonzero(nk > 1e-8 * max(stats.n_samples, 1))
+    if active.size < 2:
+        return None, 0
+    sub = resp[:, active]
+    # a copy on one side: NumPy sends ``A.T @ A`` to BLAS syrk, which is much
+    # slower than gemm with threads on a loaded machine
+    gram = sub.T @ sub.copy()
+    norms = np.sqrt(np.diag(gram))
+    cosine = gram / np.maximum(np.outer(norms, norms), 1e-300)
+    rows, cols = np.triu_indices(active.size, 1)
+    scores = cosine[rows, cols]
+    keep = scores > 1e-3
+    n_candidates = min(int(keep.sum()), 2 * active.size)
+    top = np.argsort(-np.where(keep, scores, -np.inf), kind="stable")[:n_candidates]
+    if top.size == 0:
+        return None, 0
+    pairs = [(int(active[rows[p]]), int(active[cols[p]])) for p in top]
+    rlogr = xlogy(resp, resp).sum(axis=0)
+    delta_h = _cavi.merge_entropy_change(resp, pairs, rlogr)
+    best_elbo = base_elbo
+    best_state = None
+    current = stats
+    current_entropy = entropy
+    used: set[int] = set()
+    accepted = 0
+    for (j, k), dh in zip(pairs, delta_h, strict=True):
+        if j in used or k in used:
+            continue
+        proposal = _cavi.merge_statistics(current, j, k)
+        state, _, elbo = _cavi.fit_globals(
+            proposal, current_entropy + dh, prior, conc, keep_order=False
+        )
+        if elbo > best_elbo:
+            best_elbo, best_state = elbo, state
+            current, current_entropy = proposal, current_entropy + dh
+            used.update((j, k))
+            accepted += 1
+    return best_state, accepted

@@ -1,0 +1,419 @@
+"""Tests of the variational Dirichlet-process mixture (bayesgmm.dirichlet_process)."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import COVARIANCE_TYPES, make_mixture_data
+from scipy import integrate, stats
+from scipy.special import gammaln, multigammaln
+
+from bayesgmm import NotFittedError
+from bayesgmm.dirichlet_process import DPGaussianMixture
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    X, labels = make_mixture_data(n=300, d=2, k=3, seed=3)
+    return X, labels
+
+
+@pytest.fixture(scope="module")
+def fitted_full(small_data):
+    X, _ = small_data
+    return DPGaussianMixture(8, random_state=0).fit(X)
+
+
+# ------------------------------------------------------------------ the ELBO
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("merge", [True, False])
+def test_elbo_never_decreases(small_data, covariance_type, merge):
+    X, _ = small_data
+    model = DPGaussianMixture(
+        8, covariance_type=covariance_type, merge=merge, tol=0.0, max_iter=60, random_state=1
+    ).fit(X)
+    trace = model.elbo_trace_
+    assert trace.size >= 2
+    assert np.all(np.isfinite(trace))
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    assert model.elbo_ == trace[-1]
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_elbo_never_decreases_from_random_start(small_data, covariance_type):
+    X, _ = small_data
+    model = DPGaussianMixture(
+        6,
+        covariance_type=covariance_type,
+        init_params="random",
+        concentration=2.0,
+        max_iter=40,
+        random_state=2,
+    ).fit(X)
+    trace = model.elbo_trace_
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+
+
+# --------------------------------------------- conjugate one-component case
+def _raw_statistics(X):
+    n = X.shape[0]
+    xbar = X.mean(axis=0)
+    centred = X - xbar
+    return n, xbar, centred.T @ centred
+
+
+def test_truncation_one_full_is_the_exact_normal_wishart_posterior():
+    rng = np.random.default_rng(5)
+    X = rng.multivariate_normal(
+        [1.0, -2.0, 0.5], [[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 0.5]], size=80
+    )
+    d = 3
+    m0, beta0, nu0 = np.array([0.5, 0.0, 1.0]), 0.7, d + 3.0
+    prior_cov = np.diag([1.5, 2.0, 0.8])
+    model = DPGaussianMixture(
+        1,
+        priors={
+            "mean": m0,
+            "mean_precision": beta0,
+            "degrees_of_freedom": nu0,
+            "covariance": prior_cov,
+        },
+    ).fit(X)
+    n, xbar, scatter = _raw_statistics(X)
+    w0_inv = (nu0 - d - 1.0) * prior_cov
+    beta_n = beta0 + n
+    m_n = (beta0 * m0 + n * xbar) / beta_n
+    w_n_inv = w0_inv + scatter + beta0 * n / beta_n * np.outer(xbar - m0, xbar - m0)
+    nu_n = nu0 + n
+    np.testing.assert_allclose(model.means_[0], m_n, rtol=1e-10)
+    np.testing.assert_allclose(model.covariances_[0], w_n_inv / (nu_n - d - 1.0), rtol=1e-10)
+    # the ELBO of the exact posterior is the log evidence (Bishop 2006, ex. 10.x)
+    log_evidence = (
+        -0.5 * n * d * np.log(np.pi)
+        + 0.5 * d * np.log(beta0 / beta_n)
+        + 0.5 * nu0 * np.linalg.slogdet(w0_inv)[1]
+        - 0.5 * nu_n * np.linalg.slogdet(w_n_inv)[1]
+        + multigammaln(nu_n / 2.0, d)
+        - multigammaln(nu0 / 2.0, d)
+    )
+    assert model.elbo_ == pytest.approx(log_evidence, rel=1e-10)
+    assert model.weights_ == pytest.approx([1.0])
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_truncation_one_gamma_families_are_exact(covariance_type):
+    rng = np.random.default_rng(6)
+    X = rng.normal([0.0, 3.0], [1.0, 0.4], size=(60, 2))
+    n, xbar, scatter = _raw_statistics(X)
+    d = 2
+    m0, beta0, nu0 = np.array([0.2, 2.5]), 0.3, 5.0
+    prior_cov = np.array([1.2, 0.7]) if covariance_type == "diag" else 0.9
+    model = DPGaussianMixture(
+        1,
+        covariance_type=covariance_type,
+        priors={
+            "mean": m0,
+            "mean_precision": beta0,
+            "degrees_of_freedom": nu0,
+            "covariance": prior_cov,
+        },
+    ).fit(X)
+    a0 = nu0 / 2.0
+    b0 = (a0 - 1.0) * np.asarray(prior_cov)
+    beta_n = beta0 + n
+    per_feature = np.diag(scatter) + beta0 * n / beta_n * (xbar - m0) ** 2
+    if covariance_type == "diag":
+        a_n, b_n = a0 + n / 2.0, b0 + per_feature / 2.0
+        gamma_part = np.sum(a0 * np.log(b0) - a_n * np.log(b_n) + gammaln(a_n) - gammaln(a0))
+    else:
+        a_n, b_n = a0 + n * d / 2.0, b0 + per_feature.sum() / 2.0
+        gamma_part = a0 * np.log(b0) - a_n * np.log(b_n) + gammaln(a_n) - gammaln(a0)
+    np.testing.assert_allclose(model.covariances_[0], b_n / (a_n - 1.0), rtol=1e-10)
+    np.testing.assert_allclose(model.means_[0], (beta0 * m0 + n * xbar) / beta_n, rtol=1e-10)
+    log_evidence = -0.5 * n * d * np.log(2 * np.pi) + 0.5 * d * np.log(beta0 / beta_n) + gamma_part
+    assert model.elbo_ == pytest.approx(log_evidence, rel=1e-10)
+
+
+# ------------------------------------------------------------ recovery of K
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_true_number_of_components_found(seed):
+    X, labels = make_mixture_data(n=600, d=2, k=3, seed=seed)
+    model = DPGaussianMixture(10, random_state=seed).fit(X)
+    assert model.converged_
+    assert model.effective_n_components_ == 3
+    assert np.sum(model.weights_ > 0.01) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("k", [2, 4])
+def test_true_number_of_components_found_many_seeds(seed, k):
+    X, _ = make_mixture_data(n=2000, d=2, k=k, seed=100 + seed, separation=8.0)
+    model = DPGaussianMixture(20, random_state=seed).fit(X)
+    # a DP may keep a tiny extra cluster for a few outlying points (its posterior
+    # of the number of clusters is inconsistent): count non-negligible weights
+    assert np.sum(model.weights_ > 0.01) == k
+    assert model.effective_n_components_ >= k
+
+
+# ------------------------------------------------------ posterior predictive
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_predictive_integrates_to_one_in_1d(covariance_type):
+    rng = np.random.default_rng(7)
+    X = np.concatenate([rng.normal(-2, 0.5, 40), rng.normal(2, 1.0, 25)])[:, None]
+    model = DPGaussianMixture(5, covariance_type=covariance_type, random_state=0).fit(X)
+
+    def density(x):
+        return float(np.exp(model.score_samples(np.array([[x]]))[0]))
+
+    total, error = integrate.quad(density, -np.inf, np.inf, limit=200)
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_predictive_integrates_to_one_in_2d(small_data, covariance_type):
+    X, _ = small_data
+    model = DPGaussianMixture(6, covariance_type=covariance_type, random_state=0).fit(X)
+    # a wide grid: the Student-t tails decay polynomially, so the box is large
+    lo, hi = X.min(axis=0) - 60, X.max(axis=0) + 60
+    grid = [np.linspace(lo[j], hi[j], 801) for j in range(2)]
+    xx, yy = np.meshgrid(*grid, indexing="ij")
+    dens = np.exp(model.score_samples(np.column_stack([xx.ravel(), yy.ravel()])))
+    total = integrate.trapezoid(
+        integrate.trapezoid(dens.reshape(xx.shape), grid[1], axis=1), grid[0]
+    )
+    assert total == pytest.approx(1.0, abs=5e-3)
+
+
+def test_predictive_is_the_mean_over_q_of_the_gaussian_mixture(fitted_full, small_data):
+    X, _ = small_data
+    model = fitted_full
+    tree = model.to_datatree(n_draws=2000, random_seed=3)
+    post = tree["posterior"]
+    w = post["weights"].values[0]
+    mu = post["means"].values[0]
+    cov = post["covariances"].values[0]
+    points = X[:5]
+    prec = np.linalg.inv(cov)
+    diff = points[None, None, :, :] - mu[:, :, None, :]
+    maha = np.einsum("skpi,skij,skpj->skp", diff, prec, diff)
+    log_norm = -0.5 * (2 * np.log(2 * np.pi) + np.linalg.slogdet(cov)[1])
+    dens = np.einsum("sk,skp->sp", w, np.exp(log_norm[..., None] - 0.5 * maha))
+    # the same density for one draw through scipy, as an oracle of the vectorised form
+    one = sum(
+        w[0, k] * stats.multivariate_normal(mu[0, k], cov[0, k]).pdf(points)
+        for k in range(w.shape[1])
+    )
+    np.testing.assert_allclose(dens[0], one, rtol=1e-10)
+    mc = np.log(dens.mean(axis=0))
+    # Monte Carlo error of a mean of 2000 draws: well below 3%
+    np.testing.assert_allclose(mc, model.score_samples(points), atol=0.03)
+
+
+# ------------------------------------------------------------ draws from q
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_log_q_and_log_prior_of_draws_match_scipy(small_data, covariance_type):
+    X, _ = small_data
+    model = DPGaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    tree = model.to_datatree(n_draws=5, random_seed=1)
+    post = tree["posterior"]
+    state, prior = model._state, model._prior
+    comps = state.components
+    center = model._center
+    d = X.shape[1]
+    for s in range(5):
+        w = post["weights"].values[0, s]
+        alpha = float(post["concentration"].values[0, s])
+        mu = post["means"].values[0, s] - center
+        lam = np.linalg.inv(post["covariances"].values[0, s])
+        remaining = 1.0 - np.concatenate([[0.0], np.cumsum(w)[:-1]])
+        v = (w / remaining)[:-1]
+        log_q = stats.beta.logpdf(v, state.stick_a, state.stick_b).sum()
+        log_q += stats.gamma.logpdf(
+            alpha, state.concentration.shape, scale=1.0 / state.concentration.rate
+        )
+        log_p = stats.beta.logpdf(v, 1.0, alpha).sum() + stats.gamma.logpdf(alpha, 1.0)
+        for k in range(w.size):
+            if covariance_type in ("full", "tied"):
+                scale_q = comps.scale if covariance_type == "tied" else comps.scale[k]
+                nu = float(comps.dof) if covariance_type == "tied" else comps.dof[k]
+                if covariance_type == "full" or k == 0:
+                    log_q += stats.wishart.logpdf(lam[k], df=nu, scale=np.linalg.inv(scale_q))
+                    log_p += stats.wishart.logpdf(
+                        lam[k], df=prior.dof, scale=np.linalg.inv(prior.scale)
+                    )
+            else:
+                lam_k = np.diag(lam[k]) if covariance_type == "diag" else lam[k][:1, 0]
+                rate_q = comps.scale[k]
+                log_q += stats.gamma.logpdf(lam_k, comps.dof[k], scale=1.0 / rate_q).sum()
+                log_p += stats.gamma.logpdf(lam_k, prior.dof, scale=1.0 / prior.scale).sum()
+            log_q += stats.multivariate_normal.logpdf(
+                mu[k], comps.mean[k], np.linalg.inv(comps.beta[k] * lam[k])
+            )
+            log_p += stats.multivariate_normal.logpdf(
+                mu[k], prior.mean, np.linalg.inv(prior.mean_precision * lam[k])
+            )
+        loglik = tree["log_likelihood"]["obs"].values[0, s]
+        assert float(tree["sample_stats"]["log_q"].values[0, s]) == pytest.approx(log_q, rel=1e-7)
+        assert float(tree["sample_stats"]["log_p"].values[0, s]) == pytest.approx(
+            log_p + loglik.sum(), rel=1e-7
+        )
+    assert d == 2
+
+
+def test_datatree_layout_and_loo_approximate_posterior(fitted_full, small_data):
+    from arviz_stats import loo_approximate_posterior
+
+    X, _ = small_data
+    tree = fitted_full.to_datatree(n_draws=200, random_seed=0)
+    post = tree["posterior"]
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
+    assert post.sizes["component"] == 8
+    np.testing.assert_allclose(post["weights"].values.sum(axis=-1), 1.0, rtol=1e-12)
+    assert tree["log_likelihood"]["obs"].dims == ("chain", "draw", "obs_id")
+    np.testing.assert_array_equal(tree["observed_data"]["obs"].values, X)
+    ss = tree["sample_stats"]
+    result = loo_approximate_posterior(tree, ss["log_p"], ss["log_q"], pointwise=True)
+    assert np.isfinite(result.elpd)
+    assert np.all(np.isfinite(result.pareto_k.values))
+    # the elpd per point is near the training predictive density
+    assert result.elpd / X.shape[0] == pytest.approx(fitted_full.score(X), abs=0.1)
+
+
+def test_n_occupied_distribution(fitted_full):
+    dist = fitted_full.n_occupied_distribution(n_draws=100, random_seed=0)
+    assert dist.sum() == pytest.approx(1.0)
+    assert dist.index.min() >= 1
+    assert int(dist.idxmax()) == 3
+
+
+# ------------------------------------------------------- memberships and API
+def test_membership_and_predict_proba(fitted_full, small_data):
+    X, labels = small_data
+    model = fitted_full
+    proba = model.predict_proba(X)
+    assert proba.shape == (X.shape[0], 8)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
+    draws = model.membership_draws(X[:20], max_draws=30, random_seed=0)
+    assert draws.shape == (30, 20, 8)
+    np.testing.assert_allclose(draws.sum(axis=2), 1.0, rtol=1e-12)
+    ds = model.predict_proba(X[:20], hdi_prob=0.9)
+    assert set(ds.data_vars) == {"mean", "lower", "upper"}
+    assert ds["mean"].dims == ("obs_id", "component")
+    assert np.all(ds["lower"].values <= ds["upper"].values)
+    assert np.all((ds["lower"].values >= 0) & (ds["upper"].values <= 1))
+    # with well separated clusters, draws agree with the predictive membership
+    np.testing.assert_allclose(ds["mean"].values, proba[:20], atol=0.05)
+
+
+def test_sample_from_predictive(fitted_full, small_data):
+    X, _ = small_data
+    a, la = fitted_full.sample(500, random_state=4)
+    b, lb = fitted_full.sample(500, random_state=4)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert a.shape == (500, 2)
+    assert set(np.unique(la)) <= set(np.flatnonzero(fitted_full.weights_ > 1e-6))
+    # samples land where the training data are
+    assert fitted_full.score(a) > fitted_full.score(X) - 0.5
+
+
+def test_reproducible_with_fixed_random_state(small_data):
+    X, _ = small_data
+    a = DPGaussianMixture(8, random_state=11).fit(X)
+    b = DPGaussianMixture(8, random_state=11).fit(X)
+    np.testing.assert_array_equal(a.elbo_trace_, b.elbo_trace_)
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_components_sorted_and_summaries(fitted_full, small_data):
+    X, _ = small_data
+    model = fitted_full
+    assert np.all(np.diff(model.weights_) <= 1e-12)
+    assert model.params_.n_components == 8
+    assert model.covariances_.shape == (8, 2, 2)
+    assert model.n_features_in_ == 2
+    assert model.elbo_ == model.elbo_trace_[-1]
+    assert model.score(X) == pytest.approx(model.score_samples(X).mean())
+
+
+def test_export_import_round_trip(fitted_full, small_data):
+    X, _ = small_data
+    state = json.loads(json.dumps(fitted_full._export_state()))
+    assert state["class"] == "DPGaussianMixture"
+    assert state["params"]["truncation"] == 8
+    clone = DPGaussianMixture._import_state(state)
+    np.testing.assert_array_equal(clone.score_samples(X), fitted_full.score_samples(X))
+    np.testing.assert_array_equal(clone.predict_proba(X), fitted_full.predict_proba(X))
+
+
+def test_dataframe_feature_names(small_data):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_data
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    model = DPGaussianMixture(4, random_state=0).fit(frame)
+    assert list(model.feature_names_in_) == ["a", "b"]
+    tree = model.to_datatree(n_draws=3, random_seed=0)
+    assert list(tree["posterior"]["feature"].values) == ["a", "b"]
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"truncation": 0}, ValueError, "truncation"),
+        ({"truncation": 2.5}, TypeError, "truncation"),
+        ({"covariance_type": "banana"}, ValueError, "covariance_type"),
+        ({"concentration": -1.0}, ValueError, "concentration"),
+        ({"concentration": "big"}, TypeError, "concentration"),
+        ({"priors": {"bogus": 1}}, ValueError, "priors"),
+        ({"priors": {"degrees_of_freedom": 1.0}}, ValueError, "degrees_of_freedom"),
+        ({"priors": {"covariance": np.eye(3)}}, ValueError, "covariance"),
+        ({"tol": -1.0}, ValueError, "tol"),
+        ({"n_init": 0}, ValueError, "n_init"),
+        ({"init_params": "magic"}, ValueError, "init_params"),
+        ({"method": "mcmc"}, ValueError, "method"),
+        ({"random_state": "x"}, TypeError, "random_state"),
+    ],
+)
+def test_bad_arguments_raise_before_fitting(small_data, kwargs, error, name):
+    X, _ = small_data
+    model = DPGaussianMixture(**kwargs)
+    with pytest.raises(error, match=name):
+        model.fit(X)
+    assert not hasattr(model, "params_")
+
+
+def test_bad_data_and_unfitted_use(fitted_full):
+    with pytest.raises(ValueError, match="X"):
+        DPGaussianMixture().fit(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(NotFittedError):
+        DPGaussianMixture().predict(np.zeros((2, 2)))
+    with pytest.raises(NotFittedError):
+        DPGaussianMixture().to_datatree()
+    with pytest.raises(ValueError, match="feature"):
+        fitted_full.predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="hdi_prob"):
+        fitted_full.predict_proba(np.zeros((2, 2)), hdi_prob=1.5)
+
+
+def test_refit_with_bad_data_keeps_fitted_state(small_data):
+    X, _ = small_data
+    model = DPGaussianMixture(4, random_state=0).fit(X)
+    before = model.means_.copy()
+    with pytest.raises(ValueError):
+        model.fit(np.full((5, 2), np.inf))
+    np.testing.assert_array_equal(model.means_, before)
+
+
+def test_get_set_params():
+    model = DPGaussianMixture(5, covariance_type="diag")
+    params = model.get_params()
+    assert params["truncation"] == 5
+    assert params["covariance_type"] == "diag"
+    model.set_params(truncation=7)
+    assert model.truncation == 7
+    with pytest.raises(ValueError, match="params"):
+        model.set_params(n_components=3)
