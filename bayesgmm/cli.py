@@ -125,8 +125,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
         )
     ]
     first = rows[0][1]
-    # A header is a first row with a field that is neither a number nor empty.
-    has_header = any(field and not _is_number(field) for field in first)
+    # A header is a first row with a field that is neither a number nor a missing value.
+    has_header = any(field.lower() not in _MISSING and not _is_number(field) for field in first)
     names: list[str] | None = None
     if has_header:
         names = [field or f"column_{j + 1}" for j, field in enumerate(first)]

@@ -295,6 +295,7 @@ DATA_ERRORS = [
     ("text.csv", "x,y\n1,2\n3,abc\n", "line 3, column y: 'abc' is not a number"),
     ("blank.csv", "x,y\n1,2\n,4\n", "line 3, column x: missing value"),
     ("na.csv", "x,y\n1,NA\n3,4\n", "line 2, column y: missing value"),
+    ("na_first.csv", "1,NA\n3,4\n", "line 1, column 2: missing value"),
     ("inf.csv", "1,2\n3,inf\n", "not a finite number"),
     ("repeated.csv", "x,x\n1,2\n", "repeated column name"),
     ("binary.csv", b"\xff\xfe\x00\x81", "not UTF-8"),
