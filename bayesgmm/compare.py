@@ -25,6 +25,8 @@ standard errors). WAIC, which ArviZ 1.x no longer offers, is available from
 
 from __future__ import annotations
 
+import sys
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -634,3 +636,20 @@ def compare(
         table["se_waic"] = [r[1] for r in rows]
         table["p_waic"] = [r[2] for r in rows]
     return table
+
+
+class _CallableModule(types.ModuleType):
+    """Module type that makes ``bayesgmm.compare`` callable as :func:`compare`.
+
+    ``bayesgmm.compare`` names both this module and its main function. The package
+    exports the function lazily, but once anything imports the submodule first
+    (``import bayesgmm.compare``), the import system rebinds ``bayesgmm.compare``
+    to the module. Making the module callable keeps ``bayesgmm.compare(models, X)``
+    working in either order.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

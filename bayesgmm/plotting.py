@@ -139,6 +139,19 @@ def plot_clusters(
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import EMGaussianMixture, plotting
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (50, 2)), rng.normal(3, 1, (50, 2))])
+    >>> model = EMGaussianMixture(2, random_state=0).fit(X)
+    >>> ax = plotting.plot_clusters(model, X)
+    >>> len(ax.patches)  # 2 components x (1, 2, 3) sigma
+    6
     """
     check_fitted(model)
     X, _ = check_array(X)
@@ -213,9 +226,30 @@ def plot_membership_uncertainty(
     :func:`bayesgmm.cluster_uncertainty` (zero length for EM) and ambiguous points
     are drawn hollow. A dashed line marks 0.5.
 
+    Parameters
+    ----------
+    model : fitted bayesgmm model
+    X : array-like of shape (n_samples, n_features)
+    ax : matplotlib Axes, optional
+    hdi_prob : float, default 0.94
+        Mass of the intervals.
+
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import EMGaussianMixture, plotting
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (50, 2)), rng.normal(3, 1, (50, 2))])
+    >>> model = EMGaussianMixture(2, random_state=0).fit(X)
+    >>> ax = plotting.plot_membership_uncertainty(model, X)
+    >>> ax.get_xlabel()
+    'points, sorted by membership probability'
     """
     from bayesgmm.clustering import cluster_uncertainty
 
@@ -271,6 +305,19 @@ def plot_selection(result: Any, *, ax: Any = None) -> Axes:
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import select_n_components
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> result = select_n_components(X, range(1, 4), covariance_types=("diag",),
+    ...                              random_state=0)
+    >>> ax = result.plot()
+    >>> ax.get_xlabel()
+    'number of components'
     """
     table = result.table
     criterion = result.criterion
@@ -321,9 +368,31 @@ def plot_compare(table: pd.DataFrame, *, ax: Any = None) -> Axes:
     markers the elpd difference to the best model with +-1 SE of the difference,
     drawn at the best model's elpd. A vertical line marks the best elpd.
 
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`bayesgmm.compare` (or :func:`arviz_stats.compare`): columns
+        ``elpd`` and ``se``, and ``elpd_diff`` and ``dse`` for the differences.
+    ax : matplotlib Axes, optional
+
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import EMGaussianMixture, plotting
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (50, 2)), rng.normal(3, 1, (50, 2))])
+    >>> model = EMGaussianMixture(2, random_state=0).fit(X)
+    >>> from bayesgmm import compare
+    >>> models = {"K=1": EMGaussianMixture(1).fit(X), "K=2": model}
+    >>> ax = plotting.plot_compare(compare(models, X, k_folds=4, random_state=0))
+    >>> [label.get_text() for label in ax.get_yticklabels()]
+    ['K=2', 'K=1']
     """
     for column in ("elpd", "se"):
         if column not in table.columns:
@@ -376,9 +445,30 @@ def plot_dp_weights(model: Any, *, ax: Any = None, n_draws: int = 500) -> Axes:
     ``n_draws`` draws from the variational posterior. The dashed line is
     ``1 / n_samples``, below which a component explains less than one point.
 
+    Parameters
+    ----------
+    model : fitted DPGaussianMixture
+        Any fitted model with ``weights_``; intervals need ``to_datatree``.
+    ax : matplotlib Axes, optional
+    n_draws : int, default 500
+        Posterior draws for the intervals.
+
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import DPGaussianMixture, plotting
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (50, 2)), rng.normal(3, 1, (50, 2))])
+    >>> model = DPGaussianMixture(5, random_state=0).fit(X)
+    >>> ax = plotting.plot_dp_weights(model, n_draws=100)
+    >>> len(ax.patches)
+    5
     """
     check_fitted(model)
     weights = np.asarray(model.weights_, dtype=float)
@@ -415,6 +505,17 @@ def plot_coclustering(matrix: Any, *, ax: Any = None, order: Any = None) -> Axes
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import plotting
+    >>> labels = np.array([0, 1, 0, 1])
+    >>> ax = plotting.plot_coclustering((labels[:, None] == labels).astype(float))
+    >>> ax.get_images()[0].get_array().shape
+    (4, 4)
     """
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -457,9 +558,35 @@ def plot_density(
     models the posterior predictive density); with more, it is the marginal of
     the point estimate ``model.params_`` on the two features in ``dims``.
 
+    Parameters
+    ----------
+    model : fitted bayesgmm model
+    X : array-like of shape (n_samples, n_features)
+        The data, drawn as points; the grid spans their range plus 10%.
+    ax : matplotlib Axes, optional
+    grid_size : int, default 100
+        Grid points per axis.
+    levels : int, default 10
+        Number of contour levels.
+    dims : (int, int), default (0, 1)
+        The two features shown when there are more than one.
+
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from bayesgmm import EMGaussianMixture, plotting
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (50, 2)), rng.normal(3, 1, (50, 2))])
+    >>> model = EMGaussianMixture(2, random_state=0).fit(X)
+    >>> ax = plotting.plot_density(model, X, grid_size=30)
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('feature 0', 'feature 1')
     """
     check_fitted(model)
     X, _ = check_array(X)

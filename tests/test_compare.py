@@ -220,3 +220,14 @@ def test_marginal_model_on_other_data_is_an_error(marginal_fit):
     model, X = marginal_fit
     with pytest.raises(ValueError, match=r"^models\['nuts'\]:"):
         compare({"nuts": model}, X[::-1])
+
+
+def test_package_name_compare_stays_callable_after_importing_the_submodule(two_clusters):
+    import importlib
+
+    import bayesgmm
+
+    importlib.import_module("bayesgmm.compare")  # rebinds bayesgmm.compare to the module
+    model = em.EMGaussianMixture(1, random_state=0).fit(two_clusters)
+    table = bayesgmm.compare({"em": model}, two_clusters, k_folds=3, random_state=0)
+    assert list(table.index) == ["em"]
