@@ -14,7 +14,8 @@ over weights and means. "cold" is the first fit in the process; "again" is a
 second fit on fresh data of the same shape (bayesgmm reuses its compiled model;
 the peer rebuilds and recompiles, with numba's on-disk cache warm).
 
-Run: ``.venv/bin/python benchmarks/bench_marginal.py [--draws 1000 --tune 1000 --chains 4]``.
+Run: ``.venv/bin/python benchmarks/bench_marginal.py [--draws 1000 --tune 1000 --chains 4]
+[--case 0 --case 1]``.
 """
 
 from __future__ import annotations
@@ -126,14 +127,22 @@ def main():
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument(
+        "--case",
+        type=int,
+        choices=range(len(CASES)),
+        action="append",
+        help="index into CASES (repeatable); default: all",
+    )
     args = parser.parse_args()
+    cases = [CASES[i] for i in args.case] if args.case else CASES
     header = (
         f"{'case':>14} {'model':>9} {'run':>5} {'wall s':>7} {'minESS':>7} {'ESS/s':>7} "
         f"{'div':>4} {'maxRhat':>7}"
     )
     print(f"draws={args.draws} tune={args.tune} chains={args.chains}, nutpie for both")
     print(header, flush=True)
-    for n, d, k in CASES:
+    for n, d, k in cases:
         results = {}
         for run, seed in (("cold", 1), ("again", 2)):
             X = make_data(n, d, k, seed)
