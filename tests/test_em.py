@@ -637,3 +637,16 @@ def test_export_import_round_trip(data):
     assert again.bic(X) == model.bic(X)
     assert list(again.feature_names_in_) == ["a", "b", "c"]
     np.testing.assert_array_equal(again.degenerate_components_, model.degenerate_components_)
+
+
+def test_save_and_load_round_trip(data, tmp_path):
+    import bayesgmm
+
+    X, _ = data
+    model = EMGaussianMixture(K, covariance_type="diag", random_state=0).fit(X)
+    path = tmp_path / "em-model"
+    model.save(path)
+    loaded = bayesgmm.load(path)
+    assert isinstance(loaded, EMGaussianMixture)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.get_params() == model.get_params()
