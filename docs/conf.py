@@ -73,8 +73,6 @@ def _copy_notebooks() -> None:
             shutil.copy2(path, target)
 
 
-_copy_notebooks()
-
 # autodoc / numpydoc: numpydoc writes the Parameters/Returns tables; members are
 # listed by autodoc once (numpydoc's own member tables would repeat them).
 autodoc_default_options = {"members": True, "member-order": "bysource"}
@@ -164,6 +162,7 @@ def _inject_api(app: Any, docname: str, source: list[str]) -> None:
 
 
 def setup(app: Any) -> dict[str, Any]:
+    _copy_notebooks()  # before Sphinx looks for source files
     _check_api_pages()
     app.connect("source-read", _inject_api)
     return {"parallel_read_safe": True}
