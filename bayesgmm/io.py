@@ -117,8 +117,12 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> 
 
 def _default_mode(mode: int = 0o666) -> int:
     """Permissions a new file or folder gets from ``open``/``mkdir``: ``mode`` less the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
+    try:  # Linux reports the umask without changing it, which is safe with threads
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
     return mode & ~umask
 
 
@@ -172,12 +176,12 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
-    # mkstemp makes the file private (0600); give it the permissions of a normal new file,
-    # or those of the file it replaces.
-    with contextlib.suppress(OSError):
-        mode = path.stat().st_mode & 0o7777 if path.exists() else _default_mode()
-        os.chmod(tmp, mode)
     try:
+        # mkstemp makes the file private (0600); give it the permissions of a normal new
+        # file, or those of the file it replaces.
+        with contextlib.suppress(OSError):
+            mode = path.stat().st_mode & 0o7777 if path.exists() else _default_mode()
+            os.chmod(tmp, mode)
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
