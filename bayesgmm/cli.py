@@ -1163,6 +1163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _echo("bayesgmm: interrupted; no partial output was left behind", sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of the output went away (``bayesgmm select ... | head``): nothing to
+        # report, but stop Python from complaining again when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except CommandError as exc:
         if args.traceback:
             raise

@@ -521,6 +521,13 @@ def test_demo_runs_end_to_end(capsys, tmp_path):
     assert "## Not run" not in report
     em = bayesgmm.load(out / "em.json")
     assert (em.n_components, em.covariance_type) == (k, covariance_type)
+    try:
+        bayesgmm.io.netcdf_engine()
+    except ImportError:
+        assert "The marginal model was not saved" in report
+    else:
+        marginal = bayesgmm.load(out / "marginal.nc")
+        assert (marginal.n_components, marginal.covariance_type) == (k, covariance_type)
     # Nothing but the output folder: the staging folder is gone.
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]
 
