@@ -17,7 +17,7 @@ def test_bic_picks_the_true_number_of_components(n_components):
             300 * n_components, n_components, 2, separation=2.0, random_state=seed
         )
         result = select_n_components(
-            X, range(1, n_components + 3), covariance_types=("full",), random_state=seed
+            X, range(1, n_components + 2), covariance_types=("full",), random_state=seed
         )
         chosen.append(result.best_n_components)
     assert chosen == [n_components] * 5
@@ -152,3 +152,22 @@ def test_loo_picks_the_true_number_of_components(n_components):
     assert result.best_n_components == n_components
     ax = result.plot()
     assert len(ax.containers) == 1  # error bars from the standard errors
+
+
+def test_dp_posterior_of_the_number_of_occupied_components(three_blobs):
+    pytest.importorskip("bayesgmm.dirichlet_process")
+    result = select_n_components(
+        three_blobs, range(1, 9), method="dp", covariance_types=("full", "diag"), random_state=0
+    )
+    table = result.table
+    assert len(table) == 2 * 8
+    assert set(table.columns) >= {"n_components", "covariance_type", "probability", "elbo"}
+    for _, rows in table.groupby("covariance_type"):
+        # Truncation 8: every posterior draw occupies between 1 and 8 components.
+        np.testing.assert_allclose(rows["probability"].sum(), 1.0, atol=1e-12)
+    assert result.best_n_components == 3
+    assert type(result.best_model).__name__ == "DPGaussianMixture"
+    best_elbo = table.groupby("covariance_type")["elbo"].first().idxmax()
+    assert result.best_covariance_type == best_elbo
+    ax = result.plot()
+    assert len([line for line in ax.get_lines() if len(line.get_xdata()) == 8]) == 2
