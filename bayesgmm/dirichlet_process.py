@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -330,9 +331,7 @@ class DPGaussianMixture:
         prior = _build_prior(centred, center, options["covariance_type"], self.priors)
         conc = options["concentration"]
         if options["method"] == "advi":
-            from bayesgmm import _dp_advi
-
-            result = _dp_advi.fit_advi(
+            result = _fit_advi(
                 centred,
                 prior,
                 conc,
@@ -359,8 +358,8 @@ class DPGaussianMixture:
         data: np.ndarray,
         names: list[str] | None,
     ) -> None:
-        state: _cavi.GlobalState = result["state"]
-        self._state = state
+        self._state = result["state"]
+        self._kind = prior.covariance_type
         self._prior = prior
         self._center = center
         self._X_train = data
@@ -380,6 +379,16 @@ class DPGaussianMixture:
 
     def _set_summaries(self) -> None:
         state = self._state
+        if isinstance(state, _DrawPool):
+            self.weights_ = np.exp(state.log_weights).mean(axis=0)
+            self.means_ = state.means.mean(axis=0) + self._center
+            self.covariances_ = state.mean_covariances(self._kind)
+            self.concentration_ = float(state.alpha.mean())
+            self.effective_n_components_ = int(np.sum(self.expected_counts_ >= 1.0))
+            self.params_ = GaussianMixtureParams(
+                self.weights_, self.means_, self.covariances_, self._kind
+            )
+            return
         self.weights_ = _cavi.expected_weights(state.stick_a, state.stick_b)
         self.means_ = state.components.mean + self._center
         self.covariances_ = _cavi.posterior_covariances(state.components)
@@ -397,6 +406,15 @@ class DPGaussianMixture:
         return data
 
     def _weighted_predictive(self, X: np.ndarray) -> np.ndarray:
+        """``log E_q[pi_k N(x | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
+        if isinstance(self._state, _DrawPool):
+            pool = self._state
+            draws = pool.as_draws()
+            centred = X - self._center
+            total = np.full((X.shape[0], self.weights_.size), -np.inf)
+            for s in range(pool.size):
+                total = np.logaddexp(total, self._log_joint_components(centred, draws, s))
+            return total - np.log(pool.size)
         log_t = _cavi.predictive_log_density(X - self._center, self._state.components)
         with np.errstate(divide="ignore"):
             return log_t + np.log(self.weights_)
@@ -495,14 +513,36 @@ class DPGaussianMixture:
         check_fitted(self)
         n = check_int(n_samples, "n_samples", minimum=1)
         rng = check_random_state(random_state)
+        if isinstance(self._state, _DrawPool):
+            return self._sample_from_pool(n, rng)
         weights = self.weights_ / self.weights_.sum()
         labels = np.sort(rng.choice(weights.size, size=n, p=weights))
         X = _cavi.predictive_sample(self._state.components, labels, rng) + self._center
         return X, labels
 
+    def _sample_from_pool(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive draws for ADVI: a stored draw of theta, a label, a Gaussian."""
+        pool = self._state
+        assert isinstance(pool, _DrawPool)
+        which = rng.integers(pool.size, size=n)
+        weights = np.exp(pool.log_weights[which])
+        u = rng.uniform(size=(n, 1)) * weights.sum(axis=1, keepdims=True)
+        labels = np.minimum((np.cumsum(weights, axis=1) < u).sum(axis=1), weights.shape[1] - 1)
+        cov = _full_covariances_from_cholesky(
+            pool.prec_chol, self._kind, weights.shape[1], self.n_features_in_
+        )
+        chol = np.linalg.cholesky(cov[which, labels])
+        z = rng.standard_normal((n, self.n_features_in_))
+        X = pool.means[which, labels] + np.einsum("nij,nj->ni", chol, z) + self._center
+        order = np.argsort(labels, kind="stable")
+        return X[order], labels[order]
+
     # ------------------------------------------------------ draws from q
     def _draws(self, n_draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         state = self._state
+        if isinstance(state, _DrawPool):
+            replace = n_draws > state.size
+            return state.as_draws(rng.choice(state.size, size=n_draws, replace=replace))
         log_w, alpha, log_q_v, log_p_v = _cavi.draw_sticks(
             state.stick_a, state.stick_b, state.concentration, n_draws, rng
         )
@@ -522,7 +562,7 @@ class DPGaussianMixture:
         self, X: np.ndarray, draws: dict[str, np.ndarray], s: int
     ) -> np.ndarray:
         """``log pi_k + log N(x_i | mu_k, Sigma_k)`` for draw ``s``, shape (n, T)."""
-        kind = self._state.components.covariance_type
+        kind = self._kind
         eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
         return feature_map(X, kind) @ eta + (const + draws["log_weights"][s])
 
@@ -653,7 +693,7 @@ class DPGaussianMixture:
         data = self._X_train - self._center
         n, d = data.shape
         t = self.weights_.size
-        kind = self._state.components.covariance_type
+        kind = self._kind
         loglik = np.empty((n_draws, n))
         n_occupied = np.empty(n_draws, dtype=np.int64)
         features = feature_map(data, kind)
@@ -723,32 +763,16 @@ class DPGaussianMixture:
                     for k, v in value.items()
                 }
             params[name] = value
-        state = self._state
-        comps = state.components
         prior = self._prior
         out: dict[str, Any] = {
             "class": type(self).__name__,
             "params": params,
-            "covariance_type": comps.covariance_type,
-            "components": {
-                "beta": comps.beta.tolist(),
-                "mean": comps.mean.tolist(),
-                "dof": comps.dof.tolist(),
-                "scale": comps.scale.tolist(),
-            },
+            "covariance_type": self._kind,
             "prior": {
                 "mean": prior.mean.tolist(),
                 "mean_precision": prior.mean_precision,
                 "dof": prior.dof,
                 "scale": np.asarray(prior.scale).tolist(),
-            },
-            "sticks": {"a": state.stick_a.tolist(), "b": state.stick_b.tolist()},
-            "concentration": {
-                "fixed": state.concentration.fixed,
-                "prior_shape": state.concentration.prior_shape,
-                "prior_rate": state.concentration.prior_rate,
-                "shape": state.concentration.shape,
-                "rate": state.concentration.rate,
             },
             "center": self._center.tolist(),
             "X_train": self._X_train.tolist(),
@@ -759,6 +783,27 @@ class DPGaussianMixture:
             "n_merges": self.n_merges_,
             "expected_counts": self.expected_counts_.tolist(),
         }
+        state = self._state
+        if isinstance(state, _DrawPool):
+            out["draw_pool"] = {
+                name: getattr(state, name).tolist() for name in _DrawPool.array_names()
+            }
+        else:
+            comps = state.components
+            out["components"] = {
+                "beta": comps.beta.tolist(),
+                "mean": comps.mean.tolist(),
+                "dof": comps.dof.tolist(),
+                "scale": comps.scale.tolist(),
+            }
+            out["sticks"] = {"a": state.stick_a.tolist(), "b": state.stick_b.tolist()}
+            out["concentration"] = {
+                "fixed": state.concentration.fixed,
+                "prior_shape": state.concentration.prior_shape,
+                "prior_rate": state.concentration.prior_rate,
+                "shape": state.concentration.shape,
+                "rate": state.concentration.rate,
+            }
         if hasattr(self, "feature_names_in_"):
             out["feature_names_in"] = [str(n) for n in self.feature_names_in_]
         return out
@@ -768,14 +813,6 @@ class DPGaussianMixture:
         """Rebuild a fitted model from :meth:`_export_state`'s dict."""
         model = cls(**state["params"])
         kind = state["covariance_type"]
-        c = state["components"]
-        comps = _cavi.ComponentPosterior(
-            kind,
-            np.asarray(c["beta"], float),
-            np.asarray(c["mean"], float),
-            np.asarray(c["dof"], float),
-            np.asarray(c["scale"], float),
-        )
         p = state["prior"]
         prior = _cavi.ComponentPrior(
             kind,
@@ -784,20 +821,33 @@ class DPGaussianMixture:
             float(p["dof"]),
             np.asarray(p["scale"], float),
         )
-        q = state["concentration"]
-        conc = _cavi.Concentration(
-            q["fixed"],
-            float(q["prior_shape"]),
-            float(q["prior_rate"]),
-            float(q["shape"]),
-            float(q["rate"]),
-        )
-        glob = _cavi.GlobalState(
-            comps,
-            np.asarray(state["sticks"]["a"], float),
-            np.asarray(state["sticks"]["b"], float),
-            conc,
-        )
+        glob: _cavi.GlobalState | _DrawPool
+        if "draw_pool" in state:
+            pool = state["draw_pool"]
+            glob = _DrawPool(**{k: np.asarray(pool[k], float) for k in _DrawPool.array_names()})
+        else:
+            c = state["components"]
+            comps = _cavi.ComponentPosterior(
+                kind,
+                np.asarray(c["beta"], float),
+                np.asarray(c["mean"], float),
+                np.asarray(c["dof"], float),
+                np.asarray(c["scale"], float),
+            )
+            q = state["concentration"]
+            conc = _cavi.Concentration(
+                q["fixed"],
+                float(q["prior_shape"]),
+                float(q["prior_rate"]),
+                float(q["shape"]),
+                float(q["rate"]),
+            )
+            glob = _cavi.GlobalState(
+                comps,
+                np.asarray(state["sticks"]["a"], float),
+                np.asarray(state["sticks"]["b"], float),
+                conc,
+            )
         result = {
             "state": glob,
             "elbo": state["elbo"],
@@ -1061,3 +1111,218 @@ def _try_merges(
             used.update((j, k))
             accepted += 1
     return best_state, accepted
+
+
+# ------------------------------------------------------------------ ADVI
+@dataclass(frozen=True)
+class _DrawPool:
+    """Draws from an ADVI approximation, stored once at fit time (centred frame).
+
+    ``log_q`` is the log density of the mean-field Gaussian at the unconstrained
+    draw and ``log_prior`` the model's log prior density in the same
+    unconstrained space (Jacobians of PyMC's transforms included), so that
+    ``log_prior + log-likelihood - log_q`` are the importance ratios that
+    ``loo_approximate_posterior`` needs.
+    """
+
+    log_weights: np.ndarray
+    alpha: np.ndarray
+    means: np.ndarray
+    prec_chol: np.ndarray
+    log_q: np.ndarray
+    log_prior: np.ndarray
+
+    @staticmethod
+    def array_names() -> tuple[str, ...]:
+        return ("log_weights", "alpha", "means", "prec_chol", "log_q", "log_prior")
+
+    @property
+    def size(self) -> int:
+        return int(self.alpha.shape[0])
+
+    def as_draws(self, which: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Return the draws (or the rows ``which`` of them) as ``_draws`` does."""
+        pick = slice(None) if which is None else which
+        return {name: getattr(self, name)[pick] for name in self.array_names()}
+
+    def mean_covariances(self, kind: str) -> np.ndarray:
+        """Monte Carlo posterior mean of the covariances, in scikit-learn's layout."""
+        if kind in ("full", "tied"):
+            inv = np.linalg.inv(self.prec_chol)
+            return (np.swapaxes(inv, -1, -2) @ inv).mean(axis=0)
+        return (1.0 / self.prec_chol**2).mean(axis=0)
+
+
+_ADVI_POOL_SIZE = 1000
+
+
+def _fit_advi(
+    X: np.ndarray,
+    prior: _cavi.ComponentPrior,
+    conc: _cavi.Concentration,
+    t: int,
+    n_iterations: int,
+    rng: np.random.Generator,
+    progressbar: bool,
+) -> dict[str, Any]:
+    """Fit the same stick-breaking model, written in PyMC, with mean-field ADVI.
+
+    The Wishart prior is written with Bartlett's decomposition (``Lambda = P P'``,
+    ``P = chol(W0) A``, ``A_ii^2 ~ chi^2(nu0 - i)``, ``A_ij ~ N(0, 1)`` below the
+    diagonal) so that every variable has a standard PyMC transform; the
+    component means start at k-means centres. The likelihood is marginal over
+    the labels (``logsumexp``).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n, d = X.shape
+    kind = prior.covariance_type
+    coords = {
+        "component": np.arange(t),
+        "stick": np.arange(max(t - 1, 0)),
+        "feature": np.arange(d),
+        "obs_id": np.arange(n),
+    }
+    wishart = kind in ("full", "tied")
+    beta0 = prior.mean_precision
+    with pm.Model(coords=coords) as model:
+        if conc.fixed is None:
+            alpha: Any = pm.Gamma("concentration", alpha=conc.prior_shape, beta=conc.prior_rate)
+        else:
+            alpha = pt.as_tensor(conc.fixed)
+        if t > 1:
+            v = pm.Beta("v", 1.0, alpha, dims="stick")
+            log_v = pt.concatenate([pt.log(v), pt.zeros(1)])
+            log_rest = pt.concatenate([pt.zeros(1), pt.cumsum(pt.log1p(-v))])
+            log_w = log_v + log_rest
+        else:
+            log_w = pt.zeros(1)
+        if wishart:
+            n_mats = t if kind == "full" else 1
+            rows, cols = np.tril_indices(d, -1)
+            chol_w0 = np.linalg.cholesky(np.linalg.inv(prior.scale))
+            sq = pm.ChiSquared("bartlett_diagonal", nu=prior.dof - np.arange(d), shape=(n_mats, d))
+            a = pt.zeros((n_mats, d, d))
+            a = pt.set_subtensor(a[:, np.arange(d), np.arange(d)], pt.sqrt(sq))
+            if rows.size:
+                off = pm.Normal("bartlett_lower", 0.0, 1.0, shape=(n_mats, rows.size))
+                a = pt.set_subtensor(a[:, rows, cols], off)
+            chol = (chol_w0[None, :, :, None] * a[:, None, :, :]).sum(axis=2)  # P = L0 A
+            chol_k = pt.broadcast_to(chol, (t, d, d))
+            means = pm.Flat("means", dims=("component", "feature"))
+            logdet_half = pt.log(pt.diagonal(chol_k, axis1=1, axis2=2)).sum(axis=1)
+            proj0 = (chol_k * (means - prior.mean)[:, :, None]).sum(axis=1)
+            pm.Potential(
+                "means_prior",
+                pt.sum(
+                    -0.5 * d * np.log(2 * np.pi)
+                    + 0.5 * d * np.log(beta0)
+                    + logdet_half
+                    - 0.5 * beta0 * pt.sum(proj0**2, axis=1)
+                ),
+            )
+            diff = X[:, None, :] - means[None, :, :]
+            proj = (chol_k[None] * diff[:, :, :, None]).sum(axis=2)
+            log_dens = (
+                -0.5 * d * np.log(2 * np.pi) + logdet_half[None] - 0.5 * pt.sum(proj**2, axis=2)
+            )
+            prec_out = chol if kind == "tied" else chol_k
+            prec_out = prec_out[0] if kind == "tied" else prec_out
+        else:
+            shape = (t, d) if kind == "diag" else (t,)
+            rate = prior.scale if kind == "diag" else float(prior.scale)
+            lam = pm.Gamma("precision", alpha=prior.dof, beta=rate, shape=shape)
+            lam_f = lam if kind == "diag" else lam[:, None] * pt.ones((1, d))
+            means = pm.Normal(
+                "means", prior.mean, 1.0 / pt.sqrt(beta0 * lam_f), dims=("component", "feature")
+            )
+            diff = X[:, None, :] - means[None, :, :]
+            log_dens = pt.sum(
+                -0.5 * np.log(2 * np.pi) + 0.5 * pt.log(lam_f)[None] - 0.5 * lam_f[None] * diff**2,
+                axis=2,
+            )
+            prec_out = pt.sqrt(lam)
+        loglik = pt.logsumexp(log_w[None, :] + log_dens, axis=1)
+        pm.Potential("loglik", pt.sum(loglik))
+
+    centers = X[rng.choice(n, size=t, replace=n < t)]
+    try:
+        from bayesgmm._kmeans import kmeans
+
+        centers = kmeans(X, min(t, n), rng, n_init=1, max_iter=20).centers
+        if centers.shape[0] < t:
+            centers = np.vstack([centers, np.repeat(centers[:1], t - centers.shape[0], axis=0)])
+    except ImportError:  # pragma: no cover - the k-means module ships with the package
+        pass
+    seed = int(rng.integers(2**31 - 1))
+    with model:
+        approx = pm.fit(
+            n=n_iterations,
+            method="advi",
+            random_seed=seed,
+            progressbar=progressbar,
+            start={"means": centers},
+        )
+    group = approx.groups[0]
+    mu = np.asarray(group.mean.eval(), dtype=float)
+    std = np.asarray(group.std.eval(), dtype=float)
+    outs = model.replace_rvs_by_values([log_w, means, prec_out, pt.sum(loglik)])
+    fn = model.compile_fn(
+        [*outs, model.logp(jacobian=True)], inputs=model.value_vars, point_fn=False
+    )
+    value_names = [v.name for v in model.value_vars]
+    eps = rng.standard_normal((_ADVI_POOL_SIZE, mu.size))
+    flat = mu + std * eps
+    log_q = np.sum(-0.5 * np.log(2 * np.pi) - np.log(std) - 0.5 * eps**2, axis=1)
+    collected: dict[str, list[np.ndarray]] = {k: [] for k in ("lw", "mu", "pc", "lp", "al")}
+    for row in flat:
+        point = {}
+        for name, sl, shp, _ in group.ordering.values():
+            point[name] = row[sl].reshape(shp)
+        values = fn(**{name: point[name] for name in value_names})
+        lw, mn, pc, ll, logp = values
+        collected["lw"].append(np.asarray(lw, float))
+        collected["mu"].append(np.asarray(mn, float))
+        collected["pc"].append(np.asarray(pc, float))
+        collected["lp"].append(np.asarray(float(logp) - float(ll)))
+        al = float(np.exp(point["concentration_log__"])) if conc.fixed is None else conc.fixed
+        collected["al"].append(np.asarray(al))
+    pool = _DrawPool(
+        log_weights=np.stack(collected["lw"]),
+        alpha=np.stack(collected["al"]),
+        means=np.stack(collected["mu"]),
+        prec_chol=np.stack(collected["pc"]),
+        log_q=log_q,
+        log_prior=np.stack(collected["lp"]),
+    )
+    order = np.argsort(-np.exp(pool.log_weights).mean(axis=0), kind="stable")
+    pool = _DrawPool(
+        log_weights=pool.log_weights[:, order],
+        alpha=pool.alpha,
+        means=pool.means[:, order],
+        prec_chol=pool.prec_chol if kind == "tied" else pool.prec_chol[:, order],
+        log_q=pool.log_q,
+        log_prior=pool.log_prior,
+    )
+    hist = -np.asarray(approx.hist, dtype=float)
+    window = max(len(hist) // 10, 1)
+    last, previous = hist[-window:].mean(), hist[-2 * window : -window].mean()
+    converged = bool(abs(last - previous) <= 1e-3 * abs(last))
+    # expected counts from the Monte Carlo predictive membership of the training data
+    joint = np.full((n, t), -np.inf)
+    draws = pool.as_draws()
+    features = feature_map(X, kind)
+    for s in range(pool.size):
+        eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
+        joint = np.logaddexp(joint, features @ eta + const + draws["log_weights"][s])
+    nk = np.exp(joint - logsumexp(joint, axis=1, keepdims=True)).sum(axis=0)
+    return {
+        "state": pool,
+        "elbo": float(last),
+        "trace": hist,
+        "converged": converged,
+        "n_iter": len(hist),
+        "n_merges": 0,
+        "nk": nk,
+    }

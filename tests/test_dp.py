@@ -417,3 +417,31 @@ def test_get_set_params():
     assert model.truncation == 7
     with pytest.raises(ValueError, match="params"):
         model.set_params(n_components=3)
+
+
+# ---------------------------------------------------------------- ADVI
+@pytest.mark.sampling
+@pytest.mark.slow
+def test_advi_gives_the_same_result_layout(small_data):
+    from arviz_stats import loo_approximate_posterior
+
+    X, _ = small_data
+    X = X[:150]
+    model = DPGaussianMixture(
+        4, method="advi", advi_iterations=2000, progressbar=False, random_state=0
+    ).fit(X)
+    assert model.weights_.shape == (4,)
+    assert model.weights_.sum() == pytest.approx(1.0)
+    assert np.all(np.diff(model.weights_) <= 1e-12)
+    assert model.covariances_.shape == (4, 2, 2)
+    assert model.params_.n_components == 4
+    assert np.all(np.isfinite(model.score_samples(X)))
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-10)
+    assert model.elbo_trace_.size == 2000
+    tree = model.to_datatree(n_draws=50, random_seed=0)
+    ss = tree["sample_stats"]
+    assert np.all(np.isfinite(ss["log_p"].values)) and np.all(np.isfinite(ss["log_q"].values))
+    result = loo_approximate_posterior(tree, ss["log_p"], ss["log_q"])
+    assert np.isfinite(result.elpd)
+    clone = DPGaussianMixture._import_state(json.loads(json.dumps(model._export_state())))
+    np.testing.assert_allclose(clone.score_samples(X), model.score_samples(X), rtol=1e-12)
