@@ -698,6 +698,18 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
     return found
 
 
+def _table_notes(table: Any) -> list[str]:
+    """List the comparison's diagnostics as Markdown bullets (empty when there are none)."""
+    if "warning" not in table.columns:
+        return []
+    notes = [
+        f"- {name}: {text}"
+        for name, text in table["warning"].items()
+        if isinstance(text, str) and text
+    ]
+    return ["Diagnostics of the estimates:", "", *notes, ""] if notes else []
+
+
 def _close_models(table: Any) -> str:
     """Say which models are within two standard errors of the best one."""
     if not {"elpd_diff", "dse"} <= set(table.columns) or len(table) < 2:
@@ -816,6 +828,7 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             "",
             f"Best by elpd: **{table.index[0]}**. {_close_models(table)}",
             "",
+            *_table_notes(table),
             *image("compare", "Model comparison"),
         ]
     if "dp" in found:

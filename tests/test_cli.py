@@ -612,3 +612,49 @@ def test_marginal_fit_checks_the_netcdf_writer_before_sampling(
     assert_one_line_error(code, out, err, 1, "--model marginal", "h5netcdf")
     assert "Fitting" not in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+
+
+def test_demo_report_shows_what_was_computed():
+    from types import SimpleNamespace
+
+    selection = SimpleNamespace(
+        table=pd.DataFrame(
+            {"n_components": [1, 2, 3], "covariance_type": ["full"] * 3, "bic": [30.0, 10.0, 20.0]}
+        )
+    )
+    compare = pd.DataFrame(
+        {
+            "rank": [0, 1],
+            "elpd": [-10.0, -30.0],
+            "se": [1.0, 1.0],
+            "elpd_diff": [0.0, -20.0],
+            "dse": [0.0, 2.0],
+            "weight": [1.0, 0.0],
+            "warning": ["", "2 observation(s) with k"],
+        },
+        index=["A", "B"],
+    )
+    found = {
+        "n": 50,
+        "k": 2,
+        "covariance_type": "full",
+        "selection": selection,
+        "compare": compare,
+        "figures": {"selection": "selection.png", "compare": "compare.png"},
+        "skipped": ["the DP model (bayesgmm.dirichlet_process is not available)"],
+    }
+    report = cli._report(found, fast=True, seed=7)
+    assert "**K = 2** with **full** covariances" in report
+    assert "short eruptions after short waits" in report
+    assert "](selection.png)" in report and "](compare.png)" in report
+    assert "](clusters.png)" not in report  # not drawn, so not linked
+    # Rows sorted by BIC, best first.
+    rows = [
+        line
+        for line in report.splitlines()
+        if line.startswith("| 2 |") or line.startswith("| 3 |") or line.startswith("| 1 |")
+    ]
+    assert [r.split("|")[1].strip() for r in rows] == ["2", "3", "1"]
+    assert "Best by elpd: **A**. Every other model is more than two standard errors" in report
+    assert "- B: 2 observation(s) with k" in report
+    assert "## Not run" in report and "- the DP model" in report
