@@ -303,3 +303,23 @@ def test_malformed_envelopes_are_value_errors(tmp_path, version, cls, state):
     path = _write_envelope(tmp_path / "e.json", version=version, **{"class": cls}, state=state)
     with pytest.raises(ValueError):
         bayesgmm.load(path)
+
+
+def test_foreign_or_corrupt_netcdf_files_are_value_errors(tmp_path):
+    try:
+        engine = io.netcdf_engine()
+    except ImportError as exc:
+        pytest.skip(f"no NetCDF-4 writer: {exc}")
+    import xarray as xr
+
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"x": ("draw", np.arange(3.0))})})
+    tree.to_netcdf(tmp_path / "foreign.nc", engine=engine)
+    with pytest.raises(ValueError, match="not a bayesgmm model"):
+        bayesgmm.load(tmp_path / "foreign.nc")
+    tree.attrs["bayesgmm"] = '{"format": "bayesgmm", "version": 99, "class": "EMGaussianMixture"}'
+    tree.to_netcdf(tmp_path / "future.nc", engine=engine)
+    with pytest.raises(ValueError, match="upgrade bayesgmm"):
+        bayesgmm.load(tmp_path / "future.nc")
+    (tmp_path / "truncated.nc").write_bytes((tmp_path / "future.nc").read_bytes()[:600])
+    with pytest.raises(ValueError, match="corrupt"):
+        bayesgmm.load(tmp_path / "truncated.nc")
