@@ -25,6 +25,7 @@ standard errors). WAIC, which ArviZ 1.x no longer offers, is available from
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 import warnings
@@ -457,6 +458,27 @@ def _check_model(name: str, model: Any, X: np.ndarray) -> None:
         )
 
 
+def _fill_subsample(result: Any) -> Any:
+    """Fill the pointwise elpd outside a LOO subsample with its PSIS approximation.
+
+    :func:`arviz_stats.loo_subsample` leaves NaN in ``elpd_i`` for the
+    observations outside the subsample. The elpd differences of
+    :func:`arviz_stats.compare` use only the subsampled observations, but its
+    stacking weights need every pointwise value and stay at their uniform
+    starting point when some are NaN. The filled values are the approximations
+    (``elpd_loo_approx``) that the subsampling estimator itself uses.
+    """
+    approx = getattr(result, "elpd_loo_approx", None)
+    if approx is None or result.elpd_i is None:
+        return result
+    values = np.asarray(result.elpd_i.values, dtype=float)
+    missing = np.isnan(values)
+    if not missing.any():
+        return result
+    filled = result.elpd_i.copy(data=np.where(missing, np.asarray(approx.values), values))
+    return dataclasses.replace(result, elpd_i=filled)
+
+
 def _diagnostic(result: Any) -> tuple[float, int, str]:
     """Largest Pareto k, the count above the limit and what to do about it."""
     pareto_k = getattr(result, "pareto_k", None)
@@ -613,7 +635,11 @@ def compare(
             # Comparing K-fold with PSIS-LOO is what this function is for; the mix is
             # recorded in the criterion column instead.
             warnings.filterwarnings("ignore", message="Comparing LOO-CV to K-fold-CV")
-            table = arviz_stats.compare(estimates, method=method, round_to="none")
+            table = arviz_stats.compare(
+                {name: _fill_subsample(result) for name, result in estimates.items()},
+                method=method,
+                round_to="none",
+            )
     table["criterion"] = [how[name] for name in table.index]
     diagnostics = [_diagnostic(estimates[name]) for name in table.index]
     table["pareto_k_max"] = [d[0] for d in diagnostics]

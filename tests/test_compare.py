@@ -171,6 +171,11 @@ def test_subsampled_loo_above_the_threshold(two_clusters, dp_model):
         "psis-loo (approximate posterior), subsampled (60 of 120)"
     )
     assert np.isfinite(table.loc["dp", "elpd"])
+    assert "subsampling_dse" in table.columns
+    # Stacking needs every pointwise elpd: outside the subsample the PSIS
+    # approximation fills in (left as NaN, the weights would stay uniform).
+    assert not np.allclose(table["weight"], 0.5)
+    np.testing.assert_allclose(table["weight"].sum(), 1.0, atol=1e-6)
 
 
 def test_models_fitted_on_other_data_are_an_error(two_clusters, dp_model):
