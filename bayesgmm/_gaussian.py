@@ -48,6 +48,7 @@ __all__ = [
     "natural_parameters",
     "sample_mixture",
     "statistics_from_responsibilities",
+    "unpack_feature_sums",
 ]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -287,7 +288,7 @@ class SufficientStatistics:
         )
 
 
-def _unpack_feature_sums(
+def unpack_feature_sums(
     packed: np.ndarray, n_features: int, covariance_type: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``R' phi(X)`` (K, width) into ``sum_x`` and ``sum_xx``."""
@@ -360,10 +361,11 @@ def e_step_statistics(
         log_normalizer += float(np.log(total).sum() + top.sum())
         scores /= total
         nk += scores.sum(axis=0)
-        packed += scores.T @ features
+        # (phi' R)' rather than R' phi: OpenBLAS is ~80x slower on the latter's tall thin layout.
+        packed += (features.T @ scores).T
         if resp_out is not None:
             resp_out[start:stop] = scores
-    sum_x, sum_xx = _unpack_feature_sums(packed, d, covariance_type)
+    sum_x, sum_xx = unpack_feature_sums(packed, d, covariance_type)
     return SufficientStatistics(covariance_type, nk, sum_x, sum_xx, log_normalizer, n)
 
 
@@ -379,8 +381,8 @@ def statistics_from_responsibilities(
     packed = np.zeros((resp.shape[1], n_feature_columns(d, covariance_type)))
     for start in range(0, n, step):
         stop = min(start + step, n)
-        packed += resp[start:stop].T @ feature_map(X[start:stop], covariance_type)
-    sum_x, sum_xx = _unpack_feature_sums(packed, d, covariance_type)
+        packed += (feature_map(X[start:stop], covariance_type).T @ resp[start:stop]).T
+    sum_x, sum_xx = unpack_feature_sums(packed, d, covariance_type)
     return SufficientStatistics(covariance_type, resp.sum(axis=0), sum_x, sum_xx, 0.0, n)
 
 

@@ -234,7 +234,7 @@ def accumulate_statistics(
         packed_t += chunk_packed
         nk += chunk_nk
         log_normalizer += chunk_log_normalizer
-    sum_x, sum_xx = _gaussian._unpack_feature_sums(packed_t.T, d, covariance_type)
+    sum_x, sum_xx = _gaussian.unpack_feature_sums(packed_t.T, d, covariance_type)
     return SufficientStatistics(covariance_type, nk, sum_x, sum_xx, log_normalizer, n)
 
 
@@ -252,7 +252,7 @@ def _statistics_from_responsibilities(
             Xt[:, start:stop], covariance_type, np.empty((width, stop - start))
         )
         packed_t += features @ resp[start:stop]
-    sum_x, sum_xx = _gaussian._unpack_feature_sums(packed_t.T, d, covariance_type)
+    sum_x, sum_xx = _gaussian.unpack_feature_sums(packed_t.T, d, covariance_type)
     return SufficientStatistics(covariance_type, resp.sum(axis=0), sum_x, sum_xx, 0.0, n)
 
 
