@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["METHODS", "SelectionResult", "select_n_components"]
+__all__ = ["METHODS", "SelectionResult", "one_standard_error_rule", "select_n_components"]
 
 METHODS = ("bic", "icl", "aic", "loo", "dp")
 
@@ -121,6 +121,43 @@ def _choose_simplest(table: pd.DataFrame, candidates: np.ndarray) -> int:
     rows = table.iloc[np.flatnonzero(candidates)]
     rows = rows.sort_values(["n_parameters", "n_components"], kind="stable")
     return int(table.index.get_loc(rows.index[0]))
+
+
+def one_standard_error_rule(table: pd.DataFrame) -> tuple[int, np.ndarray]:
+    """Pick the simplest model whose elpd is within one standard error of the best.
+
+    A model is within one standard error when ``elpd_diff >= -dse``: its elpd
+    difference from the best model is no larger than the standard error of that
+    difference (computed from the paired pointwise differences, which is much
+    smaller than the SE of either elpd). Among those, the one with the fewest
+    free parameters, then the smallest K, is chosen (Breiman et al. 1984's rule,
+    applied to elpd as recommended by Vehtari, Gelman & Gabry 2017).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``elpd_diff`` (<= 0, 0 for the best), ``dse``, ``n_parameters``
+        and ``n_components``.
+
+    Returns
+    -------
+    best : int
+        Row position of the chosen model.
+    within : ndarray of bool
+        Which rows are within one standard error.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesgmm.selection import one_standard_error_rule
+    >>> table = pd.DataFrame({"n_components": [1, 2, 3], "n_parameters": [5, 11, 17],
+    ...                       "elpd_diff": [-40.0, -1.5, 0.0], "dse": [8.0, 2.0, 0.0]})
+    >>> best, within = one_standard_error_rule(table)
+    >>> best, within.tolist()
+    (1, [False, True, True])
+    """
+    within = table["elpd_diff"].to_numpy(dtype=float) >= -table["dse"].to_numpy(dtype=float)
+    return _choose_simplest(table, within), within
 
 
 def _select_em(
@@ -244,11 +281,9 @@ def _select_loo(
     else:
         table["elpd_diff"], table["dse"], table["weight"] = 0.0, 0.0, 1.0
     table = table.drop(columns="_name")
-    # One-standard-error rule: among models whose elpd is within one SE of the
-    # difference from the best (elpd_diff >= -dse), the one with fewest parameters.
-    within = table["elpd_diff"].to_numpy() >= -table["dse"].to_numpy()
+    best, within = one_standard_error_rule(table)
     table["within_one_se"] = within
-    return table, models, _choose_simplest(table, within)
+    return table, models, best
 
 
 def _occupied_probabilities(model: Any, ks: list[int]) -> np.ndarray:

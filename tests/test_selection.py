@@ -171,3 +171,25 @@ def test_dp_posterior_of_the_number_of_occupied_components(three_blobs):
     assert result.best_covariance_type == best_elbo
     ax = result.plot()
     assert len([line for line in ax.get_lines() if len(line.get_xdata()) == 8]) == 2
+
+
+def test_one_standard_error_rule_prefers_the_simplest_model_within_one_se():
+    import pandas as pd
+
+    from bayesgmm.selection import one_standard_error_rule
+
+    table = pd.DataFrame(
+        {
+            "n_components": [1, 2, 3, 4, 2],
+            "covariance_type": ["full", "full", "full", "full", "spherical"],
+            "n_parameters": [5, 11, 17, 23, 7],
+            "elpd_diff": [-60.0, -3.0, 0.0, -0.5, -9.0],
+            "dse": [10.0, 3.5, 0.0, 1.0, 4.0],
+        }
+    )
+    best, within = one_standard_error_rule(table)
+    assert within.tolist() == [False, True, True, True, False]
+    assert best == 1  # K=2 full: within one SE of K=3 and with fewer parameters
+    table.loc[1, "dse"] = 2.0  # now K=2 is more than one SE worse
+    best, within = one_standard_error_rule(table)
+    assert best == 2 and within.tolist() == [False, False, True, True, False]
