@@ -93,15 +93,18 @@ class DPGaussianMixture:
         (shape, rate) and learns it; a number fixes it; a pair gives the shape
         and rate of its Gamma prior.
     priors : dict, optional
-        Component priors, in the data's units. Keys (all optional):
-        ``"mean"`` (m0, default the data mean), ``"mean_precision"`` (beta0,
-        default 1: a component mean sits a priori within about one component
-        spread of m0), ``"degrees_of_freedom"`` (nu0, default d + 2 for
-        full/tied and 4 for diag/spherical, whose Gamma shape is nu0 / 2) and
-        ``"covariance"`` (the prior mean of each component's covariance,
-        default the data covariance: its full matrix for full/tied, the
-        feature variances for diag, their mean for spherical). The Wishart
-        scale is then ``W0^{-1} = (nu0 - d - 1) covariance`` and the Gamma rate
+        Component priors, in the data's units; the defaults are the
+        data-dependent priors of Fraley and Raftery (2007),
+        doi:10.1007/s00357-007-0004-5. Keys (all optional): ``"mean"`` (m0,
+        default the data mean), ``"mean_precision"`` (beta0, default 0.01: the
+        prior of a component mean is 10 component spreads wide),
+        ``"degrees_of_freedom"`` (nu0, default d + 2 for full/tied and 4 for
+        diag/spherical, whose Gamma shape is nu0 / 2) and ``"covariance"`` (the
+        prior mean of a component covariance; default the data covariance
+        divided by ``truncation ** (2 / d)``, i.e. the data volume shared out
+        among T components: the full matrix for full/tied, the feature
+        variances for diag, their mean for spherical). The Wishart scale is
+        then ``W0^{-1} = (nu0 - d - 1) covariance`` and the Gamma rate
         ``(nu0 / 2 - 1) covariance``, so ``E[Sigma_k] = covariance`` a priori.
     tol : float, default 1e-6
         Stop when the ELBO per data point rises by less than ``tol`` in an
@@ -328,7 +331,9 @@ class DPGaussianMixture:
         data, names = check_array(X, min_samples=2)
         center = data.mean(axis=0)
         centred = data - center
-        prior = _build_prior(centred, center, options["covariance_type"], self.priors)
+        prior = _build_prior(
+            centred, center, options["covariance_type"], self.priors, options["truncation"]
+        )
         conc = options["concentration"]
         if options["method"] == "advi":
             result = _fit_advi(
@@ -890,7 +895,11 @@ def _check_concentration(value: Any) -> _cavi.Concentration:
 
 
 def _build_prior(
-    centred: np.ndarray, center: np.ndarray, kind: str, priors: dict[str, Any] | None
+    centred: np.ndarray,
+    center: np.ndarray,
+    kind: str,
+    priors: dict[str, Any] | None,
+    truncation: int,
 ) -> _cavi.ComponentPrior:
     """Build the documented data-scaled prior, in the centred frame."""
     priors = dict(priors or {})
@@ -913,7 +922,7 @@ def _build_prior(
             )
         mean = mean - center
     beta0 = check_float(
-        priors.get("mean_precision", 1.0),
+        priors.get("mean_precision", 0.01),
         "priors['mean_precision']",
         minimum=0.0,
         include_minimum=False,
@@ -926,7 +935,9 @@ def _build_prior(
         minimum=(d + 1.0) if wishart else 2.0,
         include_minimum=False,
     )
-    cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+    # Fraley and Raftery (2007): the data covariance shared out among the
+    # components, cov(X) / T^(2/d), as the prior guess of a component covariance
+    cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d) / truncation ** (2.0 / d)
     scale_floor = 1e-6 * max(float(np.trace(cov)) / d, 1e-300)
     if "covariance" in priors:
         given = np.asarray(priors["covariance"], dtype=float)
