@@ -37,12 +37,21 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from scipy import linalg
 
 from bayesgmm import _gaussian
+from bayesgmm._chunks import (
+    check_dask_array,
+    column_means,
+    is_dask_array,
+    map_reduce,
+    map_rows,
+    sample_rows,
+)
 from bayesgmm._gaussian import (
     COVARIANCE_TYPES,
     DegenerateCovarianceError,
@@ -282,6 +291,43 @@ def m_step(
 
 
 @dataclass
+class _DaskRows:
+    """Dask data for the EM loop, standing where the transposed centred array ``Xt`` would.
+
+    ``shape`` is that of ``Xt`` (n_features, n_samples); the E-step maps
+    :func:`accumulate_statistics` over the row blocks and adds their statistics
+    (see :func:`bayesgmm._chunks.map_reduce`), so only K x d x d arrays travel.
+    """
+
+    data: Any
+    shift: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.data.shape[1]), int(self.data.shape[0]))
+
+    def variance(self) -> np.ndarray:
+        """Per-feature variance of the data, in one pass."""
+        squares = map_reduce(
+            lambda block: np.square(block).sum(axis=0), self.data, shift=self.shift
+        )
+        return np.asarray(squares) / self.data.shape[0]
+
+
+def _block_statistics(
+    block: np.ndarray,
+    log_weights: np.ndarray,
+    eta: np.ndarray,
+    const: np.ndarray,
+    covariance_type: str,
+) -> SufficientStatistics:
+    """E-step statistics of one centred row block (the unit of work on a Dask worker)."""
+    return accumulate_statistics(
+        np.ascontiguousarray(block.T), log_weights, eta, const, covariance_type
+    )
+
+
+@dataclass
 class _Pool:
     """Where E-steps run: an optional thread pool and how many groups of chunks to hand it."""
 
@@ -290,11 +336,20 @@ class _Pool:
 
 
 def _e_step(
-    Xt: np.ndarray, state: _State, covariance_type: str, pool: _Pool
+    Xt: np.ndarray | _DaskRows, state: _State, covariance_type: str, pool: _Pool
 ) -> SufficientStatistics:
     eta, const = natural_parameters(state.means, state.precisions_cholesky, covariance_type)
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
+    if isinstance(Xt, _DaskRows):
+        block_statistics = partial(
+            _block_statistics,
+            log_weights=log_weights,
+            eta=eta,
+            const=const,
+            covariance_type=covariance_type,
+        )
+        return map_reduce(block_statistics, Xt.data, shift=Xt.shift)
     return accumulate_statistics(
         Xt,
         log_weights,
@@ -348,7 +403,7 @@ class _State:
 
 
 def _run_em(
-    Xt: np.ndarray,
+    Xt: np.ndarray | _DaskRows,
     state: _State,
     *,
     covariance_type: str,
@@ -783,6 +838,9 @@ class EMGaussianMixture:
 
     def _fit(self, X: Any) -> None:
         v = self._validated()
+        if is_dask_array(X):
+            self._fit_dask(X, v)
+            return
         array, feature_names = check_array(X)
         n, d = array.shape
         k, kind = v["n_components"], v["covariance_type"]
@@ -809,20 +867,70 @@ class EMGaussianMixture:
 
         n_init = 1 if continuing else v["n_init"]
         with _compute_pool(n, d, kind) as pool:
-            best = self._fit_loop(Xt, array, shift, inits, v, rng, pool, n_init, continuing)
+            best = self._fit_loop(Xt, (Xt, array), shift, inits, v, rng, pool, n_init, continuing)
+        self._finish_fit(best, shift, Xt, n, d, kind, v, feature_names)
+
+    def _fit_dask(self, X: Any, v: dict[str, Any]) -> None:
+        """Fit on a Dask array: initialise on a sample of rows, iterate over all of them.
+
+        Every EM iteration maps the E-step statistics over the row blocks and
+        adds them (only K x d x d arrays leave the workers); k-means and the
+        short EM of the default start see a uniform sample of at most 20,000
+        rows. With the same initial parameters the fit equals the in-memory fit
+        up to the order of floating-point sums.
+        """
+        data = check_dask_array(X)
+        n, d = data.shape
+        k, kind = v["n_components"], v["covariance_type"]
+        if n < k:
+            raise ValueError(
+                message("X", f"at least n_components={k} samples", f"{n} sample(s)", raw=True)
+            )
+        inits = self._validated_inits(k, d, kind)
+        continuing = (
+            bool(self.warm_start)
+            and hasattr(self, "params_")
+            and self.params_.covariance_type == kind
+            and self.params_.n_components == k
+        )
+        if continuing:
+            check_n_features(data, self.n_features_in_)
+        rng = v["rng"]
+        shift = column_means(data)
+        rows = _DaskRows(data, shift)
+        sample = sample_rows(data, _SHORT_EM_MAX_SAMPLES, rng)
+        sample_t = np.ascontiguousarray((sample - shift).T)
+        n_init = 1 if continuing else v["n_init"]
+        with _compute_pool(sample.shape[0], d, kind) as pool:
+            best = self._fit_loop(
+                rows, (sample_t, sample), shift, inits, v, rng, pool, n_init, continuing
+            )
+        self._finish_fit(best, shift, rows, n, d, kind, v, None)
+
+    def _finish_fit(
+        self,
+        best: _State,
+        shift: np.ndarray,
+        Xt: np.ndarray | _DaskRows,
+        n: int,
+        d: int,
+        kind: str,
+        v: dict[str, Any],
+        feature_names: list[str] | None,
+    ) -> None:
         if not best.converged and v["max_iter"] > 0:
             warnings.warn(
                 f"EM did not converge within max_iter={v['max_iter']} iterations (tol="
                 f"{v['tol']:g}). Increase max_iter or tol, try n_init > 1, or scale the data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self._set_fitted(best, shift, Xt, n, d, kind, v["reg_covar"], feature_names)
 
     def _fit_loop(
         self,
-        Xt: np.ndarray,
-        array: np.ndarray,
+        Xt: np.ndarray | _DaskRows,
+        init_data: tuple[np.ndarray, np.ndarray],
         shift: np.ndarray,
         inits: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
         v: dict[str, Any],
@@ -831,14 +939,18 @@ class EMGaussianMixture:
         n_init: int,
         continuing: bool,
     ) -> _State:
-        """Run every initialisation; return the one with the best lower bound."""
+        """Run every initialisation; return the one with the best lower bound.
+
+        ``init_data`` is ``(Xt, X)`` the initialisation sees: all rows in memory,
+        a sample of rows for Dask input.
+        """
         best: _State | None = None
         for init in range(n_init):
             if continuing:
                 state = self._warm_state(shift)
                 state.lower_bound = float(self.lower_bound_)
             else:
-                state = self._initial_state(Xt, array, shift, inits, v, rng, pool)
+                state = self._initial_state(*init_data, shift, inits, v, rng, pool)
             if v["max_iter"] == 0:
                 result = state
                 result.lower_bound = -np.inf
@@ -962,7 +1074,7 @@ class EMGaussianMixture:
         self,
         state: _State,
         shift: np.ndarray,
-        Xt: np.ndarray,
+        Xt: np.ndarray | _DaskRows,
         n: int,
         d: int,
         kind: str,
@@ -973,7 +1085,7 @@ class EMGaussianMixture:
         if covariances is None:  # max_iter=0 with precisions_init: invert the precisions
             covariances = _covariances_from_cholesky(state.precisions_cholesky, kind)
         params = GaussianMixtureParams(state.weights, state.means + shift, covariances, kind)
-        data_variance = Xt.var(axis=1)
+        data_variance = Xt.variance() if isinstance(Xt, _DaskRows) else Xt.var(axis=1)
         degenerate = _degenerate_components(params, n, data_variance, reg_covar)
         # Everything is computed; now change the estimator's state.
         self.params_ = params
@@ -1011,13 +1123,23 @@ class EMGaussianMixture:
         check_n_features(array, self.n_features_in_)
         return array
 
+    def _lazy(self, X: Any, method: str, n_columns: int | None) -> Any:
+        """Apply a ``GaussianMixtureParams`` method lazily to the row blocks of a Dask array."""
+        check_fitted(self)
+        data = check_dask_array(X)
+        check_n_features(data, self.n_features_in_)
+        return map_rows(getattr(self.params_, method), data, n_columns)
+
     def score_samples(self, X: Any) -> np.ndarray:
         """Log density of the mixture at every sample, ``log sum_k w_k N(x_i | mu_k, Sigma_k)``.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            A lazy Dask array when ``X`` is a Dask array.
         """
+        if is_dask_array(X):
+            return self._lazy(X, "score_samples", None)
         array = self._check_X(X)
         return self.params_.score_samples(array)
 
@@ -1036,7 +1158,10 @@ class EMGaussianMixture:
         Returns
         -------
         ndarray of shape (n_samples, n_components)
+            A lazy Dask array when ``X`` is a Dask array.
         """
+        if is_dask_array(X):
+            return self._lazy(X, "predict_proba", self.params_.n_components)
         array = self._check_X(X)
         return self.params_.predict_proba(array)
 

@@ -69,3 +69,58 @@ def test_sample_rows_is_reproducible(data):
     a = _chunks.sample_rows(X, 100, np.random.default_rng(1))
     b = _chunks.sample_rows(data, 100, np.random.default_rng(1))
     np.testing.assert_array_equal(a, b)
+
+
+def _inits(covariance_type):
+    from bayesgmm import EMGaussianMixture
+
+    start = EMGaussianMixture(2, covariance_type=covariance_type, random_state=0)
+    start.fit(np.random.default_rng(3).normal(size=(200, 3)) * 2 + 1)
+    return dict(
+        weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_
+    )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_em_on_dask_equals_in_memory_fit(client, data, covariance_type):
+    from bayesgmm import EMGaussianMixture
+
+    kwargs = dict(covariance_type=covariance_type, max_iter=30, tol=0.0, **_inits(covariance_type))
+    with pytest.warns(UserWarning, match="did not converge"):
+        memory = EMGaussianMixture(2, **kwargs).fit(data)
+    with pytest.warns(UserWarning, match="did not converge"):
+        lazy = EMGaussianMixture(2, **kwargs).fit(da.from_array(data, chunks=(400, 3)))
+    np.testing.assert_allclose(lazy.lower_bound_, memory.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(lazy.log_likelihood_trace_, memory.log_likelihood_trace_, rtol=1e-10)
+    np.testing.assert_allclose(lazy.means_, memory.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(lazy.covariances_, memory.covariances_, rtol=1e-9, atol=1e-9)
+
+
+def test_em_on_dask_default_start_and_lazy_predictions(client, data):
+    from bayesgmm import EMGaussianMixture
+
+    X = da.from_array(data, chunks=(500, 3))
+    model = EMGaussianMixture(2, random_state=0).fit(X)
+    reference = EMGaussianMixture(2, random_state=0).fit(data)
+    np.testing.assert_allclose(model.lower_bound_, reference.lower_bound_, rtol=1e-6)
+    proba = model.predict_proba(X)
+    dens = model.score_samples(X)
+    labels = model.predict(X)
+    assert isinstance(proba, da.Array) and isinstance(dens, da.Array)
+    np.testing.assert_allclose(proba.compute(), model.predict_proba(data), rtol=1e-12)
+    np.testing.assert_allclose(dens.compute(), model.score_samples(data), rtol=1e-12)
+    np.testing.assert_array_equal(labels.compute(), model.predict(data))
+    np.testing.assert_allclose(model.score(X), model.score(data), rtol=1e-12)
+
+
+def test_em_on_dask_rejects_bad_input(client):
+    from bayesgmm import EMGaussianMixture
+
+    with pytest.raises(ValueError, match="^X: expected a 2-D array"):
+        EMGaussianMixture(2).fit(da.zeros((10, 2, 2), chunks=5))
+    with pytest.raises(TypeError, match="^X: expected an array of real numbers"):
+        EMGaussianMixture(2).fit(da.zeros((10, 2), dtype=complex, chunks=5))
+    bad = np.random.default_rng(0).normal(size=(100, 2))
+    bad[50, 0] = np.inf
+    with pytest.raises(ValueError, match="^X: expected finite values"):
+        EMGaussianMixture(2, random_state=0).fit(da.from_array(bad, chunks=20))
