@@ -20,6 +20,7 @@ import contextlib
 import csv
 import importlib
 import inspect
+import io
 import math
 import os
 import shutil
@@ -114,17 +115,11 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise CommandError(f"{path}: not a text CSV file (it is not UTF-8 text)") from None
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
-    if not lines:
+    first_line = next((line for line in io.StringIO(text) if line.strip()), None)
+    if first_line is None:
         raise CommandError(f"{path}: the file is empty")
-    delimiter = _sniff_delimiter(lines[0][1])
-    rows = [
-        (number, [field.strip() for field in fields])
-        for (number, _), fields in zip(
-            lines, csv.reader((line for _, line in lines), delimiter=delimiter), strict=True
-        )
-    ]
-    first = rows[0][1]
+    delimiter = _sniff_delimiter(first_line)
+    first = [field.strip() for field in next(csv.reader([first_line], delimiter=delimiter))]
     # A header is a first row with a field that is neither a number nor a missing value.
     has_header = any(field.lower() not in _MISSING and not _is_number(field) for field in first)
     names: list[str] | None = None
@@ -133,10 +128,55 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise CommandError(f"{path}: repeated column name(s) in the header: {repeated}")
+    X = _parse_csv_fast(text, delimiter, has_header, len(first))
+    if X is None:  # something is wrong: find the line and column, and say what
+        X = _parse_csv_checked(path, text, delimiter, has_header, names, len(first))
+    return X, names
+
+
+def _parse_csv_fast(
+    text: str, delimiter: str, has_header: bool, n_columns: int
+) -> np.ndarray | None:
+    """Parse a well-formed numeric CSV with pandas' C parser; ``None`` when anything is off."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            header=0 if has_header else None,
+            dtype=np.float64,
+            skipinitialspace=True,
+            engine="c",
+        )
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    X = frame.to_numpy(dtype=np.float64)
+    if X.shape[0] == 0 or X.shape[1] != n_columns or not np.isfinite(X).all():
+        return None
+    return X
+
+
+def _parse_csv_checked(
+    path: Path,
+    text: str,
+    delimiter: str,
+    has_header: bool,
+    names: list[str] | None,
+    n_columns: int,
+) -> np.ndarray:
+    """Parse a CSV field by field, raising a :class:`CommandError` at the first bad field."""
+    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    rows = [
+        (number, [field.strip() for field in fields])
+        for (number, _), fields in zip(
+            lines, csv.reader((line for _, line in lines), delimiter=delimiter), strict=True
+        )
+    ]
+    if has_header:
         rows = rows[1:]
     if not rows:
         raise CommandError(f"{path}: the header has no data rows below it")
-    n_columns = len(first)
     label = names or [str(j + 1) for j in range(n_columns)]
     X = np.empty((len(rows), n_columns))
     for i, (number, fields) in enumerate(rows):
@@ -163,7 +203,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
                     f"{path}, line {number}, column {label[j]}: {field!r} is not a finite number"
                 )
             X[i, j] = value
-    return X, names
+    return X
 
 
 def _read_npy(path: Path) -> np.ndarray:
