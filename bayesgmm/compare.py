@@ -655,8 +655,10 @@ def compare(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
                 result = waic(tree)
-            if caught and not table.loc[name, "warning"]:
-                table.loc[name, "warning"] = "WAIC unreliable (p_waic_i > 0.4); use the LOO columns"
+            if caught:
+                note = "WAIC unreliable (some p_waic_i > 0.4): use the LOO columns"
+                previous = table.loc[name, "warning"]
+                table.loc[name, "warning"] = f"{previous}; {note}" if previous else note
             rows.append((result.elpd_waic, result.se, result.p_waic))
         table["elpd_waic"] = [r[0] for r in rows]
         table["se_waic"] = [r[1] for r in rows]
