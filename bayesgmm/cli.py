@@ -671,7 +671,13 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
             from bayesgmm.dirichlet_process import DPGaussianMixture
 
             dp, fit_kwargs = _configure(
-                DPGaussianMixture, {"n_components": 10, "covariance_type": "full", "seed": seed}
+                DPGaussianMixture,
+                {
+                    "n_components": 10,
+                    "covariance_type": "full",
+                    "seed": seed,
+                    "progressbar": progress,
+                },
             )
             found["dp"] = dp.fit(X, **fit_kwargs)
             found["dp"].save(folder / "dp.json")
