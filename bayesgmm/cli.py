@@ -493,7 +493,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     save(model, output, overwrite=args.force)
     params = model.params_
     _echo(f"mean log-likelihood per row: {float(model.score(_as_input(X, names))):.6g}")
-    _echo("weights: " + ", ".join(f"{w:.3f}" for w in params.weights))
+    import pandas as pd
+
+    summary = pd.DataFrame(
+        params.means, columns=[f"mean {c}" for c in (names or range(X.shape[1]))]
+    )
+    summary.insert(0, "weight", params.weights)
+    summary.index.name = "component"
+    _echo(_format_table(summary))
     _echo(f"saved to {output}")
     return EXIT_OK
 
