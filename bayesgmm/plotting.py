@@ -217,7 +217,7 @@ def plot_clusters(
 
 
 def plot_membership_uncertainty(
-    model: Any, X: Any, *, ax: Any = None, hdi_prob: float = 0.94
+    model: Any, X: Any, *, ax: Any = None, hdi_prob: float = 0.94, random_seed: Any = None
 ) -> Axes:
     """Top membership probability of every point with its credible interval.
 
@@ -233,6 +233,8 @@ def plot_membership_uncertainty(
     ax : matplotlib Axes, optional
     hdi_prob : float, default 0.94
         Mass of the intervals.
+    random_seed : None, int or Generator
+        Seeds the posterior draws of variational models.
 
     Returns
     -------
@@ -253,7 +255,7 @@ def plot_membership_uncertainty(
     """
     from bayesgmm.clustering import cluster_uncertainty
 
-    result = cluster_uncertainty(model, X, hdi_prob=hdi_prob)
+    result = cluster_uncertainty(model, X, hdi_prob=hdi_prob, random_seed=random_seed)
     table = result.table.sort_values("probability", kind="stable")
     ax = _axes(ax)
     colors = _colors(result.membership.shape[1])
@@ -442,7 +444,7 @@ def plot_dp_weights(model: Any, *, ax: Any = None, n_draws: int = 500) -> Axes:
 
     Bars are ``model.weights_`` (components sorted by weight); error bars, when
     the model offers ``to_datatree``, are the 94% equal-tailed intervals of
-    ``n_draws`` draws from the variational posterior. The dashed line is
+    ``n_draws`` draws from the variational posterior, and the dashed line is
     ``1 / n_samples``, below which a component explains less than one point.
 
     Parameters
@@ -471,16 +473,21 @@ def plot_dp_weights(model: Any, *, ax: Any = None, n_draws: int = 500) -> Axes:
     5
     """
     check_fitted(model)
+    n_draws = check_int(n_draws, "n_draws", minimum=2)
     weights = np.asarray(model.weights_, dtype=float)
     ax = _axes(ax)
     x = np.arange(weights.size)
     yerr = None
-    draws = posterior_parameter_draws(model, n_draws) if hasattr(model, "to_datatree") else None
-    if draws is not None:
-        lower, upper = np.quantile(draws[0], [0.03, 0.97], axis=0)
+    n_samples = None
+    if hasattr(model, "to_datatree"):
+        tree = model.to_datatree(n_draws=n_draws, random_seed=0)
+        draws = np.asarray(
+            tree["posterior"]["weights"].stack(sample=("chain", "draw")).transpose("sample", ...)
+        )
+        lower, upper = np.quantile(draws, [0.03, 0.97], axis=0)
         yerr = np.clip(np.vstack([weights - lower, upper - weights]), 0.0, None)
+        n_samples = tree["observed_data"].sizes.get("obs_id")
     ax.bar(x, weights, yerr=yerr, color="C0", capsize=2)
-    n_samples = getattr(model, "n_samples_", None)
     if n_samples:
         ax.axhline(1.0 / n_samples, color="0.4", linestyle="--", linewidth=0.8)
     ax.set_xlabel("component")

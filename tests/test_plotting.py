@@ -95,11 +95,11 @@ def test_plot_clusters_bad_input(em_model, data):
 
 
 def test_plot_membership_uncertainty(dp_model, data):
-    ax = plotting.plot_membership_uncertainty(dp_model, data)
+    ax = plotting.plot_membership_uncertainty(dp_model, data, random_seed=0)
     assert len(ax.containers) == 1  # one set of error bars
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert sum(len(c.get_offsets()) for c in points) == data.shape[0]
-    table = cluster_uncertainty(dp_model, data).table
+    table = cluster_uncertainty(dp_model, data, random_seed=0).table
     hollow = points[1]
     assert len(hollow.get_offsets()) == int(table["ambiguous"].sum())
     assert "membership probability" in ax.get_ylabel()
@@ -141,6 +141,8 @@ def test_plot_dp_weights(dp_model):
     assert len(bars) == dp_model.weights_.size
     np.testing.assert_allclose([b.get_height() for b in bars], dp_model.weights_)
     assert len(ax.containers) >= 1 and ax.get_ylabel() == "weight"
+    # The dashed reference line: one point's worth of weight, 1 / n.
+    assert any(np.allclose(line.get_ydata(), 1 / 180) for line in ax.get_lines())
 
 
 def test_plot_coclustering_orders_blocks():
