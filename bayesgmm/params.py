@@ -58,7 +58,7 @@ class GaussianMixtureParams:
     >>> p.n_components, p.n_features
     (2, 1)
     >>> float(np.round(p.score_samples([[0.0]])[0], 4))
-    -1.6121
+    -1.601
     """
 
     weights: np.ndarray
