@@ -663,3 +663,38 @@ def test_demo_report_shows_what_was_computed():
     assert "Best by elpd: **A**. Every other model is more than two standard errors" in report
     assert "- B: 2 observation(s) with k" in report
     assert "## Not run" in report and "- the DP model" in report
+
+
+@pytest.mark.sampling
+def test_compare_with_a_saved_marginal_model(capsys, tmp_path, request, em_module):
+    try:
+        bayesgmm.io.netcdf_engine()
+    except ImportError as exc:
+        pytest.skip(f"no NetCDF-4 writer: {exc}")
+    try:
+        model, X = request.getfixturevalue("marginal_fit")
+    except pytest.FixtureLookupError:
+        pytest.skip("the marginal_fit fixture has not landed in conftest.py yet")
+    np.savetxt(tmp_path / "data.csv", X, delimiter=",")
+    model.save(tmp_path / "nuts.nc")
+    em_module.EMGaussianMixture(3, random_state=0).fit(X).save(tmp_path / "em.json")
+    code, out, err = run(
+        capsys,
+        "compare",
+        tmp_path / "nuts.nc",
+        tmp_path / "em.json",
+        "--data",
+        tmp_path / "data.csv",
+        "--seed",
+        0,
+        "--output",
+        tmp_path / "cmp.csv",
+    )
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "cmp.csv", index_col=0)
+    assert set(table.index) == {"nuts", "em"}
+    assert table.loc["nuts", "criterion"].startswith("psis-loo")
+    # The saved data must be the data the NUTS model was fitted on.
+    np.savetxt(tmp_path / "other.csv", X[::-1], delimiter=",")
+    code, out, err = run(capsys, "compare", tmp_path / "nuts.nc", "--data", tmp_path / "other.csv")
+    assert_one_line_error(code, out, err, 1)
