@@ -932,13 +932,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise CommandError(f"{out}: folder exists and is not empty; pass --force to write into it")
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    # Everything is written into a private staging folder first and moved into
-    # place at the end, so an interrupted demo leaves no partial output.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
     from bayesgmm.io import _default_mode
 
-    staging.chmod(_default_mode(0o777))  # mkdtemp's folder is private; the result should not be
+    # Everything is written into a staging folder beside the output first and moved
+    # into place at the end, so an interrupted demo leaves no partial output.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
     try:
+        staging.chmod(_default_mode(0o777))  # mkdtemp's folder is private; the output is not
         found = _run_demo(staging, fast=args.fast, seed=args.seed, progress=not args.quiet)
         _INTERRUPTION.check()
         if not out.exists():
