@@ -462,6 +462,7 @@ def fit_globals(
     *,
     n_rounds: int = 3,
     keep_order: bool = True,
+    need_elbo: bool = True,
 ) -> tuple[GlobalState, np.ndarray, float]:
     """Update every global factor given the responsibilities (the M-step), in the best order.
 
@@ -469,7 +470,10 @@ def fit_globals(
     updated in turn ``n_rounds`` times (each update is a coordinate ascent step).
     The stick-breaking prior is not exchangeable, so the labelling matters:
     the components are also tried sorted by decreasing ``N_k`` (Kurihara, Welling
-    and Vlassis 2007) and that order is kept only if it raises the ELBO.
+    and Vlassis 2007) and that order is kept only if it raises the ELBO. With
+    ``keep_order=False`` only the sorted order is evaluated; with
+    ``need_elbo=False`` the ELBO is not computed when the order is already
+    sorted (it is then returned as NaN).
 
     Returns
     -------
@@ -483,6 +487,8 @@ def fit_globals(
     order = np.argsort(-stats.nk, kind="stable")
     if keep_order or np.array_equal(order, identity):
         best = _globals_in_order(stats, prior, conc, n_rounds)
+        if not need_elbo and np.array_equal(order, identity):
+            return best, identity, float("nan")
         best_elbo = elbo_fixed_responsibilities(stats, entropy, best, prior)
         if np.array_equal(order, identity):
             return best, identity, best_elbo

@@ -1066,13 +1066,18 @@ def _fit_cavi(
             fallback = None
         stalled = bool(trace) and (elbo - trace[-1]) < options["tol"] * n
         trace.append(elbo)
-        entropy = stats.log_normalizer - _cavi.data_term(stats, state)
-        new_state, order, base = _cavi.fit_globals(stats, entropy, prior, state.concentration)
-        relabelled = not np.array_equal(order, np.arange(t))
-        accepted = 0
         # Merges are tried every iteration while they succeed, then at doubling
         # intervals (at most 32), and always before convergence is declared.
-        if options["merge"] and t > 1 and (n_iter >= next_merge or stalled):
+        try_merge = options["merge"] and t > 1 and (n_iter >= next_merge or stalled)
+        # The entropy of q(z) is a constant offset in every comparison at fixed
+        # responsibilities; it is computed only for the merge moves' record.
+        entropy = stats.log_normalizer - _cavi.data_term(stats, state) if try_merge else 0.0
+        new_state, order, base = _cavi.fit_globals(
+            stats, entropy, prior, state.concentration, need_elbo=try_merge
+        )
+        relabelled = not np.array_equal(order, np.arange(t))
+        accepted = 0
+        if try_merge:
             merged, accepted = _try_merges(stats, entropy, resp, prior, state.concentration, base)
             if merged is not None:
                 new_state = merged
@@ -1131,7 +1136,7 @@ def _overrelaxed(
         stats.n_samples,
     )
     try:
-        state, order, _ = _cavi.fit_globals(extrapolated, 0.0, prior, conc)
+        state, order, _ = _cavi.fit_globals(extrapolated, 0.0, prior, conc, need_elbo=False)
         _cavi.expected_log_gaussian(state.components)  # raises if a scale is not PD
     except np.linalg.LinAlgError:
         return None
