@@ -402,8 +402,11 @@ def select_n_components(
     (2, 'full')
     """
     method = check_option(method, "method", METHODS)
-    X, _ = check_array(X, min_samples=2)
-    ks = _check_n_components(n_components, X.shape[0])
+    array, feature_names = check_array(X, min_samples=2)
+    # Fit on the DataFrame itself when it has column names, so that the chosen
+    # model keeps feature_names_in_; the validated array otherwise.
+    X = X if feature_names is not None else array
+    ks = _check_n_components(n_components, array.shape[0])
     types = _check_covariance_types(covariance_types)
     n_init = check_int(n_init, "n_init", minimum=1)
     if fit_kwargs is not None and not isinstance(fit_kwargs, dict):

@@ -193,3 +193,15 @@ def test_one_standard_error_rule_prefers_the_simplest_model_within_one_se():
     table.loc[1, "dse"] = 2.0  # now K=2 is more than one SE worse
     best, within = one_standard_error_rule(table)
     assert best == 2 and within.tolist() == [False, False, True, True, False]
+
+
+def test_dataframe_input_keeps_feature_names(three_blobs):
+    import pandas as pd
+
+    frame = pd.DataFrame(three_blobs, columns=["a", "b"])
+    result = select_n_components(frame, range(2, 4), covariance_types=("full",), random_state=0)
+    assert list(result.best_model.feature_names_in_) == ["a", "b"]
+    reference = select_n_components(
+        three_blobs, range(2, 4), covariance_types=("full",), random_state=0
+    )
+    np.testing.assert_allclose(result.table["bic"], reference.table["bic"], rtol=1e-12)
