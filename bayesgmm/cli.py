@@ -455,6 +455,11 @@ def _step(title: str) -> Iterator[None]:
     _echo(f"    done in {time.perf_counter() - start:.1f} s")
 
 
+def _shape(X: np.ndarray) -> str:
+    rows, columns = X.shape
+    return f"{rows} row{'s' * (rows != 1)}, {columns} column{'s' * (columns != 1)}"
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -484,7 +489,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     _echo(
         f"Fitting {type(model).__name__} with {args.components} component(s) to {args.data} "
-        f"({X.shape[0]} rows, {X.shape[1]} columns)"
+        f"({_shape(X)})"
     )
     model.fit(_as_input(X, names), **fit_kwargs)
     _INTERRUPTION.check()
@@ -521,7 +526,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     max_components = min(args.max_components, X.shape[0])
     _echo(
         f"Choosing the number of components (1 to {max_components}) by {args.method} "
-        f"on {args.data} ({X.shape[0]} rows, {X.shape[1]} columns)"
+        f"on {args.data} ({_shape(X)})"
     )
     result = select_n_components(
         _as_input(X, names),
