@@ -35,7 +35,7 @@ SOURCES = HERE / "src"
 MARKDOWN_MARKER = "# %% [markdown]"
 CODE_MARKER = "# %%"
 #: Seconds one cell may run before the execution is abandoned.
-CELL_TIMEOUT = 900
+CELL_TIMEOUT = 1800
 
 
 def _markdown_line(line: str) -> str:

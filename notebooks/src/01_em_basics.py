@@ -32,6 +32,8 @@ FAST = os.environ.get("BAYESGMM_FAST") == "1"  # the test suite runs a quicker v
 SEED = 20261122
 N_INIT = 1 if FAST else 3  # EM restarts where a fit is sensitive to its start
 plt.rcParams.update({"figure.dpi": 80, "figure.figsize": (6, 4.5), "axes.grid": False})
+if FAST:  # the tests run the code; they do not need the pictures drawn
+    plt.switch_backend("agg")
 print("bayesgmm", bayesgmm.__version__)
 
 # %% [markdown]
