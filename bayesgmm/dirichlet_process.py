@@ -45,12 +45,21 @@ from __future__ import annotations
 import inspect
 import numbers
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
 from bayesgmm import _cavi
+from bayesgmm._chunks import (
+    check_dask_array,
+    column_means,
+    is_dask_array,
+    map_reduce,
+    map_rows,
+    sample_rows,
+)
 from bayesgmm._gaussian import (
     COVARIANCE_TYPES,
     SufficientStatistics,
@@ -81,6 +90,9 @@ _INIT_SUBSAMPLE = 5000
 _DEFAULT_MEMBERSHIP_DRAWS = 200
 # Extrapolated (overrelaxed) updates of the statistics, accepted only when they raise the ELBO.
 _OVERRELAX = True
+# Largest per-observation result (n_draws x n_samples doubles plus the data) that the
+# pointwise methods compute for a model fitted on a Dask array.
+_POINTWISE_MAX_BYTES = 2**30
 
 
 class DPGaussianMixture:
@@ -352,11 +364,19 @@ class DPGaussianMixture:
         self
         """
         options = self._validated()
+        if is_dask_array(X):
+            self._fit_dask(X, options)
+            return self
         data, names = check_array(X, min_samples=2)
         center = data.mean(axis=0)
         centred = data - center
+        d = data.shape[1]
         prior = _build_prior(
-            centred, center, options["covariance_type"], self.priors, options["truncation"]
+            np.cov(centred, rowvar=False, bias=True).reshape(d, d),
+            center,
+            options["covariance_type"],
+            self.priors,
+            options["truncation"],
         )
         conc = options["concentration"]
         if options["method"] == "advi":
@@ -370,30 +390,49 @@ class DPGaussianMixture:
                 self.progressbar,
             )
         else:
-            result = None
-            for _ in range(options["n_init"]):
-                run = _fit_cavi(centred, prior, conc, options)
-                if result is None or run["elbo"] > result["elbo"]:
-                    result = run
-        assert result is not None
+            rows = _InMemoryRows(centred, options["covariance_type"], options["truncation"])
+            result = _best_cavi_run(rows, prior, conc, options)
         self._set_fitted(result, prior, center, data, names)
         return self
+
+    def _fit_dask(self, X: Any, options: dict[str, Any]) -> None:
+        """Fit on a Dask array chunked along rows (see the class notes, "Dask input")."""
+        if options["method"] != "cavi":
+            raise ValueError(
+                message("method", "'cavi' for Dask input (ADVI needs the data in memory)", "advi")
+            )
+        data = check_dask_array(X, min_samples=2)
+        n, d = data.shape
+        center = column_means(data)
+        # one pass: sums and cross products of the centred rows, for the covariance
+        moments = map_reduce(_block_moments, data, shift=center)
+        residual = moments[0] / n
+        cov = moments[1:] / n - np.outer(residual, residual)
+        prior = _build_prior(
+            cov, center, options["covariance_type"], self.priors, options["truncation"]
+        )
+        rows = _ChunkedRows(data, center, options["covariance_type"], options["truncation"])
+        result = _best_cavi_run(rows, prior, options["concentration"], options)
+        self._set_fitted(result, prior, center, data, None)
 
     def _set_fitted(
         self,
         result: dict[str, Any],
         prior: _cavi.ComponentPrior,
         center: np.ndarray,
-        data: np.ndarray,
+        data: Any,
         names: list[str] | None,
+        n_samples: int | None = None,
     ) -> None:
+        # ``data``: the training data (a NumPy array, a reference to the Dask
+        # array, or None for a model loaded from a fit on Dask data)
         self._state = result["state"]
         self._kind = prior.covariance_type
         self._prior = prior
         self._center = center
         self._X_train = data
-        self.n_features_in_ = data.shape[1]
-        self.n_samples_ = data.shape[0]
+        self.n_features_in_ = int(center.shape[0])
+        self.n_samples_ = int(data.shape[0]) if n_samples is None else int(n_samples)
         if names is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
@@ -434,6 +473,20 @@ class DPGaussianMixture:
         check_n_features(data, self.n_features_in_)
         return data
 
+    def _lazy(self, X: Any, func: Any, n_columns: int | None) -> Any:
+        """Apply a row-wise method lazily to the row blocks of a Dask array."""
+        check_fitted(self)
+        data = check_dask_array(X)
+        check_n_features(data, self.n_features_in_)
+        return map_rows(func, data, n_columns)
+
+    def _log_predictive(self, X: np.ndarray) -> np.ndarray:
+        return logsumexp(self._weighted_predictive(X), axis=1)
+
+    def _membership(self, X: np.ndarray) -> np.ndarray:
+        weighted = self._weighted_predictive(X)
+        return np.exp(weighted - logsumexp(weighted, axis=1, keepdims=True))
+
     def _weighted_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k N(x | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
         if isinstance(self._state, _DrawPool):
@@ -461,8 +514,11 @@ class DPGaussianMixture:
         Returns
         -------
         ndarray of shape (n_samples,)
+            A lazy Dask array when ``X`` is a Dask array.
         """
-        return logsumexp(self._weighted_predictive(self._check_X(X)), axis=1)
+        if is_dask_array(X):
+            return self._lazy(X, self._log_predictive, None)
+        return self._log_predictive(self._check_X(X))
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log posterior predictive density of the rows of ``X``."""
@@ -485,7 +541,10 @@ class DPGaussianMixture:
         Returns
         -------
         ndarray of shape (n_samples, T) or xarray.Dataset
+            A lazy Dask array when ``X`` is a Dask array and ``hdi_prob`` is None.
         """
+        if is_dask_array(X) and hdi_prob is None:
+            return self._lazy(X, self._membership, self.weights_.size)
         data = self._check_X(X)
         if hdi_prob is not None:
             prob = check_float(
@@ -512,11 +571,15 @@ class DPGaussianMixture:
                 coords=coords,
                 attrs={"interval": "equal-tailed", "prob": prob},
             )
-        weighted = self._weighted_predictive(data)
-        return np.exp(weighted - logsumexp(weighted, axis=1, keepdims=True))
+        return self._membership(data)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of every row under the posterior predictive."""
+        """Most probable component of every row under the posterior predictive.
+
+        A lazy Dask array when ``X`` is a Dask array.
+        """
+        if is_dask_array(X):
+            return self.predict_proba(X).argmax(axis=1)
         return np.asarray(self.predict_proba(X)).argmax(axis=1)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
@@ -919,13 +982,16 @@ def _check_concentration(value: Any) -> _cavi.Concentration:
 
 
 def _build_prior(
-    centred: np.ndarray,
+    data_cov: np.ndarray,
     center: np.ndarray,
     kind: str,
     priors: dict[str, Any] | None,
     truncation: int,
 ) -> _cavi.ComponentPrior:
-    """Build the documented data-scaled prior, in the centred frame."""
+    """Build the documented data-scaled prior, in the centred frame.
+
+    ``data_cov`` is the (biased) covariance matrix of the data, (d, d).
+    """
     priors = dict(priors or {})
     unknown = set(priors) - {"mean", "mean_precision", "degrees_of_freedom", "covariance"}
     if unknown:
@@ -936,7 +1002,7 @@ def _build_prior(
                 sorted(unknown),
             )
         )
-    n, d = centred.shape
+    d = center.shape[0]
     mean = np.zeros(d)  # the data mean, in the frame centred on it
     if "mean" in priors:
         mean = np.asarray(priors["mean"], dtype=float).reshape(-1)
@@ -961,7 +1027,7 @@ def _build_prior(
     )
     # Fraley and Raftery (2007): the data covariance shared out among the
     # components, cov(X) / T^(2/d), as the prior guess of a component covariance
-    cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d) / truncation ** (2.0 / d)
+    cov = data_cov / truncation ** (2.0 / d)
     scale_floor = 1e-6 * max(float(np.trace(cov)) / d, 1e-300)
     if "covariance" in priors:
         given = np.asarray(priors["covariance"], dtype=float)
@@ -1030,16 +1096,207 @@ def _initial_responsibilities(
     return resp
 
 
-def _fit_cavi(
-    X: np.ndarray, prior: _cavi.ComponentPrior, conc: _cavi.Concentration, options: dict[str, Any]
+class _InMemoryRows:
+    """The centred training data in memory, with the responsibilities of the last E-step.
+
+    The merge moves read the (n, T) responsibility matrix directly.
+    """
+
+    def __init__(self, X: np.ndarray, kind: str, t: int) -> None:
+        self.X = X
+        self.kind = kind
+        self.t = t
+        self.resp = np.empty((0, t))
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
+        self.resp = _initial_responsibilities(self.X, self.t, init, rng)
+        return statistics_from_responsibilities(self.X, self.resp, self.kind)
+
+    def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
+        return _e_step(self.X, state, self.kind, self.resp)
+
+    def overlap(self, active: np.ndarray) -> np.ndarray:
+        """``R_A' R_A`` for the columns ``active`` of the last responsibilities."""
+        sub = self.resp[:, active]
+        # a copy on one side: NumPy sends ``A.T @ A`` to BLAS syrk, which is much
+        # slower than gemm with threads on a loaded machine
+        return sub.T @ sub.copy()
+
+    def entropy_changes(self, pairs: list[tuple[int, int]]) -> np.ndarray:
+        """Entropy change of merging each pair, at the last responsibilities."""
+        rlogr = xlogy(self.resp, self.resp).sum(axis=0)
+        return _cavi.merge_entropy_change(self.resp, pairs, rlogr)
+
+
+@dataclass
+class _BlockSummary:
+    """What one row block's E-step sends back: its statistics and, when asked, ``R' R``."""
+
+    stats: SufficientStatistics
+    overlap: np.ndarray | None
+
+    def __add__(self, other: _BlockSummary) -> _BlockSummary:
+        overlap = (
+            None if self.overlap is None or other.overlap is None else self.overlap + other.overlap
+        )
+        return _BlockSummary(self.stats + other.stats, overlap)
+
+
+def _expected_terms(state: _cavi.GlobalState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    eta, const = _cavi.expected_log_gaussian(state.components)
+    return _cavi.expected_log_weights(state.stick_a, state.stick_b), eta, const
+
+
+def _block_e_step(
+    block: np.ndarray,
+    e_log_pi: np.ndarray,
+    eta: np.ndarray,
+    const: np.ndarray,
+    kind: str,
+    overlap: bool,
+) -> _BlockSummary:
+    """E-step of one centred row block (the unit of work on a Dask worker)."""
+    resp = np.empty((block.shape[0], eta.shape[1])) if overlap else None
+    stats = e_step_statistics(block, e_log_pi, eta, const, kind, resp_out=resp)
+    return _BlockSummary(stats, None if resp is None else resp.T @ resp.copy())
+
+
+def _block_entropy_changes(
+    block: np.ndarray,
+    e_log_pi: np.ndarray,
+    eta: np.ndarray,
+    const: np.ndarray,
+    kind: str,
+    pairs: list[tuple[int, int]],
+) -> np.ndarray:
+    """One block's share of the entropy change of each merge (a sum over rows)."""
+    resp = np.empty((block.shape[0], eta.shape[1]))
+    e_step_statistics(block, e_log_pi, eta, const, kind, resp_out=resp)
+    return _cavi.merge_entropy_change(resp, pairs, xlogy(resp, resp).sum(axis=0))
+
+
+def _block_initial_statistics(
+    block: np.ndarray, centers: np.ndarray, t: int, kind: str
+) -> SufficientStatistics:
+    """Statistics of one block with every row given to its nearest k-means centre."""
+    from bayesgmm._kmeans import assign_labels
+
+    labels, _ = assign_labels(block, centers)
+    resp = np.zeros((block.shape[0], t))
+    resp[np.arange(block.shape[0]), labels] = 1.0
+    return statistics_from_responsibilities(block, resp, kind)
+
+
+def _block_moments(block: np.ndarray) -> np.ndarray:
+    """Column sums (first row) and cross products ``B' B`` (the rest) of one block."""
+    return np.vstack([block.sum(axis=0), block.T @ block])
+
+
+class _ChunkedRows:
+    """Training data held as a Dask array: every pass maps a block function and adds.
+
+    Only (T, d, d)-sized statistics, the (T, T) overlap ``R' R`` and one number
+    per merge candidate leave the workers; the (n, T) responsibilities are
+    never formed. The state of the last E-step is kept so that the merge
+    moves can recompute its responsibilities block by block.
+    """
+
+    def __init__(self, data: Any, center: np.ndarray, kind: str, t: int) -> None:
+        self.data = data
+        self.center = center
+        self.kind = kind
+        self.t = t
+        self._state: _cavi.GlobalState | None = None
+        self._overlap: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data.shape[0])
+
+    def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
+        """Start from a row sample: k-means centres on it, then all rows to their nearest centre.
+
+        With ``init="random"`` the Dirichlet responsibilities of the sampled rows
+        give statistics scaled up to ``n`` rows (only a starting point).
+        """
+        sample = sample_rows(self.data, _INIT_SUBSAMPLE, rng) - self.center
+        n, m = self.n_samples, sample.shape[0]
+        if init == "random":
+            resp = rng.dirichlet(np.ones(self.t), size=m)
+            stats = statistics_from_responsibilities(sample, resp, self.kind)
+            factor = n / m
+            return SufficientStatistics(
+                self.kind, stats.nk * factor, stats.sum_x * factor, stats.sum_xx * factor, 0.0, n
+            )
+        from bayesgmm._kmeans import kmeans
+
+        centers = kmeans(sample, min(self.t, m), rng, n_init=1, max_iter=20).centers
+        func = partial(_block_initial_statistics, centers=centers, t=self.t, kind=self.kind)
+        result: SufficientStatistics = map_reduce(func, self.data, shift=self.center)
+        return result
+
+    def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
+        e_log_pi, eta, const = _expected_terms(state)
+        func = partial(
+            _block_e_step, e_log_pi=e_log_pi, eta=eta, const=const, kind=self.kind, overlap=overlap
+        )
+        summary: _BlockSummary = map_reduce(func, self.data, shift=self.center)
+        self._state, self._overlap = state, summary.overlap
+        return summary.stats
+
+    def overlap(self, active: np.ndarray) -> np.ndarray:
+        """``R_A' R_A`` at the last E-step's state (one more pass if it was not summed then)."""
+        if self._overlap is None:
+            assert self._state is not None
+            self.e_step(self._state, overlap=True)
+        assert self._overlap is not None
+        return self._overlap[np.ix_(active, active)]
+
+    def entropy_changes(self, pairs: list[tuple[int, int]]) -> np.ndarray:
+        """Entropy change of merging each pair at the last E-step's state (one pass)."""
+        assert self._state is not None
+        e_log_pi, eta, const = _expected_terms(self._state)
+        func = partial(
+            _block_entropy_changes,
+            e_log_pi=e_log_pi,
+            eta=eta,
+            const=const,
+            kind=self.kind,
+            pairs=pairs,
+        )
+        return np.asarray(map_reduce(func, self.data, shift=self.center), dtype=float)
+
+
+def _best_cavi_run(
+    rows: _InMemoryRows | _ChunkedRows,
+    prior: _cavi.ComponentPrior,
+    conc: _cavi.Concentration,
+    options: dict[str, Any],
 ) -> dict[str, Any]:
-    """One CAVI run from one initialisation (X centred)."""
-    kind = options["covariance_type"]
+    """Run CAVI from ``n_init`` initialisations and keep the highest ELBO."""
+    result = None
+    for _ in range(options["n_init"]):
+        run = _fit_cavi(rows, prior, conc, options)
+        if result is None or run["elbo"] > result["elbo"]:
+            result = run
+    assert result is not None
+    return result
+
+
+def _fit_cavi(
+    rows: _InMemoryRows | _ChunkedRows,
+    prior: _cavi.ComponentPrior,
+    conc: _cavi.Concentration,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """One CAVI run from one initialisation (the rows are centred)."""
     t = options["truncation"]
-    rng = options["rng"]
-    n = X.shape[0]
-    resp = _initial_responsibilities(X, t, options["init_params"], rng)
-    stats = statistics_from_responsibilities(X, resp, kind)
+    n = rows.n_samples
+    stats = rows.initial_statistics(options["init_params"], options["rng"])
     state, _, _ = _cavi.fit_globals(stats, 0.0, prior, conc)
     trace: list[float] = []
     converged = False
@@ -1054,12 +1311,14 @@ def _fit_cavi(
     previous: SufficientStatistics | None = None
     fallback: _cavi.GlobalState | None = None
     for n_iter in range(1, options["max_iter"] + 1):  # noqa: B007
-        stats = _e_step(X, state, kind, resp)
+        # a chunked pass also sums the responsibility overlaps when a merge is due
+        due = options["merge"] and t > 1 and n_iter >= next_merge
+        stats = rows.e_step(state, overlap=due)
         elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
         if fallback is not None:
             if elbo < trace[-1]:
                 state, eta, previous = fallback, 1.0, None
-                stats = _e_step(X, state, kind, resp)
+                stats = rows.e_step(state, overlap=due)
                 elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
             else:
                 eta = min(2.0 * eta, 64.0)
@@ -1078,7 +1337,7 @@ def _fit_cavi(
         relabelled = not np.array_equal(order, np.arange(t))
         accepted = 0
         if try_merge:
-            merged, accepted = _try_merges(stats, entropy, resp, prior, state.concentration, base)
+            merged, accepted = _try_merges(stats, entropy, rows, prior, state.concentration, base)
             if merged is not None:
                 new_state = merged
                 n_merges += accepted
@@ -1098,11 +1357,11 @@ def _fit_cavi(
         state = new_state
     else:
         # max_iter reached: evaluate the state left by the last update
-        stats = _e_step(X, state, kind)
+        stats = rows.e_step(state)
         elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
         if fallback is not None and elbo < trace[-1]:
             state = fallback
-            stats = _e_step(X, state, kind)
+            stats = rows.e_step(state)
             elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
         trace.append(elbo)
     return {
@@ -1157,7 +1416,7 @@ def _e_step(
 def _try_merges(
     stats: SufficientStatistics,
     entropy: float,
-    resp: np.ndarray,
+    data: _InMemoryRows | _ChunkedRows,
     prior: _cavi.ComponentPrior,
     conc: _cavi.Concentration,
     base_elbo: float,
@@ -1166,16 +1425,15 @@ def _try_merges(
 
     Candidates are the pairs of occupied components with the largest cosine
     similarity of their responsibility columns (Hughes and Sudderth 2013 use
-    the correlation); each accepted merge must raise the ELBO.
+    the correlation); each accepted merge must raise the ELBO. ``data``
+    supplies the overlaps ``R' R`` and the entropy changes, read from the
+    responsibilities in memory or summed over Dask row blocks.
     """
     nk = stats.nk
     active = np.flatnonzero(nk > 1e-8 * max(stats.n_samples, 1))
     if active.size < 2:
         return None, 0
-    sub = resp[:, active]
-    # a copy on one side: NumPy sends ``A.T @ A`` to BLAS syrk, which is much
-    # slower than gemm with threads on a loaded machine
-    gram = sub.T @ sub.copy()
+    gram = data.overlap(active)
     norms = np.sqrt(np.diag(gram))
     cosine = gram / np.maximum(np.outer(norms, norms), 1e-300)
     rows, cols = np.triu_indices(active.size, 1)
@@ -1186,8 +1444,7 @@ def _try_merges(
     if top.size == 0:
         return None, 0
     pairs = [(int(active[rows[p]]), int(active[cols[p]])) for p in top]
-    rlogr = xlogy(resp, resp).sum(axis=0)
-    delta_h = _cavi.merge_entropy_change(resp, pairs, rlogr)
+    delta_h = data.entropy_changes(pairs)
     best_elbo = base_elbo
     best_state = None
     current = stats
