@@ -97,6 +97,8 @@ _SHORT_EM_MAX_SAMPLES = 20_000
 # A component's own scatter below this fraction of the data's variance (in the
 # direction where it is smallest, features standardised) marks it degenerate.
 _DEGENERATE_RELATIVE_VARIANCE = 1e-6
+# reg_covar above this share of a feature's variance dominates the covariances: warn.
+_REG_COVAR_SHARE = 1e-3
 # Most threads the E-step uses.
 _MAX_THREADS = 8
 
@@ -539,6 +541,10 @@ class EMGaussianMixture:
         EM stops when the mean log-likelihood per sample changes by less than this.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance, keeping them positive definite.
+        It is in the data's squared units (as in scikit-learn): on data with
+        feature variances below 1000 times ``reg_covar`` it dominates the
+        clusters' spread, and ``fit`` warns; standardise ``X`` or scale
+        ``reg_covar`` with the data (``a**2 * reg_covar`` for ``a * X``).
     max_iter : int, default=100
         EM iterations per initialisation (0 keeps the initial parameters).
     n_init : int, default=1
@@ -1087,6 +1093,7 @@ class EMGaussianMixture:
         params = GaussianMixtureParams(state.weights, state.means + shift, covariances, kind)
         data_variance = Xt.variance() if isinstance(Xt, _DaskRows) else Xt.var(axis=1)
         degenerate = _degenerate_components(params, n, data_variance, reg_covar)
+        _warn_if_reg_covar_dominates(data_variance, reg_covar)
         # Everything is computed; now change the estimator's state.
         self.params_ = params
         self.weights_ = params.weights.copy()
@@ -1362,6 +1369,31 @@ def _covariances_from_cholesky(chol: np.ndarray, covariance_type: str) -> np.nda
         covariances = np.linalg.inv(precisions)
         return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
     return 1.0 / chol**2
+
+
+def _warn_if_reg_covar_dominates(data_variance: np.ndarray, reg_covar: float) -> None:
+    """Warn when ``reg_covar`` is not small next to a feature's variance.
+
+    ``reg_covar`` is added to the covariances in the data's squared units, so on
+    data measured in small units (variances near 1e-7, say) the default 1e-6
+    swamps the clusters' own spread and EM merges them. A feature whose variance
+    is below ``1000 * reg_covar`` triggers the warning; constant features are left
+    to the degenerate-component check.
+    """
+    varying = data_variance > 0
+    small = np.flatnonzero(varying & (reg_covar > _REG_COVAR_SHARE * data_variance))
+    if small.size == 0:
+        return
+    smallest = float(data_variance[small].min())
+    warnings.warn(
+        f"reg_covar={reg_covar:g} is not small next to the variance of feature(s) "
+        f"{small.tolist()} (smallest {smallest:.3g}): it is added to every covariance in "
+        "the data's squared units, so it dominates the clusters' own spread and can merge "
+        "them. Standardise X (or rescale it to larger units), or set reg_covar in the "
+        f"data's units, for example reg_covar={1e-6 * smallest:.3g}.",
+        UserWarning,
+        stacklevel=6,
+    )
 
 
 def _degenerate_components(

@@ -35,6 +35,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _real_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a float64 array; TypeError naming ``name`` for text or complex values."""
+    array = np.asarray(value)
+    if array.dtype.kind == "c" or (
+        array.dtype == object and any(isinstance(v, complex) for v in array.flat)
+    ):
+        raise TypeError(message(name, "real numbers", "complex values", raw=True))
+    wrong_type = TypeError(
+        message(name, "an array of real numbers", f"dtype {array.dtype}", raw=True)
+    )
+    if array.dtype.kind not in "biufO":  # text, bytes, dates
+        raise wrong_type
+    try:
+        return np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise wrong_type from None
+
+
 @dataclass(frozen=True, eq=False)
 class GaussianMixtureParams:
     """Weights, means and covariances of a Gaussian mixture, checked once.
@@ -69,9 +87,9 @@ class GaussianMixtureParams:
 
     def __post_init__(self) -> None:
         check_option(self.covariance_type, "covariance_type", _gaussian.COVARIANCE_TYPES)
-        weights = np.asarray(self.weights, dtype=np.float64)
-        means = np.asarray(self.means, dtype=np.float64)
-        covariances = np.asarray(self.covariances, dtype=np.float64)
+        weights = _real_array(self.weights, "weights")
+        means = _real_array(self.means, "means")
+        covariances = _real_array(self.covariances, "covariances")
         if means.ndim != 2:
             raise ValueError(
                 message(

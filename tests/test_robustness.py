@@ -1,0 +1,619 @@
+"""Robustness across the public API (issue 8).
+
+Bad input is rejected with a ValueError/TypeError that names the argument, says
+what was expected and what was received, and leaves a fitted estimator exactly as
+it was; awkward but valid data fit and score finitely; a change of units does not
+change the answer; seeds reproduce fits bit for bit; an interrupted fit changes
+nothing. Every dataset comes from a seeded generator.
+"""
+
+import copy
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import COVARIANCE_TYPES, make_mixture_data
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
+
+import bayesgmm
+from bayesgmm import DPGaussianMixture, EMGaussianMixture
+from bayesgmm import dirichlet_process as dp_module
+from bayesgmm import em as em_module
+from bayesgmm.params import GaussianMixtureParams
+
+# One error format across the package: "name: expected X, got Y".
+ERROR_FORMAT = r"^{name}(\[[^]]+\])?: expected .+, got .+"
+HYPOTHESIS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _ = make_mixture_data(n=150, d=2, k=3, seed=3)
+    return X
+
+
+@pytest.fixture(scope="module")
+def fitted_em(data):
+    return EMGaussianMixture(3, random_state=0).fit(data)
+
+
+@pytest.fixture(scope="module")
+def fitted_dp(data):
+    return DPGaussianMixture(6, random_state=0, progressbar=False).fit(data)
+
+
+def _dp(**kwargs):
+    return DPGaussianMixture(**{"truncation": 6, "progressbar": False, **kwargs})
+
+
+def _equal(a, b):
+    """Exact equality of fitted state: same arrays (dtype, shape, bits), same values."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
+    if isinstance(a, GaussianMixtureParams):
+        da, db = a.to_dict(), b.to_dict()
+        return da.keys() == db.keys() and all(_equal(da[k], db[k]) for k in da)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_equal, a, b))
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # objects without a value equality: compare the deep copy's type
+        return type(a) is type(b)
+
+
+def _unchanged(model, snapshot):
+    state = vars(model)
+    assert state.keys() == snapshot.keys()
+    differing = [k for k in state if not _equal(state[k], snapshot[k])]
+    assert differing == []
+
+
+def _fitted_arrays(model):
+    return {k: v for k, v in vars(model).items() if k.endswith("_") and isinstance(v, np.ndarray)}
+
+
+# --------------------------------------------------------------------- bad X
+BAD_X = {
+    "nan": (np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0], [0.0, 1.0]]), ValueError),
+    "inf": (np.array([[1.0, -np.inf], [2.0, 3.0], [4.0, 5.0], [0.0, 1.0]]), ValueError),
+    "1-D": (np.arange(10.0), ValueError),
+    "3-D": (np.zeros((4, 2, 2)), ValueError),
+    "scalar": (3.0, ValueError),
+    "no rows": (np.empty((0, 2)), ValueError),
+    "no columns": (np.empty((5, 0)), ValueError),
+    "strings": (np.array([["a", "b"], ["c", "d"], ["e", "f"]]), TypeError),
+    "objects": (np.array([[1, "x"], [2, 3], [4, 5]], dtype=object), TypeError),
+    "complex": (np.ones((5, 2)) + 1j, TypeError),
+    "None": (None, TypeError),
+    "text frame": (pd.DataFrame({"a": ["1", "2", "3", "4"], "b": [1.0, 2.0, 3.0, 4.0]}), TypeError),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_X))
+@pytest.mark.parametrize("make", [lambda: EMGaussianMixture(2, random_state=0), _dp])
+def test_fit_rejects_bad_X(make, case):
+    X, error = BAD_X[case]
+    model = make()
+    before = copy.deepcopy(vars(model))
+    with pytest.raises(error, match=ERROR_FORMAT.format(name="X")):
+        model.fit(X)
+    _unchanged(model, before)
+
+
+@pytest.mark.parametrize("case", [*BAD_X, "wrong width"])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score"])
+@pytest.mark.parametrize("which", ["fitted_em", "fitted_dp"])
+def test_prediction_rejects_bad_X_and_changes_nothing(request, which, method, case):
+    model = request.getfixturevalue(which)
+    X, error = BAD_X[case] if case != "wrong width" else (np.zeros((4, 3)), ValueError)
+    before = copy.deepcopy(vars(model))
+    with pytest.raises(error, match=ERROR_FORMAT.format(name="X")):
+        getattr(model, method)(X)
+    _unchanged(model, before)
+
+
+def test_fewer_rows_than_components_is_named(data):
+    with pytest.raises(ValueError, match=r"^X: expected at least n_components=3 samples, got 2"):
+        EMGaussianMixture(3).fit(data[:2])
+
+
+@pytest.mark.parametrize("which", ["fitted_em", "fitted_dp"])
+@pytest.mark.parametrize(
+    ("n_samples", "error"),
+    [(0, ValueError), (-3, ValueError), (2.5, TypeError), ("3", TypeError), (None, TypeError)],
+)
+def test_sample_rejects_bad_sizes(request, which, n_samples, error):
+    model = request.getfixturevalue(which)
+    with pytest.raises(error, match=ERROR_FORMAT.format(name="n_samples")):
+        model.sample(n_samples, random_state=0)
+
+
+# ------------------------------------------------------ constructor parameters
+NOT_A_NUMBER = st.one_of(
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.just(1 + 2j),
+)
+BAD_COUNT = st.one_of(
+    NOT_A_NUMBER,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(max_value=0),
+)
+BAD_NONNEGATIVE = st.one_of(
+    NOT_A_NUMBER,
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.floats(max_value=-1e-12),
+    st.integers(max_value=-1),
+)
+
+EM_PARAMETERS = {
+    "n_components": BAD_COUNT,
+    "max_iter": st.one_of(NOT_A_NUMBER, st.floats(), st.integers(max_value=-1)),
+    "n_init": BAD_COUNT,
+    "tol": BAD_NONNEGATIVE,
+    "reg_covar": BAD_NONNEGATIVE,
+    "covariance_type": st.one_of(st.text(max_size=8).filter(lambda s: s not in COVARIANCE_TYPES)),
+    "init_params": st.one_of(st.integers(), st.sampled_from(["KMEANS", "", "kmeans "])),
+    "random_state": st.one_of(st.text(min_size=1, max_size=5), st.floats(), st.integers(-9, -1)),
+}
+DP_PARAMETERS = {
+    "truncation": BAD_COUNT,
+    "max_iter": BAD_COUNT,
+    "n_init": BAD_COUNT,
+    "tol": BAD_NONNEGATIVE,
+    "covariance_type": st.text(max_size=8).filter(lambda s: s not in COVARIANCE_TYPES),
+    "concentration": st.one_of(
+        st.text(min_size=1, max_size=5),
+        st.floats(max_value=0.0),
+        st.just(float("nan")),
+        st.tuples(st.floats(max_value=0.0), st.floats(min_value=0.1, max_value=2.0)),
+    ),
+    "method": st.sampled_from(["nuts", "", "CAVI"]),
+}
+
+
+@pytest.mark.parametrize("name", list(EM_PARAMETERS))
+def test_em_bad_parameters_are_named_and_leave_the_fit_alone(fitted_em, data, name):
+    @HYPOTHESIS
+    @given(value=EM_PARAMETERS[name])
+    def check(value):
+        model = copy.deepcopy(fitted_em)
+        before = copy.deepcopy(vars(model))
+        before["_" + name] = None  # set_params changes the argument, and only it
+        model.set_params(**{name: value})
+        assert model.get_params()[name] is value
+        with pytest.raises((ValueError, TypeError), match=ERROR_FORMAT.format(name=name)):
+            model.fit(data)
+        model.set_params(**{name: before[name]})
+        del before["_" + name]
+        _unchanged(model, before)
+
+    check()
+
+
+@pytest.mark.parametrize("name", list(DP_PARAMETERS))
+def test_dp_bad_parameters_are_named_and_leave_the_fit_alone(fitted_dp, data, name):
+    @HYPOTHESIS
+    @given(value=DP_PARAMETERS[name])
+    def check(value):
+        model = copy.deepcopy(fitted_dp)
+        before = copy.deepcopy(vars(model))
+        model.set_params(**{name: value})
+        with pytest.raises((ValueError, TypeError), match=ERROR_FORMAT.format(name=name)):
+            model.fit(data)
+        model.set_params(**{name: before[name]})
+        _unchanged(model, before)
+
+    check()
+
+
+def test_unknown_parameter_names_are_refused(fitted_em):
+    with pytest.raises(ValueError, match="n_component"):
+        copy.deepcopy(fitted_em).set_params(n_component=2)
+    with pytest.raises(TypeError):
+        EMGaussianMixture(3, "full")  # keyword-only after n_components
+
+
+# --------------------------------------------------------- GaussianMixtureParams
+GOOD = {
+    "weights": np.array([0.4, 0.6]),
+    "means": np.zeros((2, 2)),
+    "covariances": np.stack([np.eye(2), 2 * np.eye(2)]),
+    "covariance_type": "full",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("weights", np.array([0.4, np.nan]), ValueError),
+        ("weights", np.array([-0.4, 1.4]), ValueError),
+        ("weights", np.array([0.4, 0.4]), ValueError),
+        ("weights", np.array([0.4, 0.3, 0.3]), ValueError),
+        ("weights", np.array(["a", "b"]), TypeError),
+        ("weights", ["0.4", "0.6"], TypeError),
+        ("weights", [0.4, None], ValueError),
+        ("means", np.array([[0.0, np.inf], [0.0, 0.0]]), ValueError),
+        ("means", np.zeros(2), ValueError),
+        ("means", np.zeros((2, 2)) + 1j, TypeError),
+        ("covariances", np.stack([np.eye(2), np.full((2, 2), 1j)]), TypeError),
+        ("covariances", np.stack([np.eye(2), [[1.0, 2.0], [0.0, 1.0]]]), ValueError),
+        ("covariances", np.eye(2), ValueError),
+        ("covariances", np.stack([np.eye(2), np.full((2, 2), np.nan)]), ValueError),
+        ("covariance_type", "ful", ValueError),
+        ("covariance_type", 3, TypeError),
+    ],
+)
+def test_params_reject_bad_values_by_name(name, value, error):
+    kwargs = {**GOOD, name: value}
+    with pytest.raises(error, match=ERROR_FORMAT.format(name=name)):
+        GaussianMixtureParams(**kwargs)
+
+
+def test_params_name_the_component_that_is_not_positive_definite():
+    kwargs = {**GOOD, "covariances": np.stack([np.eye(2), -np.eye(2)])}
+    with pytest.raises(ValueError, match=r"^covariances: component\(s\) \[1\] .*not positive"):
+        GaussianMixtureParams(**kwargs)
+
+
+# ------------------------------------------------------ the analysis layer
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"X": np.array([[1.0, np.nan]] * 10)}, ValueError, "X"),
+        ({"X": np.ones((10, 2)) + 1j}, TypeError, "X"),
+        ({"n_components": []}, ValueError, "n_components"),
+        ({"n_components": [0, 1]}, ValueError, "n_components"),
+        ({"n_components": ["2"]}, TypeError, "n_components"),
+        ({"n_components": [500]}, ValueError, "n_components"),
+        ({"n_components": 2.5}, TypeError, "n_components"),
+        ({"method": "aicc"}, ValueError, "method"),
+        ({"covariance_types": ("full", "banded")}, ValueError, "covariance_types"),
+        ({"covariance_types": ()}, ValueError, "covariance_types"),
+        ({"random_state": "seed"}, TypeError, "random_state"),
+    ],
+)
+def test_select_n_components_rejects_bad_input(data, kwargs, error, name):
+    call = {"X": data, "n_components": [1, 2], "covariance_types": ("full",), **kwargs}
+    X = call.pop("X")
+    with pytest.raises(error, match=ERROR_FORMAT.format(name=name)):
+        bayesgmm.select_n_components(X, **call)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"X": np.zeros((3, 5))}, ValueError, "X"),
+        ({"X": np.array([[np.nan, 1.0]])}, ValueError, "X"),
+        ({"hdi_prob": 1.5}, ValueError, "hdi_prob"),
+        ({"hdi_prob": 0.0}, ValueError, "hdi_prob"),
+        ({"hdi_prob": "0.9"}, TypeError, "hdi_prob"),
+        ({"max_draws": 0}, ValueError, "max_draws"),
+    ],
+)
+def test_cluster_uncertainty_rejects_bad_input(fitted_dp, data, kwargs, error, name):
+    call = {"X": data[:20], **kwargs}
+    X = call.pop("X")
+    before = copy.deepcopy(vars(fitted_dp))
+    with pytest.raises(error, match=ERROR_FORMAT.format(name=name)):
+        bayesgmm.cluster_uncertainty(fitted_dp, X, random_seed=0, **call)
+    _unchanged(fitted_dp, before)
+
+
+def test_cluster_uncertainty_needs_a_fitted_model(data):
+    with pytest.raises(bayesgmm._validation.NotFittedError):
+        bayesgmm.cluster_uncertainty(EMGaussianMixture(2), data)
+
+
+@pytest.mark.parametrize(
+    ("function", "kwargs", "error", "name"),
+    [
+        ("plot_clusters", {"X": np.zeros((5, 3))}, ValueError, "X"),
+        ("plot_clusters", {"X": np.array([[np.inf, 0.0]])}, ValueError, "X"),
+        ("plot_clusters", {"dims": (0, 5)}, ValueError, "dims"),
+        ("plot_clusters", {"dims": (0, 0)}, ValueError, "dims"),
+        ("plot_clusters", {"n_std": -1.0}, ValueError, "n_std"),
+        ("plot_density", {"grid_size": 1}, ValueError, "grid_size"),
+        ("plot_density", {"X": ["a", "b"]}, TypeError, "X"),
+        ("plot_membership_uncertainty", {"X": np.ones((4, 2)) + 1j}, TypeError, "X"),
+    ],
+)
+def test_plotting_rejects_bad_input(fitted_em, data, function, kwargs, error, name):
+    import matplotlib.pyplot as plt
+
+    call = {"X": data, **kwargs}
+    X = call.pop("X")
+    fig = plt.figure()
+    try:
+        with pytest.raises(error, match=ERROR_FORMAT.format(name=name)):
+            getattr(bayesgmm.plotting, function)(fitted_em, X, **call)
+        assert fig.axes == []  # nothing drawn
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "error"),
+    [(np.ones((3, 4)), ValueError), (np.full((2, 2), np.nan), ValueError), ("m", TypeError)],
+)
+def test_plot_coclustering_rejects_bad_matrices(matrix, error):
+    import matplotlib.pyplot as plt
+
+    try:
+        with pytest.raises(error, match=ERROR_FORMAT.format(name="matrix")):
+            bayesgmm.plotting.plot_coclustering(matrix)
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bayesgmm.io.load does not check path's type: os.fspath's TypeError "
+    "('expected str, bytes or os.PathLike object, not NoneType') does not name 'path'",
+)
+@pytest.mark.parametrize("path", [None, 3.5, ["m.json"]])
+def test_load_rejects_paths_of_the_wrong_type(path):
+    with pytest.raises(TypeError, match=ERROR_FORMAT.format(name="path")):
+        bayesgmm.load(path)
+
+
+@pytest.mark.parametrize(
+    ("models", "X", "error", "name"),
+    [
+        ([("em", None)], None, TypeError, "models"),
+        ({}, None, ValueError, "models"),
+        ({"em": "not a model"}, None, TypeError, "models"),
+        ({"em": EMGaussianMixture(2)}, None, Exception, None),
+        (None, np.zeros((40, 3)), ValueError, r"models\[.em.\]"),
+        (None, np.array([[np.nan, 0.0]] * 40), ValueError, "X"),
+        (None, np.ones((40, 2)) + 1j, TypeError, "X"),
+    ],
+)
+def test_compare_checks_models_and_X(fitted_em, data, models, X, error, name):
+    models = {"em": fitted_em} if models is None else models
+    X = data if X is None else X
+    match = None if name is None else ERROR_FORMAT.format(name=name)
+    with pytest.raises(error, match=match):
+        bayesgmm.compare(models, X, random_state=0)
+
+
+# ------------------------------------------------------ awkward but valid data
+def _awkward(name):
+    X, _ = make_mixture_data(n=120, d=2, k=3, seed=5)
+    return {
+        "duplicated rows": np.repeat(X[:6], 20, axis=0),
+        "constant column": np.column_stack([X[:, 0], np.full(len(X), 3.0)]),
+        "n equals K": X[:3],
+        "one feature": X[:, :1],
+        "near 1e-9": 1e-9 * X / X.std(),
+        "near 1e12": 1e12 * X / X.std(),
+        "near 1e12, shifted": X + 1e12,
+        "all rows equal": np.ones((10, 2)),
+    }[name]
+
+
+AWKWARD = [
+    "duplicated rows",
+    "constant column",
+    "n equals K",
+    "one feature",
+    "near 1e-9",
+    "near 1e12",
+    "near 1e12, shifted",
+    "all rows equal",
+]
+# What a warning on such data must talk about: what happened and what to try.
+ADVICE = re.compile(r"reg_covar|n_components|scale|Standardise|duplicat", re.IGNORECASE)
+
+
+def _fit_and_score(model, X):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X)
+        log_density = model.score_samples(X)
+        proba = model.predict_proba(X)
+    return log_density, proba, caught
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_em_fits_awkward_data_finitely(name, n_components, covariance_type):
+    X = _awkward(name)
+    model = EMGaussianMixture(n_components, covariance_type=covariance_type, random_state=0)
+    log_density, proba, caught = _fit_and_score(model, X)
+    assert np.isfinite(log_density).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    for w in caught:
+        assert ADVICE.search(str(w.message)), str(w.message)
+    if model.degenerate_components_.size:
+        assert any(issubclass(w.category, em_module.DegenerateComponentWarning) for w in caught)
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_dp_fits_awkward_data_finitely(name, covariance_type):
+    X = _awkward(name)
+    if len(X) < 2:
+        pytest.skip("the DP needs two rows")
+    model = _dp(covariance_type=covariance_type, random_state=0)
+    log_density, proba, caught = _fit_and_score(model, X)
+    assert np.isfinite(log_density).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    for w in caught:
+        assert ADVICE.search(str(w.message)), str(w.message)
+
+
+def test_em_warns_when_reg_covar_swamps_data_in_small_units(data):
+    X = 1e-4 * data
+    with pytest.warns(UserWarning, match=r"reg_covar=1e-06 .* Standardise X"):
+        EMGaussianMixture(3, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EMGaussianMixture(3, reg_covar=1e-14, random_state=0).fit(X)
+        EMGaussianMixture(3, random_state=0).fit(data)
+
+
+# ------------------------------------------------------------------- units
+UNITS = [(1e-4, 1e6), (1e4, -3e7)]
+
+
+@pytest.mark.parametrize(("a", "b"), UNITS)
+def test_em_answer_does_not_depend_on_units(data, covariance_type, a, b):
+    """Same labels and the same log-likelihood up to the Jacobian n d log a.
+
+    ``reg_covar`` is in squared data units, so it scales with ``a**2``; the
+    relative tolerance covers the rounding of ``a * X + b`` (b/a ~ 1e10 leaves
+    about 6 digits of X) propagated through the fit.
+    """
+    n, d = data.shape
+    base = EMGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(data)
+    Z = a * data + b
+    moved = EMGaussianMixture(
+        3, covariance_type=covariance_type, reg_covar=1e-6 * a**2, random_state=0
+    ).fit(Z)
+    assert adjusted_rand_score(base.predict(data), moved.predict(Z)) == 1.0
+    jacobian = n * d * np.log(a)
+    total = moved.score(Z) * n + jacobian
+    np.testing.assert_allclose(total, base.score(data) * n, rtol=1e-7, atol=1e-4)
+
+
+@pytest.mark.parametrize(("a", "b"), UNITS)
+def test_dp_answer_does_not_depend_on_units(data, covariance_type, a, b):
+    """The DP's default priors are scaled to the data, so nothing needs changing."""
+    n, d = data.shape
+    base = _dp(covariance_type=covariance_type, random_state=0).fit(data)
+    Z = a * data + b
+    moved = _dp(covariance_type=covariance_type, random_state=0).fit(Z)
+    assert adjusted_rand_score(base.predict(data), moved.predict(Z)) == 1.0
+    total = moved.score(Z) * n + n * d * np.log(a)
+    np.testing.assert_allclose(total, base.score(data) * n, rtol=1e-7, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+def test_marginal_answer_does_not_depend_on_units():
+    from bayesgmm import MarginalGaussianMixture
+
+    X, _ = make_mixture_data(n=90, d=2, k=2, seed=4)
+    a, b = 1e-4, 1e6
+    fits = [
+        MarginalGaussianMixture(n_components=2, covariance_type="diag").fit(
+            Z, draws=200, tune=300, chains=2, random_seed=3, progressbar=False
+        )
+        for Z in (X, a * X + b)
+    ]
+    assert adjusted_rand_score(fits[0].predict(X), fits[1].predict(a * X + b)) == 1.0
+    n, d = X.shape
+    np.testing.assert_allclose(
+        fits[1].score(a * X + b) * n + n * d * np.log(a), fits[0].score(X) * n, rtol=1e-2
+    )
+
+
+# ----------------------------------------------------------- reproducibility
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda seed: EMGaussianMixture(3, n_init=2, random_state=seed),
+        lambda seed: _dp(random_state=seed, n_init=2),
+    ],
+    ids=["em", "dp"],
+)
+def test_same_seed_gives_bitwise_identical_fits(data, covariance_type, make):
+    first = make(7).fit(data)
+    second = make(7).fit(data)
+    arrays = _fitted_arrays(first)
+    assert arrays and arrays.keys() == _fitted_arrays(second).keys()
+    for key, value in arrays.items():
+        assert _equal(value, getattr(second, key)), key
+    assert _equal(first.params_, second.params_)
+    np.testing.assert_array_equal(first.sample(50, random_state=1)[0], second.sample(50, 1)[0])
+
+
+def test_a_generator_seed_is_not_consumed_twice(data):
+    """Passing a Generator gives the same fit as the integer seed that made it."""
+    a = EMGaussianMixture(3, random_state=np.random.default_rng(11)).fit(data)
+    b = EMGaussianMixture(3, random_state=np.random.default_rng(11)).fit(data)
+    assert _equal(a.means_, b.means_)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda seed: EMGaussianMixture(3, tol=1e-10, max_iter=500, random_state=seed),
+        lambda seed: _dp(random_state=seed, tol=1e-10, max_iter=2000),
+    ],
+    ids=["em", "dp"],
+)
+def test_different_seeds_agree_on_well_separated_data(make):
+    X, labels = make_mixture_data(n=300, d=2, k=3, seed=0, separation=10.0)
+    fits = [make(seed).fit(X) for seed in range(3)]
+    scores = [fit.score(X) for fit in fits]
+    np.testing.assert_allclose(scores, scores[0], rtol=0, atol=1e-6)
+    for fit in fits:
+        assert adjusted_rand_score(labels, fit.predict(X)) == 1.0
+
+
+# ------------------------------------------------------------- interruption
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_interrupted_em_refit_keeps_the_previous_fit(fitted_em, data, monkeypatch):
+    model = copy.deepcopy(fitted_em)
+    before = copy.deepcopy(vars(model))
+    calls = []
+    real_run = em_module._run_em
+
+    def run_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:  # interrupt mid-fit, after one initialisation finished
+            raise KeyboardInterrupt
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(em_module, "_run_em", run_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.set_params(n_init=3).fit(2.0 * data)
+    model.set_params(n_init=before["n_init"])
+    assert len(calls) == 2
+    _unchanged(model, before)
+
+
+def test_interrupted_dp_refit_keeps_the_previous_fit(fitted_dp, data, monkeypatch):
+    model = copy.deepcopy(fitted_dp)
+    before = copy.deepcopy(vars(model))
+    monkeypatch.setattr(dp_module, "_best_cavi_run", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(2.0 * data)
+    _unchanged(model, before)
+
+
+def test_interrupted_first_fit_leaves_an_unfitted_model(data, monkeypatch):
+    model = EMGaussianMixture(3, random_state=0)
+    monkeypatch.setattr(em_module, "_run_em", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data)
+    assert not hasattr(model, "params_")
+    with pytest.raises(bayesgmm._validation.NotFittedError):
+        model.predict(data)
