@@ -212,6 +212,27 @@ class DPGaussianMixture:
     64), otherwise the plain update is used and eta returns to 1. On the
     benchmark's overlapping 2-D data this halves the number of iterations.
 
+    **Dask input.** ``fit`` accepts a :class:`dask.array.Array` chunked along
+    rows. Every pass maps a function over the row blocks and adds the
+    results on the workers (:func:`bayesgmm._chunks.map_reduce`): the E-step
+    returns the sufficient statistics (and, when a merge is due, the T x T
+    overlap ``R' R`` of the responsibilities); a merge attempt adds one pass
+    that sums the entropy changes of the candidate pairs. The (n, T)
+    responsibilities are never formed. The data covariance of the default
+    prior takes one pass; the k-means start runs on a uniform sample of at
+    most 5000 rows and then gives every row to its nearest centre (as in
+    memory). From the same start the fit equals the in-memory one up to the
+    order of floating-point sums (ELBO within about 1e-15 relative).
+    ``predict``, ``predict_proba`` and ``score_samples`` return lazy Dask arrays
+    for Dask input. The model keeps a reference to the Dask array (no copy);
+    ``to_datatree`` and ``n_occupied_distribution``, whose results have one
+    entry per training row and draw, compute it when ``n_draws x n_samples``
+    doubles fit in 1 GiB and raise a ValueError otherwise. ``save`` does not
+    write the data of a Dask fit: a loaded model predicts as the saved one
+    but has no ``to_datatree``, ``n_occupied_distribution`` (nor
+    :func:`bayesgmm.compare`, which needs ``to_datatree``). ``method="advi"``
+    needs in-memory data.
+
     **Posterior predictive.** ``score_samples`` is ``log sum_k E[pi_k] t_k(x)``
     with ``t_k`` the Student-t marginal of ``N(x | mu_k, Lambda_k)`` under q
     (Bishop 2006, eq. 10.81), i.e. the exact predictive density under the
@@ -356,7 +377,9 @@ class DPGaussianMixture:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features) or dask.array.Array
+            A Dask array is fitted block by block (see the class notes, "Dask
+            input"); its chunk sizes must be known.
         y : ignored
 
         Returns
@@ -726,7 +749,8 @@ class DPGaussianMixture:
         rng = check_random_state(random_seed, "random_seed")
         import xarray as xr
 
-        out = self._tree_arrays(n_draws, rng)
+        training = self._training_data(n_draws, "to_datatree")
+        out = self._tree_arrays(training, n_draws, rng)
         d = self.n_features_in_
         features = (
             list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else list(range(d))
@@ -768,7 +792,7 @@ class DPGaussianMixture:
             coords=sample_coords,
         )
         observed = xr.Dataset(
-            {"obs": (("obs_id", "feature"), self._X_train)},
+            {"obs": (("obs_id", "feature"), training)},
             coords={"obs_id": coords["obs_id"], "feature": features},
         )
         return xr.DataTree.from_dict(
@@ -780,9 +804,38 @@ class DPGaussianMixture:
             }
         )
 
-    def _tree_arrays(self, n_draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _training_data(self, n_draws: int, caller: str) -> np.ndarray:
+        """Return the training data in memory, for the methods with per-observation results.
+
+        A model fitted on a Dask array holds a reference to it and computes it
+        here when the (n_draws, n_samples) result fits in ``_POINTWISE_MAX_BYTES``;
+        a model loaded from such a fit has no training data.
+        """
+        data = self._X_train
+        if data is None:
+            raise ValueError(
+                f"{caller}: expected a model that holds its training data, got one loaded "
+                "from a fit on a Dask array (its data are not saved); refit, or fit a model "
+                "on a subsample of rows for per-observation results"
+            )
+        if is_dask_array(data):
+            size = 8 * self.n_samples_ * (n_draws + self.n_features_in_)
+            if size > _POINTWISE_MAX_BYTES:
+                raise ValueError(
+                    f"{caller}: expected per-observation results that fit in memory "
+                    f"({_POINTWISE_MAX_BYTES / 2**30:.0f} GiB), got n_draws={n_draws} x "
+                    f"{self.n_samples_} training rows ({size / 2**30:.1f} GiB) from a fit on a "
+                    "Dask array; pass fewer n_draws, or fit a model on a subsample of rows "
+                    "for per-observation results"
+                )
+            return np.asarray(data.compute(), dtype=np.float64)
+        return np.asarray(data)
+
+    def _tree_arrays(
+        self, training: np.ndarray, n_draws: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
         draws = self._draws(n_draws, rng)
-        data = self._X_train - self._center
+        data = training - self._center
         n, d = data.shape
         t = self.weights_.size
         kind = self._kind
@@ -833,7 +886,8 @@ class DPGaussianMixture:
         rng = check_random_state(random_seed, "random_seed")
         import pandas as pd
 
-        counts = self._tree_arrays(n_draws, rng)["n_occupied"]
+        training = self._training_data(n_draws, "n_occupied_distribution")
+        counts = self._tree_arrays(training, n_draws, rng)["n_occupied"]
         values, freq = np.unique(counts, return_counts=True)
         return pd.Series(
             freq / n_draws, index=pd.Index(values, name="n_occupied"), name="probability"
@@ -867,7 +921,11 @@ class DPGaussianMixture:
                 "scale": np.asarray(prior.scale).tolist(),
             },
             "center": self._center.tolist(),
-            "X_train": self._X_train.tolist(),
+            # the data of a fit on a Dask array are not saved (they may not fit in memory)
+            "X_train": None
+            if self._X_train is None or is_dask_array(self._X_train)
+            else np.asarray(self._X_train).tolist(),
+            "n_samples": self.n_samples_,
             "elbo": self.elbo_,
             "elbo_trace": self.elbo_trace_.tolist(),
             "converged": self.converged_,
@@ -953,8 +1011,9 @@ class DPGaussianMixture:
             result,
             prior,
             np.asarray(state["center"], float),
-            np.asarray(state["X_train"], float),
+            None if state["X_train"] is None else np.asarray(state["X_train"], float),
             state.get("feature_names_in"),
+            state.get("n_samples", None if state["X_train"] is None else len(state["X_train"])),
         )
         return model
 
