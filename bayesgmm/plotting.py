@@ -524,9 +524,16 @@ def plot_coclustering(matrix: Any, *, ax: Any = None, order: Any = None) -> Axes
     >>> ax.get_images()[0].get_array().shape
     (4, 4)
     """
-    matrix = np.asarray(matrix, dtype=float)
+    try:
+        matrix = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(message("matrix", "a square array of probabilities", matrix)) from None
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(message("matrix", "a square 2-D array", f"shape {matrix.shape}", raw=True))
+    if not np.all((matrix >= -1e-9) & (matrix <= 1.0 + 1e-9)):  # also false for NaN
+        raise ValueError(
+            message("matrix", "probabilities in [0, 1]", "NaN or values outside [0, 1]", raw=True)
+        )
     n = matrix.shape[0]
     if order is None:
         order = np.arange(n)

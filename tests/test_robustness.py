@@ -10,6 +10,7 @@ nothing. Every dataset comes from a seeded generator.
 import copy
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pytest
 from conftest import COVARIANCE_TYPES, make_mixture_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.metrics import adjusted_rand_score
 
 import bayesgmm
@@ -129,6 +131,45 @@ def test_prediction_rejects_bad_X_and_changes_nothing(request, which, method, ca
     with pytest.raises(error, match=ERROR_FORMAT.format(name="X")):
         getattr(model, method)(X)
     _unchanged(model, before)
+
+
+@st.composite
+def _non_finite_X(draw):
+    """A small finite array with NaN, +inf or -inf put in at drawn places."""
+    n = draw(st.integers(3, 12))
+    d = draw(st.integers(1, 3))
+    X = draw(hnp.arrays(np.float64, (n, d), elements=st.floats(-1e6, 1e6)))
+    cells = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, d - 1)), min_size=1))
+    for i, j in cells:
+        X[i, j] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    return X
+
+
+@pytest.mark.parametrize("make", [lambda: EMGaussianMixture(2, random_state=0), _dp])
+def test_fit_refuses_any_non_finite_value(make):
+    @HYPOTHESIS
+    @given(X=_non_finite_X())
+    def check(X):
+        with pytest.raises(ValueError, match=r"^X: expected finite values .*, got \d+ NaN"):
+            make().fit(X)
+
+    check()
+
+
+@pytest.mark.parametrize("which", ["fitted_em", "fitted_dp"])
+def test_predictions_refuse_any_non_finite_value(request, which):
+    model = request.getfixturevalue(which)
+
+    @HYPOTHESIS
+    @given(X=_non_finite_X().map(lambda X: np.resize(X, (len(X), 2))))
+    def check(X):
+        if np.isfinite(X).all():  # np.resize may drop the bad cells
+            return
+        for method in ("predict", "predict_proba", "score_samples"):
+            with pytest.raises(ValueError, match=r"^X: expected finite values"):
+                getattr(model, method)(X)
+
+    check()
 
 
 def test_fewer_rows_than_components_is_named(data):
@@ -617,3 +658,40 @@ def test_interrupted_first_fit_leaves_an_unfitted_model(data, monkeypatch):
     assert not hasattr(model, "params_")
     with pytest.raises(bayesgmm._validation.NotFittedError):
         model.predict(data)
+
+
+@pytest.mark.sampling
+def test_interrupted_marginal_refit_keeps_the_previous_fit(marginal_fit, monkeypatch):
+    fitted, X = marginal_fit
+    model = copy.deepcopy(fitted)
+    before = copy.deepcopy(vars(model))
+    monkeypatch.setattr(type(model), "_sample", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(2.0 * X, draws=10, tune=10, chains=1, random_seed=0, progressbar=False)
+    _unchanged(model, before)
+
+
+@pytest.mark.sampling
+def test_interrupted_netcdf_write_leaves_no_file(marginal_fit, tmp_path, monkeypatch):
+    """test_io covers the JSON writer; this is the marginal model's NetCDF path."""
+    from bayesgmm import io
+
+    try:
+        io.netcdf_engine()
+    except ImportError as exc:
+        pytest.skip(f"no NetCDF-4 writer: {exc}")
+    model, _ = marginal_fit
+    target = tmp_path / "m.nc"
+    target.write_bytes(b"old")
+
+    def write_some_then_interrupt(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89HDF\r\n\x1a\n partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(model.idata_), "to_netcdf", write_some_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        io.save(model, tmp_path / "new.nc")
+    with pytest.raises(KeyboardInterrupt):
+        io.save(model, target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nc"]
+    assert target.read_bytes() == b"old"
