@@ -220,9 +220,11 @@ class DPGaussianMixture:
     that sums the entropy changes of the candidate pairs. The (n, T)
     responsibilities are never formed. The data covariance of the default
     prior takes one pass; the k-means start runs on a uniform sample of at
-    most 5000 rows and then gives every row to its nearest centre (as in
-    memory). From the same start the fit equals the in-memory one up to the
-    order of floating-point sums (ELBO within about 1e-15 relative).
+    most 5000 rows (:func:`bayesgmm._chunks.sample_rows`) and then gives every
+    row to its nearest centre, as in memory. Up to 5000 rows both start from
+    all rows and, with the same seed, the fit equals the in-memory one up to
+    the order of floating-point sums (ELBO within about 1e-15 relative);
+    above that the samples are ordered differently, so the starts differ.
     ``predict``, ``predict_proba`` and ``score_samples`` return lazy Dask arrays
     for Dask input. The model keeps a reference to the Dask array (no copy);
     ``to_datatree`` and ``n_occupied_distribution``, whose results have one
@@ -699,6 +701,7 @@ class DPGaussianMixture:
         Returns
         -------
         ndarray of shape (n_draws, n_samples, T)
+            In memory: a Dask ``X`` is computed first.
         """
         data = self._check_X(X) - self._center
         n_draws = (
