@@ -42,6 +42,7 @@ Evaluating variational inference. ICML, PMLR 80, 5581-5590. arXiv:1802.02538
 
 from __future__ import annotations
 
+import copy
 import inspect
 import numbers
 from dataclasses import dataclass
@@ -498,12 +499,18 @@ class DPGaussianMixture:
         check_n_features(data, self.n_features_in_)
         return data
 
-    def _lazy(self, X: Any, func: Any, n_columns: int | None) -> Any:
-        """Apply a row-wise method lazily to the row blocks of a Dask array."""
+    def _lazy(self, X: Any, method: str, n_columns: int | None) -> Any:
+        """Apply a row-wise method lazily to the row blocks of a Dask array.
+
+        The tasks carry a shallow copy of the model without its training data,
+        so that a distributed scheduler does not ship the data with every task.
+        """
         check_fitted(self)
         data = check_dask_array(X)
         check_n_features(data, self.n_features_in_)
-        return map_rows(func, data, n_columns)
+        light = copy.copy(self)
+        light._X_train = None
+        return map_rows(getattr(light, method), data, n_columns)
 
     def _log_predictive(self, X: np.ndarray) -> np.ndarray:
         return logsumexp(self._weighted_predictive(X), axis=1)
@@ -542,7 +549,7 @@ class DPGaussianMixture:
             A lazy Dask array when ``X`` is a Dask array.
         """
         if is_dask_array(X):
-            return self._lazy(X, self._log_predictive, None)
+            return self._lazy(X, "_log_predictive", None)
         return self._log_predictive(self._check_X(X))
 
     def score(self, X: Any, y: Any = None) -> float:
@@ -569,7 +576,7 @@ class DPGaussianMixture:
             A lazy Dask array when ``X`` is a Dask array and ``hdi_prob`` is None.
         """
         if is_dask_array(X) and hdi_prob is None:
-            return self._lazy(X, self._membership, self.weights_.size)
+            return self._lazy(X, "_membership", self.weights_.size)
         data = self._check_X(X)
         if hdi_prob is not None:
             prob = check_float(

@@ -140,6 +140,14 @@ def test_predictions_are_lazy_and_equal(fits, data):
         model.predict_proba(da.from_array(np.ones((10, 3)), chunks=5))
 
 
+def test_lazy_tasks_do_not_carry_the_training_data(fits, data):
+    cloudpickle = pytest.importorskip("cloudpickle")
+    for model in fits["full"]:
+        graph = model.score_samples(da.from_array(data[:10], chunks=5)).__dask_graph__()
+        assert len(cloudpickle.dumps(dict(graph))) < data.nbytes / 2
+        assert model._X_train is not None  # the model itself keeps its data
+
+
 def test_random_start_on_dask(client, data):
     model = DPGaussianMixture(10, init_params="random", max_iter=40, random_state=2).fit(
         da.from_array(data, chunks=(CHUNK, 2))
