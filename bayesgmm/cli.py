@@ -548,7 +548,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from bayesgmm.compare import compare
+    from bayesgmm.comparison import compare
     from bayesgmm.io import load
 
     output = _check_output(args.output, args.force) if args.output else None
@@ -701,7 +701,7 @@ def _run_demo(folder: Path, *, fast: bool, seed: int, progress: bool) -> dict[st
         models["DP (variational)"] = found["dp"]
     with _step("Comparing the models by leave-one-out elpd"):
         with _optional(found, "the model comparison"):
-            from bayesgmm.compare import compare
+            from bayesgmm.comparison import compare
 
             table = compare(models, X, random_state=seed)
             found["compare"] = table

@@ -123,7 +123,7 @@ def test_plot_selection_error_bars_where_there_are_standard_errors():
 
 
 def test_plot_compare(em_model, data):
-    from bayesgmm.compare import compare
+    from bayesgmm.comparison import compare
 
     models = {"K=2": em.EMGaussianMixture(2, random_state=0).fit(data), "K=3": em_model}
     table = compare(models, data, k_folds=4, random_state=0)

@@ -26,8 +26,6 @@ standard errors). WAIC, which ArviZ 1.x no longer offers, is available from
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -357,6 +355,9 @@ def elpd(
     method : str
         ``"psis-loo"``, ``"psis-loo (approximate posterior)"``,
         ``"k-fold (k=...)"``, with ``", subsampled (m of n)"`` appended when subsampled.
+        A variational fit whose PSIS-LOO has Pareto k > 0.7 is cross-validated
+        exactly instead (``"k-fold (k=...); psis-loo (approximate posterior) had
+        N Pareto k > 0.7"``), since its refits take seconds.
     """
     X, _ = check_array(X)
     _check_model("model", model, X)
@@ -396,7 +397,11 @@ def _estimate(
     subsample_size: int,
     seed: int,
 ) -> tuple[Any, str]:
-    """Run the arviz_stats estimator that suits ``model`` (``tree`` from :func:`_model_tree`)."""
+    """Run the arviz_stats estimator that suits ``model`` (``tree`` from :func:`_model_tree`).
+
+    For a variational fit whose PSIS-LOO has Pareto k above the limit, exact
+    K-fold cross-validation (refitting the model) replaces it.
+    """
     import arviz_stats
 
     n = X.shape[0]
@@ -434,6 +439,25 @@ def _estimate(
     result = arviz_stats.loo_approximate_posterior(
         tree, log_p=log_p, log_q=log_q, pointwise=True, var_name="obs"
     )
+    _, n_high, _ = _diagnostic(result)
+    if n_high:
+        # Importance sampling from a mean-field q fails when q is much narrower than
+        # the posterior (Yao et al. 2018): Pareto k > 0.7. A variational fit takes
+        # seconds, so exact K-fold cross-validation of its posterior predictive is
+        # affordable and replaces the unreliable estimate.
+        kfold, _ = _estimate(
+            model,
+            X,
+            None,
+            k_folds=k_folds,
+            subsample=False,
+            subsample_size=subsample_size,
+            seed=seed,
+        )
+        return kfold, (
+            f"k-fold (k={k_folds}); psis-loo (approximate posterior) had {n_high} "
+            f"Pareto k > {PARETO_K_LIMIT}"
+        )
     return result, "psis-loo (approximate posterior)"
 
 
@@ -509,7 +533,8 @@ def compare(
 
     Each model's elpd is estimated as :func:`elpd` describes (PSIS-LOO for NUTS,
     PSIS-LOO with the approximate-posterior correction for variational fits,
-    exact K-fold cross-validation for EM), then :func:`arviz_stats.compare`
+    exact K-fold cross-validation for EM, and for variational fits whose
+    Pareto k exceeds 0.7, where importance sampling is unreliable), then :func:`arviz_stats.compare`
     ranks them, computes the differences to the best model with their standard
     errors and the stacking weights (Yao et al. 2018,
     https://doi.org/10.1214/17-BA1091).
@@ -664,20 +689,3 @@ def compare(
         table["se_waic"] = [r[1] for r in rows]
         table["p_waic"] = [r[2] for r in rows]
     return table
-
-
-class _CallableModule(types.ModuleType):
-    """Module type that makes ``bayesgmm.compare`` callable as :func:`compare`.
-
-    ``bayesgmm.compare`` names both this module and its main function. The package
-    exports the function lazily, but once anything imports the submodule first
-    (``import bayesgmm.compare``), the import system rebinds ``bayesgmm.compare``
-    to the module. Making the module callable keeps ``bayesgmm.compare(models, X)``
-    working in either order.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
