@@ -41,6 +41,8 @@ def _axes(ax: Any) -> Axes:
 
     if ax is None:
         _, ax = plt.subplots()
+    elif not isinstance(ax, plt.Axes):
+        raise TypeError(message("ax", "a matplotlib Axes or None", ax))
     return ax
 
 
@@ -160,7 +162,10 @@ def plot_clusters(
         raise ValueError(message("X", "at least 2 features to plot clusters", X.shape[1]))
     i, j = _check_dims(dims, X.shape[1])
     n_posterior_draws = check_int(n_posterior_draws, "n_posterior_draws", minimum=0)
-    radii = [float(r) for r in np.atleast_1d(n_std)]
+    try:
+        radii = [float(r) for r in np.atleast_1d(n_std)]
+    except (TypeError, ValueError):
+        raise TypeError(message("n_std", "a number or a sequence of numbers", n_std)) from None
     if not radii or any(r <= 0 for r in radii):
         raise ValueError(message("n_std", "positive numbers", n_std))
     min_weight = check_float(min_weight, "min_weight", minimum=0.0, maximum=1.0)
@@ -321,6 +326,8 @@ def plot_selection(result: Any, *, ax: Any = None) -> Axes:
     >>> ax.get_xlabel()
     'number of components'
     """
+    if not all(hasattr(result, a) for a in ("table", "criterion", "best_n_components")):
+        raise TypeError(message("result", "a SelectionResult from select_n_components", result))
     table = result.table
     criterion = result.criterion
     ax = _axes(ax)
@@ -396,6 +403,8 @@ def plot_compare(table: pd.DataFrame, *, ax: Any = None) -> Axes:
     >>> [label.get_text() for label in ax.get_yticklabels()]
     ['K=2', 'K=1']
     """
+    if not hasattr(table, "columns"):
+        raise TypeError(message("table", "a pandas DataFrame from bayesgmm.compare", table))
     for column in ("elpd", "se"):
         if column not in table.columns:
             raise ValueError(
@@ -606,6 +615,7 @@ def plot_density(
     X, _ = check_array(X)
     check_n_features(X, model.n_features_in_)
     grid_size = check_int(grid_size, "grid_size", minimum=10)
+    levels = check_int(levels, "levels", minimum=1)
     ax = _axes(ax)
     if X.shape[1] == 1:
         pad = 0.1 * np.ptp(X[:, 0]) + 1e-12

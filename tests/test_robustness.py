@@ -376,7 +376,11 @@ def test_cluster_uncertainty_needs_a_fitted_model(data):
         ("plot_clusters", {"dims": (0, 5)}, ValueError, "dims"),
         ("plot_clusters", {"dims": (0, 0)}, ValueError, "dims"),
         ("plot_clusters", {"n_std": -1.0}, ValueError, "n_std"),
+        ("plot_clusters", {"n_std": "wide"}, TypeError, "n_std"),
+        ("plot_clusters", {"ax": "axes"}, TypeError, "ax"),
         ("plot_density", {"grid_size": 1}, ValueError, "grid_size"),
+        ("plot_density", {"levels": 0}, ValueError, "levels"),
+        ("plot_density", {"levels": "many"}, TypeError, "levels"),
         ("plot_density", {"X": ["a", "b"]}, TypeError, "X"),
         ("plot_membership_uncertainty", {"X": np.ones((4, 2)) + 1j}, TypeError, "X"),
     ],
@@ -409,6 +413,25 @@ def test_plot_coclustering_rejects_bad_matrices(matrix, error):
         plt.close("all")
 
 
+@pytest.mark.parametrize(
+    ("function", "value", "name"),
+    [
+        ("plot_selection", "result", "result"),
+        ("plot_selection", pd.DataFrame({"bic": [1.0]}), "result"),
+        ("plot_compare", "table", "table"),
+        ("plot_compare", {"elpd": [1.0], "se": [0.1]}, "table"),
+    ],
+)
+def test_plots_of_results_refuse_other_objects(function, value, name):
+    import matplotlib.pyplot as plt
+
+    try:
+        with pytest.raises(TypeError, match=ERROR_FORMAT.format(name=name)):
+            getattr(bayesgmm.plotting, function)(value)
+    finally:
+        plt.close("all")
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
@@ -427,7 +450,7 @@ def test_load_rejects_paths_of_the_wrong_type(path):
         ([("em", None)], None, TypeError, "models"),
         ({}, None, ValueError, "models"),
         ({"em": "not a model"}, None, TypeError, "models"),
-        ({"em": EMGaussianMixture(2)}, None, Exception, None),
+        ({"em": EMGaussianMixture(2)}, None, bayesgmm.NotFittedError, None),
         (None, np.zeros((40, 3)), ValueError, r"models\[.em.\]"),
         (None, np.array([[np.nan, 0.0]] * 40), ValueError, "X"),
         (None, np.ones((40, 2)) + 1j, TypeError, "X"),
