@@ -270,6 +270,54 @@ def test_dp_bad_parameters_are_named_and_leave_the_fit_alone(fitted_dp, data, na
     check()
 
 
+OTHER_BAD_CALLS = {
+    "priors keys": (lambda X, em, dp: _dp(priors={"beta0": 1.0}).fit(X), ValueError, "priors"),
+    "priors type": (lambda X, em, dp: _dp(priors=[1.0]).fit(X), TypeError, "priors"),
+    "merge": (lambda X, em, dp: _dp(merge="yes").fit(X), TypeError, "merge"),
+    "progressbar": (lambda X, em, dp: _dp(progressbar="no").fit(X), TypeError, "progressbar"),
+    "hdi_prob range": (lambda X, em, dp: dp.predict_proba(X, hdi_prob=2.0), ValueError, "hdi_prob"),
+    "hdi_prob type": (lambda X, em, dp: dp.predict_proba(X, hdi_prob="a"), TypeError, "hdi_prob"),
+    "max_draws": (lambda X, em, dp: dp.membership_draws(X, max_draws=0), ValueError, "max_draws"),
+    "n_draws": (lambda X, em, dp: dp.to_datatree(n_draws=0), ValueError, "n_draws"),
+    "random_seed": (
+        lambda X, em, dp: dp.to_datatree(n_draws=5, random_seed="a"),
+        TypeError,
+        "random_seed",
+    ),
+    "warm_start": (
+        lambda X, em, dp: EMGaussianMixture(2, warm_start="a").fit(X),
+        TypeError,
+        "warm_start",
+    ),
+    "means_init shape": (
+        lambda X, em, dp: EMGaussianMixture(2, means_init=np.zeros((3, 2))).fit(X),
+        ValueError,
+        "means_init",
+    ),
+    "weights_init NaN": (
+        lambda X, em, dp: EMGaussianMixture(2, weights_init=[0.5, np.nan]).fit(X),
+        ValueError,
+        "weights_init",
+    ),
+    "precisions_init not PD": (
+        lambda X, em, dp: EMGaussianMixture(2, precisions_init=-np.ones((2, 2, 2))).fit(X),
+        ValueError,
+        "precisions_init",
+    ),
+    "bic width": (lambda X, em, dp: em.bic(X[:, :1]), ValueError, "X"),
+}
+
+
+@pytest.mark.parametrize("case", list(OTHER_BAD_CALLS))
+def test_other_bad_arguments_are_named(fitted_em, fitted_dp, data, case):
+    call, error, name = OTHER_BAD_CALLS[case]
+    snapshots = [copy.deepcopy(vars(m)) for m in (fitted_em, fitted_dp)]
+    with pytest.raises(error, match=ERROR_FORMAT.format(name=name)):
+        call(data, fitted_em, fitted_dp)
+    _unchanged(fitted_em, snapshots[0])
+    _unchanged(fitted_dp, snapshots[1])
+
+
 def test_unknown_parameter_names_are_refused(fitted_em):
     with pytest.raises(ValueError, match="n_component"):
         copy.deepcopy(fitted_em).set_params(n_component=2)
@@ -577,7 +625,7 @@ def test_dp_answer_does_not_depend_on_units(data, covariance_type, a, b):
 
 @pytest.mark.slow
 @pytest.mark.sampling
-def test_marginal_answer_does_not_depend_on_units():
+def test_marginal_answer_does_not_depend_on_units_and_seeds_reproduce_draws():
     from bayesgmm import MarginalGaussianMixture
 
     X, _ = make_mixture_data(n=90, d=2, k=2, seed=4)
@@ -589,6 +637,14 @@ def test_marginal_answer_does_not_depend_on_units():
         for Z in (X, a * X + b)
     ]
     assert adjusted_rand_score(fits[0].predict(X), fits[1].predict(a * X + b)) == 1.0
+    # The same seed gives the same NUTS draws (the model is compiled once, cached).
+    again = MarginalGaussianMixture(n_components=2, covariance_type="diag").fit(
+        X, draws=200, tune=300, chains=2, random_seed=3, progressbar=False
+    )
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(
+            again.idata_["posterior"][name].values, fits[0].idata_["posterior"][name].values
+        )
     n, d = X.shape
     np.testing.assert_allclose(
         fits[1].score(a * X + b) * n + n * d * np.log(a), fits[0].score(X) * n, rtol=1e-2
