@@ -76,6 +76,8 @@ def _equal(a, b):
         return type(a) is type(b) and len(a) == len(b) and all(map(_equal, a, b))
     if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
         return True
+    if hasattr(a, "identical"):  # xarray DataTree / Dataset / DataArray
+        return type(a) is type(b) and bool(a.identical(b))
     try:
         return bool(a == b)
     except Exception:  # objects without a value equality: compare the deep copy's type
