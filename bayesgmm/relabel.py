@@ -128,6 +128,16 @@ def kl_cost(
     ndarray of shape (n_draws, K, K)
         Entry ``[s, j, k]`` is the divergence of component ``j`` of draw ``s``
         from reference component ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.relabel import kl_cost
+    >>> eye = np.eye(1)
+    >>> cost = kl_cost(np.array([[[0.0], [2.0]]]), np.stack([[eye, eye]]),
+    ...                np.array([[0.0], [2.0]]), np.stack([eye, eye]))
+    >>> cost[0].round(3).tolist()  # KL of N(0,1) from N(2,1) is 2**2 / 2
+    [[0.0, 2.0], [2.0, 0.0]]
     """
     d = means.shape[-1]
     ref_chol = np.linalg.cholesky(ref_covariances)
@@ -232,6 +242,14 @@ def apply_permutations(perm: np.ndarray, *arrays: np.ndarray) -> Any:
     -------
     ndarray or tuple of ndarray
         One reordered copy per input; a single array when one was given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.relabel import apply_permutations
+    >>> weights = np.array([[0.2, 0.8], [0.8, 0.2]])
+    >>> apply_permutations(np.array([[0, 1], [1, 0]]), weights).tolist()
+    [[0.2, 0.8], [0.2, 0.8]]
     """
     perm = np.asarray(perm)
     rows = np.arange(perm.shape[0])[:, None]
@@ -271,6 +289,17 @@ def chain_disagreement(means: Any, *, threshold: float = 4.0) -> tuple[np.ndarra
     distance : ndarray of shape (n_chains,)
         Largest standardised distance of the chain's means from the consensus.
     flagged : ndarray of bool, shape (n_chains,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.relabel import chain_disagreement
+    >>> rng = np.random.default_rng(0)
+    >>> means = rng.normal(size=(3, 200, 2, 1)) * 0.1
+    >>> means[2] += 5.0  # the third chain sits in another mode
+    >>> distance, flagged = chain_disagreement(means)
+    >>> flagged.tolist()
+    [False, False, True]
     """
     means = np.asarray(means, dtype=np.float64)
     threshold = check_float(threshold, "threshold", minimum=0.0, include_minimum=False)
@@ -300,6 +329,17 @@ def label_invariant_summary(weights: Any, means: Any, covariances: Any) -> dict[
         (n_draws,), ``-sum_k w_k log w_k``; ``mixture_mean`` (n_draws, d),
         ``sum_k w_k mu_k``; ``mixture_covariance`` (n_draws, d, d), the
         covariance of the mixture, ``sum_k w_k (Sigma_k + mu_k mu_k') - m m'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.relabel import label_invariant_summary
+    >>> w = np.array([[0.25, 0.75]])
+    >>> mu = np.array([[[0.0], [4.0]]])
+    >>> cov = np.ones((1, 2, 1, 1))
+    >>> out = label_invariant_summary(w, mu, cov)
+    >>> out["mixture_mean"].tolist(), out["mixture_covariance"].ravel().tolist()
+    ([[3.0]], [4.0])
     """
     weights, means, covariances = _check_draws(weights, means, covariances)
     mean = np.einsum("sk,ska->sa", weights, means)
