@@ -662,6 +662,14 @@ class MarginalGaussianMixture:
                 )
         sample_seconds = time.perf_counter() - t0
         posterior = trace["posterior"]
+        got = int(posterior.sizes["draw"])
+        if got < draws:
+            # nutpie (and PyMC) catch Ctrl-C and return the draws made so far; a
+            # truncated posterior must not pass for a finished fit.
+            raise KeyboardInterrupt(
+                f"sampling was interrupted after {got} of {draws} draws per chain; "
+                "the model was left as it was before fit"
+            )
         raw = {
             name: np.asarray(posterior[name].values)
             for name in posterior.data_vars

@@ -498,3 +498,24 @@ def test_datatree_goes_straight_into_arviz_loo(marginal_fit):
     assert result.elpd <= lppd + 1e-8
     assert 8 < result.p < 35
     assert np.asarray(result.pareto_k).shape == (300,)
+
+
+@pytest.mark.sampling
+def test_interrupted_sampling_raises_and_keeps_the_fit(marginal_fit, monkeypatch):
+    """nutpie returns the draws made so far on Ctrl-C: fit must not pass them off as a posterior."""
+    import nutpie
+
+    model, X = marginal_fit
+    if model.sampler_ != "nutpie":
+        pytest.skip("the shared fit did not use nutpie")
+    before = model.idata_["posterior"]["means"].values.copy()
+    real_sample = nutpie.sample
+
+    def stopped_halfway(*args, **kwargs):
+        kwargs["draws"] = kwargs["draws"] // 2
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", stopped_halfway)
+    with pytest.raises(KeyboardInterrupt, match="after 10 of 20 draws"):
+        model.fit(X, draws=20, tune=20, chains=1, random_seed=3, progressbar=False)
+    np.testing.assert_array_equal(model.idata_["posterior"]["means"].values, before)
