@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from bayesgmm._validation import message
+
 __all__ = [
     "FORMAT",
     "MODEL_CLASSES",
@@ -418,6 +420,8 @@ def load(path: str | os.PathLike[str]) -> Any:
     ...     type(bayesgmm.load(folder + "/faithful.json")).__name__
     'EMGaussianMixture'
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(message("path", "a str or path-like file name", path))
     path = Path(os.fspath(path))
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r}: no such file")

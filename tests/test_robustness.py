@@ -482,12 +482,6 @@ def test_plots_of_results_refuse_other_objects(function, value, name):
         plt.close("all")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bayesgmm.io.load does not check path's type: os.fspath's TypeError "
-    "('expected str, bytes or os.PathLike object, not NoneType') does not name 'path'",
-)
 @pytest.mark.parametrize("path", [None, 3.5, ["m.json"]])
 def test_load_rejects_paths_of_the_wrong_type(path):
     with pytest.raises(TypeError, match=ERROR_FORMAT.format(name="path")):
