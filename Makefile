@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@set -e; interp=$$(./scripts/find-python.sh); \
 	if [ ! -x "$(PY)" ]; then echo "Creating $(VENV) with $$interp"; "$$interp" -m venv "$(VENV)"; fi; \
 	"$(PY)" -m pip install --quiet --upgrade pip; \
-	"$(PY)" -m pip install --quiet -e ".[test,dask]"; \
+	"$(PY)" -m pip install --quiet -e ".[test,dask,docs]"; \
 	touch "$(STAMP)"
 
 demo: $(STAMP)
@@ -36,7 +36,6 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_em.py
 
 docs: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[docs]"
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
