@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow lint typecheck bench docs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@set -e; interp=$$(./scripts/find-python.sh); \
 	if [ ! -x "$(PY)" ]; then echo "Creating $(VENV) with $$interp"; "$$interp" -m venv "$(VENV)"; fi; \
 	"$(PY)" -m pip install --quiet --upgrade pip; \
