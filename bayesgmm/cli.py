@@ -877,8 +877,10 @@ def _report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             "",
             "The models are compared by their expected log predictive density (elpd, higher "
             "is better) estimated by leave-one-out: PSIS-LOO for the NUTS fit, PSIS-LOO "
-            "corrected for the approximate posterior for the variational DP fit, and exact "
-            "K-fold cross-validation for EM. `elpd_diff` is the difference to the best model "
+            "corrected for the approximate posterior for the variational DP fit (or, when "
+            "its Pareto k exceed 0.7 and importance sampling cannot be trusted, exact K-fold "
+            "cross-validation, as the `criterion` column says), and exact K-fold "
+            "cross-validation for EM. `elpd_diff` is the difference to the best model "
             "and `dse` its standard error, so a difference within about two `dse` is no real "
             "difference; `weight` is each model's stacking weight.",
             "",

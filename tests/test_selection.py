@@ -134,7 +134,7 @@ def test_bad_data():
 
 @pytest.mark.slow
 @pytest.mark.sampling
-@pytest.mark.parametrize("n_components", [2, 3])
+@pytest.mark.parametrize("n_components", [2, 3, 4, 5, 6])
 def test_loo_picks_the_true_number_of_components(n_components):
     pytest.importorskip("bayesgmm.marginal")
     X, _, _ = make_mixture(100 * n_components, n_components, 2, separation=2.5, random_state=1)
