@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["METHODS", "SelectionResult", "one_standard_error_rule", "select_n_components"]
 
+# elpd differences below this are small whatever their standard error (Sivula et al. 2022).
+SMALL_ELPD_DIFFERENCE = 4.0
+
 METHODS = ("bic", "icl", "aic", "loo", "dp")
 
 _CRITERION = {
@@ -126,12 +129,18 @@ def _choose_simplest(table: pd.DataFrame, candidates: np.ndarray) -> int:
 def one_standard_error_rule(table: pd.DataFrame) -> tuple[int, np.ndarray]:
     """Pick the simplest model whose elpd is within one standard error of the best.
 
-    A model is within one standard error when ``elpd_diff >= -dse``: its elpd
-    difference from the best model is no larger than the standard error of that
-    difference (computed from the paired pointwise differences, which is much
-    smaller than the SE of either elpd). Among those, the one with the fewest
-    free parameters, then the smallest K, is chosen (Breiman et al. 1984's rule,
-    applied to elpd as recommended by Vehtari, Gelman & Gabry 2017).
+    A model is within one standard error when ``elpd_diff >= -max(dse, 4)``: its
+    elpd difference from the best model is no larger than the standard error of
+    that difference (computed from the paired pointwise differences, which is
+    much smaller than the SE of either elpd), with a floor of 4. The floor
+    follows Sivula, Magnusson & Vehtari (2022, arXiv:2008.10296): differences
+    below 4 are small, and there the SE of the difference is itself unreliable.
+    This matters for mixtures: a model with one more, nearly empty component
+    predicts almost exactly as the smaller one, so its ``dse`` is tiny and a
+    difference of one elpd unit would otherwise count against the smaller
+    model. Among the models within, the one with the fewest free parameters,
+    then the smallest K, is chosen (Breiman et al. 1984's rule, applied to elpd
+    as recommended by Vehtari, Gelman & Gabry 2017).
 
     Parameters
     ----------
@@ -156,7 +165,8 @@ def one_standard_error_rule(table: pd.DataFrame) -> tuple[int, np.ndarray]:
     >>> best, within.tolist()
     (1, [False, True, True])
     """
-    within = table["elpd_diff"].to_numpy(dtype=float) >= -table["dse"].to_numpy(dtype=float)
+    tolerance = np.maximum(table["dse"].to_numpy(dtype=float), SMALL_ELPD_DIFFERENCE)
+    within = table["elpd_diff"].to_numpy(dtype=float) >= -tolerance
     return _choose_simplest(table, within), within
 
 
@@ -372,7 +382,8 @@ def select_n_components(
         one-standard-error rule (Vehtari, Gelman & Gabry 2017,
         https://doi.org/10.1007/s11222-016-9696-4): the simplest model (fewest
         free parameters, then smallest K) whose elpd difference from the best is
-        within one standard error of that difference. ``"dp"``: mode of the
+        within one standard error of that difference, or below 4 (see
+        :func:`one_standard_error_rule`). ``"dp"``: mode of the
         posterior of the number of occupied components of the variational DP
         (covariance type by the largest ELBO).
     covariance_types : iterable of str, default all four

@@ -190,9 +190,14 @@ def test_one_standard_error_rule_prefers_the_simplest_model_within_one_se():
     best, within = one_standard_error_rule(table)
     assert within.tolist() == [False, True, True, True, False]
     assert best == 1  # K=2 full: within one SE of K=3 and with fewer parameters
-    table.loc[1, "dse"] = 2.0  # now K=2 is more than one SE worse
+    table.loc[1, ["elpd_diff", "dse"]] = [-6.0, 2.0]  # now K=2 is more than one SE worse
     best, within = one_standard_error_rule(table)
     assert best == 2 and within.tolist() == [False, False, True, True, False]
+    # A difference below 4 is small whatever its SE (a nearly empty extra component
+    # predicts like the smaller model, so its dse is tiny): the simpler model stays in.
+    table.loc[1, ["elpd_diff", "dse"]] = [-3.0, 0.5]
+    best, within = one_standard_error_rule(table)
+    assert best == 1 and within.tolist() == [False, True, True, True, False]
 
 
 def test_dataframe_input_keeps_feature_names(three_blobs):
