@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import numbers
 from dataclasses import dataclass
 from functools import partial
@@ -54,6 +53,7 @@ import numpy as np
 from scipy.special import logsumexp, xlogy
 
 from bayesgmm import _cavi
+from bayesgmm._base import ParamsMixin
 from bayesgmm._chunks import (
     check_dask_array,
     column_means,
@@ -97,7 +97,7 @@ _OVERRELAX = True
 _POINTWISE_MAX_BYTES = 2**30
 
 
-class DPGaussianMixture:
+class DPGaussianMixture(ParamsMixin):
     """Dirichlet-process Gaussian mixture fitted by variational inference.
 
     Parameters
@@ -305,50 +305,6 @@ class DPGaussianMixture:
         self.advi_iterations = advi_iterations
         self.progressbar = progressbar
         self.random_state = random_state
-
-    # ------------------------------------------------------------ parameters
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [name for name in signature.parameters if name != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the constructor parameters as a dict (scikit-learn convention).
-
-        Parameters
-        ----------
-        deep : bool
-            Ignored (no nested estimators).
-
-        Returns
-        -------
-        dict
-        """
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> DPGaussianMixture:
-        """Set constructor parameters; they are validated at the next ``fit``.
-
-        Returns
-        -------
-        self
-        """
-        valid = self._get_param_names()
-        for name in params:
-            if name not in valid:
-                raise ValueError(message("params", f"names among {valid}", f"{name!r}", raw=True))
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        signature = inspect.signature(type(self).__init__)
-        shown = [
-            f"{name}={getattr(self, name)!r}"
-            for name, p in signature.parameters.items()
-            if name != "self" and getattr(self, name) is not p.default
-        ]
-        return f"{type(self).__name__}({', '.join(shown)})"
 
     # ------------------------------------------------------------- validation
     def _validated(self) -> dict[str, Any]:

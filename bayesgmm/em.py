@@ -29,8 +29,6 @@ doi:10.1016/S0167-9473(02)00163-9
 
 from __future__ import annotations
 
-import inspect
-import numbers
 import os
 import warnings
 from collections.abc import Iterator
@@ -44,6 +42,7 @@ import numpy as np
 from scipy import linalg
 
 from bayesgmm import _gaussian
+from bayesgmm._base import ParamsMixin
 from bayesgmm._chunks import (
     check_dask_array,
     column_means,
@@ -518,7 +517,7 @@ def _kmeans_candidates(
 # ----------------------------------------------------------------------- estimator
 
 
-class EMGaussianMixture:
+class EMGaussianMixture(ParamsMixin):
     """Gaussian mixture fitted by maximum likelihood with EM; a drop-in for scikit-learn's.
 
     The density is ``p(x) = sum_k w_k N(x | mu_k, Sigma_k)``. Parameters,
@@ -675,64 +674,6 @@ class EMGaussianMixture:
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
-
-    # ------------------------------------------------------------- parameters
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [p for p in signature.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the constructor parameters as a dict (scikit-learn convention).
-
-        Parameters
-        ----------
-        deep : bool
-            Ignored (no nested estimators); kept for scikit-learn compatibility.
-
-        Returns
-        -------
-        dict
-        """
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> EMGaussianMixture:
-        """Set constructor parameters; they are validated at the next ``fit``.
-
-        Returns
-        -------
-        self
-        """
-        valid = self._get_param_names()
-        for name in params:
-            if name not in valid:
-                raise ValueError(message("params", f"names among {valid}", f"{name!r}", raw=True))
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(type(self).__init__).parameters.items()
-            if name != "self"
-        }
-        shown = []
-        for name, default in defaults.items():
-            value = getattr(self, name)
-            if value is default:
-                continue
-            if (
-                isinstance(value, (str, numbers.Number, bool))
-                and type(value) is type(default)
-                and value == default
-            ):
-                continue
-            text = repr(value)
-            if isinstance(value, np.ndarray) or len(text) > 40:
-                text = f"<{type(value).__name__}>"
-            shown.append(text if name == "n_components" else f"{name}={text}")
-        return f"{type(self).__name__}({', '.join(shown)})"
 
     # -------------------------------------------------------------- validation
     def _validated(self) -> dict[str, Any]:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayesgmm import _gaussian, relabel
+from bayesgmm._base import ParamsMixin
 from bayesgmm._validation import (
     check_array,
     check_fitted,
@@ -303,7 +303,7 @@ def _nutpie_available() -> bool:
 
 
 # --------------------------------------------------------------------- estimator
-class MarginalGaussianMixture:
+class MarginalGaussianMixture(ParamsMixin):
     """Gaussian mixture with labels marginalised out, sampled by NUTS (nutpie or PyMC).
 
     Parameters
@@ -373,31 +373,6 @@ class MarginalGaussianMixture:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.priors = priors
-
-    # ---------------------------------------------------------- parameters
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [p for p in signature.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the constructor arguments, as scikit-learn estimators do."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> MarginalGaussianMixture:
-        """Set constructor arguments; unknown names raise ``ValueError``."""
-        valid = self._get_param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(message("params", f"names among {valid}", name))
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        return (
-            f"MarginalGaussianMixture(n_components={self.n_components!r}, "
-            f"covariance_type={self.covariance_type!r}, priors={self.priors!r})"
-        )
 
     def _validated(self) -> tuple[int, str, dict[str, float]]:
         k = check_int(self.n_components, "n_components", minimum=1)
