@@ -141,15 +141,22 @@ def _parse_csv_fast(
     import pandas as pd
 
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            header=0 if has_header else None,
-            dtype=np.float64,
-            skipinitialspace=True,
-            engine="c",
-        )
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        with warnings.catch_warnings():
+            # A row with more fields than the header: pandas would take the extra
+            # leading field as the index (or, with index_col=False, drop data with a
+            # ParserWarning). Either way the file is malformed: let the checked
+            # parser say where.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=delimiter,
+                header=0 if has_header else None,
+                dtype=np.float64,
+                skipinitialspace=True,
+                engine="c",
+                index_col=False,
+            )
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, pd.errors.ParserWarning):
         return None
     X = frame.to_numpy(dtype=np.float64)
     if X.shape[0] == 0 or X.shape[1] != n_columns or not np.isfinite(X).all():

@@ -3,8 +3,15 @@
 import matplotlib
 import numpy as np
 import pytest
+from hypothesis import settings
 
 matplotlib.use("Agg")
+
+# Property-based tests draw the same examples on every run, so a CI result is
+# reproducible; `pytest --hypothesis-profile=explore` searches new examples.
+settings.register_profile("default", derandomize=True, deadline=None)
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
+settings.load_profile("default")
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
