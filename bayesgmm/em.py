@@ -784,49 +784,20 @@ class EMGaussianMixture(ParamsMixin):
         return self.predict(X)
 
     def _fit(self, X: Any) -> None:
-        v = self._validated()
-        if is_dask_array(X):
-            self._fit_dask(X, v)
-            return
-        array, feature_names = check_array(X)
-        n, d = array.shape
-        k, kind = v["n_components"], v["covariance_type"]
-        if n < k:
-            raise ValueError(
-                message("X", f"at least n_components={k} samples", f"{n} sample(s)", raw=True)
-            )
-        inits = self._validated_inits(k, d, kind)
-        continuing = (
-            bool(self.warm_start)
-            and hasattr(self, "params_")
-            and self.params_.covariance_type == kind
-            and self.params_.n_components == k
-        )
-        if continuing:
-            check_n_features(array, self.n_features_in_)
-        rng = v["rng"]
+        """Validate, then run every initialisation and keep the best (see ``_fit_loop``).
 
-        # Work in a centred frame: the expanded quadratic form loses precision
-        # when the data sit far from the origin (see bayesgmm._gaussian).
-        shift = array.mean(axis=0)
-        Xt = np.empty((d, n))
-        np.subtract(array.T, shift[:, None], out=Xt)
-
-        n_init = 1 if continuing else v["n_init"]
-        with _compute_pool(n, d, kind) as pool:
-            best = self._fit_loop(Xt, (Xt, array), shift, inits, v, rng, pool, n_init, continuing)
-        self._finish_fit(best, shift, Xt, n, d, kind, v, feature_names)
-
-    def _fit_dask(self, X: Any, v: dict[str, Any]) -> None:
-        """Fit on a Dask array: initialise on a sample of rows, iterate over all of them.
-
-        Every EM iteration maps the E-step statistics over the row blocks and
-        adds them (only K x d x d arrays leave the workers); k-means and the
-        short EM of the default start see a uniform sample of at most 20,000
-        rows. With the same initial parameters the fit equals the in-memory fit
-        up to the order of floating-point sums.
+        A Dask array is not read into memory: every EM iteration maps the E-step
+        statistics over its row blocks and adds them (only K x d x d arrays leave
+        the workers), while k-means and the short EM of the default start see a
+        uniform sample of at most 20,000 rows. With the same initial parameters
+        the fit equals the in-memory fit up to the order of floating-point sums.
         """
-        data = check_dask_array(X)
+        v = self._validated()
+        dask_input = is_dask_array(X)
+        if dask_input:
+            data, feature_names = check_dask_array(X), None
+        else:
+            data, feature_names = check_array(X)
         n, d = data.shape
         k, kind = v["n_components"], v["covariance_type"]
         if n < k:
@@ -843,16 +814,25 @@ class EMGaussianMixture(ParamsMixin):
         if continuing:
             check_n_features(data, self.n_features_in_)
         rng = v["rng"]
-        shift = column_means(data)
-        rows = _DaskRows(data, shift)
-        sample = sample_rows(data, _SHORT_EM_MAX_SAMPLES, rng)
-        sample_t = np.ascontiguousarray((sample - shift).T)
+
+        # Work in a centred frame: the expanded quadratic form loses precision
+        # when the data sit far from the origin (see bayesgmm._gaussian).
+        Xt: np.ndarray | _DaskRows
+        if dask_input:
+            shift = column_means(data)
+            Xt = _DaskRows(data, shift)
+            sample = sample_rows(data, _SHORT_EM_MAX_SAMPLES, rng)
+            init_data = (np.ascontiguousarray((sample - shift).T), sample)
+        else:
+            shift = data.mean(axis=0)
+            Xt = np.empty((d, n))
+            np.subtract(data.T, shift[:, None], out=Xt)
+            init_data = (Xt, data)
+
         n_init = 1 if continuing else v["n_init"]
-        with _compute_pool(sample.shape[0], d, kind) as pool:
-            best = self._fit_loop(
-                rows, (sample_t, sample), shift, inits, v, rng, pool, n_init, continuing
-            )
-        self._finish_fit(best, shift, rows, n, d, kind, v, None)
+        with _compute_pool(init_data[1].shape[0], d, kind) as pool:
+            best = self._fit_loop(Xt, init_data, shift, inits, v, rng, pool, n_init, continuing)
+        self._finish_fit(best, shift, Xt, n, d, kind, v, feature_names)
 
     def _finish_fit(
         self,
