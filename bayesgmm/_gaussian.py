@@ -387,7 +387,7 @@ def statistics_from_responsibilities(
 
 
 def covariances_from_statistics(
-    stats: SufficientStatistics, reg_covar: float
+    stats: SufficientStatistics, reg_covar: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the M-step: maximum-likelihood weights, means and covariances from statistics.
 
@@ -399,6 +399,15 @@ def covariances_from_statistics(
     Variances that cancellation would make negative are clipped at zero before
     ``reg_covar`` is added.
 
+    Parameters
+    ----------
+    stats : SufficientStatistics
+    reg_covar : float or ndarray of shape (n_features,)
+        Added to the covariance diagonals: one amount for every feature (a
+        float, scikit-learn's case), or one per feature. ``spherical`` adds the
+        mean over features, which is what averaging the regularised diagonal
+        gives.
+
     Returns
     -------
     weights, means, covariances
@@ -408,18 +417,21 @@ def covariances_from_statistics(
     means = stats.sum_x / nk[:, None]
     d = means.shape[1]
     kind = stats.covariance_type
+    reg = np.asarray(reg_covar, dtype=float)
+    if reg.ndim > 1 or (reg.ndim == 1 and reg.shape[0] != d):
+        raise ValueError(f"reg_covar: expected a float or shape ({d},), got shape {reg.shape}")
     if kind == "full":
         cov = stats.sum_xx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
         cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        cov[:, np.arange(d), np.arange(d)] += reg_covar
+        cov[:, np.arange(d), np.arange(d)] += reg
     elif kind == "tied":
         cov = stats.sum_xx.sum(axis=0) - np.einsum("k,ki,kj->ij", nk, means, means)
         cov = 0.5 * (cov + cov.T) / nk.sum()
-        cov[np.arange(d), np.arange(d)] += reg_covar
+        cov[np.arange(d), np.arange(d)] += reg
     elif kind == "diag":
-        cov = np.maximum(stats.sum_xx / nk[:, None] - means**2, 0.0) + reg_covar
+        cov = np.maximum(stats.sum_xx / nk[:, None] - means**2, 0.0) + reg
     else:
-        cov = np.maximum(stats.sum_xx / nk - (means**2).sum(axis=1), 0.0) / d + reg_covar
+        cov = np.maximum(stats.sum_xx / nk - (means**2).sum(axis=1), 0.0) / d + reg.mean()
     return weights, means, cov
 
 

@@ -67,6 +67,30 @@ def test_m_step_matches_weighted_moments():
     np.testing.assert_allclose(w, resp.mean(axis=0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_m_step_adds_a_per_feature_reg_covar_to_the_diagonal(covariance_type):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3))
+    resp = rng.dirichlet(np.ones(2), size=300)
+    stats_ = g.statistics_from_responsibilities(X, resp, covariance_type)
+    _, _, bare = g.covariances_from_statistics(stats_, 0.0)
+    reg = np.array([1e-3, 2e-2, 5e-1])
+    _, _, cov = g.covariances_from_statistics(stats_, reg)
+    added = {
+        "full": lambda: np.broadcast_to(np.diag(reg), bare.shape),
+        "tied": lambda: np.diag(reg),
+        "diag": lambda: np.broadcast_to(reg, bare.shape),
+        "spherical": lambda: np.full(bare.shape, reg.mean()),  # mean of the regularised diagonal
+    }[covariance_type]()
+    np.testing.assert_allclose(cov - bare, added, rtol=1e-10, atol=1e-15)
+    # A vector of equal amounts is the scalar, bit for bit (scikit-learn's case).
+    _, _, scalar = g.covariances_from_statistics(stats_, 1e-3)
+    _, _, vector = g.covariances_from_statistics(stats_, np.full(3, 1e-3))
+    np.testing.assert_array_equal(scalar, vector)
+    with pytest.raises(ValueError, match=r"^reg_covar: expected"):
+        g.covariances_from_statistics(stats_, np.ones(2))
+
+
 def test_singular_covariance_is_a_clear_error():
     cov = np.array([[[1.0, 1.0], [1.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])
     with pytest.raises(g.DegenerateCovarianceError, match=r"component\(s\) \[0\].*reg_covar"):
