@@ -202,6 +202,10 @@ def test_bad_constructor_arguments_fail_at_build_and_fit(small_data, kwargs, err
         ({"nuts_sampler": "stan"}, ValueError, "nuts_sampler"),
         ({"random_seed": "seed"}, TypeError, "random_seed"),
         ({"progressbar": "yes"}, TypeError, "progressbar"),
+        ({"nuts_sampler_kwargs": "low_rank"}, TypeError, "nuts_sampler_kwargs"),
+        ({"nuts_sampler_kwargs": {1: "x"}}, TypeError, "nuts_sampler_kwargs"),
+        ({"nuts_sampler_kwargs": {"draws": 10}}, ValueError, "nuts_sampler_kwargs"),
+        ({"nuts_sampler_kwargs": {"seed": 1}}, ValueError, "nuts_sampler_kwargs"),
     ],
 )
 def test_bad_fit_arguments_are_rejected_before_any_work(small_data, kwargs, error, name):
@@ -501,6 +505,38 @@ def test_datatree_goes_straight_into_arviz_loo(marginal_fit):
 
 
 @pytest.mark.sampling
+def test_sampler_kwargs_reach_nutpie_with_low_rank_adaptation_by_default(marginal_fit, monkeypatch):
+    import nutpie
+
+    model, X = marginal_fit
+    if model.sampler_ != "nutpie":
+        pytest.skip("the shared fit did not use nutpie")
+    seen = []
+    real_sample = nutpie.sample
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    refit = MarginalGaussianMixture(3, covariance_type="full")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        refit.fit(X, draws=10, tune=10, chains=1, random_seed=0, progressbar=False)
+        refit.fit(
+            X,
+            draws=10,
+            tune=10,
+            chains=1,
+            random_seed=0,
+            progressbar=False,
+            nuts_sampler_kwargs={"adaptation": "diag", "maxdepth": 6},
+        )
+    assert seen[0]["adaptation"] == "low_rank"
+    assert seen[1]["adaptation"] == "diag" and seen[1]["maxdepth"] == 6
+    assert int(refit.idata_["sample_stats"]["depth"].max()) <= 6
+
+
 def test_interrupted_sampling_raises_and_keeps_the_fit(marginal_fit, monkeypatch):
     """nutpie returns the draws made so far on Ctrl-C: fit must not pass them off as a posterior."""
     import nutpie
