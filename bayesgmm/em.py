@@ -82,6 +82,7 @@ __all__ = [
 ]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+REG_COVAR_SCALES = ("variance", "absolute")
 
 # Bytes of the (transposed) feature map held at once. Small enough to stay in
 # cache and to keep OpenBLAS on its fast small-matrix paths.
@@ -98,6 +99,12 @@ _SHORT_EM_MAX_SAMPLES = 20_000
 _DEGENERATE_RELATIVE_VARIANCE = 1e-6
 # reg_covar above this share of a feature's variance dominates the covariances: warn.
 _REG_COVAR_SHARE = 1e-3
+# A feature whose standard deviation is below this many rounding units of its mean
+# (eps * |mean|) is constant to working precision: its variance is rounding noise.
+_CONSTANT_RESOLUTION = 100.0
+# Variances below this (about 1e-292) are near underflow, where the squares of the
+# data have lost their precision: they are no scale to regularise by.
+_SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 # Most threads the E-step uses.
 _MAX_THREADS = 8
 
@@ -267,15 +274,17 @@ def _statistics_from_responsibilities(
 
 
 def m_step(
-    stats: SufficientStatistics, reg_covar: float
+    stats: SufficientStatistics, reg_covar: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """M-step: weights, means, covariances and precision Cholesky factors from statistics.
 
     Parameters
     ----------
     stats : SufficientStatistics
-    reg_covar : float
-        Added to the diagonal of every covariance.
+    reg_covar : float or ndarray of shape (n_features,)
+        Added to the diagonal of every covariance: the same amount for every
+        feature, or one amount per feature (see
+        :func:`bayesgmm._gaussian.covariances_from_statistics`).
 
     Returns
     -------
@@ -408,7 +417,7 @@ def _run_em(
     state: _State,
     *,
     covariance_type: str,
-    reg_covar: float,
+    reg_covar: np.ndarray,
     max_iter: int,
     tol: float,
     pool: _Pool,
@@ -422,6 +431,8 @@ def _run_em(
     when the lower bound changes by less than ``tol``. The returned parameters
     are those after the last M-step, and ``lower_bound`` is the mean
     log-likelihood of the parameters *before* it, as in scikit-learn.
+    ``reg_covar`` is the per-feature amount the M-step adds to the diagonals
+    (see :func:`_regularisation`).
     """
     n = Xt.shape[1]
     lower_bound = state.lower_bound
@@ -438,7 +449,7 @@ def _run_em(
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(
                 f"EMGaussianMixture.fit, EM iteration {n_iter}: {exc} "
-                f"(current reg_covar={reg_covar:g})"
+                f"({_describe_regularisation(reg_covar)})"
             ) from exc
         state = _State(weights, means, covariances, chol)
         change = lower_bound - previous
@@ -455,16 +466,62 @@ def _run_em(
 
 
 def _state_from_responsibilities(
-    Xt: np.ndarray, resp: np.ndarray, covariance_type: str, reg_covar: float
+    Xt: np.ndarray, resp: np.ndarray, covariance_type: str, reg_covar: np.ndarray
 ) -> _State:
     stats = _statistics_from_responsibilities(Xt, resp, covariance_type)
     try:
         weights, means, covariances, chol = m_step(stats, reg_covar)
     except DegenerateCovarianceError as exc:
         raise DegenerateCovarianceError(
-            f"EMGaussianMixture.fit, initialisation: {exc} (current reg_covar={reg_covar:g})"
+            f"EMGaussianMixture.fit, initialisation: {exc} ({_describe_regularisation(reg_covar)})"
         ) from exc
     return _State(weights, means, covariances, chol)
+
+
+def _regularisation(
+    reg_covar: float,
+    reg_covar_scale: str,
+    data_variance: np.ndarray,
+    data_mean: np.ndarray,
+    covariance_type: str,
+) -> np.ndarray:
+    """Per-feature amount added to the covariance diagonals, in the data's squared units.
+
+    ``"absolute"``: ``reg_covar`` for every feature (scikit-learn). ``"variance"``:
+    ``reg_covar * var_j`` for feature j, or ``reg_covar`` times the mean variance
+    for ``spherical`` (one variance for all features). A feature that is constant
+    to working precision (standard deviation at most ``_CONSTANT_RESOLUTION``
+    rounding units of its mean, or variance below ``_SMALLEST_VARIANCE``, near
+    underflow) has no scale of its own and gets ``reg_covar`` times the mean
+    variance of the varying features; when no feature varies, the data's mean
+    square magnitude ``mean_j mean(x_j)**2`` stands in for the variance, and 1 when
+    that is zero, near underflow or overflows (then the amount is ``reg_covar``, as
+    with ``"absolute"``). Every amount is positive when ``reg_covar`` is, so the
+    covariances stay positive definite.
+    """
+    d = data_variance.shape[0]
+    if reg_covar_scale == "absolute":
+        return np.full(d, reg_covar)
+    with np.errstate(over="ignore"):
+        rounding = (_CONSTANT_RESOLUTION * np.finfo(np.float64).eps * np.abs(data_mean)) ** 2
+        magnitude = float(np.mean(np.square(data_mean)))
+    varying = data_variance > np.maximum(rounding, _SMALLEST_VARIANCE)
+    if varying.any():
+        fallback = float(data_variance[varying].mean())
+    else:
+        fallback = magnitude if _SMALLEST_VARIANCE < magnitude < np.inf else 1.0
+    if covariance_type == "spherical":
+        unit = np.full(d, float(data_variance.mean()) if varying.any() else fallback)
+    else:
+        unit = np.where(varying, data_variance, fallback)
+    return reg_covar * unit
+
+
+def _describe_regularisation(reg: np.ndarray) -> str:
+    """``reg_covar`` as it was added, for error messages."""
+    if reg.size and np.all(reg == reg[0]):
+        return f"reg_covar added to the diagonal: {reg[0]:g}"
+    return f"reg_covar added to the diagonal: {reg.min():.3g} to {reg.max():.3g} by feature"
 
 
 def _one_hot(labels: np.ndarray, n_components: int) -> np.ndarray:
@@ -522,10 +579,13 @@ class EMGaussianMixture(ParamsMixin):
 
     The density is ``p(x) = sum_k w_k N(x | mu_k, Sigma_k)``. Parameters,
     fitted attributes and iteration semantics are those of
-    :class:`sklearn.mixture.GaussianMixture`: given the same initial weights,
-    means and precisions and the same number of iterations, the fitted
-    log-likelihood, BIC, AIC and responsibilities agree with scikit-learn's to
-    about 1e-8 relative. The E-step evaluates every component at once as one
+    :class:`sklearn.mixture.GaussianMixture`, with one departure: by default
+    ``reg_covar`` is relative to each feature's variance (``reg_covar_scale``), so
+    the answer does not depend on the data's units. With
+    ``reg_covar_scale="absolute"``, the same initial weights, means and
+    precisions and the same number of iterations, the fitted log-likelihood,
+    BIC, AIC and responsibilities agree with scikit-learn's to about 1e-8
+    relative. The E-step evaluates every component at once as one
     matrix product per chunk on the feature map of the data (see
     :mod:`bayesgmm._gaussian`), which is several times faster.
 
@@ -539,11 +599,37 @@ class EMGaussianMixture(ParamsMixin):
     tol : float, default=1e-3
         EM stops when the mean log-likelihood per sample changes by less than this.
     reg_covar : float, default=1e-6
-        Added to the diagonal of every covariance, keeping them positive definite.
-        It is in the data's squared units (as in scikit-learn): on data with
-        feature variances below 1000 times ``reg_covar`` it dominates the
-        clusters' spread, and ``fit`` warns; standardise ``X`` or scale
-        ``reg_covar`` with the data (``a**2 * reg_covar`` for ``a * X``).
+        Non-negative regularisation added to the diagonal of every covariance,
+        keeping them positive definite; what it is relative to is set by
+        ``reg_covar_scale``. The amount actually added is ``reg_covar_``.
+    reg_covar_scale : {"variance", "absolute"}, default="variance"
+        The unit of ``reg_covar``.
+
+        * ``"variance"``: the M-step adds ``reg_covar`` times each feature's
+          variance to that feature's diagonal entry, ``reg_covar * var_j`` with
+          ``var_j`` the variance of feature j in the training data (for
+          ``spherical``, ``reg_covar`` times the mean of the features' variances).
+          The regularisation then changes with the units like the covariances
+          themselves, so EM's updates commute with a change of units
+          ``x -> a * x + b`` (``a`` a non-zero number, or one per feature for
+          ``full``, ``tied`` and ``diag``): from corresponding starts, the fit on
+          ``a * X + b`` is the fit on ``X`` in the new units, with the same
+          labels, means ``a * mu + b``, covariances ``a_i a_j Sigma_ij`` and a
+          log-likelihood per sample lower by ``sum_j log|a_j|``. The default
+          ``"kmeans"`` start looks at standardised data too, so the same
+          ``random_state`` gives corresponding fits (it also tries k-means on
+          the raw scale, whose partitions change with one ``a`` per feature; the
+          most likely candidate is kept). A feature that is constant (to working
+          precision) has no variance of its own and gets ``reg_covar`` times the
+          mean variance of the varying features; if no feature varies, the mean
+          square of the data's feature means stands in for the variance
+          (``reg_covar`` itself is used when that is zero or out of
+          floating-point range).
+        * ``"absolute"``: ``reg_covar`` itself, in the data's squared units, as in
+          scikit-learn; use it for exact parity with
+          :class:`sklearn.mixture.GaussianMixture`. On data with feature variances
+          below 1000 times ``reg_covar`` (data in small units) it dominates the
+          clusters' spread and can merge them, and ``fit`` warns.
     max_iter : int, default=100
         EM iterations per initialisation (0 keeps the initial parameters).
     n_init : int, default=1
@@ -607,6 +693,11 @@ class EMGaussianMixture(ParamsMixin):
         Mean log-likelihood at every iteration of the best initialisation; never
         decreases (EM's monotonicity).
     n_features_in_ : int
+    reg_covar_ : ndarray of shape (n_features,)
+        What the M-step added to each feature's diagonal entry, in the data's
+        squared units: ``reg_covar * var_j`` with ``reg_covar_scale="variance"``
+        (the same mean-variance amount for every feature with ``spherical``),
+        ``reg_covar`` for every feature with ``"absolute"``.
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
     params_ : GaussianMixtureParams
@@ -619,7 +710,7 @@ class EMGaussianMixture(ParamsMixin):
     *Degenerate components.* After fitting, component k is flagged when it has
     fewer effective points ``N_k = n w_k`` than needed to estimate its own
     covariance (d + 1 for ``full``, 2 for ``diag`` and ``spherical``, 1 for
-    ``tied``), or when its own scatter, the covariance minus ``reg_covar``, has a
+    ``tied``), or when its own scatter, the covariance minus ``reg_covar_``, has a
     variance below 1e-6 times the data's variance in some direction (measured
     with features standardised to unit variance; for ``full``/``tied`` the
     smallest eigenvalue). Such a component sits on a few (near-)duplicate
@@ -649,6 +740,7 @@ class EMGaussianMixture(ParamsMixin):
         covariance_type: str = "full",
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
+        reg_covar_scale: str = "variance",
         max_iter: int = 100,
         n_init: int = 1,
         init_params: str = "kmeans",
@@ -664,6 +756,7 @@ class EMGaussianMixture(ParamsMixin):
         self.covariance_type = covariance_type
         self.tol = tol
         self.reg_covar = reg_covar
+        self.reg_covar_scale = reg_covar_scale
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -685,6 +778,9 @@ class EMGaussianMixture(ParamsMixin):
         )
         v["tol"] = check_float(self.tol, "tol", minimum=0.0)
         v["reg_covar"] = check_float(self.reg_covar, "reg_covar", minimum=0.0)
+        v["reg_covar_scale"] = check_option(
+            self.reg_covar_scale, "reg_covar_scale", REG_COVAR_SCALES
+        )
         v["max_iter"] = check_int(self.max_iter, "max_iter", minimum=0)
         v["n_init"] = check_int(self.n_init, "n_init", minimum=1)
         v["init_params"] = check_option(self.init_params, "init_params", INIT_PARAMS)
@@ -823,22 +919,26 @@ class EMGaussianMixture(ParamsMixin):
             Xt = _DaskRows(data, shift)
             sample = sample_rows(data, _SHORT_EM_MAX_SAMPLES, rng)
             init_data = (np.ascontiguousarray((sample - shift).T), sample)
+            data_variance = Xt.variance()  # one chunked pass over the centred blocks
         else:
             shift = data.mean(axis=0)
             Xt = np.empty((d, n))
             np.subtract(data.T, shift[:, None], out=Xt)
             init_data = (Xt, data)
+            data_variance = Xt.var(axis=1)
+        # What the M-step adds to the covariance diagonals, per feature, in data units.
+        v["data_variance"] = data_variance
+        v["reg"] = _regularisation(v["reg_covar"], v["reg_covar_scale"], data_variance, shift, kind)
 
         n_init = 1 if continuing else v["n_init"]
         with _compute_pool(init_data[1].shape[0], d, kind) as pool:
             best = self._fit_loop(Xt, init_data, shift, inits, v, rng, pool, n_init, continuing)
-        self._finish_fit(best, shift, Xt, n, d, kind, v, feature_names)
+        self._finish_fit(best, shift, n, d, kind, v, feature_names)
 
     def _finish_fit(
         self,
         best: _State,
         shift: np.ndarray,
-        Xt: np.ndarray | _DaskRows,
         n: int,
         d: int,
         kind: str,
@@ -852,7 +952,7 @@ class EMGaussianMixture(ParamsMixin):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        self._set_fitted(best, shift, Xt, n, d, kind, v["reg_covar"], feature_names)
+        self._set_fitted(best, shift, n, d, kind, v, feature_names)
 
     def _fit_loop(
         self,
@@ -886,7 +986,7 @@ class EMGaussianMixture(ParamsMixin):
                     Xt,
                     state,
                     covariance_type=v["covariance_type"],
-                    reg_covar=v["reg_covar"],
+                    reg_covar=v["reg"],
                     max_iter=v["max_iter"],
                     tol=v["tol"],
                     verbose=v["verbose"],
@@ -920,7 +1020,7 @@ class EMGaussianMixture(ParamsMixin):
         rng: np.random.Generator,
         pool: _Pool,
     ) -> _State:
-        k, kind, reg = v["n_components"], v["covariance_type"], v["reg_covar"]
+        k, kind, reg = v["n_components"], v["covariance_type"], v["reg"]
         weights, means, precisions = inits
         n = X.shape[0]
         given = [a is not None for a in inits]
@@ -970,7 +1070,7 @@ class EMGaussianMixture(ParamsMixin):
 
     @staticmethod
     def _short_em(
-        Xt: np.ndarray, states: list[_State], kind: str, reg: float, pool: _Pool
+        Xt: np.ndarray, states: list[_State], kind: str, reg: np.ndarray, pool: _Pool
     ) -> _State:
         """Short EM from every candidate; keep the one with the best log-likelihood."""
         best: _State | None = None
@@ -1001,20 +1101,20 @@ class EMGaussianMixture(ParamsMixin):
         self,
         state: _State,
         shift: np.ndarray,
-        Xt: np.ndarray | _DaskRows,
         n: int,
         d: int,
         kind: str,
-        reg_covar: float,
+        v: dict[str, Any],
         feature_names: list[str] | None,
     ) -> None:
         covariances = state.covariances
         if covariances is None:  # max_iter=0 with precisions_init: invert the precisions
             covariances = _covariances_from_cholesky(state.precisions_cholesky, kind)
         params = GaussianMixtureParams(state.weights, state.means + shift, covariances, kind)
-        data_variance = Xt.variance() if isinstance(Xt, _DaskRows) else Xt.var(axis=1)
-        degenerate = _degenerate_components(params, n, data_variance, reg_covar)
-        _warn_if_reg_covar_dominates(data_variance, reg_covar)
+        data_variance, reg = v["data_variance"], v["reg"]
+        degenerate = _degenerate_components(params, n, data_variance, reg)
+        if v["reg_covar_scale"] == "absolute":
+            _warn_if_reg_covar_dominates(data_variance, v["reg_covar"])
         # Everything is computed; now change the estimator's state.
         self.params_ = params
         self.weights_ = params.weights.copy()
@@ -1027,6 +1127,7 @@ class EMGaussianMixture(ParamsMixin):
         self.lower_bound_ = float(state.lower_bound)
         self.log_likelihood_trace_ = np.asarray(state.trace, dtype=float)
         self.n_features_in_ = d
+        self.reg_covar_ = reg.copy()
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
@@ -1206,6 +1307,7 @@ class EMGaussianMixture(ParamsMixin):
             "lower_bound": None if not np.isfinite(self.lower_bound_) else self.lower_bound_,
             "log_likelihood_trace": self.log_likelihood_trace_.tolist(),
             "n_features_in": self.n_features_in_,
+            "reg_covar": self.reg_covar_.tolist(),
             "degenerate_components": self.degenerate_components_.tolist(),
         }
         if hasattr(self, "feature_names_in_"):
@@ -1214,8 +1316,18 @@ class EMGaussianMixture(ParamsMixin):
 
     @classmethod
     def _import_state(cls, state: dict[str, Any]) -> EMGaussianMixture:
-        """Rebuild a fitted model from :meth:`_export_state`'s dict."""
-        model = cls(**state["params"])
+        """Rebuild a fitted model from :meth:`_export_state`'s dict.
+
+        Files written before ``reg_covar_scale`` existed were fitted with
+        scikit-learn's absolute ``reg_covar``: they load with
+        ``reg_covar_scale="absolute"`` and ``reg_covar_`` equal to ``reg_covar``
+        for every feature.
+        """
+        arguments = dict(state["params"])
+        older = "reg_covar_scale" not in arguments
+        if older:
+            arguments["reg_covar_scale"] = "absolute"
+        model = cls(**arguments)
         params = GaussianMixtureParams.from_dict(state["mixture"])
         kind = params.covariance_type
         model.params_ = params
@@ -1230,6 +1342,15 @@ class EMGaussianMixture(ParamsMixin):
         model.lower_bound_ = -np.inf if bound is None else float(bound)
         model.log_likelihood_trace_ = np.asarray(state["log_likelihood_trace"], dtype=float)
         model.n_features_in_ = int(state["n_features_in"])
+        if older:
+            reg = np.full(model.n_features_in_, float(arguments["reg_covar"]))
+        else:
+            reg = np.asarray(state["reg_covar"], dtype=float)
+        if reg.shape != (model.n_features_in_,):
+            raise ValueError(
+                message("reg_covar", f"shape ({model.n_features_in_},)", f"{reg.shape}", raw=True)
+            )
+        model.reg_covar_ = reg
         if state.get("feature_names_in") is not None:
             model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         model.degenerate_components_ = np.asarray(state["degenerate_components"], dtype=np.intp)
@@ -1293,13 +1414,15 @@ def _covariances_from_cholesky(chol: np.ndarray, covariance_type: str) -> np.nda
 
 
 def _warn_if_reg_covar_dominates(data_variance: np.ndarray, reg_covar: float) -> None:
-    """Warn when ``reg_covar`` is not small next to a feature's variance.
+    """Warn when an absolute ``reg_covar`` is not small next to a feature's variance.
 
-    ``reg_covar`` is added to the covariances in the data's squared units, so on
-    data measured in small units (variances near 1e-7, say) the default 1e-6
-    swamps the clusters' own spread and EM merges them. A feature whose variance
-    is below ``1000 * reg_covar`` triggers the warning; constant features are left
-    to the degenerate-component check.
+    With ``reg_covar_scale="absolute"`` (scikit-learn's semantics) ``reg_covar``
+    is added to the covariances in the data's squared units, so on data measured
+    in small units (variances near 1e-7, say) the default 1e-6 swamps the
+    clusters' own spread and EM merges them. A feature whose variance is below
+    ``1000 * reg_covar`` triggers the warning; constant features are left to the
+    degenerate-component check. With ``"variance"`` the amount scales with each
+    feature's variance and this is not called.
     """
     varying = data_variance > 0
     small = np.flatnonzero(varying & (reg_covar > _REG_COVAR_SHARE * data_variance))
@@ -1309,18 +1432,24 @@ def _warn_if_reg_covar_dominates(data_variance: np.ndarray, reg_covar: float) ->
     warnings.warn(
         f"reg_covar={reg_covar:g} is not small next to the variance of feature(s) "
         f"{small.tolist()} (smallest {smallest:.3g}): it is added to every covariance in "
-        "the data's squared units, so it dominates the clusters' own spread and can merge "
-        "them. Standardise X (or rescale it to larger units), or set reg_covar in the "
-        f"data's units, for example reg_covar={1e-6 * smallest:.3g}.",
+        "the data's squared units (reg_covar_scale='absolute'), so it dominates the "
+        "clusters' own spread and can merge them. Use reg_covar_scale='variance' (the "
+        "default: reg_covar times each feature's variance). Or Standardise X (or rescale it "
+        "to larger units), or set reg_covar in the data's units, for example "
+        f"reg_covar={1e-6 * smallest:.3g}.",
         UserWarning,
         stacklevel=6,
     )
 
 
 def _degenerate_components(
-    params: GaussianMixtureParams, n_samples: int, data_variance: np.ndarray, reg_covar: float
+    params: GaussianMixtureParams, n_samples: int, data_variance: np.ndarray, reg: np.ndarray
 ) -> np.ndarray:
-    """Return the indices of degenerate components (rule in :class:`EMGaussianMixture`'s Notes)."""
+    """Return the indices of degenerate components (rule in :class:`EMGaussianMixture`'s Notes).
+
+    ``reg`` is the per-feature amount the M-step added to the diagonals
+    (``reg_covar_``); it is taken off before the scatter is judged.
+    """
     k, d, kind = params.n_components, params.n_features, params.covariance_type
     needed = {"full": d + 1, "tied": 1, "diag": 2, "spherical": 2}[kind]
     too_few = params.weights * n_samples < needed
@@ -1329,13 +1458,13 @@ def _degenerate_components(
     if kind in ("full", "tied"):
         stack = cov[None] if kind == "tied" else cov
         inv_sd = 1.0 / np.sqrt(scale)
-        standardised = (stack - reg_covar * np.eye(d)) * inv_sd[:, None] * inv_sd[None, :]
+        standardised = (stack - np.diag(reg)) * inv_sd[:, None] * inv_sd[None, :]
         smallest = np.linalg.eigvalsh(standardised)[:, 0]
         if kind == "tied":
             smallest = np.full(k, smallest[0])
     elif kind == "diag":
-        smallest = ((cov - reg_covar) / scale).min(axis=1)
+        smallest = ((cov - reg) / scale).min(axis=1)
     else:
-        smallest = (cov - reg_covar) / scale.max()
+        smallest = (cov - reg.mean()) / scale.max()
     flat = smallest < _DEGENERATE_RELATIVE_VARIANCE
     return np.flatnonzero(too_few | flat)

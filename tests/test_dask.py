@@ -113,6 +113,30 @@ def test_em_on_dask_default_start_and_lazy_predictions(client, data):
     np.testing.assert_allclose(model.score(X), model.score(data), rtol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_em_on_dask_scales_reg_covar_like_in_memory(client, data, covariance_type):
+    """reg_covar relative to each feature's variance: the variance comes from a chunked pass.
+
+    The features are in very different units, the first so small that an absolute
+    reg_covar=1e-6 would swamp it; Dask and in-memory fits add the same amounts and
+    find the same clusters.
+    """
+    from bayesgmm import EMGaussianMixture
+
+    X = data * [1e-4, 1.0, 1e3] + [5.0, 0.0, -2e3]
+    kwargs = dict(covariance_type=covariance_type, random_state=0)
+    memory = EMGaussianMixture(2, **kwargs).fit(X)
+    lazy = EMGaussianMixture(2, **kwargs).fit(da.from_array(X, chunks=(400, 3)))
+    variance = X.var(axis=0)
+    expected = variance.mean() if covariance_type == "spherical" else variance
+    np.testing.assert_allclose(lazy.reg_covar_, np.broadcast_to(1e-6 * expected, (3,)), rtol=1e-10)
+    np.testing.assert_allclose(lazy.reg_covar_, memory.reg_covar_, rtol=1e-10)
+    np.testing.assert_array_equal(lazy.predict(X), memory.predict(X))
+    assert np.unique(lazy.predict(X)).size == 2
+    np.testing.assert_allclose(lazy.lower_bound_, memory.lower_bound_, rtol=1e-8)
+    np.testing.assert_allclose(lazy.means_, memory.means_, rtol=1e-8, atol=1e-12)
+
+
 def test_em_on_dask_rejects_bad_input(client):
     from bayesgmm import EMGaussianMixture
 

@@ -64,6 +64,8 @@ def _full_covariances(model):
 
 
 # ------------------------------------------------------------------ parity
+# scikit-learn adds reg_covar in the data's units: "absolute" is its semantics.
+ABSOLUTE = {"reg_covar_scale": "absolute"}
 
 
 @pytest.mark.parametrize("max_iter", [1, 25])
@@ -72,7 +74,7 @@ def test_parity_with_sklearn(data, covariance_type, max_iter):
     kwargs = dict(
         covariance_type=covariance_type, tol=0.0, max_iter=max_iter, **_inits(X, covariance_type)
     )
-    ours = _fit_quiet(EMGaussianMixture(K, **kwargs), X)
+    ours = _fit_quiet(EMGaussianMixture(K, **kwargs, **ABSOLUTE), X)
     ref = _fit_quiet(sklearn_mixture.GaussianMixture(K, **kwargs), X)
     rtol = 1e-8
     np.testing.assert_allclose(ours.score(X), ref.score(X), rtol=rtol)
@@ -95,7 +97,7 @@ def test_parity_with_sklearn_convergence_semantics(data):
     """With tol > 0 both stop at the same iteration and report convergence."""
     X, _ = data
     kwargs = dict(tol=1e-5, max_iter=500, **_inits(X, "full"))
-    ours = EMGaussianMixture(K, **kwargs).fit(X)
+    ours = EMGaussianMixture(K, **kwargs, **ABSOLUTE).fit(X)
     ref = sklearn_mixture.GaussianMixture(K, **kwargs).fit(X)
     assert ours.converged_ and ref.converged_
     assert ours.n_iter_ == ref.n_iter_
@@ -161,7 +163,10 @@ def test_score_samples_matches_scipy(data, covariance_type):
 
 
 def _one_m_step(X, covariance_type, reg_covar=1e-6):
-    """One EM iteration from known parameters, and the responsibilities it used (oracle)."""
+    """One EM iteration from known parameters, and the responsibilities it used (oracle).
+
+    The model adds ``reg_covar`` times each feature's variance (the default scale).
+    """
     inits = _inits(X, covariance_type, seed=2)
     model = _fit_quiet(
         EMGaussianMixture(
@@ -197,8 +202,9 @@ def test_full_m_step_is_weighted_covariance(data):
     X, _ = data
     model, resp = _one_m_step(X, "full")
     _, means, covs = _weighted_full(X, resp)
+    np.testing.assert_allclose(model.reg_covar_, 1e-6 * X.var(axis=0), rtol=1e-12)
     np.testing.assert_allclose(model.means_, means, rtol=1e-10)
-    np.testing.assert_allclose(model.covariances_, covs + 1e-6 * np.eye(3), rtol=1e-9)
+    np.testing.assert_allclose(model.covariances_, covs + np.diag(model.reg_covar_), rtol=1e-9)
 
 
 def test_tied_equals_pooled_full(data):
@@ -207,14 +213,14 @@ def test_tied_equals_pooled_full(data):
     nk, means, covs = _weighted_full(X, resp)
     pooled = np.einsum("k,kij->ij", nk, covs) / nk.sum()
     np.testing.assert_allclose(model.means_, means, rtol=1e-10)
-    np.testing.assert_allclose(model.covariances_, pooled + 1e-6 * np.eye(3), rtol=1e-9)
+    np.testing.assert_allclose(model.covariances_, pooled + np.diag(model.reg_covar_), rtol=1e-9)
 
 
 def test_diag_equals_diagonal_of_full(data):
     X, _ = data
     model, resp = _one_m_step(X, "diag")
     _, _, covs = _weighted_full(X, resp)
-    expected = np.diagonal(covs, axis1=1, axis2=2) + 1e-6
+    expected = np.diagonal(covs, axis1=1, axis2=2) + 1e-6 * X.var(axis=0)
     np.testing.assert_allclose(model.covariances_, expected, rtol=1e-9)
 
 
@@ -222,8 +228,9 @@ def test_spherical_is_mean_of_diagonal(data):
     X, _ = data
     model, resp = _one_m_step(X, "spherical")
     _, _, covs = _weighted_full(X, resp)
-    expected = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1) + 1e-6
+    expected = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1) + 1e-6 * X.var(axis=0).mean()
     np.testing.assert_allclose(model.covariances_, expected, rtol=1e-9)
+    np.testing.assert_allclose(model.reg_covar_, np.full(3, 1e-6 * X.var(axis=0).mean()))
 
 
 def test_fit_predict_equals_fit_then_predict(data, covariance_type):
@@ -355,7 +362,9 @@ def _small_cluster_trap(seed):
 @pytest.mark.parametrize("make", [_scale_trap, _small_cluster_trap])
 def test_kmeans_short_em_init_beats_sklearn_single_kmeans(make):
     X = make(0)
-    ours = np.array([EMGaussianMixture(3, random_state=s).fit(X).score(X) for s in range(5)])
+    ours = np.array(
+        [EMGaussianMixture(3, random_state=s, **ABSOLUTE).fit(X).score(X) for s in range(5)]
+    )
     theirs = np.array(
         [sklearn_mixture.GaussianMixture(3, random_state=s).fit(X).score(X) for s in range(5)]
     )
@@ -414,6 +423,24 @@ def test_too_few_points_is_degenerate():
     with pytest.warns(DegenerateComponentWarning):
         model.fit(X)
     assert model.degenerate_components_.tolist() == [1]
+
+
+@pytest.mark.parametrize("reg_covar", [1e-6, 1e-2])
+def test_reg_covar_attribute_is_what_the_m_step_added(data, covariance_type, reg_covar):
+    """reg_covar_ is reg_covar * var_j ("variance", the default) or reg_covar ("absolute")."""
+    X, _ = data
+    X = X * [1e-3, 1.0, 1e3]  # features in very different units
+    variance = X.var(axis=0)
+    kwargs = dict(covariance_type=covariance_type, reg_covar=reg_covar, random_state=0)
+    model = EMGaussianMixture(K, **kwargs).fit(X)
+    expected = reg_covar * (variance.mean() if covariance_type == "spherical" else variance)
+    np.testing.assert_allclose(model.reg_covar_, np.broadcast_to(expected, (3,)), rtol=1e-12)
+    assert model.get_params()["reg_covar_scale"] == "variance"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # absolute 1e-2 swamps feature 0
+        absolute = EMGaussianMixture(K, reg_covar_scale="absolute", **kwargs).fit(X)
+    np.testing.assert_array_equal(absolute.reg_covar_, np.full(3, reg_covar))
+    assert repr(absolute).endswith("reg_covar_scale='absolute', random_state=0)")
 
 
 def test_singular_covariance_is_a_clear_error():
@@ -499,6 +526,10 @@ def test_fewer_samples_than_components():
         ({"tol": np.nan}, ValueError, "tol"),
         ({"reg_covar": -1e-6}, ValueError, "reg_covar"),
         ({"reg_covar": None}, TypeError, "reg_covar"),
+        ({"reg_covar_scale": "relative"}, ValueError, "reg_covar_scale"),
+        ({"reg_covar_scale": "Variance"}, ValueError, "reg_covar_scale"),
+        ({"reg_covar_scale": None}, TypeError, "reg_covar_scale"),
+        ({"reg_covar_scale": 1.0}, TypeError, "reg_covar_scale"),
         ({"max_iter": -1}, ValueError, "max_iter"),
         ({"max_iter": 10.0}, TypeError, "max_iter"),
         ({"n_init": 0}, ValueError, "n_init"),

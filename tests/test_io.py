@@ -57,7 +57,37 @@ def test_em_round_trip_predicts_exactly(em_module, data, tmp_path, covariance_ty
     assert type(loaded) is type(model)
     assert loaded.get_params() == model.get_params()
     _assert_predicts_identically(model, loaded, data)
+    np.testing.assert_array_equal(loaded.reg_covar_, model.reg_covar_)
     assert _no_leftovers(tmp_path, keep={"model.json"})
+
+
+@pytest.mark.parametrize("scale", ["variance", "absolute"])
+def test_em_reg_covar_scale_round_trips(em_module, data, tmp_path, scale):
+    model = em_module.EMGaussianMixture(2, reg_covar_scale=scale, random_state=0).fit(data)
+    model.save(tmp_path / "m.json")
+    content = json.loads((tmp_path / "m.json").read_text())
+    assert content["state"]["params"]["reg_covar_scale"] == scale
+    assert content["state"]["reg_covar"] == model.reg_covar_.tolist()
+    loaded = bayesgmm.load(tmp_path / "m.json")
+    assert loaded.reg_covar_scale == scale
+    np.testing.assert_array_equal(loaded.reg_covar_, model.reg_covar_)
+
+
+def test_em_file_from_before_reg_covar_scale_loads_as_absolute(em_module, data, tmp_path):
+    """Files written before reg_covar_scale existed were fitted with an absolute reg_covar."""
+    model = em_module.EMGaussianMixture(
+        2, reg_covar=1e-5, reg_covar_scale="absolute", random_state=0
+    ).fit(data)
+    model.save(tmp_path / "old.json")
+    content = json.loads((tmp_path / "old.json").read_text())
+    del content["state"]["params"]["reg_covar_scale"]
+    del content["state"]["reg_covar"]
+    (tmp_path / "old.json").write_text(json.dumps(content))
+    loaded = bayesgmm.load(tmp_path / "old.json")
+    assert loaded.get_params() == model.get_params()
+    assert loaded.reg_covar_scale == "absolute"
+    np.testing.assert_array_equal(loaded.reg_covar_, np.full(data.shape[1], 1e-5))
+    _assert_predicts_identically(model, loaded, data)
 
 
 def test_em_file_is_the_documented_json(em_module, data, tmp_path):

@@ -217,6 +217,12 @@ EM_PARAMETERS = {
     "n_init": BAD_COUNT,
     "tol": BAD_NONNEGATIVE,
     "reg_covar": BAD_NONNEGATIVE,
+    "reg_covar_scale": st.one_of(
+        st.integers(),
+        st.none(),
+        st.booleans(),
+        st.sampled_from(["Variance", "", "relative", "absolute ", "std"]),
+    ),
     "covariance_type": st.one_of(st.text(max_size=8).filter(lambda s: s not in COVARIANCE_TYPES)),
     "init_params": st.one_of(st.integers(), st.sampled_from(["KMEANS", "", "kmeans "])),
     "random_state": st.one_of(st.text(min_size=1, max_size=5), st.floats(), st.integers(-9, -1)),
@@ -573,38 +579,146 @@ def test_dp_fits_awkward_data_finitely(name, covariance_type):
         assert ADVICE.search(str(w.message)), str(w.message)
 
 
-def test_em_warns_when_reg_covar_swamps_data_in_small_units(data):
+def test_em_warns_when_an_absolute_reg_covar_swamps_data_in_small_units(data):
     X = 1e-4 * data
-    with pytest.warns(UserWarning, match=r"reg_covar=1e-06 .* Standardise X"):
-        EMGaussianMixture(3, random_state=0).fit(X)
+    absolute = {"reg_covar_scale": "absolute", "random_state": 0}
+    with pytest.warns(
+        UserWarning, match=r"reg_covar=1e-06 .* reg_covar_scale='variance'.* Standardise X"
+    ):
+        EMGaussianMixture(3, **absolute).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        EMGaussianMixture(3, reg_covar=1e-14, random_state=0).fit(X)
-        EMGaussianMixture(3, random_state=0).fit(data)
+        EMGaussianMixture(3, random_state=0).fit(X)  # relative to the variance: no warning
+        EMGaussianMixture(3, reg_covar=1e-14, **absolute).fit(X)
+        EMGaussianMixture(3, **absolute).fit(data)
 
 
 # ------------------------------------------------------------------- units
 UNITS = [(1e-4, 1e6), (1e4, -3e7)]
+# a * X + b: one scale for every feature, or one per feature (with a reflection), and
+# the relative tolerance. A shift b/a ~ 1e10 rounds a * X + b to about 6 digits of X,
+# which no fit can undo; with b/a ~ 1e3 the fits agree to about 3e-13 (measured).
+EM_UNITS = {
+    "1e-4": (1e-4, 0.3, 1e-9),
+    "1e4": (1e4, -3e7, 1e-9),
+    "per-feature": (np.array([1e-4, -3e3]), np.array([0.2, 5e4]), 1e-9),
+    "1e-4, far off": (1e-4, 1e6, 1e-5),
+}
 
 
-@pytest.mark.parametrize(("a", "b"), UNITS)
-def test_em_answer_does_not_depend_on_units(data, covariance_type, a, b):
-    """Same labels and the same log-likelihood up to the Jacobian n d log a.
+@pytest.mark.parametrize("units", list(EM_UNITS))
+def test_em_answer_does_not_depend_on_units(data, covariance_type, units):
+    """Default EM on ``a * X + b`` is the fit on ``X`` moved to the new units (issue 8).
 
-    ``reg_covar`` is in squared data units, so it scales with ``a**2``; the
-    relative tolerance covers the rounding of ``a * X + b`` (b/a ~ 1e10 leaves
-    about 6 digits of X) propagated through the fit.
+    ``reg_covar`` is relative to each feature's variance by default, so the M-step
+    commutes with the change of units: the same labels, means ``a * mu + b``,
+    covariances ``a_i a_j Sigma_ij``, and a log density lower by ``sum_j log|a_j|``
+    at every sample. Measured (max over covariance types, b/a ~ 1e3): log densities
+    within 3e-13 relative, means within 3e-13, covariances within 1e-13 relative;
+    with b/a = 1e10, 7e-7, 7e-7 and 2e-7 (the rounding of ``a * X + b``).
     """
-    n, d = data.shape
+    a, b, tol = EM_UNITS[units]
+    if covariance_type == "spherical" and np.ndim(a):
+        pytest.skip("one variance for all features: only a common scale can be invariant")
+    d = data.shape[1]
+    a_j = np.broadcast_to(a, (d,))
     base = EMGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(data)
     Z = a * data + b
-    moved = EMGaussianMixture(
-        3, covariance_type=covariance_type, reg_covar=1e-6 * a**2, random_state=0
-    ).fit(Z)
-    assert adjusted_rand_score(base.predict(data), moved.predict(Z)) == 1.0
-    jacobian = n * d * np.log(a)
-    total = moved.score(Z) * n + jacobian
-    np.testing.assert_allclose(total, base.score(data) * n, rtol=1e-7, atol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no reg_covar warning in tiny or huge units
+        moved = EMGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(Z)
+    np.testing.assert_array_equal(moved.predict(Z), base.predict(data))
+    np.testing.assert_allclose(
+        moved.score_samples(Z) + np.log(np.abs(a_j)).sum(),
+        base.score_samples(data),
+        rtol=tol,
+        atol=tol,
+    )
+    np.testing.assert_allclose((moved.means_ - b) / a, base.means_, rtol=0, atol=tol)
+    outer = np.outer(a_j, a_j)
+    unscaled = {
+        "full": lambda c: c / outer,
+        "tied": lambda c: c / outer,
+        "diag": lambda c: c / a_j**2,
+        "spherical": lambda c: c / a_j[0] ** 2,
+    }[covariance_type](moved.covariances_)
+    np.testing.assert_allclose(unscaled, base.covariances_, rtol=tol, atol=tol)
+    np.testing.assert_allclose(moved.reg_covar_ / a_j**2, base.reg_covar_, rtol=tol)
+    np.testing.assert_allclose(moved.weights_, base.weights_, rtol=tol)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_absolute_reg_covar_merges_clusters_in_small_units(data, covariance_type):
+    """Why ``reg_covar_scale="variance"`` is the default.
+
+    scikit-learn's absolute ``reg_covar=1e-6`` is about 1e-6 / 1e-7 = 10 times the
+    clusters' variance when the data are in units 1e-4 times smaller: every
+    covariance becomes a wide ridge and EM puts all samples in one component,
+    with a log-likelihood far below the fit in the original units.
+    """
+    n, d = data.shape
+    X = 1e-4 * data
+    base = EMGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(data)
+    with pytest.warns(UserWarning, match="reg_covar_scale='variance'"):
+        absolute = EMGaussianMixture(
+            3, covariance_type=covariance_type, reg_covar_scale="absolute", random_state=0
+        ).fit(X)
+    assert np.unique(absolute.predict(X)).size == 1  # measured: all 150 in one component
+    jacobian = d * np.log(1e-4)
+    assert absolute.score(X) + jacobian < base.score(data) - 1.0  # measured: 2.7 to 2.9 lower
+    relative = EMGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    np.testing.assert_array_equal(relative.predict(X), base.predict(data))
+    np.testing.assert_allclose(relative.score(X) + jacobian, base.score(data), rtol=1e-10)
+
+
+def test_em_constant_features_still_get_a_positive_regularisation(covariance_type):
+    """A constant column has no variance: it gets reg_covar times the others' mean variance."""
+    rng = np.random.default_rng(5)
+    varying = np.vstack([rng.normal(-3, 1, (60, 2)), rng.normal(3, 0.5, (60, 2))]) * [1.0, 20.0]
+    X = np.column_stack([varying[:, 0], np.full(120, 1e12 + 0.1), varying[:, 1]])
+    with warnings.catch_warnings():
+        # every component sits on the plane x_1 = const: flagged, as in absolute mode
+        warnings.simplefilter("ignore", em_module.DegenerateComponentWarning)
+        model = EMGaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    variance = varying.var(axis=0)
+    if covariance_type == "spherical":
+        expected = np.full(3, 1e-6 * variance.sum() / 3)
+        np.testing.assert_allclose(model.reg_covar_, expected, rtol=1e-6)
+    else:
+        expected = 1e-6 * np.array([variance[0], variance.mean(), variance[1]])
+        np.testing.assert_allclose(model.reg_covar_, expected, rtol=1e-9)
+    assert np.all(model.reg_covar_ > 0)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.isfinite(getattr(model, name)).all(), name
+    assert np.isfinite(model.score_samples(X)).all()
+    assert sorted(np.bincount(model.predict(X)).tolist()) == [60, 60]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0.0, 1e-6), (3.0, 9e-6), (-2e12, 4e18)], ids=["zero", "3", "-2e12"]
+)
+def test_em_on_all_equal_rows_uses_the_data_magnitude(value, expected):
+    """No feature varies: the mean square of the feature means stands in (1 at zero)."""
+    X = np.full((10, 2), value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", em_module.DegenerateComponentWarning)
+        model = EMGaussianMixture(1, random_state=0).fit(X)
+    np.testing.assert_allclose(model.reg_covar_, [expected, expected], rtol=1e-12)
+    assert np.isfinite(model.score_samples(X)).all()
+
+
+def test_em_variance_near_underflow_is_no_scale(covariance_type):
+    """A variance near 1e-308 (squares underflow) is no unit: reg_covar is used as it is.
+
+    Found by hypothesis: relative to that variance the amount was subnormal and the
+    covariance not positive definite.
+    """
+    X = np.array([[1.95604432e-154], [0.0], [0.0], [0.0], [0.0], [0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", em_module.DegenerateComponentWarning)
+        model = EMGaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
+    np.testing.assert_array_equal(model.reg_covar_, [1e-6])
+    assert np.isfinite(model.score_samples(X)).all()
 
 
 @pytest.mark.parametrize(("a", "b"), UNITS)
