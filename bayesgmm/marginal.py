@@ -298,20 +298,39 @@ def _layout(full: np.ndarray, kind: str) -> np.ndarray:
     return diagonal if kind == "diag" else diagonal.mean(axis=-1)
 
 
-def _log_component_draws(X: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
-    """``log N(x_i | mu_sk, L_sk L_sk')`` for a block of draws: shape (S, n, K)."""
-    d = X.shape[1]
+def _log_joint_blocks(
+    X: np.ndarray, w: np.ndarray, m: np.ndarray, c: np.ndarray, center: np.ndarray
+) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """Yield ``(rows, draws, log w_sk + log N(x_i | mu_sk, Sigma_sk))`` block by block.
+
+    ``w``, ``m``, ``c``: (S, K), (S, K, d), (S, K, d, d) draws. ``rows`` and
+    ``draws`` are slices; the array has shape (draws, rows, K). Each block of rows
+    is visited with all its draw blocks, in order, before the next, so a caller can
+    reduce over draws one row block at a time: memory stays within a few blocks
+    of about 8M numbers (``_BLOCK_ELEMENTS``) whatever the numbers of rows and
+    draws. Each density is computed by whitening, ``|L^-1 (x - mu)|^2`` with
+    ``Sigma = L L'``, in coordinates centred on ``center`` (the training mean).
+    """
+    s, k = w.shape
+    n, d = X.shape
+    chol = np.linalg.cholesky(c)
     inverse = np.linalg.inv(chol)  # (S, K, d, d), lower triangular
-    # Whitened data per draw and component: L^-1 x - L^-1 mu.
-    projected = np.einsum("skab,nb->snka", inverse, X)
-    shift = np.einsum("skab,skb->ska", inverse, means)
-    projected -= shift[:, None]
-    log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    return (
-        -0.5 * np.einsum("snka,snka->snk", projected, projected)
-        - log_det[:, None]
-        - 0.5 * d * _LOG_2PI
-    )
+    shift = np.einsum("skab,skb->ska", inverse, m - center)
+    constant = -np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1) - 0.5 * d * _LOG_2PI
+    with np.errstate(divide="ignore"):
+        constant = constant + np.log(w)  # (S, K)
+    per_row_draw = k * (d + 1)
+    rows = min(n, max(256, _BLOCK_ELEMENTS // max(1, s * per_row_draw)))
+    step = max(1, min(s, _BLOCK_ELEMENTS // max(1, rows * per_row_draw)))
+    for lo in range(0, n, rows):
+        row_slice = slice(lo, min(lo + rows, n))
+        block_t = (X[row_slice] - center).T  # (d, rows)
+        for first in range(0, s, step):
+            draw_slice = slice(first, min(first + step, s))
+            projected = inverse[draw_slice] @ block_t  # (draws, K, d, rows)
+            projected -= shift[draw_slice, :, :, None]
+            maha = np.einsum("skdr,skdr->srk", projected, projected)
+            yield row_slice, draw_slice, constant[draw_slice, None, :] - 0.5 * maha
 
 
 def _validate_priors(priors: Any) -> dict[str, float]:
@@ -610,7 +629,7 @@ class MarginalGaussianMixture(ParamsMixin):
         posterior_raw = {"weights": weights, "means": means, "covariances": covs}
         params = self._posterior_mean(w_rl, m_rl, c_rl, kind)
         log_lik = self._pointwise_log_likelihood(
-            X, w_rl.reshape(flat), m_rl.reshape(flat + (d,)), c_rl.reshape(flat + (d, d))
+            X, w_rl.reshape(flat), m_rl.reshape(flat + (d,)), c_rl.reshape(flat + (d, d)), loc
         )
         idata = _make_datatree(
             posterior, posterior_raw, log_lik.reshape(chains, draws, n), X, features, sample_stats
@@ -776,28 +795,18 @@ class MarginalGaussianMixture(ParamsMixin):
 
     # ------------------------------------------------------------- draws
     @staticmethod
-    def _draw_step(n: int, k: int, d: int) -> int:
-        """Draws per block so that one (draws, n, K, d) block has about 8M elements."""
-        return max(1, _BLOCK_ELEMENTS // max(1, n * k * (d + 1)))
-
     def _pointwise_log_likelihood(
-        self, X: np.ndarray, w: np.ndarray, m: np.ndarray, c: np.ndarray
+        X: np.ndarray, w: np.ndarray, m: np.ndarray, c: np.ndarray, center: np.ndarray
     ) -> np.ndarray:
         """``log sum_k w_sk N(x_i | mu_sk, Sigma_sk)`` for every draw: shape (S, n)."""
-        s, k = w.shape
-        n = X.shape[0]
-        out = np.empty((s, n))
-        center = X.mean(axis=0)
-        Xc = X - center
-        with np.errstate(divide="ignore"):
-            log_w = np.log(w)
-        step = self._draw_step(n, k, X.shape[1])
-        for lo in range(0, s, step):
-            hi = min(lo + step, s)
-            chol = np.linalg.cholesky(c[lo:hi])
-            log_comp = _log_component_draws(Xc, m[lo:hi] - center, chol)
-            out[lo:hi] = logsumexp(log_comp + log_w[lo:hi, None, :], axis=-1)
+        out = np.empty((w.shape[0], X.shape[0]))
+        for rows, draws, log_joint in _log_joint_blocks(X, w, m, c, center):
+            out[draws, rows] = logsumexp(log_joint, axis=-1)
         return out
+
+    def _n_draws(self) -> int:
+        post = self.idata_["posterior"]
+        return int(post.sizes["chain"] * post.sizes["draw"])
 
     def _flat_posterior(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         post = self.idata_["posterior"]
@@ -814,20 +823,11 @@ class MarginalGaussianMixture(ParamsMixin):
         return array
 
     def _log_joint_blocks(self, X: np.ndarray, select: np.ndarray | None = None) -> Any:
-        """Yield ``log w_sk + log N(x_i | theta_sk)`` for blocks of draws, shape (S_b, n, K)."""
+        """:func:`_log_joint_blocks` over the fitted posterior (or the ``select``-ed draws)."""
         w, m, c = self._flat_posterior()
         if select is not None:
             w, m, c = w[select], m[select], c[select]
-        s, k = w.shape
-        center = X.mean(axis=0)
-        Xc = X - center
-        with np.errstate(divide="ignore"):
-            log_w = np.log(w)
-        step = self._draw_step(X.shape[0], k, X.shape[1])
-        for lo in range(0, s, step):
-            hi = min(lo + step, s)
-            chol = np.linalg.cholesky(c[lo:hi])
-            yield _log_component_draws(Xc, m[lo:hi] - center, chol) + log_w[lo:hi, None, :]
+        return _log_joint_blocks(X, w, m, c, self._loc)
 
     def membership_draws(
         self, X: Any, max_draws: int | None = None, random_seed: Any = None
@@ -838,7 +838,8 @@ class MarginalGaussianMixture(ParamsMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
         max_draws : int, optional
-            Use at most this many draws, chosen at random without replacement.
+            Use at most this many draws, chosen at random without replacement. The
+            result holds ``draws x n_samples x K`` numbers: limit the draws on large X.
         random_seed : int, numpy.random.Generator or None
             Chooses the draws when ``max_draws`` is smaller than the number of draws.
 
@@ -848,15 +849,14 @@ class MarginalGaussianMixture(ParamsMixin):
         """
         X = self._check_X(X)
         select = self._select_draws(max_draws, random_seed)
-        blocks = []
-        for log_joint in self._log_joint_blocks(X, select):
-            blocks.append(np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True)))
-        return np.concatenate(blocks, axis=0)
+        s = self._n_draws() if select is None else select.size
+        out = np.empty((s, X.shape[0], self.params_.n_components))
+        for rows, draws, log_joint in self._log_joint_blocks(X, select):
+            out[draws, rows] = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+        return out
 
     def _select_draws(self, max_draws: int | None, random_seed: Any) -> np.ndarray | None:
-        total = int(
-            self.idata_["posterior"].sizes["chain"] * self.idata_["posterior"].sizes["draw"]
-        )
+        total = self._n_draws()
         if max_draws is None:
             return None
         max_draws = check_int(max_draws, "max_draws", minimum=1)
@@ -882,6 +882,12 @@ class MarginalGaussianMixture(ParamsMixin):
         Returns
         -------
         ndarray of shape (n_samples, n_components) or xarray.Dataset
+
+        Notes
+        -----
+        Rows are processed in blocks (draws x rows x K within about 8M numbers), so
+        memory stays bounded on millions of rows; the time is proportional to
+        draws x rows.
         """
         if hdi_prob is not None:
             hdi_prob = check_float(
@@ -893,33 +899,31 @@ class MarginalGaussianMixture(ParamsMixin):
                 include_maximum=False,
             )
         X = self._check_X(X)
+        n, k = X.shape[0], self.params_.n_components
         if hdi_prob is None:
-            total = np.zeros((X.shape[0], self.params_.n_components))
-            count = 0
-            for log_joint in self._log_joint_blocks(X):
-                total += np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True)).sum(0)
-                count += log_joint.shape[0]
-            return total / count
+            total = np.zeros((n, k))
+            for rows, _, log_joint in self._log_joint_blocks(X):
+                probs = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+                total[rows] += probs.sum(axis=0)
+            return total / self._n_draws()
         import xarray as xr
 
-        w, _, _ = self._flat_posterior()
-        select = np.unique(np.linspace(0, w.shape[0] - 1, min(1000, w.shape[0])).astype(int))
-        probs = np.concatenate(
-            [
-                np.exp(lj - logsumexp(lj, axis=-1, keepdims=True))
-                for lj in self._log_joint_blocks(X, select)
-            ],
-            axis=0,
-        )
+        s = self._n_draws()
+        select = np.unique(np.linspace(0, s - 1, min(1000, s)).astype(int))
         tail = (1.0 - hdi_prob) / 2.0
-        lower, upper = np.quantile(probs, [tail, 1.0 - tail], axis=0)
+        mean, lower, upper = (np.empty((n, k)) for _ in range(3))
+        block: list[np.ndarray] = []
+        for rows, draws, log_joint in self._log_joint_blocks(X, select):
+            block.append(np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True)))
+            if draws.stop == select.size:  # the last draws of this row block
+                probs = np.concatenate(block, axis=0)
+                block = []
+                mean[rows] = probs.mean(axis=0)
+                lower[rows], upper[rows] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
         dims = ("obs_id", "component")
-        coords = {
-            "obs_id": np.arange(X.shape[0]),
-            "component": np.arange(self.params_.n_components),
-        }
+        coords = {"obs_id": np.arange(n), "component": np.arange(k)}
         return xr.Dataset(
-            {"mean": (dims, probs.mean(axis=0)), "lower": (dims, lower), "upper": (dims, upper)},
+            {"mean": (dims, mean), "lower": (dims, lower), "upper": (dims, upper)},
             coords=coords,
             attrs={"hdi_prob": hdi_prob, "interval": "equal-tailed"},
         )
@@ -929,11 +933,20 @@ class MarginalGaussianMixture(ParamsMixin):
         return np.asarray(self.predict_proba(X)).argmax(axis=1)
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """Posterior predictive log density ``log (1/S) sum_s p(x_i | theta_s)`` per point."""
+        """Posterior predictive log density ``log (1/S) sum_s p(x_i | theta_s)`` per point.
+
+        Rows are processed in blocks, so memory stays bounded on large ``X``.
+        """
         X = self._check_X(X)
-        parts = [logsumexp(lj, axis=-1) for lj in self._log_joint_blocks(X)]
-        per_draw = np.concatenate(parts, axis=0)
-        return logsumexp(per_draw, axis=0) - np.log(per_draw.shape[0])
+        s = self._n_draws()
+        out = np.empty(X.shape[0])
+        block: list[np.ndarray] = []
+        for rows, draws, log_joint in self._log_joint_blocks(X):
+            block.append(logsumexp(log_joint, axis=-1))
+            if draws.stop == s:
+                out[rows] = logsumexp(np.concatenate(block, axis=0), axis=0) - np.log(s)
+                block = []
+        return out
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean posterior predictive log density of the points."""

@@ -555,3 +555,43 @@ def test_interrupted_sampling_raises_and_keeps_the_fit(marginal_fit, monkeypatch
     with pytest.raises(KeyboardInterrupt, match="after 10 of 20 draws"):
         model.fit(X, draws=20, tune=20, chains=1, random_seed=3, progressbar=False)
     np.testing.assert_array_equal(model.idata_["posterior"]["means"].values, before)
+
+
+# ------------------------------------------------------- predictions in blocks
+@pytest.mark.sampling
+def test_predictions_in_small_blocks_equal_one_block(marginal_fit, monkeypatch):
+    """Blocking over rows and draws (for large X) changes no number, and bounds each block."""
+    from bayesgmm import marginal
+
+    model, X = marginal_fit
+    whole = (
+        model.predict_proba(X),
+        model.score_samples(X),
+        model.membership_draws(X[:50]),
+        model.predict_proba(X[:40], hdi_prob=0.9),
+    )
+    seen = []
+    real = marginal._log_joint_blocks
+
+    def spy(*args):
+        for rows, draws, block in real(*args):
+            seen.append((rows, draws, block.shape))
+            yield rows, draws, block
+
+    monkeypatch.setattr(marginal, "_BLOCK_ELEMENTS", 3000)
+    monkeypatch.setattr(marginal, "_log_joint_blocks", spy)
+    blocked = (
+        model.predict_proba(X),
+        model.score_samples(X),
+        model.membership_draws(X[:50]),
+        model.predict_proba(X[:40], hdi_prob=0.9),
+    )
+    np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-12)
+    np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12, atol=1e-15)
+    for name in ("mean", "lower", "upper"):
+        np.testing.assert_allclose(blocked[3][name], whole[3][name], rtol=1e-12, atol=1e-15)
+    # 300 rows come in blocks of 256 rows (the least), and then one draw at a time;
+    # every block, draws x rows x K x (d + 1) numbers, stays within the budget.
+    assert {rows.stop - rows.start for rows, _, _ in seen} >= {256, 44}
+    assert all(s * r * 3 * 3 <= 3000 for _, _, (s, r, _) in seen)
