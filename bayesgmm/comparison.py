@@ -384,6 +384,12 @@ def _model_tree(model: Any, X: np.ndarray, name: str, n_draws: int, seed: int) -
         return None
     tree = model.idata_ if kind == "nuts" else model.to_datatree(n_draws=n_draws, random_seed=seed)
     _check_same_data(name, tree, X)
+    if kind == "nuts" and "log_likelihood" not in tree.children:
+        raise ValueError(
+            f"{name}: expected a fit with a 'log_likelihood' group, got one without it "
+            f"({tree.attrs.get('log_likelihood', 'not stored')}); call its "
+            "compute_log_likelihood() or refit with log_likelihood=True"
+        )
     return tree
 
 

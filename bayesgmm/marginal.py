@@ -17,6 +17,15 @@ expression over all components (batched Cholesky factors, a triangular solve,
 ``logsumexp`` over components), not a Python list of K distributions, so the
 compiled graph stays small whatever K is.
 
+Large data. NUTS evaluates every row at every leapfrog step. ``fit(X,
+method="laplace")`` instead approximates the posterior by the normal distribution
+at its mode in the same unconstrained coordinates (mean: the mode, found by
+Newton's method from the EM solution; covariance: the inverse of minus the Hessian
+there, by finite differences of the exact gradient), the limit the posterior
+approaches as the number of rows grows; a Pareto-k importance-sampling check says
+when it is not to be trusted. ``fit(X, subsample=m)`` fits m random rows (an exact
+posterior for those rows, wider than for all of them by about sqrt(n / m)).
+
 Identifiability. The posterior is invariant under the K! permutations of the
 components. All chains start from one EM solution (jittered), which keeps them
 in the same labelling in practice; every draw is then relabelled to that EM
@@ -34,6 +43,9 @@ Analysis 100(9), 1989-2001. doi:10.1016/j.jmva.2009.04.008
 
 Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593-1623.
 
+Yao, Y., Vehtari, A., Simpson, D. and Gelman, A. (2018). Yes, but did it work?:
+Evaluating variational inference. ICML, PMLR 80, 5581-5590.
+
 Stephens, M. (2000). Dealing with label switching in mixture models. JRSS B
 62(4), 795-809. doi:10.1111/1467-9868.00265
 """
@@ -48,6 +60,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import logsumexp
 
 from bayesgmm import _gaussian, relabel
@@ -70,7 +83,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import pymc as pm
     import xarray as xr
 
-__all__ = ["DEFAULT_PRIORS", "MarginalGaussianMixture", "SamplingWarning"]
+__all__ = [
+    "DEFAULT_PRIORS",
+    "LOG_LIKELIHOOD_MAX_ELEMENTS",
+    "MarginalGaussianMixture",
+    "SamplingWarning",
+]
 
 DEFAULT_PRIORS: dict[str, float] = {
     "weights_concentration": 1.0,
@@ -90,9 +108,41 @@ uniform, larger shrinks towards no correlation).
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _SAMPLERS = ("auto", "nutpie", "pymc")
+_METHODS = ("nuts", "laplace")
+
+LOG_LIKELIHOOD_MAX_ELEMENTS = 1 << 26
+"""Largest draws x rows for which ``fit(..., log_likelihood="auto")`` stores the pointwise
+log-likelihood (2^26 float64 numbers, 512 MiB)."""
+
+# Laplace's method: finite-difference step of the Hessian (unconstrained units of the
+# standardised model, where the log density varies on a scale of order one), the move
+# after which the Hessian is evaluated again (same units), tolerance on the Newton
+# decrement (posterior sd), Newton iterations, and draws for the check.
+_LAPLACE_STEP = 1e-4
+_LAPLACE_REFRESH = 0.005
+_LAPLACE_TOL = 0.01
+_LAPLACE_MAX_ITER = 50
+_LAPLACE_CHECK_DRAWS = 200
+# Above twice this many rows, Newton's method starts from minus the Hessian on this many
+# rows (scaled to all of them) rather than on all rows.
+_LAPLACE_PRECONDITION_ROWS = 20_000
+_LAPLACE_INFO = (
+    "pareto_k",
+    "newton_decrement",
+    "newton_iterations",
+    "gradient_evaluations",
+    "hessian_evaluations",
+    "preconditioner_rows",
+    "used_lbfgs",
+    "fd_step",
+)
+# Pareto k above which importance sampling (and so the approximation it checks) fails.
+_PARETO_K_LIMIT = 0.7
 # Compiled models, keyed by everything the compiled graph depends on (not the data):
-# (n_features, n_components, covariance_type, priors, sampler).
-_MODEL_CACHE: dict[tuple[Any, ...], _CachedModel] = {}
+# (n_features, n_components, covariance_type, priors, sampler, feature names) for NUTS,
+# ("laplace", n_features, n_components, covariance_type, priors, feature names) for the
+# log density, its gradient and the transforms that Laplace's method uses.
+_MODEL_CACHE: dict[tuple[Any, ...], _CachedModel | _LaplaceModel] = {}
 # Elements of the (draws, points, components) arrays evaluated at once (about 64 MiB).
 _BLOCK_ELEMENTS = 1 << 23
 
@@ -179,8 +229,16 @@ def _build_pymc_model(
     covariance_type: str,
     priors: dict[str, float],
     feature_names: list[Any],
+    batch_size: int | None = None,
 ) -> pm.Model:
-    """Build the marginal mixture on standardised data ``Z`` (see the module docstring)."""
+    """Build the marginal mixture on standardised data ``Z`` (see the module docstring).
+
+    With ``batch_size``, the observed variable is a :func:`pymc.Minibatch` of that
+    many rows of ``X`` drawn afresh at every evaluation, and its log-likelihood is
+    multiplied by ``n / batch_size`` (``total_size``, here the symbolic number of
+    rows of ``X``, so the compiled graph serves data of any length): an unbiased
+    estimate of the full-data log-likelihood, for stochastic variational inference.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -195,6 +253,13 @@ def _build_pymc_model(
     correlated = covariance_type in ("full", "tied") and d > 1
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", Z, dims=("obs_id", "feature"))
+        observed: dict[str, Any] = {"observed": data, "dims": ("obs_id", "feature")}
+        if batch_size is not None:
+            # The rows of the minibatch are not the obs_id coordinate: no dims.
+            observed = {
+                "observed": pm.Minibatch(data, batch_size=batch_size),
+                "total_size": [data.shape[0], None],
+            }
         weights = pm.Dirichlet(
             "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
         )
@@ -226,9 +291,8 @@ def _build_pymc_model(
                 means,
                 chol,
                 logp=_mixture_logp_cholesky,
-                observed=data,
-                dims=("obs_id", "feature"),
                 signature="(k),(k,d),(k,d,d)->(d)",
+                **observed,
             )
         else:
             if covariance_type == "spherical":
@@ -241,9 +305,8 @@ def _build_pymc_model(
                 means,
                 scales,
                 logp=_mixture_logp_diagonal,
-                observed=data,
-                dims=("obs_id", "feature"),
                 signature="(k),(k,d),(k,d)->(d)",
+                **observed,
             )
     return model
 
@@ -414,9 +477,301 @@ def _nutpie_available() -> bool:
     return importlib.util.find_spec("nutpie") is not None
 
 
+# ------------------------------------------------------------ Laplace's method
+@dataclasses.dataclass
+class _LaplaceModel:
+    """The compiled pieces Laplace's method needs, for one model (cached like NUTS's)."""
+
+    model: Any
+    value_and_grad: Any  # flat unconstrained vector -> (log density, gradient)
+    log_density_fn: Any  # flat unconstrained vector -> [log density]
+    constrain_fn: Any  # value variables of one draw -> free variables
+    layout: list[tuple[str, tuple[int, ...]]]  # value variables in the flat vector's order
+    free_names: list[str]
+
+    @classmethod
+    def compile(cls, model: Any) -> _LaplaceModel:
+        import pytensor
+
+        point = model.initial_point(0)
+        value_vars = list(model.continuous_value_vars)
+        layout = [(v.name, tuple(np.shape(point[v.name]))) for v in value_vars]
+        # Tempered: log prior + log Jacobian + weight * log-likelihood, so that the
+        # likelihood of a subsample can stand for all rows (weight n / m).
+        value_and_grad = model.logp_dlogp_function(
+            ravel_inputs=True, initial_point=point, tempered=True
+        )
+        log_density = model.logp_dlogp_function(
+            ravel_inputs=True, initial_point=point, compute_grads=False
+        )
+        free = list(model.free_RVs)
+        constrain = pytensor.function(value_vars, model.replace_rvs_by_values(free))
+        return cls(model, value_and_grad, log_density, constrain, layout, [rv.name for rv in free])
+
+    def set_data(self, Z: np.ndarray, weight: float = 1.0) -> None:
+        """Evaluate on rows ``Z``, their log-likelihood multiplied by ``weight``."""
+        self.model.set_data("X", Z, coords={"obs_id": np.arange(Z.shape[0])})
+        self.value_and_grad.set_weights(np.array([weight], dtype=np.float64))
+
+    def subsample_precision(
+        self, Z: np.ndarray, x: np.ndarray, rows: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Minus the Hessian at ``x`` with the likelihood of ``rows`` rows scaled to all of Z."""
+        n = Z.shape[0]
+        chosen = np.sort(rng.choice(n, size=rows, replace=False))
+        try:
+            self.set_data(Z[chosen], weight=n / rows)
+            return _finite_difference_precision(
+                lambda y: np.asarray(self.value_and_grad(y)[1], dtype=np.float64), x
+            )
+        finally:
+            self.set_data(Z)
+
+    @property
+    def labels(self) -> list[str]:
+        """One name per coordinate of the flat vector, e.g. ``means[1, 0]``."""
+        out = []
+        for name, shape in self.layout:
+            out += [f"{name}[{', '.join(map(str, i))}]" if i else name for i in np.ndindex(shape)]
+        return out
+
+    def flatten(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Constrained values of the free variables -> flat unconstrained vector."""
+        from pymc.initial_point import make_initial_point_fn
+
+        point = make_initial_point_fn(
+            model=self.model, overrides=values, jitter_rvs=set(), return_transformed=True
+        )(0)
+        return np.concatenate([np.ravel(point[name]) for name, _ in self.layout])
+
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
+        out, at = [], 0
+        for _, shape in self.layout:
+            size = int(np.prod(shape, dtype=int))
+            out.append(flat[at : at + size].reshape(shape))
+            at += size
+        return out
+
+    def log_density(self, flat: np.ndarray) -> float:
+        return float(np.asarray(self.log_density_fn(flat)[0]))
+
+    def constrain(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Draws (S, D) of the flat vector -> free variables, each (1, S, ...)."""
+        per_draw = [self.constrain_fn(*self.split(row)) for row in flat]
+        return {
+            name: np.stack([np.asarray(values[i]) for values in per_draw])[None]
+            for i, name in enumerate(self.free_names)
+        }
+
+
+def _finite_difference_precision(
+    grad: Any, x: np.ndarray, step: float = _LAPLACE_STEP
+) -> np.ndarray:
+    """Minus the Hessian of the log density at ``x``, by central differences of ``grad``.
+
+    Column j is ``-(grad(x + h e_j) - grad(x - h e_j)) / 2h``; the result is
+    symmetrised. The truncation error is O(h^2) relative to the curvature on the
+    O(1) scale of the unconstrained coordinates of the standardised model.
+    """
+    size = x.size
+    out = np.empty((size, size))
+    for j in range(size):
+        offset = np.zeros(size)
+        offset[j] = step
+        out[:, j] = (grad(x - offset) - grad(x + offset)) / (2.0 * step)
+    return 0.5 * (out + out.T)
+
+
+def _cholesky_or_none(matrix: np.ndarray) -> np.ndarray | None:
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _laplace_mode(
+    value_and_grad: Any,
+    x0: np.ndarray,
+    *,
+    preconditioner: np.ndarray | None = None,
+    tol: float = _LAPLACE_TOL,
+    max_iter: int = _LAPLACE_MAX_ITER,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Mode of a log density and minus its Hessian there, by Newton's method from ``x0``.
+
+    Each Newton step ``P^-1 g`` (``g`` the gradient, ``P`` minus a Hessian) is
+    halved until the log density rises enough (Armijo's condition). ``P`` starts
+    as ``preconditioner`` when given (minus the Hessian on a subsample of rows,
+    scaled to all of them: cheap, and close enough that each step cuts the
+    distance to the mode many times) and otherwise as minus the Hessian at
+    ``x0``, by central differences of the exact gradient. Iteration stops when
+    the Newton decrement ``sqrt(g' P^-1 g)``, the length of the remaining step
+    in posterior standard deviations, is below ``tol`` *and* ``P`` is the
+    full-data Hessian evaluated within ``_LAPLACE_REFRESH`` of the current point
+    in every coordinate; otherwise that Hessian is evaluated and iteration goes
+    on. In the unconstrained coordinates of the standardised model the curvature
+    changes by a relative amount of the order of the move (for a log standard
+    deviation, twice the move), so the returned Hessian is within about 1% of the
+    one at the mode. Where ``P`` is not positive definite (far from a mode),
+    L-BFGS takes over once and Newton's method resumes from its solution.
+    """
+    counts = {"gradient_evaluations": 0, "hessian_evaluations": 0}
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        counts["gradient_evaluations"] += 1
+        value, gradient = value_and_grad(x)
+        return float(value), np.asarray(gradient, dtype=np.float64)
+
+    def precision_at(x: np.ndarray) -> np.ndarray:
+        counts["hessian_evaluations"] += 1
+        return _finite_difference_precision(lambda y: fg(y)[1], x)
+
+    x = np.array(x0, dtype=np.float64)
+    f, g = fg(x)
+    if not np.isfinite(f):
+        raise RuntimeError(
+            "method='laplace': the log posterior density is not finite at the EM start"
+        )
+    anchor: np.ndarray | None = None  # where the full-data Hessian was evaluated
+    if preconditioner is None or _cholesky_or_none(preconditioner) is None:
+        precision, anchor = precision_at(x), x.copy()
+    else:
+        precision = preconditioner
+    used_lbfgs = False
+    decrement = np.inf
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        chol = _cholesky_or_none(precision)
+        if chol is None:
+            if used_lbfgs:
+                break
+            x, f, g = _lbfgs(fg, x)
+            used_lbfgs = True
+            precision, anchor = precision_at(x), x.copy()
+            continue
+        direction = cho_solve((chol, True), g)
+        decrement = float(np.sqrt(max(float(g @ direction), 0.0)))
+        if decrement < tol:
+            if anchor is not None and np.abs(x - anchor).max() <= _LAPLACE_REFRESH:
+                break
+            precision, anchor = precision_at(x), x.copy()
+            continue
+        alpha = 1.0
+        while True:
+            f_new, g_new = fg(x + alpha * direction)
+            if np.isfinite(f_new) and f_new >= f + 1e-4 * alpha * float(g @ direction):
+                break
+            alpha *= 0.5
+            if alpha < 1e-10:
+                raise RuntimeError(
+                    "method='laplace': Newton's method found no step that raises the log "
+                    "posterior density; use method='nuts'"
+                )
+        x, f, g = x + alpha * direction, f_new, g_new
+    if anchor is None:  # stopped before the full-data Hessian was ever evaluated
+        precision = precision_at(x)
+        chol = _cholesky_or_none(precision)
+        if chol is not None:
+            decrement = float(np.sqrt(max(float(g @ cho_solve((chol, True), g)), 0.0)))
+    if _cholesky_or_none(precision) is None:
+        raise RuntimeError(
+            "method='laplace': minus the Hessian of the log posterior density is not "
+            "positive definite at the mode found from the EM solution, so no normal "
+            "approximation exists there (often an empty or duplicated component); use "
+            "method='nuts' or fewer components"
+        )
+    info = {
+        "newton_decrement": decrement,
+        "newton_iterations": iterations,
+        "converged": bool(decrement < tol),
+        "used_lbfgs": int(used_lbfgs),
+        "fd_step": _LAPLACE_STEP,
+        **counts,
+    }
+    return x, precision, info
+
+
+def _lbfgs(fg: Any, x0: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Maximise the log density by L-BFGS from ``x0``; return the point, value, gradient."""
+    from scipy.optimize import minimize
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = fg(x)
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(x)
+        return -value, -gradient
+
+    result = minimize(negative, x0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    f, g = fg(result.x)
+    return np.asarray(result.x, dtype=np.float64), f, g
+
+
+def _pareto_k(log_ratios: np.ndarray) -> float:
+    """Pareto k of importance ratios (PSIS, Vehtari et al. 2024); inf if any is not finite."""
+    from arviz_stats.base import array_stats
+
+    finite = log_ratios[np.isfinite(log_ratios)]
+    if finite.size < log_ratios.size or finite.size < 10:
+        return float("inf")
+    _, khat = array_stats.psislw(finite - finite.max(), r_eff=1.0)
+    return float(khat)
+
+
+def _warn_laplace(info: dict[str, Any]) -> None:
+    problems = []
+    if not info.get("converged", True):
+        problems.append(
+            f"Newton's method stopped after {info['newton_iterations']} iterations with the "
+            f"mode uncertain by {info['newton_decrement']:.2g} posterior sd (tolerance "
+            f"{_LAPLACE_TOL}); the approximation is centred off the mode: use method='nuts'"
+        )
+    k_hat = info.get("pareto_k", 0.0)
+    if not k_hat <= _PARETO_K_LIMIT:
+        problems.append(
+            f"Pareto k {k_hat:.2f} > {_PARETO_K_LIMIT} for the importance ratios posterior / "
+            "normal approximation: the posterior is not close to normal (few rows per "
+            "component, or a component near empty); use method='nuts', on a subsample if "
+            "the data are large"
+        )
+    for text in problems:
+        warnings.warn(text, SamplingWarning, stacklevel=3)
+
+
+def _check_subsample(subsample: Any, n: int, k: int) -> int | None:
+    if subsample is None:
+        return None
+    low = max(2, k + 1)
+    if isinstance(subsample, bool) or not isinstance(subsample, (int, np.integer)):
+        raise TypeError(message("subsample", "None or an integer", subsample))
+    if not low <= subsample <= n:
+        raise ValueError(
+            message(
+                "subsample",
+                f"None or an integer between {low} and the number of rows ({n})",
+                subsample,
+            )
+        )
+    return int(subsample)
+
+
+def _check_log_likelihood(value: Any) -> bool | str:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(message("log_likelihood", "True, False or 'auto'", value))
+        return value
+    raise TypeError(message("log_likelihood", "True, False or 'auto'", value))
+
+
 # --------------------------------------------------------------------- estimator
 class MarginalGaussianMixture(ParamsMixin):
-    """Gaussian mixture with labels marginalised out, sampled by NUTS (nutpie or PyMC).
+    """Gaussian mixture with labels marginalised out, sampled by NUTS or approximated by Laplace.
+
+    ``fit(X)`` samples the posterior by NUTS (nutpie or PyMC); ``fit(X,
+    method="laplace")`` approximates it by a normal distribution at its mode, for
+    data too large for NUTS (see :meth:`fit` and :doc:`/how-to/large-data`).
 
     Parameters
     ----------
@@ -437,9 +792,17 @@ class MarginalGaussianMixture(ParamsMixin):
         Posterior mean of the relabelled weights, means and covariances.
     idata_ : xarray.DataTree
         Groups ``posterior`` (relabelled ``weights``, ``means``, ``covariances``
-        (always full), ``stds``, ``correlations``), ``posterior_raw`` (the same,
-        as sampled), ``log_likelihood`` (``obs``, per ``obs_id``),
-        ``observed_data`` and ``sample_stats``.
+        (always full), ``stds``, ``correlations``; attribute ``inference_method``),
+        ``posterior_raw`` (the same, as sampled), ``observed_data``,
+        ``log_likelihood`` (``obs``, per ``obs_id``; left out on large data, see
+        ``fit``'s ``log_likelihood``), and ``sample_stats`` (NUTS) or ``laplace``
+        (Laplace: the mode and precision matrix in unconstrained coordinates, the
+        log densities of the check draws, and attributes ``pareto_k``,
+        ``newton_decrement`` and the numbers of gradient evaluations).
+    inference_method_ : {"nuts", "laplace"}
+        How the posterior draws were made.
+    subsample_indices_ : ndarray of int or None
+        Rows of ``X`` that were fitted when ``fit`` was given ``subsample``.
     reference_ : GaussianMixtureParams
         The EM solution the chains started from and were relabelled to.
     permutations_ : ndarray of shape (n_chains, n_draws, K)
@@ -450,15 +813,20 @@ class MarginalGaussianMixture(ParamsMixin):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
+    sampler_ : str or None
+        ``"nutpie"`` or ``"pymc"`` for NUTS, None for Laplace.
     timings_ : dict
-        Seconds spent compiling (0 when the cache was used) and sampling.
+        Seconds spent on the EM start (``start``), compiling (``compile``, 0 when
+        the cache was used), sampling (``sample``; for Laplace ``optimize`` and
+        ``draw``) and the pointwise log-likelihood (``log_likelihood``).
 
     Notes
     -----
-    Compiling the model dominates the first fit (about a minute with numba on
-    two cores). Compiled models are cached per process by (number of features,
-    K, covariance type, priors, sampler); a later fit on data with the same
-    number of features reuses the compiled model with the new data.
+    Compiling the model dominates the first NUTS fit (about a minute with numba
+    on two cores; a few seconds for Laplace's method). Compiled models are
+    cached per process by (number of features, K, covariance type, priors,
+    sampler or method, feature names); a later fit on data with the same number
+    of features reuses the compiled model with the new data.
 
     Examples
     --------
@@ -531,6 +899,7 @@ class MarginalGaussianMixture(ParamsMixin):
         X: Any,
         y: Any = None,
         *,
+        method: str = "nuts",
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
@@ -538,24 +907,60 @@ class MarginalGaussianMixture(ParamsMixin):
         random_seed: Any = None,
         progressbar: bool = True,
         nuts_sampler_kwargs: dict[str, Any] | None = None,
+        subsample: int | None = None,
+        log_likelihood: bool | str = "auto",
     ) -> MarginalGaussianMixture:
-        """Sample the posterior by NUTS, starting every chain from an EM solution.
+        """Sample the posterior by NUTS, or approximate it by Laplace's method, from EM.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : ignored
-        draws, tune : int
-            Kept draws and tuning steps per chain.
-        chains : int
-            Number of chains.
+        method : {"nuts", "laplace"}, default "nuts"
+            ``"nuts"`` samples the posterior by NUTS, every chain starting from an
+            EM solution. Each leapfrog step evaluates the likelihood of every row,
+            so the cost grows linearly with the number of rows.
+
+            ``"laplace"`` approximates the posterior by a normal distribution in
+            the unconstrained coordinates NUTS samples in (log standard
+            deviations, log-ratio weights, unconstrained correlations, means):
+            centred on the mode of the posterior density in those coordinates,
+            with covariance the inverse of minus the Hessian of the log density
+            there. As the number of rows grows the posterior approaches exactly
+            this normal distribution (the Bernstein-von Mises theorem), so the
+            approximation improves with n, where NUTS gets slower. The mode is
+            found by Newton's method from the EM solution (with a line search,
+            stopping when the Newton step is below 0.01 posterior standard
+            deviations), the Hessian by central differences of the exact
+            gradient (above 40,000 rows, Newton's first steps use the Hessian on
+            20,000 of them, scaled to all, and the full-data Hessian is evaluated
+            once, at the mode); ``draws`` independent draws are mapped back to
+            weights, means and covariances. It costs a few hundred evaluations of
+            the full-data gradient (about twice the number of free parameters),
+            whatever the number of draws, plus 200 of the log density for a
+            check: the Pareto k of the importance ratios
+            posterior / approximation over 200 draws (Yao et al. 2018), stored in
+            ``idata_["laplace"]`` and warned about above 0.7, where the
+            approximation is not to be trusted (use NUTS, on a ``subsample`` if n
+            is large). See :doc:`/how-to/large-data` for measured accuracy and
+            cost against NUTS.
+        draws : int, default 1000
+            Kept draws per chain (NUTS) or independent draws from the normal
+            approximation (Laplace).
+        tune : int, default 1000
+            Tuning steps per chain (NUTS only).
+        chains : int, default 4
+            Number of chains (NUTS only; Laplace's draws form one chain).
         nuts_sampler : {"auto", "nutpie", "pymc"}
-            ``"auto"`` uses nutpie when installed, else PyMC's NUTS.
+            ``"auto"`` uses nutpie when installed, else PyMC's NUTS (NUTS only).
         random_seed : int, numpy.random.Generator or None
-            Seeds the EM start, the jitter and the sampler.
+            Seeds the subsample, the EM start, the jitter and the sampler (or the
+            draws from the normal approximation).
         progressbar : bool
+            Show the sampler's progress bar (NUTS only).
         nuts_sampler_kwargs : dict, optional
-            Further keyword arguments for ``nutpie.sample`` or ``pymc.sample``.
+            Further keyword arguments for ``nutpie.sample`` or ``pymc.sample``
+            (NUTS only; refused with ``method="laplace"``).
             With nutpie the default is ``{"adaptation": "low_rank"}``: the mass
             matrix is the adapted diagonal plus a low-rank correction along the
             directions where the posterior draws and gradients disagree most. The
@@ -563,13 +968,44 @@ class MarginalGaussianMixture(ParamsMixin):
             posteriori, and on the benchmark's five-feature case this cut the
             leapfrog steps per draw about tenfold against a diagonal mass matrix.
             Pass ``{"adaptation": "diag"}`` for nutpie's plain diagonal adaptation.
+        subsample : int, optional
+            Fit to this many rows of ``X`` chosen uniformly at random without
+            replacement (sorted, in ``subsample_indices_``). The result is the
+            posterior given those rows only: centred correctly but wider than
+            the posterior given all n rows, its standard deviations by about
+            ``sqrt(n / subsample)``. ``observed_data`` and ``log_likelihood``
+            hold those rows, with their row numbers in ``X`` as ``obs_id``.
+        log_likelihood : bool or "auto", default "auto"
+            Store the pointwise log-likelihood ``log p(x_i | theta_s)`` of every
+            draw and row in ``idata_["log_likelihood"]``, which
+            :func:`bayesgmm.compare`, :func:`bayesgmm.elpd` and
+            :func:`arviz_stats.loo` need. It holds draws x rows numbers (4000
+            draws of 10^6 rows: 32 GB), so ``"auto"`` stores it only when draws
+            times rows is at most :data:`LOG_LIKELIHOOD_MAX_ELEMENTS` (2^26, 512
+            MiB; with the default 4000 NUTS draws, up to 16,777 rows) and
+            otherwise leaves the group out and says why in
+            ``idata_.attrs["log_likelihood"]`` (:meth:`compute_log_likelihood`
+            adds it later). True always stores it, False never.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        RuntimeError
+            With ``method="laplace"``, when the posterior density has no strict
+            local maximum near the EM solution (minus its Hessian is not
+            positive definite), so no normal approximation exists there.
+
+        References
+        ----------
+        Yao, Y., Vehtari, A., Simpson, D. and Gelman, A. (2018). Yes, but did it
+        work?: Evaluating variational inference. ICML, PMLR 80, 5581-5590.
         """
         k, kind, priors = self._validated()
         X, names = check_array(X, min_samples=max(2, k + 1))
+        method = check_option(method, "method", _METHODS)
         draws = check_int(draws, "draws", minimum=1)
         tune = check_int(tune, "tune", minimum=0)
         chains = check_int(chains, "chains", minimum=1)
@@ -580,28 +1016,54 @@ class MarginalGaussianMixture(ParamsMixin):
         if not isinstance(progressbar, bool):
             raise TypeError(message("progressbar", "a bool", progressbar))
         sampler_kwargs = _validate_sampler_kwargs(nuts_sampler_kwargs, sampler)
+        if method == "laplace" and nuts_sampler_kwargs:
+            raise ValueError(
+                message(
+                    "nuts_sampler_kwargs",
+                    "None or {} with method='laplace', which runs no sampler",
+                    nuts_sampler_kwargs,
+                )
+            )
+        subsample = _check_subsample(subsample, X.shape[0], k)
+        store_log_likelihood = _check_log_likelihood(log_likelihood)
+        indices = None
+        if subsample is not None:
+            indices = np.sort(rng.choice(X.shape[0], size=subsample, replace=False))
+            X = X[indices]
         n, d = X.shape
         loc, scale = self._standardize(X)
         Z = (X - loc) / scale
         features = names if names is not None else list(range(d))
 
+        t0 = time.perf_counter()
         start = self._em_start(Z, k, kind, rng)
+        start_seconds = time.perf_counter() - t0
         seeds = rng.integers(0, 2**31 - 1, size=2)
-        raw, sample_stats, timings = self._sample(
-            Z,
-            k,
-            kind,
-            priors,
-            features,
-            start,
-            sampler,
-            draws,
-            tune,
-            chains,
-            int(seeds[0]),
-            progressbar,
-            sampler_kwargs,
-        )
+        groups: dict[str, Any] = {}
+        sample_stats = None
+        laplace_info: dict[str, Any] = {}
+        if method == "nuts":
+            raw, sample_stats, timings = self._sample(
+                Z,
+                k,
+                kind,
+                priors,
+                features,
+                start,
+                sampler,
+                draws,
+                tune,
+                chains,
+                int(seeds[0]),
+                progressbar,
+                sampler_kwargs,
+            )
+        else:
+            raw, groups["laplace"], laplace_info, timings = self._laplace(
+                Z, k, kind, priors, features, start, draws, int(seeds[0])
+            )
+        timings = {"start": start_seconds, **timings}
+        chains, draws = raw["weights"].shape[:2]
         # Back to the data's units: x = m + s z.
         weights = raw["weights"]
         means = loc + scale * raw["means"]
@@ -628,11 +1090,41 @@ class MarginalGaussianMixture(ParamsMixin):
         posterior = {"weights": w_rl, "means": m_rl, "covariances": c_rl}
         posterior_raw = {"weights": weights, "means": means, "covariances": covs}
         params = self._posterior_mean(w_rl, m_rl, c_rl, kind)
-        log_lik = self._pointwise_log_likelihood(
-            X, w_rl.reshape(flat), m_rl.reshape(flat + (d,)), c_rl.reshape(flat + (d, d)), loc
-        )
+        elements = chains * draws * n
+        if store_log_likelihood == "auto":
+            store_log_likelihood = elements <= LOG_LIKELIHOOD_MAX_ELEMENTS
+        log_lik = None
+        attrs: dict[str, Any] = {"inference_method": method}
+        if store_log_likelihood:
+            t0 = time.perf_counter()
+            log_lik = self._pointwise_log_likelihood(
+                X,
+                w_rl.reshape(flat),
+                m_rl.reshape(flat + (d,)),
+                c_rl.reshape(flat + (d, d)),
+                loc,
+            ).reshape(chains, draws, n)
+            timings["log_likelihood"] = time.perf_counter() - t0
+        else:
+            attrs["log_likelihood"] = (
+                f"not stored: {chains * draws} draws x {n} rows = {elements} numbers"
+                + (
+                    f" > LOG_LIKELIHOOD_MAX_ELEMENTS = {LOG_LIKELIHOOD_MAX_ELEMENTS}"
+                    if log_likelihood == "auto"
+                    else " (log_likelihood=False)"
+                )
+                + "; fit with log_likelihood=True to store it, or on a subsample"
+            )
         idata = _make_datatree(
-            posterior, posterior_raw, log_lik.reshape(chains, draws, n), X, features, sample_stats
+            posterior,
+            posterior_raw,
+            log_lik,
+            X,
+            features,
+            sample_stats,
+            obs_id=indices,
+            groups=groups,
+            attrs=attrs,
         )
 
         # Everything computed: now change the estimator's state.
@@ -648,8 +1140,13 @@ class MarginalGaussianMixture(ParamsMixin):
             del self.feature_names_in_
         self._loc, self._scale = loc, scale
         self.timings_ = timings
-        self.sampler_ = sampler
-        self._warn_diagnostics(flagged, distance)
+        self.sampler_ = sampler if method == "nuts" else None
+        self.inference_method_ = method
+        self.subsample_indices_ = indices
+        if method == "nuts":
+            self._warn_diagnostics(flagged, distance)
+        else:
+            _warn_laplace(laplace_info)
         return self
 
     @staticmethod
@@ -670,6 +1167,86 @@ class MarginalGaussianMixture(ParamsMixin):
             em.fit(Z)
         return em.params_
 
+    def _laplace(
+        self,
+        Z: np.ndarray,
+        k: int,
+        kind: str,
+        priors: dict[str, float],
+        features: list[Any],
+        start: GaussianMixtureParams,
+        draws: int,
+        seed: int,
+    ) -> tuple[dict[str, np.ndarray], xr.Dataset, dict[str, Any], dict[str, float]]:
+        """Approximate the posterior by a normal at its mode: draws, group, checks, timings."""
+        import xarray as xr
+
+        key = ("laplace", Z.shape[1], k, kind, tuple(sorted(priors.items())), tuple(features))
+        cached = _MODEL_CACHE.get(key)
+        compile_seconds = 0.0
+        if not isinstance(cached, _LaplaceModel):
+            t0 = time.perf_counter()
+            cached = _LaplaceModel.compile(_build_pymc_model(Z, k, kind, priors, features))
+            compile_seconds = time.perf_counter() - t0
+            _MODEL_CACHE[key] = cached
+        cached.set_data(Z)
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        with _one_blas_thread():
+            x0 = cached.flatten(_free_values(start, Z.shape[1]))
+            rows = _LAPLACE_PRECONDITION_ROWS
+            preconditioner = (
+                cached.subsample_precision(Z, x0, rows, rng) if Z.shape[0] > 2 * rows else None
+            )
+            mode, precision, info = _laplace_mode(
+                cached.value_and_grad, x0, preconditioner=preconditioner
+            )
+            info["preconditioner_rows"] = rows if preconditioner is not None else 0
+            optimize_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            # Draws phi = mode + L'^-1 eps with precision = L L', eps ~ N(0, I).
+            chol = np.linalg.cholesky(precision)
+            eps = rng.standard_normal((draws, mode.size))
+            flat = mode + solve_triangular(chol, eps.T, lower=True, trans="T").T
+            log_q = (
+                np.log(np.diagonal(chol)).sum()
+                - 0.5 * mode.size * _LOG_2PI
+                - 0.5 * (eps**2).sum(axis=1)
+            )
+            check = min(draws, _LAPLACE_CHECK_DRAWS)
+            log_p = np.array([cached.log_density(flat[s]) for s in range(check)])
+        info["pareto_k"] = _pareto_k(log_p - log_q[:check])
+        raw = cached.constrain(flat)
+        draw_seconds = time.perf_counter() - t0
+        coords = {
+            "unconstrained": cached.labels,
+            "unconstrained_bis": cached.labels,
+            "check_draw": np.arange(check),
+        }
+        group = xr.Dataset(
+            {
+                "mode": (("unconstrained",), mode),
+                "precision": (("unconstrained", "unconstrained_bis"), precision),
+                "log_p": (("check_draw",), log_p),
+                "log_q": (("check_draw",), log_q[:check]),
+            },
+            coords=coords,
+            attrs={
+                "note": (
+                    "normal approximation N(mode, precision^-1) of the posterior in the "
+                    "sampler's unconstrained coordinates of the standardised model; log_p "
+                    "(unnormalised) and log_q of the first draws give pareto_k"
+                ),
+                **{name: info[name] for name in _LAPLACE_INFO},
+            },
+        )
+        timings = {
+            "compile": compile_seconds,
+            "optimize": optimize_seconds,
+            "draw": draw_seconds,
+        }
+        return raw, group, info, timings
+
     def _sample(
         self,
         Z: np.ndarray,
@@ -689,7 +1266,7 @@ class MarginalGaussianMixture(ParamsMixin):
         key = (Z.shape[1], k, kind, tuple(sorted(priors.items())), sampler, tuple(features))
         cached = _MODEL_CACHE.get(key)
         compile_seconds = 0.0
-        if cached is None:
+        if not isinstance(cached, _CachedModel):
             t0 = time.perf_counter()
             model = _build_pymc_model(Z, k, kind, priors, features)
             compiled = None
@@ -828,6 +1405,52 @@ class MarginalGaussianMixture(ParamsMixin):
         if select is not None:
             w, m, c = w[select], m[select], c[select]
         return _log_joint_blocks(X, w, m, c, self._loc)
+
+    def compute_log_likelihood(self) -> xr.DataTree:
+        """Add the pointwise log-likelihood of the fitted rows to ``idata_``.
+
+        ``log p(x_i | theta_s) = log sum_k w_sk N(x_i | mu_sk, Sigma_sk)`` for every
+        posterior draw s and every row i of ``idata_["observed_data"]``: the
+        ``log_likelihood`` group that :func:`bayesgmm.compare` and
+        :func:`arviz_stats.loo` need, and that ``fit`` leaves out with
+        ``log_likelihood=False``, or with ``"auto"`` when draws x rows exceeds
+        :data:`LOG_LIKELIHOOD_MAX_ELEMENTS`. It holds draws x rows float64
+        numbers (computed in blocks, but kept whole).
+
+        Returns
+        -------
+        xarray.DataTree
+            ``idata_``, now with a ``log_likelihood`` group (replaced if present).
+
+        Examples
+        --------
+        >>> model.fit(X, log_likelihood=False)  # doctest: +SKIP
+        >>> "log_likelihood" in model.compute_log_likelihood()  # doctest: +SKIP
+        True
+        """
+        import xarray as xr
+
+        check_fitted(self, ("params_", "idata_"))
+        observed = self.idata_["observed_data"]
+        X = np.asarray(observed["obs"].values, dtype=np.float64)
+        post = self.idata_["posterior"]
+        chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
+        w, m, c = self._flat_posterior()
+        log_lik = self._pointwise_log_likelihood(X, w, m, c, self._loc)
+        group = xr.Dataset(
+            {"obs": (("chain", "draw", "obs_id"), log_lik.reshape(chains, draws, -1))},
+            coords={
+                "chain": post["chain"].values,
+                "draw": post["draw"].values,
+                "obs_id": observed["obs_id"].values,
+            },
+        ).assign_attrs(post.attrs)
+        self.idata_["log_likelihood"] = xr.DataTree(group)
+        if "log_likelihood" in self.idata_.attrs:
+            attrs = dict(self.idata_.attrs)
+            del attrs["log_likelihood"]
+            self.idata_.attrs = attrs
+        return self.idata_
 
     def membership_draws(
         self, X: Any, max_draws: int | None = None, random_seed: Any = None
@@ -1045,6 +1668,10 @@ class MarginalGaussianMixture(ParamsMixin):
             "permutations_": self.permutations_.tolist(),
             "chain_distance_": self.chain_distance_.tolist(),
             "sampler_": self.sampler_,
+            "inference_method_": self.inference_method_,
+            "subsample_indices_": (
+                None if self.subsample_indices_ is None else self.subsample_indices_.tolist()
+            ),
             "timings_": dict(self.timings_),
             "idata": self.idata_,
         }
@@ -1063,6 +1690,9 @@ class MarginalGaussianMixture(ParamsMixin):
         model.permutations_ = np.asarray(state["permutations_"], dtype=np.int64)
         model.chain_distance_ = np.asarray(state["chain_distance_"], dtype=np.float64)
         model.sampler_ = state.get("sampler_", "nutpie")
+        model.inference_method_ = state.get("inference_method_", "nuts")
+        indices = state.get("subsample_indices_")
+        model.subsample_indices_ = None if indices is None else np.asarray(indices, dtype=np.int64)
         model.timings_ = dict(state.get("timings_", {}))
         return model
 
@@ -1081,10 +1711,14 @@ def _std_corr(covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _make_datatree(
     posterior: dict[str, np.ndarray],
     posterior_raw: dict[str, np.ndarray],
-    log_lik: np.ndarray,
+    log_lik: np.ndarray | None,
     X: np.ndarray,
     features: list[Any],
     sample_stats: Any,
+    *,
+    obs_id: np.ndarray | None = None,
+    groups: dict[str, Any] | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> xr.DataTree:
     import xarray as xr
 
@@ -1097,7 +1731,7 @@ def _make_datatree(
         "component": np.arange(k),
         "feature": list(features),
         "feature_bis": list(features),
-        "obs_id": np.arange(n),
+        "obs_id": np.arange(n) if obs_id is None else np.asarray(obs_id),
     }
     sample = ("chain", "draw")
 
@@ -1116,24 +1750,32 @@ def _make_datatree(
         keep = {c: coords[c] for c in ("chain", "draw", "component", "feature", "feature_bis")}
         return xr.Dataset(data, coords=keep)
 
-    attrs = {"sample_dims": ["chain", "draw"], "creation_library": "bayesgmm"}
+    method = (attrs or {}).get("inference_method", "nuts")
+    sample_attrs = {
+        "sample_dims": ["chain", "draw"],
+        "creation_library": "bayesgmm",
+        "inference_method": method,
+    }
     tree = {
-        "posterior": group(posterior).assign_attrs(attrs),
+        "/": xr.Dataset(attrs=dict(attrs or {})),
+        "posterior": group(posterior).assign_attrs(sample_attrs),
         "posterior_raw": group(posterior_raw).assign_attrs(
-            attrs, note="as sampled, before relabelling"
+            sample_attrs, note="as sampled, before relabelling"
         ),
-        "log_likelihood": xr.Dataset(
-            {"obs": (sample + ("obs_id",), log_lik)},
-            coords={c: coords[c] for c in ("chain", "draw", "obs_id")},
-        ).assign_attrs(attrs),
         "observed_data": xr.Dataset(
             {"obs": (("obs_id", "feature"), X)},
             coords={c: coords[c] for c in ("obs_id", "feature")},
         ),
     }
+    if log_lik is not None:
+        tree["log_likelihood"] = xr.Dataset(
+            {"obs": (sample + ("obs_id",), log_lik)},
+            coords={c: coords[c] for c in ("chain", "draw", "obs_id")},
+        ).assign_attrs(sample_attrs)
     if sample_stats is not None:
         stats = sample_stats.drop_vars(
             [v for v in sample_stats.data_vars if sample_stats[v].dtype == object]
         )
         tree["sample_stats"] = stats.assign_coords(chain=coords["chain"], draw=coords["draw"])
+    tree.update(groups or {})
     return xr.DataTree.from_dict(tree)

@@ -53,3 +53,17 @@ def marginal_fit():
         X, draws=300, tune=300, chains=2, random_seed=1, progressbar=False
     )
     return model, X
+
+
+# laplace_fit: the one MarginalGaussianMixture fitted by Laplace's method, shared by
+# the tests of that method (owned by the marginal-model helper). Its compiled log
+# density and gradient (a few seconds) are cached for refits of the same shape.
+@pytest.fixture(scope="session")
+def laplace_fit():
+    from bayesgmm.marginal import MarginalGaussianMixture
+
+    X, labels = make_mixture_data(n=3000, d=2, k=3, seed=5)
+    model = MarginalGaussianMixture(n_components=3, covariance_type="full").fit(
+        X, method="laplace", random_seed=2
+    )
+    return model, X, labels

@@ -206,6 +206,20 @@ def test_bad_constructor_arguments_fail_at_build_and_fit(small_data, kwargs, err
         ({"nuts_sampler_kwargs": {1: "x"}}, TypeError, "nuts_sampler_kwargs"),
         ({"nuts_sampler_kwargs": {"draws": 10}}, ValueError, "nuts_sampler_kwargs"),
         ({"nuts_sampler_kwargs": {"seed": 1}}, ValueError, "nuts_sampler_kwargs"),
+        ({"method": "advi"}, ValueError, "method"),
+        ({"method": None}, TypeError, "method"),
+        (
+            {"method": "laplace", "nuts_sampler_kwargs": {"maxdepth": 5}},
+            ValueError,
+            "nuts_sampler_kwargs",
+        ),
+        ({"subsample": 2}, ValueError, "subsample"),
+        ({"subsample": 41}, ValueError, "subsample"),
+        ({"subsample": 20.0}, TypeError, "subsample"),
+        ({"subsample": True}, TypeError, "subsample"),
+        ({"log_likelihood": "always"}, ValueError, "log_likelihood"),
+        ({"log_likelihood": 1}, TypeError, "log_likelihood"),
+        ({"log_likelihood": None}, TypeError, "log_likelihood"),
     ],
 )
 def test_bad_fit_arguments_are_rejected_before_any_work(small_data, kwargs, error, name):
@@ -595,3 +609,329 @@ def test_predictions_in_small_blocks_equal_one_block(marginal_fit, monkeypatch):
     # every block, draws x rows x K x (d + 1) numbers, stays within the budget.
     assert {rows.stop - rows.start for rows, _, _ in seen} >= {256, 44}
     assert all(s * r * 3 * 3 <= 3000 for _, _, (s, r, _) in seen)
+
+
+# ----------------------------------------------------------- Laplace's method
+def _quadratic_and_quartic(a, A):
+    """log f(x) = -(x - a)' A (x - a) / 2 - sum((x - a)^4) / 4: mode a, minus Hessian A there."""
+
+    def value_and_grad(x):
+        u = x - a
+        return -0.5 * u @ A @ u - 0.25 * np.sum(u**4), -(A @ u) - u**3
+
+    return value_and_grad
+
+
+def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
+    from bayesgmm.marginal import _finite_difference_precision, _laplace_mode
+
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(4, 4))
+    A = B @ B.T + 4 * np.eye(4)
+    a = rng.normal(size=4)
+    fg = _quadratic_and_quartic(a, A)
+    # Central differences are exact for the quadratic part, O(h^2) for the quartic.
+    np.testing.assert_allclose(
+        _finite_difference_precision(lambda x: fg(x)[1], a + 0.3),
+        A + 3 * 0.09 * np.eye(4),
+        rtol=1e-7,
+        atol=1e-7,
+    )
+    mode, precision, info = _laplace_mode(fg, a + rng.normal(size=4))
+    # Stopping rule: the remaining Newton step is below 0.01 posterior sd.
+    sd = np.sqrt(np.diag(np.linalg.inv(A)))
+    assert np.all(np.abs(mode - a) < 0.01 * sd)
+    np.testing.assert_allclose(precision, A, rtol=1e-3, atol=1e-6)
+    assert info["converged"] and info["newton_decrement"] < 0.01
+    assert info["hessian_evaluations"] >= 1 and not info["used_lbfgs"]
+
+
+def test_newton_uses_a_preconditioner_and_ends_with_the_exact_hessian():
+    from bayesgmm.marginal import _laplace_mode
+
+    A = np.diag([1.0, 10.0, 100.0])
+    a = np.array([1.0, -2.0, 0.5])
+    # A preconditioner 10% off: Newton converges anyway, and the Hessian returned is
+    # evaluated at the mode, not the preconditioner.
+    mode, precision, info = _laplace_mode(
+        _quadratic_and_quartic(a, A), a + 1.0, preconditioner=1.1 * A
+    )
+    assert np.all(np.abs(mode - a) < 0.01 / np.sqrt(np.diag(A)))
+    np.testing.assert_allclose(precision, A, rtol=1e-3)
+    assert info["hessian_evaluations"] == 1
+
+
+def test_newton_refuses_a_density_without_a_strict_mode():
+    from bayesgmm.marginal import _laplace_mode
+
+    def flat_in_one_direction(x):  # log f = -x0^2 / 2, constant in x1
+        return -0.5 * x[0] ** 2, np.array([-x[0], 0.0])
+
+    with pytest.raises(RuntimeError, match="not positive definite"):
+        _laplace_mode(flat_in_one_direction, np.array([1.0, 1.0]))
+
+
+def test_minibatch_model_scales_the_likelihood_to_all_rows():
+    """With batch_size the observed term is n / batch_size times the batch's log-likelihood."""
+    from bayesgmm.marginal import _build_pymc_model, _validate_priors
+
+    rng = np.random.default_rng(3)
+    # Identical rows: every minibatch has the same likelihood, so the scaled estimate
+    # equals the full-data likelihood exactly, whatever rows were drawn.
+    Z = np.tile(rng.normal(size=(1, 2)), (50, 1))
+    values, _ = _values("full", rng)
+    terms = []
+    for batch_size in (None, 7):
+        model = _build_pymc_model(Z, 2, "full", _validate_priors(None), [0, 1], batch_size)
+        point = _transformed_point(model, values)
+        fn = model.compile_logp(vars=[model["obs"]], jacobian=False, mode="FAST_COMPILE")
+        terms.append(fn(point))
+    assert terms[1] == pytest.approx(terms[0], rel=1e-10)
+
+
+@pytest.mark.sampling
+def test_laplace_fit_follows_the_datatree_contract(laplace_fit):
+    model, X, _ = laplace_fit
+    idata = model.idata_
+    assert set(idata.children) == {
+        "posterior",
+        "posterior_raw",
+        "observed_data",
+        "log_likelihood",
+        "laplace",
+    }
+    post = idata["posterior"]
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
+    assert post.sizes["chain"] == 1 and post.sizes["draw"] == 1000
+    assert post.attrs["inference_method"] == "laplace"
+    assert idata["log_likelihood"]["obs"].shape == (1, 1000, 3000)
+    assert model.inference_method_ == "laplace" and model.sampler_ is None
+    assert model.subsample_indices_ is None
+    assert {"start", "compile", "optimize", "draw", "log_likelihood"} <= set(model.timings_)
+    laplace = idata["laplace"]
+    size = 2 + 6 + 6 + 3  # weights (simplex), means, log sds, correlations
+    assert laplace["mode"].shape == (size,)
+    assert laplace["precision"].shape == (size, size)
+    assert "means[2, 1]" in laplace["unconstrained"].values
+    np.testing.assert_allclose(laplace["precision"], laplace["precision"].T)
+    # Draws are exchangeable and independent: relabelling to the EM reference changes
+    # nothing for well-separated clusters.
+    np.testing.assert_array_equal(model.permutations_, np.broadcast_to(np.arange(3), (1, 1000, 3)))
+
+
+@pytest.mark.sampling
+def test_laplace_mode_converged_and_the_normal_approximation_passes_its_check(laplace_fit):
+    model, _, _ = laplace_fit
+    attrs = model.idata_["laplace"].attrs
+    assert attrs["newton_decrement"] < 0.01
+    assert attrs["pareto_k"] < 0.7
+    assert attrs["hessian_evaluations"] >= 1 and attrs["used_lbfgs"] == 0
+    # log q of the check draws is the normal density of the stored mode and precision.
+    laplace = model.idata_["laplace"]
+    precision = laplace["precision"].values
+    chol = np.linalg.cholesky(precision)
+    size = precision.shape[0]
+    q_max = np.log(np.diag(chol)).sum() - 0.5 * size * np.log(2 * np.pi)
+    assert np.all(laplace["log_q"].values <= q_max)
+
+
+@pytest.mark.sampling
+def test_laplace_recovers_the_cluster_means_with_their_sampling_error(laplace_fit):
+    """Posterior of each mean: centred on its cluster's sample mean, sd its standard error.
+
+    For well-separated clusters the posterior of mu_k is, to first order, normal with
+    mean the sample mean of cluster k and sd sqrt(s_kj^2 / n_k). The sd of 1000
+    independent draws has Monte Carlo error about 1 / sqrt(2000) = 2.2%: 10% is 4.5 of it.
+    """
+    model, X, labels = laplace_fit
+    post = model.idata_["posterior"]
+    mean = post["means"].mean(("chain", "draw")).values
+    sd = post["means"].std(("chain", "draw")).values
+    for j in range(3):
+        cluster = X[labels == j]
+        k = int(np.argmin(((mean - cluster.mean(0)) ** 2).sum(1)))
+        standard_error = np.sqrt(cluster.var(0) / len(cluster))
+        assert np.all(np.abs(mean[k] - cluster.mean(0)) < 0.25 * sd[k])
+        np.testing.assert_allclose(sd[k], standard_error, rtol=0.10)
+
+
+@pytest.mark.sampling
+def test_laplace_predictions(laplace_fit):
+    from sklearn.metrics import adjusted_rand_score
+
+    model, X, labels = laplace_fit
+    assert adjusted_rand_score(labels, model.predict(X)) > 0.95
+    probs = model.predict_proba(X[:30], hdi_prob=0.9)
+    np.testing.assert_allclose(probs["mean"].sum("component"), 1.0, rtol=1e-12)
+    assert np.all(probs["lower"].values <= probs["upper"].values)
+    # The pointwise log-likelihood agrees with score_samples' per-draw densities.
+    loglik = model.idata_["log_likelihood"]["obs"].values[0]
+    expected = logsumexp(loglik[:, :30], axis=0) - np.log(loglik.shape[0])
+    np.testing.assert_allclose(model.score_samples(X[:30]), expected, rtol=1e-10)
+
+
+@pytest.mark.sampling
+def test_laplace_refit_is_reproducible_and_reuses_the_compiled_model(laplace_fit):
+    model, X, _ = laplace_fit
+    again = MarginalGaussianMixture(3).fit(X, method="laplace", random_seed=2)
+    assert again.timings_["compile"] == 0.0
+    np.testing.assert_array_equal(
+        again.idata_["posterior"]["means"].values, model.idata_["posterior"]["means"].values
+    )
+
+
+@pytest.mark.sampling
+def test_log_likelihood_auto_stores_up_to_the_limit_and_compare_says_what_to_do(
+    laplace_fit, monkeypatch
+):
+    from bayesgmm import compare, marginal
+
+    _, X, _ = laplace_fit
+    X = X[:1000]
+    draws = 100
+    # At the limit "auto" stores the group; one element above it, it does not.
+    monkeypatch.setattr(marginal, "LOG_LIKELIHOOD_MAX_ELEMENTS", draws * 1000)
+    fit = lambda **kw: MarginalGaussianMixture(3).fit(  # noqa: E731
+        X, method="laplace", draws=draws, random_seed=0, **kw
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        stored = fit()
+        monkeypatch.setattr(marginal, "LOG_LIKELIHOOD_MAX_ELEMENTS", draws * 1000 - 1)
+        skipped = fit()
+        forced = fit(log_likelihood=True)
+        never = fit(log_likelihood=False)
+    assert "log_likelihood" in stored.idata_.children
+    assert "log_likelihood" in forced.idata_.children
+    for model in (skipped, never):
+        assert "log_likelihood" not in model.idata_.children
+        assert "log_likelihood" not in model.timings_
+    assert "100000 numbers > LOG_LIKELIHOOD_MAX_ELEMENTS" in skipped.idata_.attrs["log_likelihood"]
+    assert "log_likelihood=False" in never.idata_.attrs["log_likelihood"]
+    with pytest.raises(ValueError, match=r"^models\['big'\]: .*compute_log_likelihood"):
+        compare({"big": skipped}, X)
+    # Computing it afterwards gives the group fit would have stored.
+    skipped.compute_log_likelihood()
+    assert "log_likelihood" not in skipped.idata_.attrs
+    np.testing.assert_allclose(
+        skipped.idata_["log_likelihood"]["obs"].values,
+        stored.idata_["log_likelihood"]["obs"].values,
+        rtol=1e-12,
+    )
+    assert compare({"big": skipped}, X, include_waic=False).loc["big", "elpd"] < 0
+
+
+@pytest.mark.sampling
+def test_subsample_fits_the_chosen_rows_and_widens_the_posterior_by_sqrt_n_over_m(laplace_fit):
+    """Posterior sds on m of n rows are sqrt(n / m) times those on all rows, to first order."""
+    model, X, _ = laplace_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        sub = MarginalGaussianMixture(3).fit(X, method="laplace", subsample=750, random_seed=4)
+    rows = sub.subsample_indices_
+    assert rows.shape == (750,) and np.all(np.diff(rows) > 0) and rows.max() < 3000
+    np.testing.assert_array_equal(sub.idata_["observed_data"]["obs_id"].values, rows)
+    np.testing.assert_array_equal(sub.idata_["observed_data"]["obs"].values, X[rows])
+    assert sub.idata_["log_likelihood"].sizes["obs_id"] == 750
+
+    def sds(fitted):
+        post = fitted.idata_["posterior"]
+        return np.concatenate(
+            [post[v].std(("chain", "draw")).values.ravel() for v in ("weights", "means")]
+        )
+
+    ratio = sds(sub) / sds(model)
+    assert np.median(ratio) == pytest.approx(2.0, rel=0.15)
+    with pytest.raises(ValueError, match="^models"):  # fitted on other rows than X
+        from bayesgmm import compare
+
+        compare({"sub": sub}, X)
+
+
+@pytest.mark.sampling
+def test_laplace_save_and_load_round_trip(laplace_fit, tmp_path):
+    from bayesgmm.io import load
+
+    model, X, _ = laplace_fit
+    model.save(tmp_path / "laplace.nc")
+    loaded = load(tmp_path / "laplace.nc")
+    assert loaded.inference_method_ == "laplace" and loaded.subsample_indices_ is None
+    np.testing.assert_array_equal(loaded.predict_proba(X[:50]), model.predict_proba(X[:50]))
+    np.testing.assert_array_equal(
+        loaded.idata_["laplace"]["precision"].values, model.idata_["laplace"]["precision"].values
+    )
+    assert loaded.idata_["laplace"].attrs["pareto_k"] == model.idata_["laplace"].attrs["pareto_k"]
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+def test_laplace_agrees_with_nuts_on_many_rows():
+    """At n = 20,000 the normal approximation and NUTS give the same posterior.
+
+    Means agree within 0.25 NUTS posterior sd and sds within 20% for every weight,
+    mean coordinate and log standard deviation (the NUTS sds have Monte Carlo error
+    of a few percent at this ESS).
+    """
+    X, _ = make_mixture_data(n=20_000, d=2, k=3, seed=8)
+    nuts = MarginalGaussianMixture(3).fit(
+        X, draws=500, tune=500, chains=2, random_seed=1, progressbar=False, log_likelihood=False
+    )
+    laplace = MarginalGaussianMixture(3).fit(
+        X, method="laplace", draws=2000, random_seed=1, log_likelihood=False
+    )
+
+    def scalars(fit):
+        post = fit.idata_["posterior"]
+        s = post.sizes["chain"] * post.sizes["draw"]
+        return np.concatenate(
+            [
+                post["weights"].values.reshape(s, -1),
+                post["means"].values.reshape(s, -1),
+                np.log(post["stds"].values.reshape(s, -1)),
+            ],
+            axis=1,
+        )
+
+    a, b = scalars(nuts), scalars(laplace)
+    sd = a.std(0)
+    assert np.all(np.abs(b.mean(0) - a.mean(0)) < 0.25 * sd)
+    np.testing.assert_allclose(b.std(0) / sd, 1.0, atol=0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+def test_laplace_intervals_cover_the_truth_at_their_level():
+    """94% intervals over 10 data sets x 15 scalars cover the truth about 141 times.
+
+    With coverage 0.94 the count is about binomial(150, 0.94), sd 2.9: fewer than
+    128 covered (4.5 sd below) has probability below 1e-4.
+    """
+    rng = np.random.default_rng(30)
+    truth = _truth("full", rng)
+    covered = 0
+    for rep in range(10):
+        X, _ = truth.sample(5000, rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            model = MarginalGaussianMixture(3).fit(
+                X, method="laplace", random_seed=rep, log_likelihood=False
+            )
+        order = [int(np.argmin(((model.params_.means - m) ** 2).sum(1))) for m in truth.means]
+        assert sorted(order) == [0, 1, 2]
+        post = model.idata_["posterior"]
+        samples = {
+            "weights": post["weights"].values[0][:, order],
+            "means": post["means"].values[0][:, order],
+            "variances": np.diagonal(post["covariances"].values[0], axis1=-2, axis2=-1)[:, order],
+        }
+        true = {
+            "weights": truth.weights,
+            "means": truth.means,
+            "variances": np.diagonal(truth.full_covariances(), axis1=-2, axis2=-1),
+        }
+        for name, values in samples.items():
+            lo, hi = np.quantile(values, [0.03, 0.97], axis=0)
+            covered += int(((lo <= true[name]) & (true[name] <= hi)).sum())
+    assert covered >= 128
