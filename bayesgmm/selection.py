@@ -254,7 +254,9 @@ def _select_loo(
     from bayesgmm.marginal import MarginalGaussianMixture
 
     rows, models, estimates = [], [], {}
-    kwargs = {"progressbar": False, **fit_kwargs}
+    # LOO needs the pointwise log-likelihood, which fit leaves out by default on
+    # large data ("auto"): ask for it.
+    kwargs = {"progressbar": False, **fit_kwargs, "log_likelihood": True}
     for covariance_type in types:
         for k in ks:
             seed = int(rng.integers(2**31 - 1))
@@ -394,8 +396,9 @@ def select_n_components(
         EM restarts per fit (bic, icl, aic), each from the EM's own initialisation.
     fit_kwargs : dict, optional
         Extra keyword arguments: for ``"loo"`` passed to
-        ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``); for
-        ``"dp"`` to the ``DPGaussianMixture`` constructor.
+        ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``;
+        ``log_likelihood`` is always True, since LOO needs it); for ``"dp"`` to the
+        ``DPGaussianMixture`` constructor.
 
     Returns
     -------
@@ -423,6 +426,16 @@ def select_n_components(
     if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
         raise TypeError(message("fit_kwargs", "a dict or None", fit_kwargs))
     fit_kwargs = dict(fit_kwargs or {})
+    if method == "loo" and fit_kwargs.get("log_likelihood", True) is not True:
+        raise ValueError(
+            message(
+                "fit_kwargs",
+                "no log_likelihood other than True with method='loo' (LOO needs the "
+                "pointwise log-likelihood of every fit)",
+                f"log_likelihood={fit_kwargs['log_likelihood']!r}",
+                raw=True,
+            )
+        )
     rng = check_random_state(random_state)
     criterion, label = _CRITERION[method]
     if method in ("bic", "icl", "aic"):

@@ -114,6 +114,8 @@ def test_plot_draws_one_curve_per_covariance_type(three_blobs):
         ({"covariance_types": ()}, ValueError, "covariance_types"),
         ({"n_init": 0}, ValueError, "n_init"),
         ({"fit_kwargs": [1]}, TypeError, "fit_kwargs"),
+        ({"method": "loo", "fit_kwargs": {"log_likelihood": False}}, ValueError, "fit_kwargs"),
+        ({"method": "loo", "fit_kwargs": {"log_likelihood": "auto"}}, ValueError, "fit_kwargs"),
     ],
 )
 def test_bad_arguments(kwargs, error, name):
@@ -210,3 +212,20 @@ def test_dataframe_input_keeps_feature_names(three_blobs):
         three_blobs, range(2, 4), covariance_types=("full",), random_state=0
     )
     np.testing.assert_allclose(result.table["bic"], reference.table["bic"], rtol=1e-12)
+
+
+def test_loo_asks_every_fit_for_the_pointwise_log_likelihood(monkeypatch):
+    """fit leaves the log-likelihood out on large data by default; LOO cannot."""
+    from bayesgmm.marginal import MarginalGaussianMixture
+
+    seen = []
+
+    def fake_fit(self, X, **kwargs):
+        seen.append(kwargs)
+        raise RuntimeError("stop after the first fit")
+
+    monkeypatch.setattr(MarginalGaussianMixture, "fit", fake_fit)
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(RuntimeError, match="stop after"):
+        select_n_components(X, [1, 2], method="loo", fit_kwargs={"draws": 10})
+    assert seen[0]["log_likelihood"] is True and seen[0]["draws"] == 10
