@@ -13,9 +13,12 @@ priors mean the same thing whatever the units of the data):
 
 ``tied`` shares one ``sigma`` and ``L`` between components, ``diag`` has no ``L``
 and ``spherical`` one ``sigma`` per component. The likelihood is one vectorised
-expression over all components (batched Cholesky factors, a triangular solve,
-``logsumexp`` over components), not a Python list of K distributions, so the
-compiled graph stays small whatever K is.
+expression over all components, not a Python list of K distributions, so the
+compiled graph stays small whatever K is: for full and tied covariances the
+component log densities of all rows are one matrix product of the rows'
+quadratic features ``[z, z_a z_b]`` with the components' natural parameters
+(precision times mean, minus half the precision), then ``logsumexp`` over
+components (see ``_mixture_logp_cholesky``).
 
 Large data. NUTS evaluates every row at every leapfrog step. ``fit(X,
 method="laplace")`` instead approximates the posterior by the normal distribution
