@@ -354,6 +354,18 @@ def _covariances_from_draws(draws: dict[str, np.ndarray], kind: str, k: int, d: 
     return stds[..., :, None] ** 2 * np.eye(d)
 
 
+def _flat_draws(
+    weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chain, draw, ...) arrays of weights, means and covariances as (draws, ...)."""
+    k, d = means.shape[-2:]
+    return (
+        weights.reshape(-1, k),
+        means.reshape(-1, k, d),
+        covariances.reshape(-1, k, d, d),
+    )
+
+
 def _layout(full: np.ndarray, kind: str) -> np.ndarray:
     """Full (K, d, d) covariances to the layout of ``kind`` (for GaussianMixtureParams)."""
     if kind == "full":
@@ -1078,12 +1090,9 @@ class MarginalGaussianMixture(ParamsMixin):
             kind,
         )
         flat = (chains * draws, k)
-        perm = relabel.relabel_draws(
-            weights.reshape(flat),
-            means.reshape(flat + (d,)),
-            covs.reshape(flat + (d, d)),
-            reference,
-        ).reshape(chains, draws, k)
+        perm = relabel.relabel_draws(*_flat_draws(weights, means, covs), reference).reshape(
+            chains, draws, k
+        )
         rows = perm.reshape(flat)
         w_rl, m_rl, c_rl = (
             relabel.apply_permutations(rows, a.reshape(flat + a.shape[3:])).reshape(a.shape)
@@ -1101,11 +1110,7 @@ class MarginalGaussianMixture(ParamsMixin):
         if store_log_likelihood:
             t0 = time.perf_counter()
             log_lik = self._pointwise_log_likelihood(
-                X,
-                w_rl.reshape(flat),
-                m_rl.reshape(flat + (d,)),
-                c_rl.reshape(flat + (d, d)),
-                loc,
+                X, *_flat_draws(w_rl, m_rl, c_rl), loc
             ).reshape(chains, draws, n)
             timings["log_likelihood"] = time.perf_counter() - t0
         else:
