@@ -519,7 +519,7 @@ def test_datatree_goes_straight_into_arviz_loo(marginal_fit):
 
 
 @pytest.mark.sampling
-def test_sampler_kwargs_reach_nutpie_with_low_rank_adaptation_by_default(marginal_fit, monkeypatch):
+def test_sampler_kwargs_reach_nutpie_with_bayesgmm_defaults(marginal_fit, monkeypatch):
     import nutpie
 
     model, X = marginal_fit
@@ -544,10 +544,11 @@ def test_sampler_kwargs_reach_nutpie_with_low_rank_adaptation_by_default(margina
             chains=1,
             random_seed=0,
             progressbar=False,
-            nuts_sampler_kwargs={"adaptation": "diag", "maxdepth": 6},
+            nuts_sampler_kwargs={"adaptation": "diag", "maxdepth": 6, "target_accept": 0.85},
         )
-    assert seen[0]["adaptation"] == "low_rank"
+    assert seen[0]["adaptation"] == "low_rank" and seen[0]["target_accept"] == 0.9
     assert seen[1]["adaptation"] == "diag" and seen[1]["maxdepth"] == 6
+    assert seen[1]["target_accept"] == 0.85
     assert int(refit.idata_["sample_stats"]["depth"].max()) <= 6
 
 
