@@ -14,11 +14,11 @@ priors mean the same thing whatever the units of the data):
 ``tied`` shares one ``sigma`` and ``L`` between components, ``diag`` has no ``L``
 and ``spherical`` one ``sigma`` per component. The likelihood is one vectorised
 expression over all components, not a Python list of K distributions, so the
-compiled graph stays small whatever K is: for full and tied covariances the
-component log densities of all rows are one matrix product of the rows'
-quadratic features ``[z, z_a z_b]`` with the components' natural parameters
-(precision times mean, minus half the precision), then ``logsumexp`` over
-components (see ``_mixture_logp_cholesky``).
+compiled graph stays small whatever K is: one PyTensor ``Op``
+(:mod:`bayesgmm._mixture_op`) evaluates ``log sum_k w_k N(z_i | mu_k, L_k L_k')``
+for every row in a single compiled loop, and its gradient in another, instead of
+some 70 generic graph nodes that numba would compile one by one (every covariance
+type goes through it, diagonal ones with a diagonal ``L_k``).
 
 Large data. NUTS evaluates every row at every leapfrog step. ``fit(X,
 method="laplace")`` instead approximates the posterior by the normal distribution
@@ -173,59 +173,30 @@ def _core(param: Any, ndim: int) -> Any:
     return param
 
 
-def _quadratic_features(value: Any, d: int) -> Any:
-    """Rows ``[x, x_a x_b (a <= b)]``: the Gaussian log density is affine in them."""
-    import pytensor.tensor as pt
-
-    rows, cols = np.triu_indices(d)
-    return pt.concatenate([value, value[..., rows] * value[..., cols]], axis=-1)
-
-
 def _mixture_logp_cholesky(value: Any, weights: Any, means: Any, chol: Any) -> Any:
-    """``log sum_k w_k N(x | mu_k, L_k L_k')`` for batched lower-triangular ``L``.
+    """``log sum_k w_k N(x | mu_k, L_k L_k')`` per row, for lower-triangular ``L_k``.
 
-    With precision ``P_k = L_k^-T L_k^-1`` the component log density is affine in
-    the features ``phi(x) = [x, x_a x_b (a <= b)]``:
-
-        log N(x | mu, Sigma) = phi(x) . eta + c,
-        eta = [P mu, -P_aa / 2 (a = b), -P_ab (a < b)],
-        c = -mu' P mu / 2 - log det L - d log(2 pi) / 2,
-
-    so the log densities of all points and components are one matrix product
-    ``Phi @ Eta'`` (and the gradient another), instead of a triangular solve per
-    point: the cost per gradient is O(n K d^2) in BLAS rather than in loops over
-    (n, K, d, d) arrays. The data enter in standardised units, where the
-    expansion loses nothing to cancellation.
+    One :class:`bayesgmm._mixture_op.MixtureLogDensity` node: a compiled loop over the
+    rows (forward substitution per component, then log-sum-exp), with a hand-written
+    gradient in a second node. The data enter in standardised units.
     """
-    import pytensor.tensor as pt
+    from bayesgmm._mixture_op import mixture_log_density
 
     # PyMC hands the parameters over with a leading batch axis of length 1 (broadcast
     # against the rows); the model has no batches of mixtures, so drop it.
     weights, means, chol = (_core(p, ndim) for p, ndim in ((weights, 1), (means, 2), (chol, 3)))
-    d = chol.type.shape[-1]
-    if d is None:  # pragma: no cover - the model always builds chol with a static d
-        raise ValueError("the Cholesky factors need a static number of features")
-    eye = pt.broadcast_to(pt.eye(d), chol.shape)
-    inverse = pt.linalg.solve_triangular(chol, eye, lower=True, b_ndim=2)
-    precision = pt.matrix_transpose(inverse) @ inverse  # (K, d, d)
-    linear = (precision @ means[..., :, None])[..., 0]  # (K, d)
-    rows, cols = np.triu_indices(d)
-    quadratic = precision[..., rows, cols] * np.where(rows == cols, -0.5, -1.0)
-    eta = pt.concatenate([linear, quadratic], axis=-1)  # (K, p)
-    log_det = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    constant = -0.5 * (linear * means).sum(axis=-1) - log_det - 0.5 * _LOG_2PI * d
-    log_comp = _quadratic_features(value, d) @ eta.T + constant  # (n, K)
-    return pt.logsumexp(log_comp + pt.log(weights), axis=-1)
+    return mixture_log_density(value, weights, means, chol)
 
 
 def _mixture_logp_diagonal(value: Any, weights: Any, means: Any, stds: Any) -> Any:
-    """``log sum_k w_k N(x | mu_k, diag(sigma_k^2))``."""
+    """``log sum_k w_k N(x | mu_k, diag(sigma_k^2))``: the Cholesky version, diagonal ``L_k``."""
     import pytensor.tensor as pt
 
-    d = means.shape[-1]
-    diff = (value[..., None, :] - means) / stds
-    log_comp = -0.5 * (diff**2).sum(axis=-1) - pt.log(stds).sum(axis=-1) - 0.5 * _LOG_2PI * d
-    return pt.logsumexp(log_comp + pt.log(weights), axis=-1)
+    stds = _core(stds, 2)
+    d = stds.type.shape[-1]
+    if d is None:  # pragma: no cover - the model always builds stds with a static d
+        raise ValueError("the standard deviations need a static number of features")
+    return _mixture_logp_cholesky(value, weights, means, stds[..., :, None] * pt.eye(d))
 
 
 def _build_pymc_model(
