@@ -43,7 +43,12 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-__all__ = ["MixtureLogDensity", "MixtureLogDensityGrad", "mixture_log_density"]
+__all__ = [
+    "MixtureLogDensity",
+    "MixtureLogDensityGrad",
+    "log_density_draws",
+    "mixture_log_density",
+]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # PyTensor caches the compiled graph on disk under a key made of the Op's props and
@@ -108,7 +113,7 @@ def _natural_parameters(
             for b in range(a, d):
                 eta[c, col] = -0.5 * precision[c, a, a] if a == b else -precision[c, a, b]
                 col += 1
-        total = math.log(weights[c]) - 0.5 * quad - d * _HALF_LOG_2PI
+        total = np.log(weights[c]) - 0.5 * quad - d * _HALF_LOG_2PI  # -inf at w = 0
         for j in range(d):
             total -= math.log(chol[c, j, j])
         const[c] = total
@@ -225,6 +230,56 @@ def _log_density_grad_kernel(
                 grad_chol[c, a_, b] = -acc
             grad_chol[c, a_, a_] -= mass[c] / chol[c, a_, a_]
     return grad_weights, grad_means, grad_chol
+
+
+@numba.njit(cache=True)
+def _log_density_draws_kernel(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, chol: np.ndarray
+) -> np.ndarray:
+    """``log sum_k w_sk N(x_i | mu_sk, L_sk L_sk')`` for draws ``s`` and rows ``i``: (S, n)."""
+    n_draws = weights.shape[0]
+    phi = _quadratic_features(X)
+    out = np.empty((n_draws, X.shape[0]))
+    for s in range(n_draws):
+        _, _, eta, const = _natural_parameters(weights[s], means[s], chol[s])
+        a = np.dot(phi, eta.T)
+        for i in range(a.shape[0]):
+            top = -np.inf
+            for c in range(a.shape[1]):
+                a[i, c] += const[c]
+                if a[i, c] > top:
+                    top = a[i, c]
+            if top == -np.inf:
+                out[s, i] = -np.inf
+                continue
+            total = 0.0
+            for c in range(a.shape[1]):
+                total += math.exp(a[i, c] - top)
+            out[s, i] = top + math.log(total)
+    return out
+
+
+def log_density_draws(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    loc: np.ndarray,
+    scale: np.ndarray,
+) -> np.ndarray:
+    """Mixture log density of every row under every draw, in the units of ``X``: (S, n).
+
+    ``weights`` (S, K), ``means`` (S, K, d), ``covariances`` (S, K, d, d). The work is
+    done in standardised units ``z = (x - loc) / scale``, where expanding the
+    quadratic form loses nothing to cancellation, and the Jacobian ``-sum log scale``
+    is added back.
+    """
+    Z = np.ascontiguousarray((X - loc) / scale)
+    means_z = np.ascontiguousarray((means - loc) / scale)
+    covariances_z = covariances / (scale[:, None] * scale[None, :])
+    chol = np.ascontiguousarray(np.linalg.cholesky(covariances_z))
+    out = _log_density_draws_kernel(Z, np.ascontiguousarray(weights), means_z, chol)
+    return out - np.log(scale).sum()
 
 
 # ----------------------------------------------------------------------------- Ops

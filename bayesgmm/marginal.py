@@ -1113,7 +1113,7 @@ class MarginalGaussianMixture(ParamsMixin):
         if store_log_likelihood:
             t0 = time.perf_counter()
             log_lik = self._pointwise_log_likelihood(
-                X, *_flat_draws(w_rl, m_rl, c_rl), loc
+                X, *_flat_draws(w_rl, m_rl, c_rl), loc, scale
             ).reshape(chains, draws, n)
             timings["log_likelihood"] = time.perf_counter() - t0
         else:
@@ -1389,13 +1389,21 @@ class MarginalGaussianMixture(ParamsMixin):
     # ------------------------------------------------------------- draws
     @staticmethod
     def _pointwise_log_likelihood(
-        X: np.ndarray, w: np.ndarray, m: np.ndarray, c: np.ndarray, center: np.ndarray
+        X: np.ndarray,
+        w: np.ndarray,
+        m: np.ndarray,
+        c: np.ndarray,
+        loc: np.ndarray,
+        scale: np.ndarray,
     ) -> np.ndarray:
-        """``log sum_k w_sk N(x_i | mu_sk, Sigma_sk)`` for every draw: shape (S, n)."""
-        out = np.empty((w.shape[0], X.shape[0]))
-        for rows, draws, log_joint in _log_joint_blocks(X, w, m, c, center):
-            out[draws, rows] = logsumexp(log_joint, axis=-1)
-        return out
+        """``log sum_k w_sk N(x_i | mu_sk, Sigma_sk)`` for every draw: shape (S, n).
+
+        One compiled loop over draws (:func:`bayesgmm._mixture_op.log_density_draws`,
+        the kernel NUTS differentiates), in standardised units.
+        """
+        from bayesgmm._mixture_op import log_density_draws
+
+        return log_density_draws(X, w, m, c, loc, scale)
 
     def _n_draws(self) -> int:
         post = self.idata_["posterior"]
@@ -1452,7 +1460,7 @@ class MarginalGaussianMixture(ParamsMixin):
         post = self.idata_["posterior"]
         chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
         w, m, c = self._flat_posterior()
-        log_lik = self._pointwise_log_likelihood(X, w, m, c, self._loc)
+        log_lik = self._pointwise_log_likelihood(X, w, m, c, self._loc, self._scale)
         group = xr.Dataset(
             {"obs": (("chain", "draw", "obs_id"), log_lik.reshape(chains, draws, -1))},
             coords={

@@ -104,3 +104,24 @@ def test_responsibilities_are_not_differentiable():
 def test_inputs_of_the_wrong_rank_are_refused():
     with pytest.raises(TypeError, match="chol must have 3 dimensions"):
         mixture_log_density(pt.matrix(), pt.vector(), pt.matrix(), pt.matrix())
+
+
+def test_log_density_draws_equals_scipy_in_the_units_of_the_data():
+    """Every draw, every row; data far from the origin and on a small scale."""
+    from bayesgmm._mixture_op import log_density_draws
+
+    rng = np.random.default_rng(5)
+    d, k, draws = 3, 2, 4
+    loc, scale = np.array([1e4, -3.0, 0.5]), np.array([2e-3, 1.0, 40.0])
+    X = loc + scale * rng.normal(size=(70, d))
+    weights, means, covs = [], [], []
+    for s in range(draws):
+        _, w, m, _, c = _problem(1, d, k, seed=100 + s)
+        weights.append(w)
+        means.append(loc + scale * m)
+        covs.append(c * np.outer(scale, scale))
+    weights, means, covs = np.array(weights), np.array(means), np.array(covs)
+    got = log_density_draws(X, weights, means, covs, loc, scale)
+    triples = zip(weights, means, covs, strict=True)
+    expected = np.stack([_scipy_log_density(X, *params) for params in triples])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-8)
