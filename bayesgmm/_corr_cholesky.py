@@ -97,7 +97,16 @@ def _unit_row_cholesky_grad_numpy(y: np.ndarray, g: np.ndarray, n: int) -> np.nd
     return np.asarray(dv[..., rows, cols], dtype=y.dtype)
 
 
-class UnitRowCholesky(Op):
+class _CorrelationSizeOp(Op):
+    """An Op parametrised by the size ``n`` of the correlation matrix (its only prop)."""
+
+    __props__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = _check_n(n)
+
+
+class UnitRowCholesky(_CorrelationSizeOp):
     """Map unconstrained vectors to Cholesky factors of correlation matrices.
 
     The input ``y`` has shape ``(..., m)`` with ``m = n (n - 1) / 2``; the output
@@ -111,11 +120,6 @@ class UnitRowCholesky(Op):
     n : int
         Size of the correlation matrix, at least 2.
     """
-
-    __props__ = ("n",)
-
-    def __init__(self, n: int) -> None:
-        self.n = _check_n(n)
 
     def make_node(self, *inputs: Any) -> Apply:
         """Build the node for ``y`` (at least one dimension, the last of length ``m``)."""
@@ -161,7 +165,7 @@ class UnitRowCholesky(Op):
         return [grad]
 
 
-class UnitRowCholeskyGrad(Op):
+class UnitRowCholeskyGrad(_CorrelationSizeOp):
     """Gradient of :class:`UnitRowCholesky` with respect to its input.
 
     Given ``y`` of shape ``(..., m)`` and the upstream gradient ``G`` on ``L`` of
@@ -177,11 +181,6 @@ class UnitRowCholeskyGrad(Op):
     n : int
         Size of the correlation matrix, at least 2.
     """
-
-    __props__ = ("n",)
-
-    def __init__(self, n: int) -> None:
-        self.n = _check_n(n)
 
     def make_node(self, *inputs: Any) -> Apply:
         """Build the node for ``(y, g)``; ``g`` must have one more dimension than ``y``."""
