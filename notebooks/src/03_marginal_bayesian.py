@@ -17,8 +17,9 @@
 # 3. draws the uncertainty of the clusters as ellipses from posterior draws;
 # 4. turns the posterior into membership probabilities with credible intervals.
 #
-# The first fit compiles the model (about a minute on two cores); later fits of the
-# same shape reuse it.
+# The first fit on a machine compiles the model (20 to 30 seconds on two cores; a few
+# seconds in a later session, which reads numba's cache); later fits of the same shape
+# in this session reuse it.
 
 # %%
 import os
