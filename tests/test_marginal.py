@@ -6,6 +6,7 @@ conftest.py (one compiled model in the default run); (3) recovery per covariance
 type, marked slow.
 """
 
+import itertools
 import warnings
 
 import numpy as np
@@ -936,3 +937,34 @@ def test_laplace_intervals_cover_the_truth_at_their_level():
             lo, hi = np.quantile(values, [0.03, 0.97], axis=0)
             covered += int(((lo <= true[name]) & (true[name] <= hi)).sum())
     assert covered >= 128
+
+
+@pytest.mark.slow
+def test_pymc_nuts_agrees_with_nutpie_on_the_shared_fit(marginal_fit):
+    """The fallback sampler runs the same model (compiled Ops included) to the same posterior."""
+    import arviz_stats
+
+    model, X = marginal_fit
+    if model.sampler_ != "nutpie":
+        pytest.skip("the shared fit did not use nutpie")
+    fallback = MarginalGaussianMixture(3, covariance_type="full").fit(
+        X, draws=300, tune=300, chains=2, nuts_sampler="pymc", random_seed=3, progressbar=False
+    )
+    assert fallback.sampler_ == "pymc"
+    # The two fits start from different EM runs, so their labels may be permuted.
+    ours_means = fallback.idata_["posterior"]["means"].mean(("chain", "draw")).values
+    ref_means = model.idata_["posterior"]["means"].mean(("chain", "draw")).values
+    order = min(
+        itertools.permutations(range(3)),
+        key=lambda perm: np.abs(ours_means[list(perm)] - ref_means).sum(),
+    )
+    for name in ("weights", "means"):
+        ours = fallback.idata_["posterior"][name].isel(component=list(order))
+        ref = model.idata_["posterior"][name]
+        sd = ref.std(("chain", "draw")).values
+        gap = np.abs(ours.mean(("chain", "draw")).values - ref.mean(("chain", "draw")).values)
+        # Each posterior mean carries Monte Carlo error of about sd / sqrt(ESS) with ESS
+        # in the hundreds, so the two differ by ~0.1 sd; 0.5 sd is five of those.
+        assert np.all(gap < 0.5 * sd), (name, gap / sd)
+        posterior = fallback.idata_["posterior"].to_dataset()[[name]]
+        assert float(arviz_stats.rhat(posterior).to_array().max()) < 1.05
