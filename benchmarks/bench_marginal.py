@@ -24,7 +24,8 @@ adds a row for the peer with the same low-rank adaptation, to separate what the
 adaptation buys from what the model's formulation buys.
 
 Run: ``.venv/bin/python benchmarks/bench_marginal.py [--draws 1000 --tune 1000 --chains 4]
-[--case 0 --case 1] [--run cold --run again] [--fresh-cache] [--peer-low-rank]``.
+[--case 0 --case 1] [--run cold --run again] [--again-seeds 2 3 4] [--fresh-cache]
+[--peer-low-rank]``.
 """
 
 from __future__ import annotations
@@ -159,6 +160,13 @@ def main():
         help="compile into a new empty PyTensor/numba cache (a truly cold start)",
     )
     parser.add_argument(
+        "--again-seeds",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="data seeds of the 'again' runs, one run each (default: 2); 'cold' uses seed 1",
+    )
+    parser.add_argument(
         "--peer-low-rank",
         action="store_true",
         help="also run the peer with nutpie's low-rank mass-matrix adaptation",
@@ -175,10 +183,12 @@ def main():
     if args.peer_low_rank:
         models.insert(1, ("peer-lr", lambda *a: run_peer(*a, adaptation="low_rank")))
     cases = [CASES[i] for i in args.case] if args.case else CASES
-    runs = [(run, seed) for run, seed in (("cold", 1), ("again", 2)) if run in (args.run or [run])]
+    wanted = args.run or ["cold", "again"]
+    runs = [("cold", 1)] if "cold" in wanted else []
+    runs += [("again", seed) for seed in args.again_seeds] if "again" in wanted else []
     header = (
-        f"{'case':>14} {'model':>9} {'run':>5} {'wall s':>7} {'minESS':>7} {'ESS/s':>7} "
-        f"{'div':>4} {'maxRhat':>7}"
+        f"{'case':>14} {'model':>9} {'run':>5} {'seed':>4} {'wall s':>7} {'minESS':>7} "
+        f"{'ESS/s':>7} {'div':>4} {'maxRhat':>7}"
     )
     print(f"draws={args.draws} tune={args.tune} chains={args.chains}, nutpie for both")
     print(header, flush=True)
@@ -189,18 +199,19 @@ def main():
             for name, fn in models:
                 out = fn(X, k, args.draws, args.tune, args.chains, seed)
                 wall, ess, rhat, div = out[:4]
-                results[(name, run)] = ess / wall
+                results[(name, run, seed)] = ess / wall
                 extra = f"  timings {out[4]}" if len(out) > 4 else ""
                 print(
-                    f"{f'n={n},d={d},k={k}':>14} {name:>9} {run:>5} {wall:7.1f} {ess:7.0f} "
-                    f"{ess / wall:7.1f} {div:4d} {rhat:7.3f}{extra}",
+                    f"{f'n={n},d={d},k={k}':>14} {name:>9} {run:>5} {seed:4d} {wall:7.1f} "
+                    f"{ess:7.0f} {ess / wall:7.1f} {div:4d} {rhat:7.3f}{extra}",
                     flush=True,
                 )
-        for run, _ in runs:
+        for run, seed in runs:
             for peer in [name for name, _ in models if name != "bayesgmm"]:
-                ratio = results[("bayesgmm", run)] / results[(peer, run)]
+                ratio = results[("bayesgmm", run, seed)] / results[(peer, run, seed)]
                 print(
-                    f"{f'n={n},d={d},k={k}':>14} ESS/s ratio bayesgmm/{peer} ({run}): {ratio:.1f}x",
+                    f"{f'n={n},d={d},k={k}':>14} ESS/s ratio bayesgmm/{peer} ({run}, seed {seed}): "
+                    f"{ratio:.1f}x",
                     flush=True,
                 )
 
