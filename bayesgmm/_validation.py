@@ -24,7 +24,12 @@ __all__ = [
     "check_random_state",
     "describe",
     "message",
+    "renamed_argument",
 ]
+
+_UNSET: Any = object()
+"""Default of a deprecated keyword: tells "not passed" apart from every real value."""
+
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -120,6 +125,46 @@ def check_random_state(seed: Any, name: str = "random_state") -> np.random.Gener
             raise ValueError(message(name, "a non-negative integer seed", seed))
         return np.random.default_rng(int(seed))
     raise TypeError(message(name, "None, a non-negative integer or a numpy.random.Generator", seed))
+
+
+def renamed_argument(
+    new_value: Any, old_value: Any, *, new_name: str, old_name: str, default: Any = None
+) -> Any:
+    """Resolve a keyword argument that was renamed, warning when the old name is used.
+
+    Parameters
+    ----------
+    new_value : object
+        What the caller passed under the new name (``default`` when not passed).
+    old_value : object
+        What the caller passed under the old name, or the sentinel ``_UNSET``.
+    new_name, old_name : str
+        The two names, for the messages.
+    default : object
+        The new argument's default, to tell whether both names were given.
+
+    Returns
+    -------
+    object
+        The value to use.
+
+    Raises
+    ------
+    TypeError
+        Both names were given.
+    """
+    if old_value is _UNSET:
+        return new_value
+    if new_value is not default and new_value != default:
+        raise TypeError(f"{old_name} is a deprecated alias of {new_name}: pass only {new_name}")
+    import warnings
+
+    warnings.warn(
+        f"{old_name} is deprecated and will be removed in the next release: use {new_name}",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return old_value
 
 
 def _is_dask_array(X: Any) -> bool:
