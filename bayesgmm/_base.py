@@ -1,21 +1,32 @@
-"""Constructor-parameter handling shared by the estimators (scikit-learn's conventions).
+"""The estimator base: parameters, input checks and the predict side (scikit-learn's contract).
 
 The constructor of every estimator only stores its arguments; ``get_params``,
 ``set_params`` and ``__repr__`` read them back from the signature, so adding an
-argument needs no change here.
+argument needs no change here (:class:`ParamsMixin`).
+
+:class:`MixtureBase` owns what every fitted mixture does the same way, as
+scikit-learn's ``BaseMixture`` does: checking new data against the fit (number
+of features, feature names), ``score_samples``, ``score`` (the mean
+log-likelihood), ``predict_proba``, ``predict``, ``fit_predict``, ``save``, lazy
+evaluation over the row blocks of a Dask array, and the tags scikit-learn's
+utilities read. An estimator supplies ``fit`` and two pure array methods,
+``_score_samples_array`` and ``_predict_proba_array``.
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
+import warnings
+from collections.abc import Callable
 from typing import Any, Self
 
 import numpy as np
 
-from bayesgmm._validation import message
+from bayesgmm._chunks import check_dask_array, is_dask_array, map_rows
+from bayesgmm._validation import check_array, check_fitted, check_n_features, message
 
-__all__ = ["ParamsMixin"]
+__all__ = ["MixtureBase", "ParamsMixin"]
 
 
 class ParamsMixin:
@@ -81,3 +92,183 @@ class ParamsMixin:
                 text = f"<{type(value).__name__}>"
             shown.append(text if position == 0 else f"{p.name}={text}")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+class MixtureBase(ParamsMixin):
+    """The predict side shared by the mixture estimators.
+
+    Subclasses implement ``fit`` (setting ``params_``, ``n_features_in_`` and,
+    for DataFrame input with string column names, ``feature_names_in_`` via
+    :meth:`_set_feature_names`), ``_score_samples_array(X)`` returning the log
+    density of each row and ``_predict_proba_array(X)`` returning the
+    membership probabilities, both on a checked float array.
+    """
+
+    _estimator_type = "density_estimator"
+    params_: Any
+    n_features_in_: int
+
+    # ----------------------------------------------------------- to implement
+    def fit(self, X: Any, y: Any = None) -> Self:  # pragma: no cover - abstract
+        """Fit the model to ``X``; return ``self``."""
+        raise NotImplementedError
+
+    def _score_samples_array(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _n_membership_columns(self) -> int:
+        """Columns of ``predict_proba``: the number of components."""
+        return int(self.params_.n_components)
+
+    # ---------------------------------------------------------------- checks
+    def _set_feature_names(self, feature_names: list[str] | None) -> None:
+        """Keep the training data's column names (or forget those of an earlier fit)."""
+        if feature_names is not None:
+            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_feature_names(self, feature_names: list[str] | None) -> None:
+        """Compare new data's column names with the training data's (scikit-learn's rules)."""
+        fitted = getattr(self, "feature_names_in_", None)
+        name = type(self).__name__
+        if fitted is None:
+            if feature_names is not None:
+                warnings.warn(
+                    f"X has feature names, but {name} was fitted without feature names",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return
+        if feature_names is None:
+            warnings.warn(
+                f"X does not have valid feature names, but {name} was fitted with feature names",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        if list(feature_names) != [str(f) for f in fitted]:
+            raise ValueError(
+                message(
+                    "X",
+                    f"the feature names seen in fit, {list(fitted)}",
+                    f"{list(feature_names)}. The feature names should match those that were "
+                    "passed during fit",
+                    raw=True,
+                )
+            )
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        """Check new data against the fit; return it as a float array."""
+        check_fitted(self)
+        array, feature_names = check_array(X)
+        self._check_feature_names(feature_names)
+        check_n_features(array, self.n_features_in_, estimator=type(self).__name__)
+        return array
+
+    def _lazy(self, X: Any, func: Callable[[np.ndarray], np.ndarray], n_columns: int | None) -> Any:
+        """Apply a row-wise array method lazily to the row blocks of a Dask array."""
+        check_fitted(self)
+        data = check_dask_array(X)
+        check_n_features(data, self.n_features_in_, estimator=type(self).__name__)
+        return map_rows(func, data, n_columns)
+
+    # ----------------------------------------------------------- predictions
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density of the fitted mixture at every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            A lazy Dask array when ``X`` is a Dask array.
+        """
+        if is_dask_array(X):
+            return self._lazy(X, self._score_samples_array, None)
+        return self._score_samples_array(self._check_X(X))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per sample, as scikit-learn's mixtures.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Membership probabilities ``p(z_i = k | x_i)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            A lazy Dask array when ``X`` is a Dask array.
+        """
+        if is_dask_array(X):
+            return self._lazy(X, self._predict_proba_array, self._n_membership_columns())
+        return self._predict_proba_array(self._check_X(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            A lazy Dask array when ``X`` is a Dask array.
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit, then return the most probable component of every sample.
+
+        Equal to ``fit(X).predict(X)``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.fit(X).predict(X)
+
+    # -------------------------------------------------------------------- io
+    def save(self, path: Any, *, overwrite: bool = False) -> None:
+        """Save the fitted model (see :func:`bayesgmm.io.save`)."""
+        from bayesgmm.io import save
+
+        save(self, path, overwrite=overwrite)
+
+    # ----------------------------------------------------- scikit-learn tags
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "params_")
+
+    def __sklearn_tags__(self) -> Any:
+        """Tags for scikit-learn's utilities (imported only when scikit-learn asks)."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            transformer_tags=None,
+            classifier_tags=None,
+            regressor_tags=None,
+            input_tags=InputTags(two_d_array=True, allow_nan=False),
+            non_deterministic=False,
+        )

@@ -16,8 +16,15 @@ where, with precision Lambda = Sigma^{-1},
 So the log density of every component at every point is one matrix product
 ``phi(X) @ eta`` (the E-step), and the sufficient statistics that the M-step
 needs (N_k, sum_i r_ik x_i, sum_i r_ik x_i x_i') are ``R' phi(X)``, accumulated
-chunk by chunk. Coordinate-ascent VI uses the same kernel with *expected*
-natural parameters E_q[eta], which is why both live here.
+chunk by chunk. :func:`e_step_statistics` is that kernel, the only one in the
+package: EM runs it with the current natural parameters, coordinate-ascent VI
+with their expectations E_q[eta], and Dask maps it over row blocks.
+
+Everything that depends on the covariance type (the shape of the parameter, the
+feature map's quadratic columns, conversions to full matrices and to Cholesky
+factors of precisions, the number of free parameters, the M-step's covariance)
+is one :class:`CovarianceLayout` in the registry :data:`LAYOUTS`; the functions
+below read it, so a new covariance model is written once, here.
 
 Expanding the quadratic form loses a little precision when the data sit far
 from the origin relative to their spread, so callers centre the data first
@@ -26,14 +33,19 @@ from the origin relative to their spread, so callers centre the data first
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
 
+from bayesgmm._validation import message
+
 __all__ = [
     "COVARIANCE_TYPES",
+    "LAYOUTS",
+    "CovarianceLayout",
     "DegenerateCovarianceError",
     "SufficientStatistics",
     "compute_precision_cholesky",
@@ -44,6 +56,7 @@ __all__ = [
     "full_covariances",
     "log_gaussian_prob",
     "log_mixture_density",
+    "n_feature_columns",
     "n_free_parameters",
     "natural_parameters",
     "sample_mixture",
@@ -51,66 +64,21 @@ __all__ = [
     "unpack_feature_sums",
 ]
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _EPS = float(np.finfo(np.float64).eps)
-# Rows of the feature matrix held at once: about 4 MiB, so a chunk stays in cache.
-_CHUNK_BYTES = 1 << 22
+# Bytes of the transposed feature map held per chunk: small enough to stay in cache
+# and to keep OpenBLAS on its fast small-matrix paths.
+_CHUNK_BYTES = 1 << 21
+
+_DEGENERATE_MESSAGE = (
+    "covariances: component(s) {components} have a covariance that is not positive "
+    "definite (a component collapsed onto too few or duplicated points). Increase "
+    "reg_covar, reduce n_components, or scale the features to comparable ranges."
+)
 
 
 class DegenerateCovarianceError(ValueError):
     """A covariance matrix is not positive definite (a collapsed or singleton component)."""
-
-
-def default_chunk_size(n_features: int, covariance_type: str) -> int:
-    """Rows per chunk so that one chunk of the feature map takes about 4 MiB."""
-    width = n_feature_columns(n_features, covariance_type)
-    return max(256, _CHUNK_BYTES // (8 * width))
-
-
-def n_feature_columns(n_features: int, covariance_type: str) -> int:
-    """Width of the feature map ``phi(x)`` for ``n_features`` features."""
-    d = n_features
-    if covariance_type in ("full", "tied"):
-        return d + d * (d + 1) // 2
-    if covariance_type == "diag":
-        return 2 * d
-    return d + 1
-
-
-def feature_map(X: np.ndarray, covariance_type: str, out: np.ndarray | None = None) -> np.ndarray:
-    """Return ``phi(X)``: the columns in which every Gaussian log density is linear.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Data, ideally centred.
-    covariance_type : {"full", "tied", "diag", "spherical"}
-        Which quadratic terms the covariance type needs.
-    out : ndarray, optional
-        Preallocated output of the right shape.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_feature_columns)
-        ``X`` followed by the products ``x_i x_j`` (i <= j, row-major upper
-        triangle) for full/tied, ``x**2`` for diag, ``|x|**2`` for spherical.
-    """
-    n, d = X.shape
-    width = n_feature_columns(d, covariance_type)
-    if out is None:
-        out = np.empty((n, width))
-    out[:, :d] = X
-    if covariance_type in ("full", "tied"):
-        start = d
-        for i in range(d):
-            np.multiply(X[:, i : i + 1], X[:, i:], out=out[:, start : start + d - i])
-            start += d - i
-    elif covariance_type == "diag":
-        np.multiply(X, X, out=out[:, d:])
-    else:
-        np.einsum("ij,ij->i", X, X, out=out[:, d])
-    return out
 
 
 def _pack_symmetric(matrices: np.ndarray, off_diagonal_factor: float) -> np.ndarray:
@@ -131,6 +99,374 @@ def _unpack_symmetric(packed: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
+# ------------------------------------------------------------- covariance layouts
+class CovarianceLayout:
+    """Everything that depends on one covariance type, in one place.
+
+    A layout knows the shape of its covariance parameter (scikit-learn's
+    layouts), the quadratic columns it adds to the feature map ``phi(x)``, how
+    to turn its parameter into full matrices and into Cholesky factors ``P`` of
+    the precisions (``Lambda = P P'``), how the M-step estimates it from
+    sufficient statistics, and how many free parameters it has. Every engine
+    (EM, CAVI, the PyMC models, selection) reads these instead of branching on
+    the type's name.
+    """
+
+    name: str = ""
+    #: Fewest points a component needs to estimate its own covariance (d is added for ``full``).
+    min_points: int = 1
+
+    def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of the covariance (and precision) parameter."""
+        raise NotImplementedError
+
+    def statistics_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of ``sum_i r_ik x_i x_i'`` as the M-step needs it."""
+        raise NotImplementedError
+
+    def n_quadratic_columns(self, n_features: int) -> int:
+        """Columns the feature map adds after ``x`` itself."""
+        raise NotImplementedError
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        """Free parameters of the covariances."""
+        raise NotImplementedError
+
+    def quadratic_features(self, Xt: np.ndarray, out: np.ndarray) -> None:
+        """Write the quadratic rows of ``phi(X)'`` for ``Xt`` (d, n) into ``out``."""
+        raise NotImplementedError
+
+    def unpack_quadratic(self, packed: np.ndarray, n_features: int) -> np.ndarray:
+        """``sum_xx`` from the quadratic columns of ``R' phi(X)`` (K, q)."""
+        raise NotImplementedError
+
+    def precision_terms(
+        self, means: np.ndarray, chol: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(Lambda mu, quadratic coefficients, log|P|, mu' Lambda mu)`` per component."""
+        raise NotImplementedError
+
+    def to_full(self, covariances: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
+        """Expand the covariances to ``(n_components, d, d)`` matrices."""
+        raise NotImplementedError
+
+    def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        """Cholesky factors of the precisions; :class:`DegenerateCovarianceError` if not PD."""
+        raise NotImplementedError
+
+    def cholesky_of_precisions(self, precisions: np.ndarray, name: str) -> np.ndarray:
+        """Lower Cholesky factors of user-given precisions; ``ValueError`` naming ``name``."""
+        raise NotImplementedError
+
+    def precisions_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
+        """``Lambda = P P'`` in this layout."""
+        raise NotImplementedError
+
+    def covariances_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
+        """``Sigma = (P P')^{-1}`` in this layout."""
+        raise NotImplementedError
+
+    def m_step_covariances(
+        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+    ) -> np.ndarray:
+        """Maximum-likelihood covariances from statistics, ``reg`` added per feature."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"CovarianceLayout({self.name!r})"
+
+
+class _MatrixLayout(CovarianceLayout):
+    """``full`` (one matrix per component) and ``tied`` (one matrix for all)."""
+
+    shared = False
+
+    def _stack(self, array: np.ndarray) -> np.ndarray:
+        return array[None] if self.shared else array
+
+    def _unstack(self, array: np.ndarray) -> np.ndarray:
+        return array[0] if self.shared else array
+
+    def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        d = n_features
+        return (d, d) if self.shared else (n_components, d, d)
+
+    def statistics_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features, n_features)
+
+    def n_quadratic_columns(self, n_features: int) -> int:
+        return n_features * (n_features + 1) // 2
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        per_matrix = n_features * (n_features + 1) // 2
+        return per_matrix if self.shared else n_components * per_matrix
+
+    def quadratic_features(self, Xt: np.ndarray, out: np.ndarray) -> None:
+        d = Xt.shape[0]
+        start = 0
+        for i in range(d):
+            np.multiply(Xt[i : i + 1], Xt[i:], out=out[start : start + d - i])
+            start += d - i
+
+    def unpack_quadratic(self, packed: np.ndarray, n_features: int) -> np.ndarray:
+        return _unpack_symmetric(packed, n_features)
+
+    def precision_terms(
+        self, means: np.ndarray, chol: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        k, d = means.shape
+        chol = np.broadcast_to(chol, (k, d, d)) if self.shared else chol
+        precisions = chol @ np.swapaxes(chol, -1, -2)
+        linear = np.einsum("kij,kj->ki", precisions, means)
+        quadratic = _pack_symmetric(precisions, 2.0) * -0.5
+        log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=1)
+        maha = np.square(np.einsum("ki,kij->kj", means, chol)).sum(axis=1)
+        return linear, quadratic, log_det, maha
+
+    def to_full(self, covariances: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
+        if self.shared:
+            return np.broadcast_to(covariances, (n_components,) + covariances.shape).copy()
+        return covariances
+
+    def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        stack = self._stack(covariances)
+        d = stack.shape[-1]
+        out = np.empty_like(stack)
+        identity = np.eye(d)
+        bad = []
+        for k, cov in enumerate(stack):
+            try:
+                chol = linalg.cholesky(cov, lower=True, check_finite=False)
+            except linalg.LinAlgError:
+                bad.append(k)
+                continue
+            if not np.all(np.diag(chol) > 0):
+                bad.append(k)
+                continue
+            out[k] = linalg.solve_triangular(chol, identity, lower=True, check_finite=False).T
+        if bad or not np.isfinite(out).all():
+            raise DegenerateCovarianceError(_DEGENERATE_MESSAGE.format(components=bad or "?"))
+        return self._unstack(out)
+
+    def cholesky_of_precisions(self, precisions: np.ndarray, name: str) -> np.ndarray:
+        stack = self._stack(precisions)
+        if not np.allclose(stack, np.swapaxes(stack, -1, -2), rtol=1e-8, atol=0):
+            raise ValueError(
+                message(name, "symmetric matrices", "non-symmetric matrices", raw=True)
+            )
+        out = np.empty_like(stack)
+        for k, matrix in enumerate(stack):
+            try:
+                out[k] = linalg.cholesky(matrix, lower=True, check_finite=False)
+            except linalg.LinAlgError:
+                raise ValueError(
+                    message(
+                        name,
+                        "positive definite matrices",
+                        f"a matrix that is not positive definite at index {k}",
+                        raw=True,
+                    )
+                ) from None
+        return self._unstack(out)
+
+    def precisions_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
+        return chol @ np.swapaxes(chol, -1, -2)
+
+    def covariances_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
+        covariances = np.linalg.inv(self.precisions_from_cholesky(chol))
+        return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
+
+    def m_step_covariances(
+        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+    ) -> np.ndarray:
+        d = means.shape[1]
+        diagonal = (np.arange(d), np.arange(d))
+        if self.shared:
+            cov = stats.sum_xx.sum(axis=0) - np.einsum("k,ki,kj->ij", nk, means, means)
+            cov = 0.5 * (cov + cov.T) / nk.sum()
+            cov[diagonal] += reg
+            return cov
+        cov = stats.sum_xx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[(slice(None),) + diagonal] += reg
+        return cov
+
+
+class _FullLayout(_MatrixLayout):
+    name = "full"
+    min_points = 1  # plus d: see min_points_for
+
+
+class _TiedLayout(_MatrixLayout):
+    name = "tied"
+    shared = True
+    min_points = 1
+
+
+class _VectorLayout(CovarianceLayout):
+    """``diag`` (a variance per feature and component) and ``spherical`` (one per component)."""
+
+    min_points = 2
+
+    def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        if not np.all(covariances > 0) or not np.isfinite(covariances).all():
+            bad = np.unique(np.nonzero(~(covariances > 0))[0]).tolist()
+            raise DegenerateCovarianceError(_DEGENERATE_MESSAGE.format(components=bad))
+        return 1.0 / np.sqrt(covariances)
+
+    def cholesky_of_precisions(self, precisions: np.ndarray, name: str) -> np.ndarray:
+        if not (precisions > 0).all():
+            raise ValueError(message(name, "positive values", precisions))
+        return np.sqrt(precisions)
+
+    def precisions_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
+        return chol**2
+
+    def covariances_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
+        return 1.0 / chol**2
+
+
+class _DiagLayout(_VectorLayout):
+    name = "diag"
+
+    def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features)
+
+    statistics_shape = parameter_shape
+
+    def n_quadratic_columns(self, n_features: int) -> int:
+        return n_features
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features
+
+    def quadratic_features(self, Xt: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(Xt, Xt, out=out)
+
+    def unpack_quadratic(self, packed: np.ndarray, n_features: int) -> np.ndarray:
+        return packed.copy()
+
+    def precision_terms(
+        self, means: np.ndarray, chol: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        precisions = chol**2
+        return (
+            precisions * means,
+            -0.5 * precisions,
+            np.log(chol).sum(axis=1),
+            (precisions * means**2).sum(axis=1),
+        )
+
+    def to_full(self, covariances: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
+        return np.einsum("ki,ij->kij", covariances, np.eye(n_features))
+
+    def m_step_covariances(
+        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+    ) -> np.ndarray:
+        return np.maximum(stats.sum_xx / nk[:, None] - means**2, 0.0) + reg
+
+
+class _SphericalLayout(_VectorLayout):
+    name = "spherical"
+
+    def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components,)
+
+    statistics_shape = parameter_shape
+
+    def n_quadratic_columns(self, n_features: int) -> int:
+        return 1
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components
+
+    def quadratic_features(self, Xt: np.ndarray, out: np.ndarray) -> None:
+        np.einsum("ij,ij->j", Xt, Xt, out=out[0])
+
+    def unpack_quadratic(self, packed: np.ndarray, n_features: int) -> np.ndarray:
+        return packed[:, 0].copy()
+
+    def precision_terms(
+        self, means: np.ndarray, chol: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        d = means.shape[1]
+        precisions = chol**2
+        return (
+            precisions[:, None] * means,
+            -0.5 * precisions[:, None],
+            d * np.log(chol),
+            precisions * (means**2).sum(axis=1),
+        )
+
+    def to_full(self, covariances: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
+        return covariances[:, None, None] * np.eye(n_features)
+
+    def m_step_covariances(
+        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+    ) -> np.ndarray:
+        d = means.shape[1]
+        return np.maximum(stats.sum_xx / nk - (means**2).sum(axis=1), 0.0) / d + reg.mean()
+
+
+LAYOUTS: dict[str, CovarianceLayout] = {
+    layout.name: layout
+    for layout in (_FullLayout(), _TiedLayout(), _DiagLayout(), _SphericalLayout())
+}
+"""The registry: covariance type -> its :class:`CovarianceLayout`."""
+
+COVARIANCE_TYPES = tuple(LAYOUTS)
+
+
+def min_points(n_features: int, covariance_type: str) -> int:
+    """Fewest points a component needs to estimate its own covariance (d + 1 for ``full``)."""
+    extra = n_features if covariance_type == "full" else 0
+    return LAYOUTS[covariance_type].min_points + extra
+
+
+# ------------------------------------------------------------------ feature map
+def n_feature_columns(n_features: int, covariance_type: str) -> int:
+    """Width of the feature map ``phi(x)`` for ``n_features`` features."""
+    return n_features + LAYOUTS[covariance_type].n_quadratic_columns(n_features)
+
+
+def default_chunk_size(n_features: int, covariance_type: str) -> int:
+    """Rows per chunk so that one chunk of the feature map takes about 2 MiB."""
+    width = n_feature_columns(n_features, covariance_type)
+    return max(256, _CHUNK_BYTES // (8 * width))
+
+
+def _feature_map_t(rows: np.ndarray, covariance_type: str, out: np.ndarray) -> np.ndarray:
+    """``phi(X)'`` of shape (width, n) for rows ``X`` (n, d), written into ``out``.
+
+    ``X`` is first copied, transposed, into the first d rows of ``out``; the
+    quadratic rows are products of those contiguous rows.
+    """
+    d = rows.shape[1]
+    out[:d] = rows.T
+    LAYOUTS[covariance_type].quadratic_features(out[:d], out[d:])
+    return out
+
+
+def feature_map(X: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Return ``phi(X)``: the columns in which every Gaussian log density is linear.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data, ideally centred.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        Which quadratic terms the covariance type needs.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_feature_columns)
+        ``X`` followed by the products ``x_i x_j`` (i <= j, row-major upper
+        triangle) for full/tied, ``x**2`` for diag, ``|x|**2`` for spherical.
+    """
+    width = n_feature_columns(X.shape[1], covariance_type)
+    return _feature_map_t(X, covariance_type, np.empty((width, X.shape[0]))).T
+
+
 def natural_parameters(
     means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,29 +485,11 @@ def natural_parameters(
     eta : ndarray of shape (n_feature_columns, n_components)
     c : ndarray of shape (n_components,)
     """
-    n_components, d = means.shape
-    if covariance_type in ("full", "tied"):
-        chol = precisions_cholesky
-        if covariance_type == "tied":
-            chol = np.broadcast_to(chol, (n_components, d, d))
-        precisions = chol @ np.swapaxes(chol, -1, -2)
-        linear = np.einsum("kij,kj->ki", precisions, means)
-        quadratic = _pack_symmetric(precisions, 2.0) * -0.5
-        log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=1)
-        maha = np.square(np.einsum("ki,kij->kj", means, chol)).sum(axis=1)
-        eta = np.concatenate([linear, quadratic], axis=1).T
-    elif covariance_type == "diag":
-        precisions = precisions_cholesky**2
-        eta = np.concatenate([precisions * means, -0.5 * precisions], axis=1).T
-        log_det = np.log(precisions_cholesky).sum(axis=1)
-        maha = (precisions * means**2).sum(axis=1)
-    elif covariance_type == "spherical":
-        precisions = precisions_cholesky**2
-        eta = np.concatenate([precisions[:, None] * means, -0.5 * precisions[:, None]], axis=1).T
-        log_det = d * np.log(precisions_cholesky)
-        maha = precisions * (means**2).sum(axis=1)
-    else:  # pragma: no cover - validated at the boundary
-        raise ValueError(f"unknown covariance_type {covariance_type!r}")
+    d = means.shape[1]
+    linear, quadratic, log_det, maha = LAYOUTS[covariance_type].precision_terms(
+        means, precisions_cholesky
+    )
+    eta = np.concatenate([linear, quadratic], axis=1).T
     const = -0.5 * d * _LOG_2PI + log_det - 0.5 * maha
     return np.ascontiguousarray(eta), const
 
@@ -198,10 +516,14 @@ def log_gaussian_prob(
     n, d = X.shape
     out = np.empty((n, means.shape[0]))
     step = chunk_size or default_chunk_size(d, covariance_type)
+    buffer = np.empty((eta.shape[0], min(step, n)))
+    eta_t = np.ascontiguousarray(eta.T)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        features = feature_map(X[start:stop] - center, covariance_type)
-        np.matmul(features, eta, out=out[start:stop])
+        features = _feature_map_t(
+            X[start:stop] - center, covariance_type, buffer[:, : stop - start]
+        )
+        out[start:stop] = (eta_t @ features).T
         out[start:stop] += const
     return out
 
@@ -228,6 +550,7 @@ def log_mixture_density(
     return log_density, weighted - log_density[:, None]
 
 
+# ----------------------------------------------------------- sufficient statistics
 @dataclass
 class SufficientStatistics:
     """Responsibility-weighted sums over the data; additive across chunks.
@@ -272,12 +595,7 @@ class SufficientStatistics:
         cls, n_components: int, n_features: int, covariance_type: str
     ) -> SufficientStatistics:
         """Statistics of no data: the identity of ``+``."""
-        shape = {
-            "full": (n_components, n_features, n_features),
-            "tied": (n_components, n_features, n_features),
-            "diag": (n_components, n_features),
-            "spherical": (n_components,),
-        }[covariance_type]
+        shape = LAYOUTS[covariance_type].statistics_shape(n_components, n_features)
         return cls(
             covariance_type,
             np.zeros(n_components),
@@ -293,15 +611,48 @@ def unpack_feature_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``R' phi(X)`` (K, width) into ``sum_x`` and ``sum_xx``."""
     d = n_features
-    sum_x = packed[:, :d]
-    rest = packed[:, d:]
-    if covariance_type in ("full", "tied"):
-        sum_xx = _unpack_symmetric(rest, d)
-    elif covariance_type == "diag":
-        sum_xx = rest.copy()
-    else:
-        sum_xx = rest[:, 0].copy()
-    return sum_x.copy(), sum_xx
+    sum_xx = LAYOUTS[covariance_type].unpack_quadratic(packed[:, d:], d)
+    return packed[:, :d].copy(), sum_xx
+
+
+def _chunk_bounds(n: int, step: int) -> list[tuple[int, int]]:
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _chunk_statistics(
+    X: np.ndarray,
+    bounds: list[tuple[int, int]],
+    eta_t: np.ndarray,
+    offset: np.ndarray,
+    covariance_type: str,
+    resp_out: np.ndarray | None,
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Per-chunk ``(phi' R, N, log-normaliser)`` for consecutive chunks, sharing buffers."""
+    n_components, width = eta_t.shape
+    most = max(stop - start for start, stop in bounds)
+    features_buffer = np.empty((width, most))
+    scores_buffer = np.empty((n_components, most))
+    out = []
+    for start, stop in bounds:
+        rows = stop - start
+        if rows == most:
+            features, scores = features_buffer, scores_buffer
+        else:  # contiguous buffers for the short last chunk
+            features = np.empty((width, rows))
+            scores = np.empty((n_components, rows))
+        _feature_map_t(X[start:stop], covariance_type, features)
+        np.matmul(eta_t, features, out=scores)
+        scores += offset
+        top = scores.max(axis=0)
+        scores -= top
+        np.exp(scores, out=scores)
+        total = scores.sum(axis=0)
+        log_normalizer = float(np.log(total).sum() + top.sum())
+        scores /= total
+        if resp_out is not None:
+            resp_out[start:stop] = scores.T
+        out.append((features @ scores.T, scores.sum(axis=1), log_normalizer))
+    return out
 
 
 def e_step_statistics(
@@ -313,6 +664,8 @@ def e_step_statistics(
     *,
     chunk_size: int | None = None,
     resp_out: np.ndarray | None = None,
+    executor: Executor | None = None,
+    n_workers: int = 1,
 ) -> SufficientStatistics:
     """One pass over ``X``: responsibilities and the sufficient statistics they weight.
 
@@ -322,6 +675,14 @@ def e_step_statistics(
     are the natural parameters of the current estimate and ``log_weights`` the
     log mixing weights; in CAVI they are their expectations under q.
 
+    Each chunk is evaluated transposed, one component per row
+    (``S' = eta' phi(X)' + (c + log w)``), so the normalisation runs along
+    contiguous rows and the statistics are ``phi(X)' R``: OpenBLAS is many times
+    slower on ``R' phi(X)`` with a tall, thin ``R``. The chunks may run on
+    ``n_workers`` threads of ``executor`` (NumPy and BLAS release the GIL); their
+    statistics are always added in chunk order, so the result is bitwise the same
+    whatever the number of threads.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
@@ -330,42 +691,53 @@ def e_step_statistics(
         See above; ``eta`` has shape (width, K).
     covariance_type : str
     chunk_size : int, optional
-        Rows per chunk (default: about 4 MiB of features).
+        Rows per chunk (default: about 2 MiB of features).
     resp_out : ndarray of shape (n_samples, n_components), optional
         If given, the responsibilities are written into it.
+    executor : concurrent.futures.Executor, optional
+        Thread pool for the chunks; serial if None.
+    n_workers : int
+        Number of groups of consecutive chunks handed to ``executor``.
 
     Returns
     -------
     SufficientStatistics
+        Additive over blocks: the statistics of a concatenation are the sum of
+        the blocks' statistics.
     """
     n, d = X.shape
-    n_components = eta.shape[1]
+    width, n_components = eta.shape
     step = chunk_size or default_chunk_size(d, covariance_type)
-    width = eta.shape[0]
-    offset = const + log_weights
-    packed = np.zeros((n_components, width))
+    eta_t = np.ascontiguousarray(eta.T)
+    offset = (const + log_weights)[:, None]
+    bounds = _chunk_bounds(n, step)
+    if not bounds:
+        return SufficientStatistics.zeros(n_components, d, covariance_type)
+    if executor is None or n_workers <= 1 or len(bounds) < 2:
+        parts = _chunk_statistics(X, bounds, eta_t, offset, covariance_type, resp_out)
+    else:
+        groups = [g.tolist() for g in np.array_split(np.arange(len(bounds)), n_workers) if g.size]
+        futures = [
+            executor.submit(
+                _chunk_statistics,
+                X,
+                [bounds[i] for i in g],
+                eta_t,
+                offset,
+                covariance_type,
+                resp_out,
+            )
+            for g in groups
+        ]
+        parts = [part for future in futures for part in future.result()]
+    packed_t = np.zeros((width, n_components))
     nk = np.zeros(n_components)
     log_normalizer = 0.0
-    features_buffer = np.empty((min(step, n), width))
-    scores_buffer = np.empty((min(step, n), n_components))
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        rows = stop - start
-        features = feature_map(X[start:stop], covariance_type, out=features_buffer[:rows])
-        scores = np.matmul(features, eta, out=scores_buffer[:rows])
-        scores += offset
-        top = scores.max(axis=1, keepdims=True)
-        scores -= top
-        np.exp(scores, out=scores)
-        total = scores.sum(axis=1, keepdims=True)
-        log_normalizer += float(np.log(total).sum() + top.sum())
-        scores /= total
-        nk += scores.sum(axis=0)
-        # (phi' R)' rather than R' phi: OpenBLAS is ~80x slower on the latter's tall thin layout.
-        packed += (features.T @ scores).T
-        if resp_out is not None:
-            resp_out[start:stop] = scores
-    sum_x, sum_xx = unpack_feature_sums(packed, d, covariance_type)
+    for chunk_packed, chunk_nk, chunk_log_normalizer in parts:
+        packed_t += chunk_packed
+        nk += chunk_nk
+        log_normalizer += chunk_log_normalizer
+    sum_x, sum_xx = unpack_feature_sums(packed_t.T, d, covariance_type)
     return SufficientStatistics(covariance_type, nk, sum_x, sum_xx, log_normalizer, n)
 
 
@@ -378,11 +750,13 @@ def statistics_from_responsibilities(
     """
     n, d = X.shape
     step = chunk_size or default_chunk_size(d, covariance_type)
-    packed = np.zeros((resp.shape[1], n_feature_columns(d, covariance_type)))
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        packed += (feature_map(X[start:stop], covariance_type).T @ resp[start:stop]).T
-    sum_x, sum_xx = unpack_feature_sums(packed, d, covariance_type)
+    width = n_feature_columns(d, covariance_type)
+    packed_t = np.zeros((width, resp.shape[1]))
+    buffer = np.empty((width, min(step, n)))
+    for start, stop in _chunk_bounds(n, step):
+        features = _feature_map_t(X[start:stop], covariance_type, buffer[:, : stop - start])
+        packed_t += features @ resp[start:stop]
+    sum_x, sum_xx = unpack_feature_sums(packed_t.T, d, covariance_type)
     return SufficientStatistics(covariance_type, resp.sum(axis=0), sum_x, sum_xx, 0.0, n)
 
 
@@ -416,30 +790,12 @@ def covariances_from_statistics(
     weights = nk / nk.sum()
     means = stats.sum_x / nk[:, None]
     d = means.shape[1]
-    kind = stats.covariance_type
     reg = np.asarray(reg_covar, dtype=float)
     if reg.ndim > 1 or (reg.ndim == 1 and reg.shape[0] != d):
         raise ValueError(f"reg_covar: expected a float or shape ({d},), got shape {reg.shape}")
-    if kind == "full":
-        cov = stats.sum_xx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        cov[:, np.arange(d), np.arange(d)] += reg
-    elif kind == "tied":
-        cov = stats.sum_xx.sum(axis=0) - np.einsum("k,ki,kj->ij", nk, means, means)
-        cov = 0.5 * (cov + cov.T) / nk.sum()
-        cov[np.arange(d), np.arange(d)] += reg
-    elif kind == "diag":
-        cov = np.maximum(stats.sum_xx / nk[:, None] - means**2, 0.0) + reg
-    else:
-        cov = np.maximum(stats.sum_xx / nk - (means**2).sum(axis=1), 0.0) / d + reg.mean()
-    return weights, means, cov
-
-
-_DEGENERATE_MESSAGE = (
-    "covariances: component(s) {components} have a covariance that is not positive "
-    "definite (a component collapsed onto too few or duplicated points). Increase "
-    "reg_covar, reduce n_components, or scale the features to comparable ranges."
-)
+    reg = np.broadcast_to(reg, (d,))
+    covariances = LAYOUTS[stats.covariance_type].m_step_covariances(stats, nk, means, reg)
+    return weights, means, covariances
 
 
 def compute_precision_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
@@ -451,54 +807,20 @@ def compute_precision_cholesky(covariances: np.ndarray, covariance_type: str) ->
         If a covariance is not positive definite; the message names the
         component and says what to do.
     """
-    if covariance_type in ("full", "tied"):
-        stack = covariances[None] if covariance_type == "tied" else covariances
-        d = stack.shape[-1]
-        out = np.empty_like(stack)
-        identity = np.eye(d)
-        bad = []
-        for k, cov in enumerate(stack):
-            try:
-                chol = linalg.cholesky(cov, lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                bad.append(k)
-                continue
-            if not np.all(np.diag(chol) > 0):
-                bad.append(k)
-                continue
-            out[k] = linalg.solve_triangular(chol, identity, lower=True, check_finite=False).T
-        if bad or not np.isfinite(out).all():
-            raise DegenerateCovarianceError(_DEGENERATE_MESSAGE.format(components=bad or "?"))
-        return out[0] if covariance_type == "tied" else out
-    if not np.all(covariances > 0) or not np.isfinite(covariances).all():
-        bad_mask = ~(covariances > 0)
-        bad = np.unique(np.nonzero(bad_mask)[0]).tolist()
-        raise DegenerateCovarianceError(_DEGENERATE_MESSAGE.format(components=bad))
-    return 1.0 / np.sqrt(covariances)
+    return LAYOUTS[covariance_type].precision_cholesky(covariances)
 
 
 def full_covariances(
-    covariances: np.ndarray, covariance_type: str, n_components: int
+    covariances: np.ndarray, covariance_type: str, n_components: int, n_features: int
 ) -> np.ndarray:
     """Expand any covariance layout to ``(n_components, d, d)`` matrices."""
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (n_components,) + covariances.shape).copy()
-    if covariance_type == "diag":
-        return np.einsum("ki,ij->kij", covariances, np.eye(covariances.shape[1]))
-    raise ValueError("spherical covariances need n_features: use GaussianMixtureParams")
+    return LAYOUTS[covariance_type].to_full(covariances, n_components, n_features)
 
 
 def n_free_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
     """Count free parameters: ``K - 1`` weights, ``K d`` means and the covariances."""
     d, k = n_features, n_components
-    cov = {
-        "full": k * d * (d + 1) // 2,
-        "tied": d * (d + 1) // 2,
-        "diag": k * d,
-        "spherical": k,
-    }[covariance_type]
+    cov = LAYOUTS[covariance_type].n_covariance_parameters(k, d)
     return int(cov + k * d + k - 1)
 
 
@@ -521,8 +843,3 @@ def sample_mixture(
             X[start : start + count] = means[k] + rng.standard_normal((count, d)) @ chol.T
         start += count
     return X, labels
-
-
-def logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """``log sum_k exp(a_ik)`` per row (re-exported for the models)."""
-    return logsumexp(a, axis=1)

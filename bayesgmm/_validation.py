@@ -7,7 +7,9 @@ before any state changes, so a rejected call leaves an estimator as it was.
 
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,18 +24,58 @@ __all__ = [
     "check_n_features",
     "check_option",
     "check_random_state",
+    "check_shape",
     "describe",
     "message",
     "renamed_argument",
+    "sklearn_compatible",
 ]
 
 _UNSET: Any = object()
 """Default of a deprecated keyword: tells "not passed" apart from every real value."""
 
 
-
 class NotFittedError(ValueError, AttributeError):
-    """Raised when a method that needs a fitted model is called before ``fit``."""
+    """Raised when a method that needs a fitted model is called before ``fit``.
+
+    A ``ValueError`` and an ``AttributeError``, as scikit-learn's. When scikit-learn
+    is loaded, the error raised is also an instance of
+    :class:`sklearn.exceptions.NotFittedError` (see :func:`check_fitted`), so code
+    written for scikit-learn's estimators catches it too.
+    """
+
+
+class ComplexDataError(TypeError, ValueError):
+    """Complex input: a ``TypeError`` (the wrong kind of number) and a ``ValueError``.
+
+    scikit-learn's contract expects the ``ValueError``.
+    """
+
+
+class SparseDataError(TypeError, ValueError):
+    """Sparse input, which the estimators do not accept."""
+
+
+def sklearn_compatible[T: type](cls: T) -> T:
+    """``cls``, joined with scikit-learn's class of the same name when scikit-learn is loaded.
+
+    An exception or warning raised through this is an instance of bayesgmm's
+    class and, where ``sklearn.exceptions`` has been imported, of scikit-learn's
+    class of the same name too, so ``except sklearn.exceptions.NotFittedError``
+    and ``pytest.warns(sklearn.exceptions.ConvergenceWarning)`` work on bayesgmm's
+    estimators. scikit-learn is never imported here: where it is not loaded, no
+    code can name its classes either.
+    """
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    other = getattr(sklearn_exceptions, cls.__name__, None)
+    if other is None or issubclass(cls, other):
+        return cls
+    return _joined(cls, other)
+
+
+@functools.cache
+def _joined(cls: type, other: type) -> Any:
+    return type(cls.__name__, (cls, other), {"__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 def describe(value: Any) -> str:
@@ -204,6 +246,15 @@ def check_array(
         Column names when ``X`` was a DataFrame with string column names.
     """
     feature_names = None
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise SparseDataError(
+            message(
+                name,
+                "a dense 2-D array",
+                f"a sparse {type(X).__name__} (sparse input is not supported: call X.toarray())",
+                raw=True,
+            )
+        )
     columns = getattr(X, "columns", None)
     if columns is not None and hasattr(X, "to_numpy"):
         names = [str(c) for c in columns]
@@ -238,12 +289,19 @@ def check_array(
     if array.dtype == object:
         try:
             array = array.astype(np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as exc:
             raise TypeError(
-                message(name, "an array of real numbers", "values of non-numeric type", raw=True)
+                message(
+                    name,
+                    "an array of real numbers",
+                    f"values of non-numeric type ({exc})",
+                    raw=True,
+                )
             ) from None
     if np.iscomplexobj(array):
-        raise TypeError(message(name, "real numbers", "complex values", raw=True))
+        raise ComplexDataError(
+            message(name, "real numbers", "complex values (Complex data not supported)", raw=True)
+        )
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise TypeError(message(name, "an array of real numbers", f"dtype {array.dtype}", raw=True))
     if array.ndim == 1:
@@ -251,8 +309,9 @@ def check_array(
             raise ValueError(
                 message(
                     name,
-                    "a 2-D array of shape (n_samples, n_features); reshape a single feature "
-                    "with X.reshape(-1, 1) or one sample with X.reshape(1, -1)",
+                    "a 2-D array of shape (n_samples, n_features). Reshape your data with "
+                    "X.reshape(-1, 1) if it holds a single feature or X.reshape(1, -1) if it "
+                    "holds a single sample",
                     f"a 1-D array of shape {array.shape}",
                     raw=True,
                 )
@@ -274,7 +333,13 @@ def check_array(
         raise ValueError(message(name, what, f"{n_samples} sample(s)", raw=True))
     if n_features < min_features:
         raise ValueError(
-            message(name, f"at least {min_features} feature(s)", f"{n_features}", raw=True)
+            message(
+                name,
+                f"at least {min_features} feature(s)",
+                f"{n_features} feature(s) (shape={array.shape}) while a minimum of "
+                f"{min_features} is required.",
+                raw=True,
+            )
         )
     if not np.isfinite(array).all():
         n_nan = int(np.isnan(array).sum())
@@ -297,24 +362,34 @@ def _numeric_dtype(dtype: Any) -> bool:
         return False
 
 
-def check_n_features(X: np.ndarray, n_features: int, name: str = "X") -> None:
+def check_n_features(
+    X: np.ndarray, n_features: int, name: str = "X", *, estimator: str = "the model"
+) -> None:
     """Check that ``X`` has as many columns as the data the model was fitted on."""
     if X.shape[1] != n_features:
         raise ValueError(
             message(
                 name,
-                f"{n_features} feature(s), as in the data the model was fitted on",
-                f"{X.shape[1]}",
+                f"{n_features} feature(s), as in the data {estimator} was fitted on",
+                f"{X.shape[1]} ({name} has {X.shape[1]} features, but {estimator} is expecting "
+                f"{n_features} features as input)",
                 raw=True,
             )
         )
+
+
+def check_shape(array: np.ndarray, shape: tuple[int, ...], name: str, why: str = "") -> None:
+    """Check that a parameter array has ``shape``; ``why`` says what fixes it (``"for K=3"``)."""
+    if array.shape != shape:
+        expected = f"shape {shape}" + (f" {why}" if why else "")
+        raise ValueError(message(name, expected, f"shape {array.shape}", raw=True))
 
 
 def check_fitted(estimator: Any, attributes: Sequence[str] = ("params_",)) -> None:
     """Raise :class:`NotFittedError` if ``estimator`` lacks the fitted ``attributes``."""
     missing = [a for a in attributes if not hasattr(estimator, a)]
     if missing:
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet: call 'fit' with "
-            "training data before using this method."
+        raise sklearn_compatible(NotFittedError)(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
         )

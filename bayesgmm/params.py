@@ -17,16 +17,15 @@ from typing import Any
 import numpy as np
 
 from bayesgmm import _gaussian
-from bayesgmm._validation import check_array, check_n_features, check_option, message
+from bayesgmm._validation import (
+    check_array,
+    check_n_features,
+    check_option,
+    check_shape,
+    message,
+)
 
 __all__ = ["GaussianMixtureParams"]
-
-_COVARIANCE_SHAPES = {
-    "full": lambda k, d: (k, d, d),
-    "tied": lambda k, d: (d, d),
-    "diag": lambda k, d: (k, d),
-    "spherical": lambda k, d: (k,),
-}
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -112,16 +111,13 @@ class GaussianMixtureParams:
             )
         if not np.isfinite(means).all():
             raise ValueError(message("means", "finite values", "NaN or infinite values", raw=True))
-        shape = _COVARIANCE_SHAPES[self.covariance_type](k, d)
-        if covariances.shape != shape:
-            raise ValueError(
-                message(
-                    "covariances",
-                    f"shape {shape} for covariance_type={self.covariance_type!r}",
-                    covariances.shape,
-                    raw=True,
-                )
-            )
+        layout = _gaussian.LAYOUTS[self.covariance_type]
+        check_shape(
+            covariances,
+            layout.parameter_shape(k, d),
+            "covariances",
+            f"for covariance_type={self.covariance_type!r}",
+        )
         if self.covariance_type in ("full", "tied"):
             if not np.allclose(
                 covariances,
@@ -132,7 +128,7 @@ class GaussianMixtureParams:
                 raise ValueError(
                     message("covariances", "symmetric matrices", "non-symmetric matrices", raw=True)
                 )
-        chol = _gaussian.compute_precision_cholesky(covariances, self.covariance_type)
+        chol = layout.precision_cholesky(covariances)
         object.__setattr__(self, "weights", _readonly(weights / weights.sum()))
         object.__setattr__(self, "means", _readonly(means))
         object.__setattr__(self, "covariances", _readonly(covariances))
@@ -150,6 +146,11 @@ class GaussianMixtureParams:
         return int(self.means.shape[1])
 
     @property
+    def layout(self) -> _gaussian.CovarianceLayout:
+        """The covariance type's entry in the registry :data:`bayesgmm._gaussian.LAYOUTS`."""
+        return _gaussian.LAYOUTS[self.covariance_type]
+
+    @property
     def precisions_cholesky(self) -> np.ndarray:
         """Cholesky factors ``P`` of the precisions, ``Lambda = P P'`` (scikit-learn's layout)."""
         return self._precisions_cholesky
@@ -157,17 +158,11 @@ class GaussianMixtureParams:
     @property
     def precisions(self) -> np.ndarray:
         """Inverse covariances, in the layout of ``covariances``."""
-        chol = self._precisions_cholesky
-        if self.covariance_type in ("full", "tied"):
-            return chol @ np.swapaxes(chol, -1, -2)
-        return chol**2
+        return self.layout.precisions_from_cholesky(self._precisions_cholesky)
 
     def full_covariances(self) -> np.ndarray:
         """Covariances expanded to ``(n_components, n_features, n_features)``."""
-        if self.covariance_type == "spherical":
-            eye = np.eye(self.n_features)
-            return self.covariances[:, None, None] * eye
-        return _gaussian.full_covariances(self.covariances, self.covariance_type, self.n_components)
+        return self.layout.to_full(self.covariances, self.n_components, self.n_features)
 
     def n_parameters(self) -> int:
         """Count the free parameters (for BIC and AIC)."""

@@ -104,7 +104,8 @@ def test_parity_with_sklearn_convergence_semantics(data):
     np.testing.assert_allclose(ours.score(X), ref.score(X), rtol=1e-8)
 
 
-def test_accumulate_statistics_equals_shared_kernel(covariance_type):
+def test_e_step_kernel_matches_scipy_and_ignores_threads(covariance_type):
+    """The one E-step kernel against a scipy oracle; threads change nothing, bitwise."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 4))
     resp = rng.dirichlet(np.ones(3), size=3000)
@@ -113,16 +114,22 @@ def test_accumulate_statistics_equals_shared_kernel(covariance_type):
     chol = g.compute_precision_cholesky(cov, covariance_type)
     eta, const = g.natural_parameters(mu, chol, covariance_type)
     logw = np.log(w)
-    kernel = g.e_step_statistics(X, logw, eta, const, covariance_type)
-    Xt = np.ascontiguousarray(X.T)
-    ours = em_module.accumulate_statistics(Xt, logw, eta, const, covariance_type, chunk_size=700)
-    for a, b in [(ours.nk, kernel.nk), (ours.sum_x, kernel.sum_x), (ours.sum_xx, kernel.sum_xx)]:
-        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)
-    np.testing.assert_allclose(ours.log_normalizer, kernel.log_normalizer, rtol=1e-12)
-    # Threads change nothing, bitwise: chunks are always summed in order.
+    full = g.full_covariances(cov, covariance_type, 3, 4)
+    log_joint = np.column_stack(
+        [stats.multivariate_normal(mu[k], full[k]).logpdf(X) + logw[k] for k in range(3)]
+    )
+    oracle_resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    resp_out = np.empty((3000, 3))
+    ours = g.e_step_statistics(
+        X, logw, eta, const, covariance_type, chunk_size=700, resp_out=resp_out
+    )
+    np.testing.assert_allclose(resp_out, oracle_resp, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.nk, oracle_resp.sum(axis=0), rtol=1e-11)
+    np.testing.assert_allclose(ours.sum_x, oracle_resp.T @ X, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(ours.log_normalizer, logsumexp(log_joint, axis=1).sum(), rtol=1e-12)
     with ThreadPoolExecutor(2) as pool:
-        threaded = em_module.accumulate_statistics(
-            Xt, logw, eta, const, covariance_type, chunk_size=700, executor=pool, n_workers=2
+        threaded = g.e_step_statistics(
+            X, logw, eta, const, covariance_type, chunk_size=700, executor=pool, n_workers=2
         )
     np.testing.assert_array_equal(threaded.sum_xx, ours.sum_xx)
     assert threaded.log_normalizer == ours.log_normalizer

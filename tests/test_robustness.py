@@ -814,7 +814,7 @@ def test_interrupted_em_refit_keeps_the_previous_fit(fitted_em, data, monkeypatc
     model = copy.deepcopy(fitted_em)
     before = copy.deepcopy(vars(model))
     calls = []
-    real_run = em_module._run_em
+    real_run = em_module._em_steps.run_em
 
     def run_then_interrupt(*args, **kwargs):
         calls.append(1)
@@ -822,7 +822,7 @@ def test_interrupted_em_refit_keeps_the_previous_fit(fitted_em, data, monkeypatc
             raise KeyboardInterrupt
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(em_module, "_run_em", run_then_interrupt)
+    monkeypatch.setattr(em_module._em_steps, "run_em", run_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.set_params(n_init=3).fit(2.0 * data)
     model.set_params(n_init=before["n_init"])
@@ -841,7 +841,7 @@ def test_interrupted_dp_refit_keeps_the_previous_fit(fitted_dp, data, monkeypatc
 
 def test_interrupted_first_fit_leaves_an_unfitted_model(data, monkeypatch):
     model = EMGaussianMixture(3, random_state=0)
-    monkeypatch.setattr(em_module, "_run_em", _interrupt)
+    monkeypatch.setattr(em_module._em_steps, "run_em", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.fit(data)
     assert not hasattr(model, "params_")

@@ -1,0 +1,286 @@
+"""The EM iteration: E-step over in-memory or Dask rows, M-step, the loop, regularisation.
+
+The E-step is :func:`bayesgmm._gaussian.e_step_statistics` (the package's one
+kernel), run on threads over chunks of in-memory data or mapped over the row
+blocks of a Dask array; the M-step is a pure function of the sufficient
+statistics it returns. :class:`~bayesgmm.EMGaussianMixture` orchestrates these,
+and :mod:`bayesgmm._init` runs short EMs with them.
+
+References
+----------
+Dempster, A. P., Laird, N. M. and Rubin, D. B. (1977). Maximum likelihood from
+incomplete data via the EM algorithm. JRSS B 39(1), 1-38.
+doi:10.1111/j.2517-6161.1977.tb01600.x
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from bayesgmm._chunks import map_reduce
+from bayesgmm._gaussian import (
+    DegenerateCovarianceError,
+    SufficientStatistics,
+    compute_precision_cholesky,
+    covariances_from_statistics,
+    default_chunk_size,
+    e_step_statistics,
+    natural_parameters,
+    statistics_from_responsibilities,
+)
+
+__all__ = [
+    "DaskRows",
+    "EMState",
+    "Pool",
+    "compute_pool",
+    "describe_regularisation",
+    "m_step",
+    "regularisation",
+    "run_em",
+    "state_from_responsibilities",
+]
+
+# A feature whose standard deviation is below this many rounding units of its mean
+# (eps * |mean|) is constant to working precision: its variance is rounding noise.
+_CONSTANT_RESOLUTION = 100.0
+# Variances below this (about 1e-292) are near underflow, where the squares of the
+# data have lost their precision: they are no scale to regularise by.
+_SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
+# Most threads the E-step uses.
+_MAX_THREADS = 8
+
+
+def m_step(
+    stats: SufficientStatistics, reg_covar: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """M-step: weights, means, covariances and precision Cholesky factors from statistics.
+
+    Parameters
+    ----------
+    stats : SufficientStatistics
+    reg_covar : float or ndarray of shape (n_features,)
+        Added to the diagonal of every covariance: the same amount for every
+        feature, or one amount per feature (see
+        :func:`bayesgmm._gaussian.covariances_from_statistics`).
+
+    Returns
+    -------
+    weights, means, covariances, precisions_cholesky
+
+    Raises
+    ------
+    DegenerateCovarianceError
+        If a covariance is not positive definite.
+    """
+    weights, means, covariances = covariances_from_statistics(stats, reg_covar)
+    chol = compute_precision_cholesky(covariances, stats.covariance_type)
+    return weights, means, covariances, chol
+
+
+@dataclass
+class DaskRows:
+    """Dask data for the EM loop, standing where the centred in-memory array would.
+
+    The E-step maps :func:`bayesgmm._gaussian.e_step_statistics` over the row
+    blocks, centred by ``shift``, and adds their statistics (see
+    :func:`bayesgmm._chunks.map_reduce`), so only K x d x d arrays travel.
+    """
+
+    data: Any
+    shift: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.data.shape[0]), int(self.data.shape[1]))
+
+    def variance(self) -> np.ndarray:
+        """Per-feature variance of the data, in one pass."""
+        squares = map_reduce(
+            lambda block: np.square(block).sum(axis=0), self.data, shift=self.shift
+        )
+        return np.asarray(squares) / self.data.shape[0]
+
+
+@dataclass
+class Pool:
+    """Where E-steps run: an optional thread pool and how many groups of chunks to hand it."""
+
+    executor: Executor | None = None
+    n_workers: int = 1
+
+
+@dataclass
+class EMState:
+    """Parameters in the centred frame, plus the EM run's bookkeeping."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray | None
+    precisions_cholesky: np.ndarray
+    lower_bound: float = -np.inf
+    trace: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+
+
+def e_step(
+    Xc: np.ndarray | DaskRows, state: EMState, covariance_type: str, pool: Pool
+) -> SufficientStatistics:
+    """Sufficient statistics of the centred data under the state's parameters."""
+    eta, const = natural_parameters(state.means, state.precisions_cholesky, covariance_type)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(state.weights)
+    kernel = partial(
+        e_step_statistics,
+        log_weights=log_weights,
+        eta=eta,
+        const=const,
+        covariance_type=covariance_type,
+    )
+    if isinstance(Xc, DaskRows):
+        return map_reduce(kernel, Xc.data, shift=Xc.shift)
+    return kernel(Xc, executor=pool.executor, n_workers=pool.n_workers)
+
+
+@contextmanager
+def compute_pool(n_samples: int, n_features: int, covariance_type: str) -> Iterator[Pool]:
+    """Threads for the E-step, with BLAS held to one thread inside each.
+
+    BLAS's own threads on the small per-chunk products cost more in
+    synchronisation than they gain, and on a busy machine far more, so BLAS
+    runs single-threaded during the fit (threadpoolctl) and the chunks are
+    spread over one Python thread per core instead.
+    """
+    from threadpoolctl import threadpool_limits
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n_chunks = -(-n_samples // default_chunk_size(n_features, covariance_type))
+    n_workers = max(1, min(cores or 1, n_chunks, _MAX_THREADS))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_workers == 1:
+            yield Pool()
+            return
+        with ThreadPoolExecutor(max_workers=n_workers) as executor:
+            yield Pool(executor, n_workers)
+
+
+def run_em(
+    Xc: np.ndarray | DaskRows,
+    state: EMState,
+    *,
+    covariance_type: str,
+    reg_covar: np.ndarray,
+    max_iter: int,
+    tol: float,
+    pool: Pool,
+    verbose: int = 0,
+    verbose_interval: int = 10,
+) -> EMState:
+    """EM iterations with scikit-learn's semantics.
+
+    Each iteration runs an E-step under the current parameters (its mean
+    log-likelihood is the iteration's lower bound) and then an M-step, stopping
+    when the lower bound changes by less than ``tol``. The returned parameters
+    are those after the last M-step, and ``lower_bound`` is the mean
+    log-likelihood of the parameters *before* it, as in scikit-learn.
+    ``reg_covar`` is the per-feature amount the M-step adds to the diagonals
+    (see :func:`regularisation`).
+    """
+    n = Xc.shape[0]
+    lower_bound = state.lower_bound
+    trace: list[float] = []
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        stats = e_step(Xc, state, covariance_type, pool)
+        lower_bound = stats.log_normalizer / n
+        trace.append(lower_bound)
+        try:
+            weights, means, covariances, chol = m_step(stats, reg_covar)
+        except DegenerateCovarianceError as exc:
+            raise DegenerateCovarianceError(
+                f"EMGaussianMixture.fit, EM iteration {n_iter}: {exc} "
+                f"({describe_regularisation(reg_covar)})"
+            ) from exc
+        state = EMState(weights, means, covariances, chol)
+        change = lower_bound - previous
+        if verbose >= 2 and n_iter % verbose_interval == 0:
+            print(f"  Iteration {n_iter}\t lower bound {lower_bound:.6f}\t change {change:.3e}")
+        if abs(change) < tol:
+            converged = True
+            break
+    state.lower_bound = lower_bound
+    state.trace = trace
+    state.n_iter = n_iter
+    state.converged = converged
+    return state
+
+
+def state_from_responsibilities(
+    Xc: np.ndarray, resp: np.ndarray, covariance_type: str, reg_covar: np.ndarray
+) -> EMState:
+    """Run the M-step on given responsibilities: a start for EM."""
+    stats = statistics_from_responsibilities(Xc, resp, covariance_type)
+    try:
+        weights, means, covariances, chol = m_step(stats, reg_covar)
+    except DegenerateCovarianceError as exc:
+        raise DegenerateCovarianceError(
+            f"EMGaussianMixture.fit, initialisation: {exc} ({describe_regularisation(reg_covar)})"
+        ) from exc
+    return EMState(weights, means, covariances, chol)
+
+
+def regularisation(
+    reg_covar: float,
+    reg_covar_scale: str,
+    data_variance: np.ndarray,
+    data_mean: np.ndarray,
+    covariance_type: str,
+) -> np.ndarray:
+    """Per-feature amount added to the covariance diagonals, in the data's squared units.
+
+    ``"absolute"``: ``reg_covar`` for every feature (scikit-learn). ``"variance"``:
+    ``reg_covar * var_j`` for feature j, or ``reg_covar`` times the mean variance
+    for ``spherical`` (one variance for all features). A feature that is constant
+    to working precision (standard deviation at most ``_CONSTANT_RESOLUTION``
+    rounding units of its mean, or variance below ``_SMALLEST_VARIANCE``, near
+    underflow) has no scale of its own and gets ``reg_covar`` times the mean
+    variance of the varying features; when no feature varies, the data's mean
+    square magnitude ``mean_j mean(x_j)**2`` stands in for the variance, and 1 when
+    that is zero, near underflow or overflows (then the amount is ``reg_covar``, as
+    with ``"absolute"``). Every amount is positive when ``reg_covar`` is, so the
+    covariances stay positive definite.
+    """
+    d = data_variance.shape[0]
+    if reg_covar_scale == "absolute":
+        return np.full(d, reg_covar)
+    with np.errstate(over="ignore"):
+        rounding = (_CONSTANT_RESOLUTION * np.finfo(np.float64).eps * np.abs(data_mean)) ** 2
+        magnitude = float(np.mean(np.square(data_mean)))
+    varying = data_variance > np.maximum(rounding, _SMALLEST_VARIANCE)
+    if varying.any():
+        fallback = float(data_variance[varying].mean())
+    else:
+        fallback = magnitude if _SMALLEST_VARIANCE < magnitude < np.inf else 1.0
+    if covariance_type == "spherical":
+        unit = np.full(d, float(data_variance.mean()) if varying.any() else fallback)
+    else:
+        unit = np.where(varying, data_variance, fallback)
+    return reg_covar * unit
+
+
+def describe_regularisation(reg: np.ndarray) -> str:
+    """``reg_covar`` as it was added, for error messages."""
+    if reg.size and np.all(reg == reg[0]):
+        return f"reg_covar added to the diagonal: {reg[0]:g}"
+    return f"reg_covar added to the diagonal: {reg.min():.3g} to {reg.max():.3g} by feature"
