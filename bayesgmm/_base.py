@@ -169,8 +169,12 @@ class MixtureBase(ParamsMixin):
         check_n_features(array, self.n_features_in_, estimator=type(self).__name__)
         return array
 
-    def _lazy(self, X: Any, func: Callable[[np.ndarray], np.ndarray], n_columns: int | None) -> Any:
-        """Apply a row-wise array method lazily to the row blocks of a Dask array."""
+    def _by_rows(
+        self, X: Any, func: Callable[[np.ndarray], np.ndarray], n_columns: int | None
+    ) -> Any:
+        """Apply a row-wise array method to checked data; lazily, by row blocks, to Dask input."""
+        if not is_dask_array(X):
+            return func(self._check_X(X))
         check_fitted(self)
         data = check_dask_array(X)
         check_n_features(data, self.n_features_in_, estimator=type(self).__name__)
@@ -189,9 +193,7 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples,)
             A lazy Dask array when ``X`` is a Dask array.
         """
-        if is_dask_array(X):
-            return self._lazy(X, self._score_samples_array, None)
-        return self._score_samples_array(self._check_X(X))
+        return self._by_rows(X, self._score_samples_array, None)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per sample, as scikit-learn's mixtures.
@@ -219,9 +221,7 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples, n_components)
             A lazy Dask array when ``X`` is a Dask array.
         """
-        if is_dask_array(X):
-            return self._lazy(X, self._predict_proba_array, self._n_membership_columns())
-        return self._predict_proba_array(self._check_X(X))
+        return self._by_rows(X, self._predict_proba_array, self._n_membership_columns())
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every sample.
