@@ -170,15 +170,19 @@ class MixtureBase(ParamsMixin):
         return array
 
     def _by_rows(
-        self, X: Any, func: Callable[[np.ndarray], np.ndarray], n_columns: int | None
+        self, X: Any, func: Callable[[np.ndarray], np.ndarray], *, per_component: bool
     ) -> Any:
-        """Apply a row-wise array method to checked data; lazily, by row blocks, to Dask input."""
+        """Apply a row-wise array method to checked data; lazily, by row blocks, to Dask input.
+
+        ``func`` returns one value per row, or one per row and component when
+        ``per_component`` is true.
+        """
         if not is_dask_array(X):
             return func(self._check_X(X))
         check_fitted(self)
         data = check_dask_array(X)
         check_n_features(data, self.n_features_in_, estimator=type(self).__name__)
-        return map_rows(func, data, n_columns)
+        return map_rows(func, data, self._n_membership_columns() if per_component else None)
 
     # ----------------------------------------------------------- predictions
     def score_samples(self, X: Any) -> np.ndarray:
@@ -193,7 +197,7 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples,)
             A lazy Dask array when ``X`` is a Dask array.
         """
-        return self._by_rows(X, self._score_samples_array, None)
+        return self._by_rows(X, self._score_samples_array, per_component=False)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per sample, as scikit-learn's mixtures.
@@ -221,7 +225,7 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples, n_components)
             A lazy Dask array when ``X`` is a Dask array.
         """
-        return self._by_rows(X, self._predict_proba_array, self._n_membership_columns())
+        return self._by_rows(X, self._predict_proba_array, per_component=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every sample.
