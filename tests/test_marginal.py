@@ -263,6 +263,39 @@ def test_get_and_set_params():
         model.set_params(reg_covar=1.0)
 
 
+# ---------------------------------------------------------------- compile cache
+def test_compile_cache_keeps_the_most_recently_used_models():
+    from bayesgmm._marginal_model import ModelSpec, check_priors
+    from bayesgmm._nuts import CompileCache, CompileSpec
+
+    specs = [
+        CompileSpec(ModelSpec.create(k, "full", check_priors(None), ["a", "b"]), "nutpie")
+        for k in (1, 2, 3)
+    ]
+    # Equal arguments give equal, hashable specs; any difference gives another key.
+    again = CompileSpec(ModelSpec.create(1, "full", check_priors(None), ("a", "b")), "nutpie")
+    assert again == specs[0] and hash(again) == hash(specs[0])
+    assert CompileSpec(specs[0].model, "laplace") != specs[0]
+    other_prior = ModelSpec.create(1, "full", check_priors({"lkj_eta": 3.0}), ["a", "b"])
+    assert CompileSpec(other_prior, "nutpie") != specs[0]
+    assert specs[0].model.n_features == 2
+
+    cache = CompileCache(maxsize=2)
+    calls = []
+
+    def compile_for(i):
+        return lambda: calls.append(i) or f"model {i}"
+
+    assert cache.get(specs[0], compile_for(0))[0] == "model 0"
+    assert cache.get(specs[1], compile_for(1))[0] == "model 1"
+    model, seconds = cache.get(again, compile_for(99))  # a hit: nothing compiled
+    assert (model, seconds) == ("model 0", 0.0) and calls == [0, 1]
+    cache.get(specs[2], compile_for(2))  # evicts specs[1], the least recently used
+    assert len(cache) == 2 and specs[0] in cache and specs[1] not in cache
+    cache.clear()
+    assert len(cache) == 0
+
+
 # -------------------------------------------------------------- sampled model
 @pytest.mark.sampling
 def test_datatree_follows_the_shared_contract(marginal_fit):
@@ -625,7 +658,7 @@ def _quadratic_and_quartic(a, A):
 
 
 def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
-    from bayesgmm.marginal import _finite_difference_precision, _laplace_mode
+    from bayesgmm._laplace import finite_difference_precision, laplace_mode
 
     rng = np.random.default_rng(0)
     B = rng.normal(size=(4, 4))
@@ -634,12 +667,12 @@ def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
     fg = _quadratic_and_quartic(a, A)
     # Central differences are exact for the quadratic part, O(h^2) for the quartic.
     np.testing.assert_allclose(
-        _finite_difference_precision(lambda x: fg(x)[1], a + 0.3),
+        finite_difference_precision(lambda x: fg(x)[1], a + 0.3),
         A + 3 * 0.09 * np.eye(4),
         rtol=1e-7,
         atol=1e-7,
     )
-    mode, precision, info = _laplace_mode(fg, a + rng.normal(size=4))
+    mode, precision, info = laplace_mode(fg, a + rng.normal(size=4))
     # Stopping rule: the remaining Newton step is below 0.01 posterior sd.
     sd = np.sqrt(np.diag(np.linalg.inv(A)))
     assert np.all(np.abs(mode - a) < 0.01 * sd)
@@ -649,13 +682,13 @@ def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
 
 
 def test_newton_uses_a_preconditioner_and_ends_with_the_exact_hessian():
-    from bayesgmm.marginal import _laplace_mode
+    from bayesgmm._laplace import laplace_mode
 
     A = np.diag([1.0, 10.0, 100.0])
     a = np.array([1.0, -2.0, 0.5])
     # A preconditioner 10% off: Newton converges anyway, and the Hessian returned is
     # evaluated at the mode, not the preconditioner.
-    mode, precision, info = _laplace_mode(
+    mode, precision, info = laplace_mode(
         _quadratic_and_quartic(a, A), a + 1.0, preconditioner=1.1 * A
     )
     assert np.all(np.abs(mode - a) < 0.01 / np.sqrt(np.diag(A)))
@@ -664,18 +697,18 @@ def test_newton_uses_a_preconditioner_and_ends_with_the_exact_hessian():
 
 
 def test_newton_refuses_a_density_without_a_strict_mode():
-    from bayesgmm.marginal import _laplace_mode
+    from bayesgmm._laplace import laplace_mode
 
     def flat_in_one_direction(x):  # log f = -x0^2 / 2, constant in x1
         return -0.5 * x[0] ** 2, np.array([-x[0], 0.0])
 
     with pytest.raises(RuntimeError, match="not positive definite"):
-        _laplace_mode(flat_in_one_direction, np.array([1.0, 1.0]))
+        laplace_mode(flat_in_one_direction, np.array([1.0, 1.0]))
 
 
 def test_minibatch_model_scales_the_likelihood_to_all_rows():
     """With batch_size the observed term is n / batch_size times the batch's log-likelihood."""
-    from bayesgmm.marginal import _build_pymc_model, _validate_priors
+    from bayesgmm._marginal_model import build_pymc_model, check_priors
 
     rng = np.random.default_rng(3)
     # Identical rows: every minibatch has the same likelihood, so the scaled estimate
@@ -684,7 +717,7 @@ def test_minibatch_model_scales_the_likelihood_to_all_rows():
     values, _ = _values("full", rng)
     terms = []
     for batch_size in (None, 7):
-        model = _build_pymc_model(Z, 2, "full", _validate_priors(None), [0, 1], batch_size)
+        model = build_pymc_model(Z, 2, "full", check_priors(None), [0, 1], batch_size)
         point = _transformed_point(model, values)
         fn = model.compile_logp(vars=[model["obs"]], jacobian=False, mode="FAST_COMPILE")
         terms.append(fn(point))
