@@ -36,6 +36,7 @@ from scipy.special import logsumexp
 
 from bayesgmm import _gaussian, _laplace, _nuts, relabel
 from bayesgmm._base import ParamsMixin
+from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._marginal_model import (
     DEFAULT_PRIORS,
     ModelDraws,
@@ -48,9 +49,9 @@ from bayesgmm._marginal_model import (
     standardize,
 )
 from bayesgmm._validation import (
+    _UNSET,
     check_array,
     check_fitted,
-    check_float,
     check_int,
     check_n_features,
     check_option,
@@ -688,22 +689,38 @@ class MarginalGaussianMixture(ParamsMixin):
         return np.sort(rng.choice(total, size=max_draws, replace=False))
 
     # -------------------------------------------------------- predictions
-    def predict_proba(self, X: Any, *, hdi_prob: float | None = None) -> Any:
+    def predict_proba(
+        self,
+        X: Any,
+        *,
+        ci_prob: float | None = None,
+        ci_kind: str = "eti",
+        hdi_prob: Any = _UNSET,
+    ) -> Any:
         """Posterior membership probabilities, optionally with credible intervals.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        hdi_prob : float in (0, 1), optional
+        ci_prob : float in (0, 1), optional
             Without it, the posterior mean of ``p(z_i = k | x_i, theta)`` over all
             draws, an (n, K) array. With it, an ``xarray.Dataset`` with ``mean``,
-            ``lower`` and ``upper`` (dims ``obs_id``, ``component``): the mean and
-            the *equal-tailed* interval holding ``hdi_prob`` of the posterior
-            mass, from at most 1000 draws spread evenly over the chains.
+            ``median``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``):
+            the posterior mean and median, and the credible interval holding
+            ``ci_prob`` of the posterior mass, from at most 1000 draws spread
+            evenly over the chains. The interval always contains the median; it
+            need not contain the mean, which skewed draws (piled up near 0 or 1)
+            pull outside it.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Equal-tailed or highest-density interval (``"hdi"`` needs
+            ``ci_prob > 0.5``).
+        hdi_prob : float in (0, 1), optional
+            Deprecated alias of ``ci_prob`` (it gave an equal-tailed interval).
 
         Returns
         -------
         ndarray of shape (n_samples, n_components) or xarray.Dataset
+            The Dataset's attributes ``ci_prob`` and ``ci_kind`` say which interval.
 
         Notes
         -----
@@ -711,18 +728,10 @@ class MarginalGaussianMixture(ParamsMixin):
         memory stays bounded on millions of rows; the time is proportional to
         draws x rows.
         """
-        if hdi_prob is not None:
-            hdi_prob = check_float(
-                hdi_prob,
-                "hdi_prob",
-                minimum=0.0,
-                maximum=1.0,
-                include_minimum=False,
-                include_maximum=False,
-            )
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
         X = self._check_X(X)
         n, k = X.shape[0], self.params_.n_components
-        if hdi_prob is None:
+        if ci_prob is None:
             total = np.zeros((n, k))
             for rows, _, log_joint in self._log_joint_blocks(X):
                 probs = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
@@ -732,8 +741,7 @@ class MarginalGaussianMixture(ParamsMixin):
 
         s = self._n_draws()
         select = np.unique(np.linspace(0, s - 1, min(_INTERVAL_DRAWS, s)).astype(int))
-        tail = (1.0 - hdi_prob) / 2.0
-        mean, lower, upper = (np.empty((n, k)) for _ in range(3))
+        mean, median, lower, upper = (np.empty((n, k)) for _ in range(4))
         block: list[np.ndarray] = []
         for rows, draws, log_joint in self._log_joint_blocks(X, select):
             block.append(np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True)))
@@ -741,13 +749,19 @@ class MarginalGaussianMixture(ParamsMixin):
                 probs = np.concatenate(block, axis=0)
                 block = []
                 mean[rows] = probs.mean(axis=0)
-                lower[rows], upper[rows] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
+                median[rows], lower[rows], upper[rows] = credible_interval(
+                    probs, ci_prob, ci_kind, axis=0
+                )
         dims = ("obs_id", "component")
-        coords = {"obs_id": np.arange(n), "component": np.arange(k)}
         return xr.Dataset(
-            {"mean": (dims, mean), "lower": (dims, lower), "upper": (dims, upper)},
-            coords=coords,
-            attrs={"hdi_prob": hdi_prob, "interval": "equal-tailed"},
+            {
+                "mean": (dims, mean),
+                "median": (dims, median),
+                "lower": (dims, lower),
+                "upper": (dims, upper),
+            },
+            coords={"obs_id": np.arange(n), "component": np.arange(k)},
+            attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
         )
 
     def predict(self, X: Any) -> np.ndarray:

@@ -396,8 +396,8 @@ def test_predictions_average_the_draws(marginal_fit):
 @pytest.mark.sampling
 def test_membership_intervals(marginal_fit):
     model, X = marginal_fit
-    result = model.predict_proba(X[:20], hdi_prob=0.9)
-    assert set(result.data_vars) == {"mean", "lower", "upper"}
+    result = model.predict_proba(X[:20], ci_prob=0.9)
+    assert set(result.data_vars) == {"mean", "median", "lower", "upper"}
     assert result["mean"].dims == ("obs_id", "component")
     assert np.all(result["lower"].values <= result["upper"].values)
     assert np.all((result["lower"].values >= 0) & (result["upper"].values <= 1))
@@ -405,10 +405,43 @@ def test_membership_intervals(marginal_fit):
     sub = model.membership_draws(X[:20], max_draws=50, random_seed=4)
     assert sub.shape == (50, 20, 3)
     np.testing.assert_array_equal(sub, model.membership_draws(X[:20], max_draws=50, random_seed=4))
-    with pytest.raises(ValueError, match="^hdi_prob"):
-        model.predict_proba(X, hdi_prob=1.5)
+    with pytest.raises(ValueError, match="^ci_prob"):
+        model.predict_proba(X, ci_prob=1.5)
     with pytest.raises(ValueError, match="^X"):
         model.predict(X[:, :1])
+
+
+@pytest.mark.sampling
+@pytest.mark.parametrize("ci_kind", ["eti", "hdi"])
+def test_membership_intervals_contain_their_median(marginal_fit, ci_kind):
+    """The interval is reported with the median, which it always contains (the mean need not)."""
+    model, X = marginal_fit
+    result = model.predict_proba(X, ci_prob=0.9, ci_kind=ci_kind)
+    assert result.attrs == {"ci_prob": 0.9, "ci_kind": ci_kind}
+    lower, median, upper = (result[v].values for v in ("lower", "median", "upper"))
+    assert np.all((lower <= median) & (median <= upper))
+    assert np.all((lower >= 0) & (upper <= 1))
+    # Oracle: the median and quantiles of the same 600 draws (all of them: fewer than 1000).
+    draws = model.membership_draws(X)
+    np.testing.assert_allclose(median, np.median(draws, axis=0), rtol=1e-12, atol=1e-15)
+    if ci_kind == "eti":
+        expected = np.quantile(draws, [0.05, 0.95], axis=0)
+        np.testing.assert_allclose(lower, expected[0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(upper, expected[1], rtol=1e-12, atol=1e-15)
+    else:
+        # The highest-density interval holds at least 90% of the draws.
+        inside = ((draws >= lower) & (draws <= upper)).mean(axis=0)
+        assert np.all(inside >= 0.9)
+
+
+@pytest.mark.sampling
+def test_deprecated_hdi_prob_warns_and_gives_the_same_answer(marginal_fit):
+    model, X = marginal_fit
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        old = model.predict_proba(X[:20], hdi_prob=0.9)
+    new = model.predict_proba(X[:20], ci_prob=0.9)
+    for name in new.data_vars:
+        np.testing.assert_array_equal(old[name].values, new[name].values)
 
 
 @pytest.mark.sampling
@@ -617,7 +650,7 @@ def test_predictions_in_small_blocks_equal_one_block(marginal_fit, monkeypatch):
         model.predict_proba(X),
         model.score_samples(X),
         model.membership_draws(X[:50]),
-        model.predict_proba(X[:40], hdi_prob=0.9),
+        model.predict_proba(X[:40], ci_prob=0.9),
     )
     seen = []
     real = marginal._log_joint_blocks
@@ -633,12 +666,12 @@ def test_predictions_in_small_blocks_equal_one_block(marginal_fit, monkeypatch):
         model.predict_proba(X),
         model.score_samples(X),
         model.membership_draws(X[:50]),
-        model.predict_proba(X[:40], hdi_prob=0.9),
+        model.predict_proba(X[:40], ci_prob=0.9),
     )
     np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-12)
     np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12, atol=1e-15)
-    for name in ("mean", "lower", "upper"):
+    for name in ("mean", "median", "lower", "upper"):
         np.testing.assert_allclose(blocked[3][name], whole[3][name], rtol=1e-12, atol=1e-15)
     # 300 rows come in blocks of 256 rows (the least), and then one draw at a time;
     # every block, draws x rows x K x (d + 1) numbers, stays within the budget.
@@ -798,7 +831,7 @@ def test_laplace_predictions(laplace_fit):
 
     model, X, labels = laplace_fit
     assert adjusted_rand_score(labels, model.predict(X)) > 0.95
-    probs = model.predict_proba(X[:30], hdi_prob=0.9)
+    probs = model.predict_proba(X[:30], ci_prob=0.9)
     np.testing.assert_allclose(probs["mean"].sum("component"), 1.0, rtol=1e-12)
     assert np.all(probs["lower"].values <= probs["upper"].values)
     # The pointwise log-likelihood agrees with score_samples' per-draw densities.
