@@ -502,7 +502,7 @@ def convergence_problems(
             f"chain(s) {np.flatnonzero(flagged).tolist()} sit in a different mode from the "
             f"others (distance {np.round(distance, 1).tolist()} posterior sd): the summaries "
             "mix modes; inspect idata_.posterior by chain, fit again with another "
-            "random_seed, or reduce n_components"
+            "random_state, or reduce n_components"
         )
     if n_chains > 1 and posterior.sizes["draw"] >= 4:
         rhat = float(arviz_stats.rhat(posterior).to_array().max())

@@ -57,6 +57,7 @@ from bayesgmm._validation import (
     check_option,
     check_random_state,
     message,
+    renamed_argument,
 )
 from bayesgmm.params import GaussianMixtureParams
 
@@ -221,6 +222,11 @@ def _check_log_likelihood(value: Any) -> bool | str:
             raise ValueError(message("log_likelihood", "True, False or 'auto'", value))
         return value
     raise TypeError(message("log_likelihood", "True, False or 'auto'", value))
+
+
+def _seed_name(random_seed: Any) -> str:
+    """Name the seed argument the caller used, for error messages."""
+    return "random_state" if random_seed is _UNSET else "random_seed"
 
 
 def _stored_log_likelihood(
@@ -396,11 +402,12 @@ class MarginalGaussianMixture(ParamsMixin):
         tune: int = 1000,
         chains: int = 4,
         nuts_sampler: str = "auto",
-        random_seed: Any = None,
+        random_state: Any = None,
         progressbar: bool = True,
         nuts_sampler_kwargs: dict[str, Any] | None = None,
         subsample: int | None = None,
         log_likelihood: bool | str = "auto",
+        random_seed: Any = _UNSET,
     ) -> MarginalGaussianMixture:
         """Sample the posterior by NUTS, or approximate it by Laplace's method, from EM.
 
@@ -436,7 +443,7 @@ class MarginalGaussianMixture(ParamsMixin):
             Number of chains (NUTS only; Laplace's draws form one chain).
         nuts_sampler : {"auto", "nutpie", "pymc"}
             ``"auto"`` uses nutpie when installed, else PyMC's NUTS (NUTS only).
-        random_seed : int, numpy.random.Generator or None
+        random_state : int, numpy.random.Generator or None
             Seeds the subsample, the EM start, the jitter and the sampler (or the
             draws from the normal approximation).
         progressbar : bool
@@ -466,6 +473,8 @@ class MarginalGaussianMixture(ParamsMixin):
             and otherwise says why in ``idata_.attrs["log_likelihood"]``
             (:meth:`compute_log_likelihood` adds it later). True always stores
             it, False never.
+        random_seed : int, numpy.random.Generator or None
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
@@ -497,7 +506,10 @@ class MarginalGaussianMixture(ParamsMixin):
         settings = _nuts.NutsSettings.check(
             draws, tune, chains, nuts_sampler, progressbar, nuts_sampler_kwargs
         )
-        rng = check_random_state(random_seed, "random_seed")
+        random_state = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
+        rng = check_random_state(random_state, _seed_name(random_seed))
         if method == "laplace" and nuts_sampler_kwargs:
             raise ValueError(
                 message(
@@ -653,7 +665,12 @@ class MarginalGaussianMixture(ParamsMixin):
         return self.idata_
 
     def membership_draws(
-        self, X: Any, max_draws: int | None = None, random_seed: Any = None
+        self,
+        X: Any,
+        max_draws: int | None = None,
+        random_state: Any = None,
+        *,
+        random_seed: Any = _UNSET,
     ) -> np.ndarray:
         """Membership probabilities ``p(z_i = k | x_i, theta_s)`` per relabelled draw.
 
@@ -663,27 +680,34 @@ class MarginalGaussianMixture(ParamsMixin):
         max_draws : int, optional
             Use at most this many draws, chosen at random without replacement. The
             result holds ``draws x n_samples x K`` numbers: limit the draws on large X.
-        random_seed : int, numpy.random.Generator or None
+        random_state : int, numpy.random.Generator or None
             Chooses the draws when ``max_draws`` is smaller than the number of draws.
+        random_seed : int, numpy.random.Generator or None
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         ndarray of shape (n_draws, n_samples, n_components)
         """
+        random_state = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
         X = self._check_X(X)
-        select = self._select_draws(max_draws, random_seed)
+        select = self._select_draws(max_draws, random_state, _seed_name(random_seed))
         s = self._n_draws() if select is None else select.size
         out = np.empty((s, X.shape[0], self.params_.n_components))
         for rows, draws, log_joint in self._log_joint_blocks(X, select):
             out[draws, rows] = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
         return out
 
-    def _select_draws(self, max_draws: int | None, random_seed: Any) -> np.ndarray | None:
+    def _select_draws(
+        self, max_draws: int | None, random_state: Any, seed_name: str
+    ) -> np.ndarray | None:
         total = self._n_draws()
         if max_draws is None:
             return None
         max_draws = check_int(max_draws, "max_draws", minimum=1)
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(random_state, seed_name)
         if max_draws >= total:
             return None
         return np.sort(rng.choice(total, size=max_draws, replace=False))
@@ -789,9 +813,16 @@ class MarginalGaussianMixture(ParamsMixin):
         return float(self.score_samples(X).mean())
 
     def sample_posterior_predictive(
-        self, n_samples: int, random_seed: Any = None
+        self, n_samples: int, random_state: Any = None, *, random_seed: Any = _UNSET
     ) -> tuple[np.ndarray, np.ndarray]:
         """Draw points from the posterior predictive: a random draw, then a point from it.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : int, numpy.random.Generator or None
+        random_seed : int, numpy.random.Generator or None
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
@@ -799,9 +830,12 @@ class MarginalGaussianMixture(ParamsMixin):
         labels : ndarray of shape (n_samples,)
             Relabelled component of each point.
         """
+        random_state = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
         check_fitted(self, ("params_", "idata_"))
         n_samples = check_int(n_samples, "n_samples", minimum=1)
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(random_state, _seed_name(random_seed))
         w, m, c = self._flat_posterior()
         which = rng.integers(0, w.shape[0], size=n_samples)
         u = rng.random(n_samples)

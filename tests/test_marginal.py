@@ -201,7 +201,9 @@ def test_bad_constructor_arguments_fail_at_build_and_fit(small_data, kwargs, err
         ({"tune": -1}, ValueError, "tune"),
         ({"chains": 1.5}, TypeError, "chains"),
         ({"nuts_sampler": "stan"}, ValueError, "nuts_sampler"),
+        ({"random_state": "seed"}, TypeError, "random_state"),
         ({"random_seed": "seed"}, TypeError, "random_seed"),
+        ({"random_state": 1, "random_seed": 1}, TypeError, "random_seed"),
         ({"progressbar": "yes"}, TypeError, "progressbar"),
         ({"nuts_sampler_kwargs": "low_rank"}, TypeError, "nuts_sampler_kwargs"),
         ({"nuts_sampler_kwargs": {1: "x"}}, TypeError, "nuts_sampler_kwargs"),
@@ -261,6 +263,14 @@ def test_get_and_set_params():
     assert model.n_components == 4
     with pytest.raises(ValueError, match="^params"):
         model.set_params(reg_covar=1.0)
+
+
+def test_deprecated_seed_name_of_fit_warns_and_names_itself_in_errors(small_data):
+    model = MarginalGaussianMixture(2)
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        with pytest.raises(TypeError, match="^random_seed: expected"):
+            model.fit(small_data, random_seed="seed")
+    assert not hasattr(model, "params_")
 
 
 # ---------------------------------------------------------------- compile cache
@@ -402,9 +412,9 @@ def test_membership_intervals(marginal_fit):
     assert np.all(result["lower"].values <= result["upper"].values)
     assert np.all((result["lower"].values >= 0) & (result["upper"].values <= 1))
     np.testing.assert_allclose(result["mean"].sum("component").values, 1.0, rtol=1e-12)
-    sub = model.membership_draws(X[:20], max_draws=50, random_seed=4)
+    sub = model.membership_draws(X[:20], max_draws=50, random_state=4)
     assert sub.shape == (50, 20, 3)
-    np.testing.assert_array_equal(sub, model.membership_draws(X[:20], max_draws=50, random_seed=4))
+    np.testing.assert_array_equal(sub, model.membership_draws(X[:20], max_draws=50, random_state=4))
     with pytest.raises(ValueError, match="^ci_prob"):
         model.predict_proba(X, ci_prob=1.5)
     with pytest.raises(ValueError, match="^X"):
@@ -435,13 +445,25 @@ def test_membership_intervals_contain_their_median(marginal_fit, ci_kind):
 
 
 @pytest.mark.sampling
-def test_deprecated_hdi_prob_warns_and_gives_the_same_answer(marginal_fit):
+def test_deprecated_argument_names_warn_and_give_the_same_answer(marginal_fit):
     model, X = marginal_fit
     with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
         old = model.predict_proba(X[:20], hdi_prob=0.9)
     new = model.predict_proba(X[:20], ci_prob=0.9)
     for name in new.data_vars:
         np.testing.assert_array_equal(old[name].values, new[name].values)
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        old_draws = model.membership_draws(X[:20], max_draws=50, random_seed=4)
+    np.testing.assert_array_equal(
+        old_draws, model.membership_draws(X[:20], max_draws=50, random_state=4)
+    )
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        old_points, _ = model.sample_posterior_predictive(20, random_seed=1)
+    np.testing.assert_array_equal(
+        old_points, model.sample_posterior_predictive(20, random_state=1)[0]
+    )
+    with pytest.raises(TypeError, match="pass only random_state"):
+        model.membership_draws(X[:20], max_draws=5, random_state=1, random_seed=1)
 
 
 @pytest.mark.sampling
@@ -449,9 +471,9 @@ def test_sampling_from_the_fitted_model(marginal_fit):
     model, X = marginal_fit
     Xs, labels = model.sample(500, random_state=0)
     assert Xs.shape == (500, 2) and labels.shape == (500,)
-    Xp, lp = model.sample_posterior_predictive(4000, random_seed=0)
+    Xp, lp = model.sample_posterior_predictive(4000, random_state=0)
     assert Xp.shape == (4000, 2) and set(np.unique(lp)) <= {0, 1, 2}
-    Xp2, _ = model.sample_posterior_predictive(4000, random_seed=0)
+    Xp2, _ = model.sample_posterior_predictive(4000, random_state=0)
     np.testing.assert_array_equal(Xp, Xp2)
     # The predictive mean matches the data mean within Monte Carlo error.
     se = X.std(0) / np.sqrt(4000) + X.std(0) / np.sqrt(300)
@@ -487,7 +509,7 @@ def test_refit_on_new_data_of_the_same_shape_reuses_the_compiled_model(marginal_
     refit = MarginalGaussianMixture(3, covariance_type="full")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        refit.fit(X2, draws=60, tune=60, chains=1, random_seed=0, progressbar=False)
+        refit.fit(X2, draws=60, tune=60, chains=1, random_state=0, progressbar=False)
     assert refit.timings_["compile"] == 0.0
     assert refit.idata_["log_likelihood"].sizes["obs_id"] == 200
     np.testing.assert_array_equal(refit.idata_["observed_data"]["obs"].values, X2)
@@ -526,7 +548,7 @@ def test_recovery_of_known_parameters(kind):
     truth = _truth(kind, rng)
     X, _ = truth.sample(600, rng)
     model = MarginalGaussianMixture(3, covariance_type=kind)
-    model.fit(X, draws=500, tune=500, chains=2, random_seed=7, progressbar=False)
+    model.fit(X, draws=500, tune=500, chains=2, random_state=7, progressbar=False)
     post = model.idata_["posterior"].to_dataset()[["weights", "means"]]
     assert float(arviz_stats.rhat(post).to_array().max()) <= 1.02
     assert float(arviz_stats.ess(post, method="bulk").to_array().min()) >= 200
@@ -603,13 +625,13 @@ def test_sampler_kwargs_reach_nutpie_with_bayesgmm_defaults(marginal_fit, monkey
     refit = MarginalGaussianMixture(3, covariance_type="full")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        refit.fit(X, draws=10, tune=10, chains=1, random_seed=0, progressbar=False)
+        refit.fit(X, draws=10, tune=10, chains=1, random_state=0, progressbar=False)
         refit.fit(
             X,
             draws=10,
             tune=10,
             chains=1,
-            random_seed=0,
+            random_state=0,
             progressbar=False,
             nuts_sampler_kwargs={"adaptation": "diag", "maxdepth": 6, "target_accept": 0.85},
         )
@@ -635,7 +657,7 @@ def test_interrupted_sampling_raises_and_keeps_the_fit(marginal_fit, monkeypatch
 
     monkeypatch.setattr(nutpie, "sample", stopped_halfway)
     with pytest.raises(KeyboardInterrupt, match="after 10 of 20 draws"):
-        model.fit(X, draws=20, tune=20, chains=1, random_seed=3, progressbar=False)
+        model.fit(X, draws=20, tune=20, chains=1, random_state=3, progressbar=False)
     np.testing.assert_array_equal(model.idata_["posterior"]["means"].values, before)
 
 
@@ -843,7 +865,7 @@ def test_laplace_predictions(laplace_fit):
 @pytest.mark.sampling
 def test_laplace_refit_is_reproducible_and_reuses_the_compiled_model(laplace_fit):
     model, X, _ = laplace_fit
-    again = MarginalGaussianMixture(3).fit(X, method="laplace", random_seed=2)
+    again = MarginalGaussianMixture(3).fit(X, method="laplace", random_state=2)
     assert again.timings_["compile"] == 0.0
     np.testing.assert_array_equal(
         again.idata_["posterior"]["means"].values, model.idata_["posterior"]["means"].values
@@ -862,7 +884,7 @@ def test_log_likelihood_auto_stores_up_to_the_limit_and_compare_says_what_to_do(
     # At the limit "auto" stores the group; one element above it, it does not.
     monkeypatch.setattr(marginal, "LOG_LIKELIHOOD_MAX_ELEMENTS", draws * 1000)
     fit = lambda **kw: MarginalGaussianMixture(3).fit(  # noqa: E731
-        X, method="laplace", draws=draws, random_seed=0, **kw
+        X, method="laplace", draws=draws, random_state=0, **kw
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
@@ -897,7 +919,7 @@ def test_subsample_fits_the_chosen_rows_and_widens_the_posterior_by_sqrt_n_over_
     model, X, _ = laplace_fit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        sub = MarginalGaussianMixture(3).fit(X, method="laplace", subsample=750, random_seed=4)
+        sub = MarginalGaussianMixture(3).fit(X, method="laplace", subsample=750, random_state=4)
     rows = sub.subsample_indices_
     assert rows.shape == (750,) and np.all(np.diff(rows) > 0) and rows.max() < 3000
     np.testing.assert_array_equal(sub.idata_["observed_data"]["obs_id"].values, rows)
@@ -944,10 +966,10 @@ def test_laplace_agrees_with_nuts_on_many_rows():
     """
     X, _ = make_mixture_data(n=20_000, d=2, k=3, seed=8)
     nuts = MarginalGaussianMixture(3).fit(
-        X, draws=500, tune=500, chains=2, random_seed=1, progressbar=False, log_likelihood=False
+        X, draws=500, tune=500, chains=2, random_state=1, progressbar=False, log_likelihood=False
     )
     laplace = MarginalGaussianMixture(3).fit(
-        X, method="laplace", draws=2000, random_seed=1, log_likelihood=False
+        X, method="laplace", draws=2000, random_state=1, log_likelihood=False
     )
 
     def scalars(fit):
@@ -984,7 +1006,7 @@ def test_laplace_intervals_cover_the_truth_at_their_level():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             model = MarginalGaussianMixture(3).fit(
-                X, method="laplace", random_seed=rep, log_likelihood=False
+                X, method="laplace", random_state=rep, log_likelihood=False
             )
         order = [int(np.argmin(((model.params_.means - m) ** 2).sum(1))) for m in truth.means]
         assert sorted(order) == [0, 1, 2]
@@ -1014,7 +1036,7 @@ def test_pymc_nuts_agrees_with_nutpie_on_the_shared_fit(marginal_fit):
     if model.sampler_ != "nutpie":
         pytest.skip("the shared fit did not use nutpie")
     fallback = MarginalGaussianMixture(3, covariance_type="full").fit(
-        X, draws=300, tune=300, chains=2, nuts_sampler="pymc", random_seed=3, progressbar=False
+        X, draws=300, tune=300, chains=2, nuts_sampler="pymc", random_state=3, progressbar=False
     )
     assert fallback.sampler_ == "pymc"
     # The two fits start from different EM runs, so their labels may be permuted.
