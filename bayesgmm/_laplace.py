@@ -8,7 +8,8 @@ Hessian there, by central differences of the exact gradient. As the number of
 rows grows the posterior approaches exactly this normal distribution (the
 Bernstein-von Mises theorem). The check is Pareto-smoothed importance sampling of
 the ratios posterior / approximation over a few hundred draws (Yao et al. 2018):
-a Pareto k above 0.7 says the approximation is not to be trusted.
+a Pareto k above ArviZ's threshold for that many draws says the approximation is
+not to be trusted.
 
 References
 ----------
@@ -37,6 +38,7 @@ __all__ = [
     "LaplaceModel",
     "approximate",
     "finite_difference_precision",
+    "good_k",
     "laplace_mode",
     "pareto_k",
     "problems",
@@ -53,14 +55,13 @@ REFRESH = 0.005
 TOL = 0.01
 MAX_ITER = 50
 CHECK_DRAWS = 200
-# Pareto k above which importance sampling (and so the approximation it checks) fails.
-PARETO_K_LIMIT = 0.7
 # Above twice this many rows, Newton's method starts from minus the Hessian on this many
 # rows (scaled to all of them) rather than on all rows.
 PRECONDITION_ROWS = 20_000
 # What the ``laplace`` group's attributes report.
 INFO = (
     "pareto_k",
+    "good_k",
     "newton_decrement",
     "newton_iterations",
     "gradient_evaluations",
@@ -359,18 +360,30 @@ def pareto_k(log_ratios: np.ndarray) -> float:
     return float(khat)
 
 
+def good_k(n_draws: int) -> float:
+    """Largest Pareto k at which importance sampling with ``n_draws`` draws is reliable.
+
+    ``min(1 - 1 / log10(S), 0.7)`` for S draws (0.7 for one draw), ArviZ's rule
+    (Vehtari et al. 2024). arviz-stats applies it inside ``loo``
+    (``arviz_stats.loo.loo_helper._warn_pareto_k``, which reports it as ``good_k``)
+    but exposes no public function for it, hence the formula here.
+    """
+    return min(1.0 - 1.0 / float(np.log10(n_draws)), 0.7) if n_draws > 1 else 0.7
+
+
 def problems(info: dict[str, Any]) -> list[str]:
     """List what is wrong with a Laplace approximation, each with what to do about it.
 
     Parameters
     ----------
     info : dict
-        :func:`laplace_mode`'s ``info`` with ``pareto_k`` added.
+        :func:`laplace_mode`'s ``info`` with ``pareto_k``, ``good_k`` and
+        ``check_draws`` added.
 
     Returns
     -------
     list of str
-        Newton's method not converged; Pareto k above 0.7. Empty when none.
+        Newton's method not converged; Pareto k above ``good_k``. Empty when none.
     """
     out = []
     if not info.get("converged", True):
@@ -379,13 +392,14 @@ def problems(info: dict[str, Any]) -> list[str]:
             f"mode uncertain by {info['newton_decrement']:.2g} posterior sd (tolerance "
             f"{TOL}); the approximation is centred off the mode: use method='nuts'"
         )
-    k_hat = info["pareto_k"]
-    if not k_hat <= PARETO_K_LIMIT:
+    k_hat, threshold = info["pareto_k"], info["good_k"]
+    if not k_hat <= threshold:
         out.append(
-            f"Pareto k {k_hat:.2f} > {PARETO_K_LIMIT} for the importance ratios posterior / "
-            "normal approximation: the posterior is not close to normal (few rows per "
-            "component, or a component near empty); use method='nuts', on a subsample if "
-            "the data are large"
+            f"Pareto k {k_hat:.2f} > {threshold:.2f} (ArviZ's threshold for "
+            f"{info['check_draws']} draws) for the importance ratios "
+            "posterior / normal approximation: the posterior is not close to normal (few "
+            "rows per component, or a component near empty); use method='nuts', on a "
+            "subsample if the data are large"
         )
     return out
 
@@ -447,6 +461,8 @@ def approximate(
         check = min(draws, CHECK_DRAWS)
         log_p = np.array([cached.log_density(flat[s]) for s in range(check)])
     info["pareto_k"] = pareto_k(log_p - log_q[:check])
+    info["good_k"] = good_k(check)
+    info["check_draws"] = check
     values = cached.constrain(flat)
     draw_seconds = time.perf_counter() - t0
     coords = {
@@ -466,7 +482,8 @@ def approximate(
             "note": (
                 "normal approximation N(mode, precision^-1) of the posterior in the "
                 "sampler's unconstrained coordinates of the standardised model; log_p "
-                "(unnormalised) and log_q of the first draws give pareto_k"
+                "(unnormalised) and log_q of the first draws give pareto_k, to be "
+                "compared with good_k"
             ),
             **{name: info[name] for name in INFO},
         },

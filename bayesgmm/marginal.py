@@ -306,7 +306,7 @@ class MarginalGaussianMixture(ParamsMixin):
         left out on large data, see ``fit``'s ``log_likelihood``), and
         ``sample_stats`` (NUTS) or ``laplace`` (Laplace: the mode and precision
         matrix in unconstrained coordinates, the log densities of the check
-        draws, and attributes ``pareto_k``, ``newton_decrement`` and
+        draws, and attributes ``pareto_k``, ``good_k``, ``newton_decrement`` and
         the numbers of gradient evaluations).
     inference_method_ : {"nuts", "laplace"}
         How the posterior draws were made.
@@ -430,8 +430,9 @@ class MarginalGaussianMixture(ParamsMixin):
             costs a few hundred evaluations of the full-data gradient, whatever
             the number of draws. The check: the Pareto k of the importance ratios
             posterior / approximation over 200 draws (Yao et al. 2018), stored in
-            ``idata_["laplace"]``; above 0.7 the fit warns and the
-            approximation is not to be trusted (use NUTS, on a
+            ``idata_["laplace"]`` with ArviZ's threshold ``good_k = min(1 - 1 /
+            log10(S), 0.7)`` for S draws (0.57 for 200); above it the fit warns
+            and the approximation is not to be trusted (use NUTS, on a
             ``subsample`` if n is large). See :doc:`/how-to/large-data` for the
             method, its accuracy and its cost against NUTS.
         draws : int, default 1000
@@ -492,7 +493,7 @@ class MarginalGaussianMixture(ParamsMixin):
         SamplingWarning
             NUTS: divergences, chains in different modes, R-hat above 1.01, bulk
             ESS below 100 per chain. Laplace: Newton's method not converged, or
-            the Pareto k above 0.7.
+            the Pareto k above ``good_k``.
 
         References
         ----------

@@ -306,6 +306,28 @@ def test_compile_cache_keeps_the_most_recently_used_models():
     assert len(cache) == 0
 
 
+def test_pareto_k_threshold_is_arviz_rule_for_the_number_of_draws():
+    from bayesgmm._laplace import good_k
+
+    # min(1 - 1 / log10(S), 0.7): 0.5 at 100 draws, 0.565 at the check's 200, 0.7 from
+    # 10^(10/3) ~ 2154 draws on.
+    assert good_k(100) == pytest.approx(0.5)
+    assert good_k(200) == pytest.approx(1 - 1 / np.log10(200))
+    assert good_k(2154) < 0.7 and good_k(2155) == 0.7 == good_k(10**6)
+    assert good_k(1) == 0.7
+
+
+def test_laplace_check_warns_above_the_threshold_for_its_number_of_draws():
+    """k = 0.6 passed the old fixed 0.7; over 200 draws ArviZ trusts only k <= 0.565."""
+    from bayesgmm._laplace import good_k, problems
+
+    info = {"converged": True, "check_draws": 200, "good_k": good_k(200)}
+    assert problems({**info, "pareto_k": 0.55}) == []
+    (text,) = problems({**info, "pareto_k": 0.6})
+    assert "Pareto k 0.60 > 0.57" in text and "200 draws" in text
+    assert len(problems({**info, "pareto_k": float("inf")})) == 1
+
+
 # -------------------------------------------------------------- sampled model
 @pytest.mark.sampling
 def test_datatree_follows_the_shared_contract(marginal_fit):
@@ -817,6 +839,7 @@ def test_laplace_mode_converged_and_the_normal_approximation_passes_its_check(la
     attrs = model.idata_["laplace"].attrs
     assert attrs["newton_decrement"] < 0.01
     assert attrs["pareto_k"] < 0.7
+    assert attrs["good_k"] == pytest.approx(1 - 1 / np.log10(200))
     assert attrs["hessian_evaluations"] >= 1 and attrs["used_lbfgs"] == 0
     # log q of the check draws is the normal density of the stored mode and precision.
     laplace = model.idata_["laplace"]
