@@ -346,6 +346,7 @@ def test_datatree_follows_the_shared_contract(marginal_fit):
     np.testing.assert_array_equal(idata["log_likelihood"]["obs_id"].values, np.arange(300))
     np.testing.assert_array_equal(idata["observed_data"]["obs"].values, X)
     assert int(idata["sample_stats"]["diverging"].sum()) == 0
+    assert idata.attrs["inference_method"] == "nuts"
     assert model.params_.n_components == 3 and model.n_features_in_ == 2
 
 
@@ -818,6 +819,7 @@ def test_laplace_fit_follows_the_datatree_contract(laplace_fit):
     assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
     assert post.sizes["chain"] == 1 and post.sizes["draw"] == 1000
     assert post.attrs["inference_method"] == "laplace"
+    assert idata.attrs["inference_method"] == "laplace"
     assert idata["log_likelihood"]["obs"].shape == (1, 1000, 3000)
     assert model.inference_method_ == "laplace" and model.sampler_ is None
     assert model.subsample_indices_ is None
@@ -971,6 +973,7 @@ def test_laplace_save_and_load_round_trip(laplace_fit, tmp_path):
     model.save(tmp_path / "laplace.nc")
     loaded = load(tmp_path / "laplace.nc")
     assert loaded.inference_method_ == "laplace" and loaded.subsample_indices_ is None
+    assert loaded.idata_.attrs["inference_method"] == "laplace"
     np.testing.assert_array_equal(loaded.predict_proba(X[:50]), model.predict_proba(X[:50]))
     np.testing.assert_array_equal(
         loaded.idata_["laplace"]["precision"].values, model.idata_["laplace"]["precision"].values
