@@ -167,23 +167,22 @@ def run_advi(X, k, truth, args, method):
     import pymc as pm
     import pytensor
 
-    from bayesgmm.marginal import (
-        MarginalGaussianMixture,
-        _build_pymc_model,
-        _covariances_from_draws,
-        _free_values,
-        _one_blas_thread,
-        _validate_priors,
+    from bayesgmm._marginal_model import (
+        build_pymc_model,
+        check_priors,
+        covariances_from_draws,
+        free_values,
     )
+    from bayesgmm._nuts import em_start, one_blas_thread
 
     n, d = X.shape
     loc, scale = X.mean(0), X.std(0)
     Z = (X - loc) / scale
-    start = MarginalGaussianMixture._em_start(Z, k, "full", np.random.default_rng(args.seed))
-    model = _build_pymc_model(
-        Z, k, "full", _validate_priors(None), list(range(d)), batch_size=min(args.batch, n)
+    start = em_start(Z, k, "full", np.random.default_rng(args.seed))
+    model = build_pymc_model(
+        Z, k, "full", check_priors(None), list(range(d)), batch_size=min(args.batch, n)
     )
-    values = _free_values(start, d)
+    values = free_values(start, d)
     sigma0 = 1.0 / np.sqrt(n)
     full_rank = method == "fullrank_t"
     with model:
@@ -210,7 +209,7 @@ def run_advi(X, k, truth, args, method):
     loss = np.empty(iters)
     params = approx.params
     total = [np.zeros_like(p.get_value()) for p in params]
-    with _one_blas_thread():
+    with one_blas_thread():
         for i in range(iters):
             loss[i] = step()
             if method != "advi" and i >= half:
@@ -227,7 +226,7 @@ def run_advi(X, k, truth, args, method):
     raw["corr_chol"] = np.asarray(trace.get_values("corr_chol"))
     w = raw["weights"]
     m = loc + scale * raw["means"]
-    c = _covariances_from_draws(raw, "full", k, d) * np.outer(scale, scale)
+    c = covariances_from_draws(raw, "full", k, d) * np.outer(scale, scale)
     return scalars(w, m, c, truth), f"ELBO drift {z:+.1f} se"
 
 

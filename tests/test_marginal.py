@@ -201,7 +201,9 @@ def test_bad_constructor_arguments_fail_at_build_and_fit(small_data, kwargs, err
         ({"tune": -1}, ValueError, "tune"),
         ({"chains": 1.5}, TypeError, "chains"),
         ({"nuts_sampler": "stan"}, ValueError, "nuts_sampler"),
+        ({"random_state": "seed"}, TypeError, "random_state"),
         ({"random_seed": "seed"}, TypeError, "random_seed"),
+        ({"random_state": 1, "random_seed": 1}, TypeError, "random_seed"),
         ({"progressbar": "yes"}, TypeError, "progressbar"),
         ({"nuts_sampler_kwargs": "low_rank"}, TypeError, "nuts_sampler_kwargs"),
         ({"nuts_sampler_kwargs": {1: "x"}}, TypeError, "nuts_sampler_kwargs"),
@@ -263,6 +265,69 @@ def test_get_and_set_params():
         model.set_params(reg_covar=1.0)
 
 
+def test_deprecated_seed_name_of_fit_warns_and_names_itself_in_errors(small_data):
+    model = MarginalGaussianMixture(2)
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        with pytest.raises(TypeError, match="^random_seed: expected"):
+            model.fit(small_data, random_seed="seed")
+    assert not hasattr(model, "params_")
+
+
+# ---------------------------------------------------------------- compile cache
+def test_compile_cache_keeps_the_most_recently_used_models():
+    from bayesgmm._marginal_model import ModelSpec, check_priors
+    from bayesgmm._nuts import CompileCache, CompileSpec
+
+    specs = [
+        CompileSpec(ModelSpec.create(k, "full", check_priors(None), ["a", "b"]), "nutpie")
+        for k in (1, 2, 3)
+    ]
+    # Equal arguments give equal, hashable specs; any difference gives another key.
+    again = CompileSpec(ModelSpec.create(1, "full", check_priors(None), ("a", "b")), "nutpie")
+    assert again == specs[0] and hash(again) == hash(specs[0])
+    assert CompileSpec(specs[0].model, "laplace") != specs[0]
+    other_prior = ModelSpec.create(1, "full", check_priors({"lkj_eta": 3.0}), ["a", "b"])
+    assert CompileSpec(other_prior, "nutpie") != specs[0]
+    assert specs[0].model.n_features == 2
+
+    cache = CompileCache(maxsize=2)
+    calls = []
+
+    def compile_for(i):
+        return lambda: calls.append(i) or f"model {i}"
+
+    assert cache.get(specs[0], compile_for(0))[0] == "model 0"
+    assert cache.get(specs[1], compile_for(1))[0] == "model 1"
+    model, seconds = cache.get(again, compile_for(99))  # a hit: nothing compiled
+    assert (model, seconds) == ("model 0", 0.0) and calls == [0, 1]
+    cache.get(specs[2], compile_for(2))  # evicts specs[1], the least recently used
+    assert len(cache) == 2 and specs[0] in cache and specs[1] not in cache
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_pareto_k_threshold_is_arviz_rule_for_the_number_of_draws():
+    from bayesgmm._laplace import good_k
+
+    # min(1 - 1 / log10(S), 0.7): 0.5 at 100 draws, 0.565 at the check's 200, 0.7 from
+    # 10^(10/3) ~ 2154 draws on.
+    assert good_k(100) == pytest.approx(0.5)
+    assert good_k(200) == pytest.approx(1 - 1 / np.log10(200))
+    assert good_k(2154) < 0.7 and good_k(2155) == 0.7 == good_k(10**6)
+    assert good_k(1) == 0.7
+
+
+def test_laplace_check_warns_above_the_threshold_for_its_number_of_draws():
+    """k = 0.6 passed the old fixed 0.7; over 200 draws ArviZ trusts only k <= 0.565."""
+    from bayesgmm._laplace import good_k, problems
+
+    info = {"converged": True, "check_draws": 200, "good_k": good_k(200)}
+    assert problems({**info, "pareto_k": 0.55}) == []
+    (text,) = problems({**info, "pareto_k": 0.6})
+    assert "Pareto k 0.60 > 0.57" in text and "200 draws" in text
+    assert len(problems({**info, "pareto_k": float("inf")})) == 1
+
+
 # -------------------------------------------------------------- sampled model
 @pytest.mark.sampling
 def test_datatree_follows_the_shared_contract(marginal_fit):
@@ -281,6 +346,7 @@ def test_datatree_follows_the_shared_contract(marginal_fit):
     np.testing.assert_array_equal(idata["log_likelihood"]["obs_id"].values, np.arange(300))
     np.testing.assert_array_equal(idata["observed_data"]["obs"].values, X)
     assert int(idata["sample_stats"]["diverging"].sum()) == 0
+    assert idata.attrs["inference_method"] == "nuts"
     assert model.params_.n_components == 3 and model.n_features_in_ == 2
 
 
@@ -363,19 +429,64 @@ def test_predictions_average_the_draws(marginal_fit):
 @pytest.mark.sampling
 def test_membership_intervals(marginal_fit):
     model, X = marginal_fit
-    result = model.predict_proba(X[:20], hdi_prob=0.9)
-    assert set(result.data_vars) == {"mean", "lower", "upper"}
+    result = model.predict_proba(X[:20], ci_prob=0.9)
+    assert set(result.data_vars) == {"mean", "median", "lower", "upper"}
     assert result["mean"].dims == ("obs_id", "component")
     assert np.all(result["lower"].values <= result["upper"].values)
     assert np.all((result["lower"].values >= 0) & (result["upper"].values <= 1))
     np.testing.assert_allclose(result["mean"].sum("component").values, 1.0, rtol=1e-12)
-    sub = model.membership_draws(X[:20], max_draws=50, random_seed=4)
+    sub = model.membership_draws(X[:20], max_draws=50, random_state=4)
     assert sub.shape == (50, 20, 3)
-    np.testing.assert_array_equal(sub, model.membership_draws(X[:20], max_draws=50, random_seed=4))
-    with pytest.raises(ValueError, match="^hdi_prob"):
-        model.predict_proba(X, hdi_prob=1.5)
+    np.testing.assert_array_equal(sub, model.membership_draws(X[:20], max_draws=50, random_state=4))
+    with pytest.raises(ValueError, match="^ci_prob"):
+        model.predict_proba(X, ci_prob=1.5)
     with pytest.raises(ValueError, match="^X"):
         model.predict(X[:, :1])
+
+
+@pytest.mark.sampling
+@pytest.mark.parametrize("ci_kind", ["eti", "hdi"])
+def test_membership_intervals_contain_their_median(marginal_fit, ci_kind):
+    """The interval is reported with the median, which it always contains (the mean need not)."""
+    model, X = marginal_fit
+    result = model.predict_proba(X, ci_prob=0.9, ci_kind=ci_kind)
+    assert result.attrs == {"ci_prob": 0.9, "ci_kind": ci_kind}
+    lower, median, upper = (result[v].values for v in ("lower", "median", "upper"))
+    assert np.all((lower <= median) & (median <= upper))
+    assert np.all((lower >= 0) & (upper <= 1))
+    # Oracle: the median and quantiles of the same 600 draws (all of them: fewer than 1000).
+    draws = model.membership_draws(X)
+    np.testing.assert_allclose(median, np.median(draws, axis=0), rtol=1e-12, atol=1e-15)
+    if ci_kind == "eti":
+        expected = np.quantile(draws, [0.05, 0.95], axis=0)
+        np.testing.assert_allclose(lower, expected[0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(upper, expected[1], rtol=1e-12, atol=1e-15)
+    else:
+        # The highest-density interval holds at least 90% of the draws.
+        inside = ((draws >= lower) & (draws <= upper)).mean(axis=0)
+        assert np.all(inside >= 0.9)
+
+
+@pytest.mark.sampling
+def test_deprecated_argument_names_warn_and_give_the_same_answer(marginal_fit):
+    model, X = marginal_fit
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        old = model.predict_proba(X[:20], hdi_prob=0.9)
+    new = model.predict_proba(X[:20], ci_prob=0.9)
+    for name in new.data_vars:
+        np.testing.assert_array_equal(old[name].values, new[name].values)
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        old_draws = model.membership_draws(X[:20], max_draws=50, random_seed=4)
+    np.testing.assert_array_equal(
+        old_draws, model.membership_draws(X[:20], max_draws=50, random_state=4)
+    )
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        old_points, _ = model.sample_posterior_predictive(20, random_seed=1)
+    np.testing.assert_array_equal(
+        old_points, model.sample_posterior_predictive(20, random_state=1)[0]
+    )
+    with pytest.raises(TypeError, match="pass only random_state"):
+        model.membership_draws(X[:20], max_draws=5, random_state=1, random_seed=1)
 
 
 @pytest.mark.sampling
@@ -383,9 +494,9 @@ def test_sampling_from_the_fitted_model(marginal_fit):
     model, X = marginal_fit
     Xs, labels = model.sample(500, random_state=0)
     assert Xs.shape == (500, 2) and labels.shape == (500,)
-    Xp, lp = model.sample_posterior_predictive(4000, random_seed=0)
+    Xp, lp = model.sample_posterior_predictive(4000, random_state=0)
     assert Xp.shape == (4000, 2) and set(np.unique(lp)) <= {0, 1, 2}
-    Xp2, _ = model.sample_posterior_predictive(4000, random_seed=0)
+    Xp2, _ = model.sample_posterior_predictive(4000, random_state=0)
     np.testing.assert_array_equal(Xp, Xp2)
     # The predictive mean matches the data mean within Monte Carlo error.
     se = X.std(0) / np.sqrt(4000) + X.std(0) / np.sqrt(300)
@@ -421,7 +532,7 @@ def test_refit_on_new_data_of_the_same_shape_reuses_the_compiled_model(marginal_
     refit = MarginalGaussianMixture(3, covariance_type="full")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        refit.fit(X2, draws=60, tune=60, chains=1, random_seed=0, progressbar=False)
+        refit.fit(X2, draws=60, tune=60, chains=1, random_state=0, progressbar=False)
     assert refit.timings_["compile"] == 0.0
     assert refit.idata_["log_likelihood"].sizes["obs_id"] == 200
     np.testing.assert_array_equal(refit.idata_["observed_data"]["obs"].values, X2)
@@ -460,7 +571,7 @@ def test_recovery_of_known_parameters(kind):
     truth = _truth(kind, rng)
     X, _ = truth.sample(600, rng)
     model = MarginalGaussianMixture(3, covariance_type=kind)
-    model.fit(X, draws=500, tune=500, chains=2, random_seed=7, progressbar=False)
+    model.fit(X, draws=500, tune=500, chains=2, random_state=7, progressbar=False)
     post = model.idata_["posterior"].to_dataset()[["weights", "means"]]
     assert float(arviz_stats.rhat(post).to_array().max()) <= 1.02
     assert float(arviz_stats.ess(post, method="bulk").to_array().min()) >= 200
@@ -537,13 +648,13 @@ def test_sampler_kwargs_reach_nutpie_with_bayesgmm_defaults(marginal_fit, monkey
     refit = MarginalGaussianMixture(3, covariance_type="full")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        refit.fit(X, draws=10, tune=10, chains=1, random_seed=0, progressbar=False)
+        refit.fit(X, draws=10, tune=10, chains=1, random_state=0, progressbar=False)
         refit.fit(
             X,
             draws=10,
             tune=10,
             chains=1,
-            random_seed=0,
+            random_state=0,
             progressbar=False,
             nuts_sampler_kwargs={"adaptation": "diag", "maxdepth": 6, "target_accept": 0.85},
         )
@@ -569,7 +680,7 @@ def test_interrupted_sampling_raises_and_keeps_the_fit(marginal_fit, monkeypatch
 
     monkeypatch.setattr(nutpie, "sample", stopped_halfway)
     with pytest.raises(KeyboardInterrupt, match="after 10 of 20 draws"):
-        model.fit(X, draws=20, tune=20, chains=1, random_seed=3, progressbar=False)
+        model.fit(X, draws=20, tune=20, chains=1, random_state=3, progressbar=False)
     np.testing.assert_array_equal(model.idata_["posterior"]["means"].values, before)
 
 
@@ -584,7 +695,7 @@ def test_predictions_in_small_blocks_equal_one_block(marginal_fit, monkeypatch):
         model.predict_proba(X),
         model.score_samples(X),
         model.membership_draws(X[:50]),
-        model.predict_proba(X[:40], hdi_prob=0.9),
+        model.predict_proba(X[:40], ci_prob=0.9),
     )
     seen = []
     real = marginal._log_joint_blocks
@@ -600,12 +711,12 @@ def test_predictions_in_small_blocks_equal_one_block(marginal_fit, monkeypatch):
         model.predict_proba(X),
         model.score_samples(X),
         model.membership_draws(X[:50]),
-        model.predict_proba(X[:40], hdi_prob=0.9),
+        model.predict_proba(X[:40], ci_prob=0.9),
     )
     np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-12)
     np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12, atol=1e-15)
-    for name in ("mean", "lower", "upper"):
+    for name in ("mean", "median", "lower", "upper"):
         np.testing.assert_allclose(blocked[3][name], whole[3][name], rtol=1e-12, atol=1e-15)
     # 300 rows come in blocks of 256 rows (the least), and then one draw at a time;
     # every block, draws x rows x K x (d + 1) numbers, stays within the budget.
@@ -625,7 +736,7 @@ def _quadratic_and_quartic(a, A):
 
 
 def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
-    from bayesgmm.marginal import _finite_difference_precision, _laplace_mode
+    from bayesgmm._laplace import finite_difference_precision, laplace_mode
 
     rng = np.random.default_rng(0)
     B = rng.normal(size=(4, 4))
@@ -634,12 +745,12 @@ def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
     fg = _quadratic_and_quartic(a, A)
     # Central differences are exact for the quadratic part, O(h^2) for the quartic.
     np.testing.assert_allclose(
-        _finite_difference_precision(lambda x: fg(x)[1], a + 0.3),
+        finite_difference_precision(lambda x: fg(x)[1], a + 0.3),
         A + 3 * 0.09 * np.eye(4),
         rtol=1e-7,
         atol=1e-7,
     )
-    mode, precision, info = _laplace_mode(fg, a + rng.normal(size=4))
+    mode, precision, info = laplace_mode(fg, a + rng.normal(size=4))
     # Stopping rule: the remaining Newton step is below 0.01 posterior sd.
     sd = np.sqrt(np.diag(np.linalg.inv(A)))
     assert np.all(np.abs(mode - a) < 0.01 * sd)
@@ -649,13 +760,13 @@ def test_newton_finds_the_mode_and_the_hessian_of_a_known_density():
 
 
 def test_newton_uses_a_preconditioner_and_ends_with_the_exact_hessian():
-    from bayesgmm.marginal import _laplace_mode
+    from bayesgmm._laplace import laplace_mode
 
     A = np.diag([1.0, 10.0, 100.0])
     a = np.array([1.0, -2.0, 0.5])
     # A preconditioner 10% off: Newton converges anyway, and the Hessian returned is
     # evaluated at the mode, not the preconditioner.
-    mode, precision, info = _laplace_mode(
+    mode, precision, info = laplace_mode(
         _quadratic_and_quartic(a, A), a + 1.0, preconditioner=1.1 * A
     )
     assert np.all(np.abs(mode - a) < 0.01 / np.sqrt(np.diag(A)))
@@ -664,18 +775,18 @@ def test_newton_uses_a_preconditioner_and_ends_with_the_exact_hessian():
 
 
 def test_newton_refuses_a_density_without_a_strict_mode():
-    from bayesgmm.marginal import _laplace_mode
+    from bayesgmm._laplace import laplace_mode
 
     def flat_in_one_direction(x):  # log f = -x0^2 / 2, constant in x1
         return -0.5 * x[0] ** 2, np.array([-x[0], 0.0])
 
     with pytest.raises(RuntimeError, match="not positive definite"):
-        _laplace_mode(flat_in_one_direction, np.array([1.0, 1.0]))
+        laplace_mode(flat_in_one_direction, np.array([1.0, 1.0]))
 
 
 def test_minibatch_model_scales_the_likelihood_to_all_rows():
     """With batch_size the observed term is n / batch_size times the batch's log-likelihood."""
-    from bayesgmm.marginal import _build_pymc_model, _validate_priors
+    from bayesgmm._marginal_model import build_pymc_model, check_priors
 
     rng = np.random.default_rng(3)
     # Identical rows: every minibatch has the same likelihood, so the scaled estimate
@@ -684,7 +795,7 @@ def test_minibatch_model_scales_the_likelihood_to_all_rows():
     values, _ = _values("full", rng)
     terms = []
     for batch_size in (None, 7):
-        model = _build_pymc_model(Z, 2, "full", _validate_priors(None), [0, 1], batch_size)
+        model = build_pymc_model(Z, 2, "full", check_priors(None), [0, 1], batch_size)
         point = _transformed_point(model, values)
         fn = model.compile_logp(vars=[model["obs"]], jacobian=False, mode="FAST_COMPILE")
         terms.append(fn(point))
@@ -708,6 +819,7 @@ def test_laplace_fit_follows_the_datatree_contract(laplace_fit):
     assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
     assert post.sizes["chain"] == 1 and post.sizes["draw"] == 1000
     assert post.attrs["inference_method"] == "laplace"
+    assert idata.attrs["inference_method"] == "laplace"
     assert idata["log_likelihood"]["obs"].shape == (1, 1000, 3000)
     assert model.inference_method_ == "laplace" and model.sampler_ is None
     assert model.subsample_indices_ is None
@@ -729,6 +841,7 @@ def test_laplace_mode_converged_and_the_normal_approximation_passes_its_check(la
     attrs = model.idata_["laplace"].attrs
     assert attrs["newton_decrement"] < 0.01
     assert attrs["pareto_k"] < 0.7
+    assert attrs["good_k"] == pytest.approx(1 - 1 / np.log10(200))
     assert attrs["hessian_evaluations"] >= 1 and attrs["used_lbfgs"] == 0
     # log q of the check draws is the normal density of the stored mode and precision.
     laplace = model.idata_["laplace"]
@@ -765,7 +878,7 @@ def test_laplace_predictions(laplace_fit):
 
     model, X, labels = laplace_fit
     assert adjusted_rand_score(labels, model.predict(X)) > 0.95
-    probs = model.predict_proba(X[:30], hdi_prob=0.9)
+    probs = model.predict_proba(X[:30], ci_prob=0.9)
     np.testing.assert_allclose(probs["mean"].sum("component"), 1.0, rtol=1e-12)
     assert np.all(probs["lower"].values <= probs["upper"].values)
     # The pointwise log-likelihood agrees with score_samples' per-draw densities.
@@ -777,7 +890,7 @@ def test_laplace_predictions(laplace_fit):
 @pytest.mark.sampling
 def test_laplace_refit_is_reproducible_and_reuses_the_compiled_model(laplace_fit):
     model, X, _ = laplace_fit
-    again = MarginalGaussianMixture(3).fit(X, method="laplace", random_seed=2)
+    again = MarginalGaussianMixture(3).fit(X, method="laplace", random_state=2)
     assert again.timings_["compile"] == 0.0
     np.testing.assert_array_equal(
         again.idata_["posterior"]["means"].values, model.idata_["posterior"]["means"].values
@@ -796,7 +909,7 @@ def test_log_likelihood_auto_stores_up_to_the_limit_and_compare_says_what_to_do(
     # At the limit "auto" stores the group; one element above it, it does not.
     monkeypatch.setattr(marginal, "LOG_LIKELIHOOD_MAX_ELEMENTS", draws * 1000)
     fit = lambda **kw: MarginalGaussianMixture(3).fit(  # noqa: E731
-        X, method="laplace", draws=draws, random_seed=0, **kw
+        X, method="laplace", draws=draws, random_state=0, **kw
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
@@ -831,7 +944,7 @@ def test_subsample_fits_the_chosen_rows_and_widens_the_posterior_by_sqrt_n_over_
     model, X, _ = laplace_fit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        sub = MarginalGaussianMixture(3).fit(X, method="laplace", subsample=750, random_seed=4)
+        sub = MarginalGaussianMixture(3).fit(X, method="laplace", subsample=750, random_state=4)
     rows = sub.subsample_indices_
     assert rows.shape == (750,) and np.all(np.diff(rows) > 0) and rows.max() < 3000
     np.testing.assert_array_equal(sub.idata_["observed_data"]["obs_id"].values, rows)
@@ -860,6 +973,7 @@ def test_laplace_save_and_load_round_trip(laplace_fit, tmp_path):
     model.save(tmp_path / "laplace.nc")
     loaded = load(tmp_path / "laplace.nc")
     assert loaded.inference_method_ == "laplace" and loaded.subsample_indices_ is None
+    assert loaded.idata_.attrs["inference_method"] == "laplace"
     np.testing.assert_array_equal(loaded.predict_proba(X[:50]), model.predict_proba(X[:50]))
     np.testing.assert_array_equal(
         loaded.idata_["laplace"]["precision"].values, model.idata_["laplace"]["precision"].values
@@ -878,10 +992,10 @@ def test_laplace_agrees_with_nuts_on_many_rows():
     """
     X, _ = make_mixture_data(n=20_000, d=2, k=3, seed=8)
     nuts = MarginalGaussianMixture(3).fit(
-        X, draws=500, tune=500, chains=2, random_seed=1, progressbar=False, log_likelihood=False
+        X, draws=500, tune=500, chains=2, random_state=1, progressbar=False, log_likelihood=False
     )
     laplace = MarginalGaussianMixture(3).fit(
-        X, method="laplace", draws=2000, random_seed=1, log_likelihood=False
+        X, method="laplace", draws=2000, random_state=1, log_likelihood=False
     )
 
     def scalars(fit):
@@ -918,7 +1032,7 @@ def test_laplace_intervals_cover_the_truth_at_their_level():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             model = MarginalGaussianMixture(3).fit(
-                X, method="laplace", random_seed=rep, log_likelihood=False
+                X, method="laplace", random_state=rep, log_likelihood=False
             )
         order = [int(np.argmin(((model.params_.means - m) ** 2).sum(1))) for m in truth.means]
         assert sorted(order) == [0, 1, 2]
@@ -948,7 +1062,7 @@ def test_pymc_nuts_agrees_with_nutpie_on_the_shared_fit(marginal_fit):
     if model.sampler_ != "nutpie":
         pytest.skip("the shared fit did not use nutpie")
     fallback = MarginalGaussianMixture(3, covariance_type="full").fit(
-        X, draws=300, tune=300, chains=2, nuts_sampler="pymc", random_seed=3, progressbar=False
+        X, draws=300, tune=300, chains=2, nuts_sampler="pymc", random_state=3, progressbar=False
     )
     assert fallback.sampler_ == "pymc"
     # The two fits start from different EM runs, so their labels may be permuted.

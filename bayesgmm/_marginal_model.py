@@ -1,0 +1,470 @@
+"""The PyMC model of the marginalised Gaussian mixture: a pure, inspectable builder.
+
+The model, in *standardised* units ``z = (x - m) / s`` (``m`` and ``s`` the
+per-feature mean and standard deviation of the training data, so that the default
+priors mean the same thing whatever the units of the data):
+
+    w ~ Dirichlet(alpha, ..., alpha)
+    mu_k ~ Normal(means_loc, means_scale^2 I)                      (each feature)
+    sigma_k ~ HalfNormal(stds_scale)                               (each feature)
+    L_k ~ LKJCholesky(lkj_eta)                                     (full and tied)
+    Sigma_k = diag(sigma_k) L_k L_k' diag(sigma_k)
+    p(z_i | theta) = sum_k w_k N(z_i | mu_k, Sigma_k)              (labels summed out)
+
+``tied`` shares one ``sigma`` and ``L`` between components, ``diag`` has no ``L``
+and ``spherical`` one ``sigma`` per component. The likelihood is one vectorised
+expression over all components, not a Python list of K distributions, so the
+compiled graph stays small whatever K is: one PyTensor ``Op``
+(:mod:`bayesgmm._mixture_op`) evaluates ``log sum_k w_k N(z_i | mu_k, L_k L_k')``
+for every row in a single compiled loop, and its gradient in another, instead of
+some 70 generic graph nodes that numba would compile one by one (every covariance
+type goes through it, diagonal ones with a diagonal ``L_k``).
+
+Every variable has dims (``component``, ``feature``, ``feature_bis``, ``obs_id``).
+Building and sampling are separate: :func:`build_pymc_model` only builds, so its
+coords, dims and log densities can be checked without sampling.
+
+References
+----------
+Lewandowski, D., Kurowicka, D. and Joe, H. (2009). Generating random correlation
+matrices based on vines and extended onion method. Journal of Multivariate
+Analysis 100(9), 1989-2001. doi:10.1016/j.jmva.2009.04.008
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayesgmm._validation import check_float, message
+from bayesgmm.params import GaussianMixtureParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pymc as pm
+    import xarray as xr
+
+__all__ = [
+    "DEFAULT_PRIORS",
+    "ModelDraws",
+    "ModelSpec",
+    "build_pymc_model",
+    "check_priors",
+    "covariances_from_draws",
+    "covariances_in_layout",
+    "draws_in_data_units",
+    "free_values",
+    "params_in_data_units",
+    "standardize",
+]
+
+DEFAULT_PRIORS: dict[str, float] = {
+    "weights_concentration": 1.0,
+    "means_loc": 0.0,
+    "means_scale": 2.0,
+    "stds_scale": 1.0,
+    "lkj_eta": 2.0,
+}
+"""Default priors, in standardised units (data centred and divided by their sd).
+
+``weights_concentration``: Dirichlet concentration alpha of every component;
+``means_loc``, ``means_scale``: location and scale of the Normal prior on each
+coordinate of each mean; ``stds_scale``: scale of the HalfNormal prior on each
+component standard deviation; ``lkj_eta``: LKJ shape of the correlations (1 is
+uniform, larger shrinks towards no correlation).
+"""
+
+# Dims of the standard deviations, per covariance type.
+_STD_DIMS: dict[str, tuple[str, ...]] = {
+    "full": ("component", "feature"),
+    "tied": ("feature",),
+    "diag": ("component", "feature"),
+    "spherical": ("component",),
+}
+
+
+def check_priors(priors: Any) -> dict[str, float]:
+    """Return :data:`DEFAULT_PRIORS` updated with ``priors``, every value checked.
+
+    Parameters
+    ----------
+    priors : dict or None
+        Overrides, keys among :data:`DEFAULT_PRIORS`; every value but ``means_loc``
+        must be positive.
+
+    Returns
+    -------
+    dict
+        All five priors.
+    """
+    if priors is None:
+        return dict(DEFAULT_PRIORS)
+    if not isinstance(priors, dict):
+        raise TypeError(
+            message("priors", f"None or a dict with keys among {sorted(DEFAULT_PRIORS)}", priors)
+        )
+    unknown = sorted(set(priors) - set(DEFAULT_PRIORS))
+    if unknown:
+        raise ValueError(
+            message(
+                "priors",
+                f"keys among {sorted(DEFAULT_PRIORS)}",
+                f"unknown key(s) {unknown}",
+                raw=True,
+            )
+        )
+    out = dict(DEFAULT_PRIORS)
+    for key, value in priors.items():
+        if key == "means_loc":
+            out[key] = check_float(value, f"priors['{key}']")
+        else:
+            out[key] = check_float(value, f"priors['{key}']", minimum=0.0, include_minimum=False)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything the model's graph depends on, apart from the data.
+
+    Hashable, so that a compiled model can be looked up by it.
+
+    Attributes
+    ----------
+    n_components : int
+    covariance_type : str
+    priors : tuple of (str, float)
+        The checked priors, sorted by name.
+    features : tuple
+        Feature names (the ``feature`` coordinate).
+    """
+
+    n_components: int
+    covariance_type: str
+    priors: tuple[tuple[str, float], ...]
+    features: tuple[Any, ...]
+
+    @classmethod
+    def create(
+        cls, n_components: int, covariance_type: str, priors: dict[str, float], features: Any
+    ) -> ModelSpec:
+        """Make a spec from checked arguments (``priors`` as :func:`check_priors` returns)."""
+        return cls(n_components, covariance_type, tuple(sorted(priors.items())), tuple(features))
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    def build(self, Z: np.ndarray) -> pm.Model:
+        """:func:`build_pymc_model` of this spec on standardised data ``Z``."""
+        return build_pymc_model(
+            Z, self.n_components, self.covariance_type, dict(self.priors), list(self.features)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDraws:
+    """Draws of the model's free variables, as an inference engine returns them.
+
+    Attributes
+    ----------
+    values : dict of str to ndarray
+        ``weights``, ``means``, ``stds`` (and ``corr_chol``), each of shape
+        (chain, draw, ...), in standardised units.
+    groups : dict of str to xarray.Dataset
+        What the engine reports beside the draws (``sample_stats`` for NUTS,
+        ``laplace`` for Laplace's method), as DataTree groups.
+    timings : dict of str to float
+        Seconds per stage.
+    problems : tuple of str
+        What the engine found wrong with its own result, to be warned about.
+    """
+
+    values: dict[str, np.ndarray]
+    groups: dict[str, xr.Dataset]
+    timings: dict[str, float]
+    problems: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------- the PyMC graph
+def _core(param: Any, ndim: int) -> Any:
+    """``param`` without leading axes of static length 1 beyond its core ``ndim``."""
+    while param.ndim > ndim:
+        if param.type.shape[0] != 1:  # pragma: no cover - the model never batches
+            raise ValueError("batched mixture parameters are not supported")
+        param = param[0]
+    return param
+
+
+def _mixture_logp_cholesky(value: Any, weights: Any, means: Any, chol: Any) -> Any:
+    """``log sum_k w_k N(x | mu_k, L_k L_k')`` per row, for lower-triangular ``L_k``.
+
+    One :class:`bayesgmm._mixture_op.MixtureLogDensity` node: a compiled loop over the
+    rows (forward substitution per component, then log-sum-exp), with a hand-written
+    gradient in a second node. The data enter in standardised units.
+    """
+    from bayesgmm._mixture_op import mixture_log_density
+
+    # PyMC hands the parameters over with a leading batch axis of length 1 (broadcast
+    # against the rows); the model has no batches of mixtures, so drop it.
+    weights, means, chol = (_core(p, ndim) for p, ndim in ((weights, 1), (means, 2), (chol, 3)))
+    return mixture_log_density(value, weights, means, chol)
+
+
+def _mixture_logp_diagonal(value: Any, weights: Any, means: Any, stds: Any) -> Any:
+    """``log sum_k w_k N(x | mu_k, diag(sigma_k^2))``: the Cholesky version, diagonal ``L_k``."""
+    import pytensor.tensor as pt
+
+    stds = _core(stds, 2)
+    d = stds.type.shape[-1]
+    if d is None:  # pragma: no cover - the model always builds stds with a static d
+        raise ValueError("the standard deviations need a static number of features")
+    return _mixture_logp_cholesky(value, weights, means, stds[..., :, None] * pt.eye(d))
+
+
+def build_pymc_model(
+    Z: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    priors: dict[str, float],
+    feature_names: list[Any],
+    batch_size: int | None = None,
+) -> pm.Model:
+    """Build the marginal mixture on standardised data ``Z`` (see the module docstring).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Standardised data.
+    n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    priors : dict
+        All five priors, as :func:`check_priors` returns them.
+    feature_names : list
+        The ``feature`` coordinate.
+    batch_size : int, optional
+        With it, the observed variable is a :func:`pymc.Minibatch` of that many
+        rows of ``Z`` drawn afresh at every evaluation, and its log-likelihood is
+        multiplied by ``n / batch_size`` (``total_size``, here the symbolic number
+        of rows of ``Z``, so the compiled graph serves data of any length): an
+        unbiased estimate of the full-data log-likelihood, for stochastic
+        variational inference.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``weights``, ``means``, ``stds`` (and ``corr_chol`` for
+        correlated covariances), data ``X`` and observed ``obs``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayesgmm._corr_cholesky import CorrCholeskyTransform
+
+    n, d = Z.shape
+    k = n_components
+    coords = {
+        "component": np.arange(k),
+        "feature": list(feature_names),
+        "feature_bis": list(feature_names),
+        "obs_id": np.arange(n),
+    }
+    correlated = covariance_type in ("full", "tied") and d > 1
+    with pm.Model(coords=coords) as model:
+        data = pm.Data("X", Z, dims=("obs_id", "feature"))
+        observed: dict[str, Any] = {"observed": data, "dims": ("obs_id", "feature")}
+        if batch_size is not None:
+            # The rows of the minibatch are not the obs_id coordinate: no dims.
+            observed = {
+                "observed": pm.Minibatch(data, batch_size=batch_size),
+                "total_size": [data.shape[0], None],
+            }
+        weights = pm.Dirichlet(
+            "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
+        )
+        means = pm.Normal(
+            "means",
+            mu=priors["means_loc"],
+            sigma=priors["means_scale"],
+            dims=("component", "feature"),
+        )
+        std_dims = _STD_DIMS[covariance_type]
+        stds = pm.HalfNormal("stds", sigma=priors["stds_scale"], dims=std_dims)
+        if correlated:
+            # LKJCorr needs a static shape: its sampler is a scan that cannot see dims.
+            shape = (k, d, d) if covariance_type == "full" else (d, d)
+            corr_dims = std_dims + ("feature_bis",)
+            # The same bijection as PyMC's default transform for LKJCorr, as one
+            # compiled Op: numba compiles it in about a second instead of half a minute.
+            corr_chol = pm.LKJCorr(
+                "corr_chol",
+                n=d,
+                eta=priors["lkj_eta"],
+                shape=shape,
+                dims=corr_dims,
+                default_transform=CorrCholeskyTransform(d),
+            )
+            chol = stds[..., :, None] * corr_chol
+            chol = pt.broadcast_to(chol, (k, d, d))
+            pm.CustomDist(
+                "obs",
+                weights,
+                means,
+                chol,
+                logp=_mixture_logp_cholesky,
+                signature="(k),(k,d),(k,d,d)->(d)",
+                **observed,
+            )
+        else:
+            if covariance_type == "spherical":
+                scales = pt.broadcast_to(stds[:, None], (k, d))
+            else:
+                scales = pt.broadcast_to(stds, (k, d))
+            pm.CustomDist(
+                "obs",
+                weights,
+                means,
+                scales,
+                logp=_mixture_logp_diagonal,
+                signature="(k),(k,d),(k,d)->(d)",
+                **observed,
+            )
+    return model
+
+
+# ---------------------------------------------------------- standardised units
+def standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation, the model's units ``z = (x - loc) / scale``.
+
+    Raises
+    ------
+    ValueError
+        A feature is constant (its standard deviation is not above 1e-12 times its
+        mean's magnitude, or 1e-12).
+    """
+    loc = X.mean(axis=0)
+    scale = X.std(axis=0)
+    bad = np.flatnonzero(~(scale > 1e-12 * np.maximum(1.0, np.abs(loc))))
+    if bad.size:
+        raise ValueError(
+            message("X", "features that vary", f"constant feature(s) {bad.tolist()}", raw=True)
+        )
+    return loc, scale
+
+
+def covariances_in_layout(full: np.ndarray, kind: str) -> np.ndarray:
+    """Full (K, d, d) covariances in the layout of ``kind`` (for GaussianMixtureParams).
+
+    ``tied`` takes the first component's, ``spherical`` the mean of each diagonal.
+    """
+    if kind == "full":
+        return full
+    if kind == "tied":
+        return full[0]
+    diagonal = np.diagonal(full, axis1=-2, axis2=-1)
+    return diagonal if kind == "diag" else diagonal.mean(axis=-1)
+
+
+def params_in_data_units(
+    params: GaussianMixtureParams, loc: np.ndarray, scale: np.ndarray
+) -> GaussianMixtureParams:
+    """Move a mixture in standardised units to the data's: ``x = loc + scale * z``."""
+    kind = params.covariance_type
+    return GaussianMixtureParams(
+        params.weights,
+        loc + scale * params.means,
+        covariances_in_layout(params.full_covariances() * np.outer(scale, scale), kind),
+        kind,
+    )
+
+
+def draws_in_data_units(
+    values: dict[str, np.ndarray], kind: str, loc: np.ndarray, scale: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Draws of the free variables as ``weights``, ``means`` and full ``covariances`` of x.
+
+    Parameters
+    ----------
+    values : dict of str to ndarray
+        Draws of ``weights``, ``means``, ``stds`` (and ``corr_chol``), (chain, draw, ...).
+    kind : {"full", "tied", "diag", "spherical"}
+    loc, scale : ndarray of shape (n_features,)
+        The standardisation, :func:`standardize`.
+
+    Returns
+    -------
+    dict of str to ndarray
+        (chain, draw, K), (chain, draw, K, d) and (chain, draw, K, d, d) arrays.
+    """
+    k, d = values["means"].shape[-2:]
+    return {
+        "weights": values["weights"],
+        "means": loc + scale * values["means"],
+        "covariances": covariances_from_draws(values, kind, k, d) * np.outer(scale, scale),
+    }
+
+
+# ------------------------------------------------- between the model and a mixture
+def free_values(params: GaussianMixtureParams, d: int) -> dict[str, np.ndarray]:
+    """Values of the free variables (constrained space) that reproduce ``params``.
+
+    Parameters
+    ----------
+    params : GaussianMixtureParams
+        A mixture in standardised units.
+    d : int
+        Number of features.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``weights`` (each at least 1e-3, renormalised), ``means``, ``stds`` and,
+        for correlated covariances with ``d > 1``, ``corr_chol``.
+    """
+    kind = params.covariance_type
+    weights = np.maximum(params.weights, 1e-3)
+    values: dict[str, np.ndarray] = {
+        "weights": weights / weights.sum(),
+        "means": np.array(params.means),
+    }
+    if kind in ("spherical", "diag"):
+        values["stds"] = np.sqrt(params.covariances)
+    else:
+        cov = params.covariances
+        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        values["stds"] = sd
+        if d > 1:
+            corr = cov / (sd[..., :, None] * sd[..., None, :])
+            values["corr_chol"] = np.linalg.cholesky(corr)
+    return values
+
+
+def covariances_from_draws(draws: dict[str, np.ndarray], kind: str, k: int, d: int) -> np.ndarray:
+    """Full covariance matrices (..., K, d, d) from draws of ``stds`` (and ``corr_chol``).
+
+    Parameters
+    ----------
+    draws : dict of str to ndarray
+        ``stds`` and, for correlated covariances with ``d > 1``, ``corr_chol``,
+        with any leading axes (chain, draw, ...).
+    kind : {"full", "tied", "diag", "spherical"}
+    k, d : int
+        Numbers of components and features.
+
+    Returns
+    -------
+    ndarray of shape (..., K, d, d)
+    """
+    stds = draws["stds"]
+    lead = stds.shape[: stds.ndim - len(_STD_DIMS[kind])]
+    if kind == "spherical":
+        stds = np.broadcast_to(stds[..., :, None], lead + (k, d))
+    elif kind == "tied":
+        stds = np.broadcast_to(stds[..., None, :], lead + (k, d))
+    if kind in ("full", "tied") and d > 1:
+        corr_chol = draws["corr_chol"]
+        if kind == "tied":
+            corr_chol = np.broadcast_to(corr_chol[..., None, :, :], lead + (k, d, d))
+        chol = stds[..., :, None] * corr_chol
+        return chol @ np.swapaxes(chol, -1, -2)
+    return stds[..., :, None] ** 2 * np.eye(d)

@@ -1,0 +1,517 @@
+"""Sampling the marginal mixture by NUTS, with nutpie or PyMC, from the EM start.
+
+Compiling the model costs far more than a fit on data of moderate size, so
+compiled models are kept, per process, in one bounded cache (:data:`COMPILED`)
+keyed by :class:`CompileSpec`: the model's :class:`~bayesgmm._marginal_model.ModelSpec`
+and the engine it was compiled for. A later fit with the same spec binds its own
+data to the compiled model and compiles nothing.
+
+Every chain starts from one EM solution, jittered, which keeps the chains in one
+labelling of the components in practice (the posterior is invariant under their
+K! permutations; :mod:`bayesgmm.relabel` then aligns every draw).
+
+References
+----------
+Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593-1623.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import importlib.util
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from bayesgmm._marginal_model import ModelDraws, ModelSpec, free_values
+from bayesgmm._validation import check_int, check_option, message
+from bayesgmm.params import GaussianMixtureParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+__all__ = [
+    "COMPILED",
+    "CompileCache",
+    "CompileSpec",
+    "NutsSettings",
+    "check_sampler",
+    "check_sampler_kwargs",
+    "convergence_problems",
+    "em_start",
+    "one_blas_thread",
+    "sample",
+]
+
+SAMPLERS = ("auto", "nutpie", "pymc")
+
+# Both samplers default to 0.8. At 0.9 the leapfrog steps are smaller, which keeps NUTS
+# out of divergences where the posterior curves sharply (a small component, a
+# correlation near +-1): over the benchmark's two cases with fit's defaults, one of
+# 16,000 draws diverged at 0.8 and none at 0.9, for 12-52% more sampling time.
+DEFAULT_TARGET_ACCEPT = 0.9
+
+# nutpie's low-rank mass matrix: the adapted diagonal plus a correction along the
+# directions where draws and gradients disagree most. A mixture's means, scales and
+# correlations are correlated a posteriori; on the benchmark's five-feature case this
+# cut the leapfrog steps per draw about tenfold against a diagonal mass matrix.
+DEFAULT_NUTPIE_ADAPTATION = "low_rank"
+
+# Arguments of fit that the sampler keyword arguments may not set again.
+RESERVED_SAMPLER_KWARGS = frozenset(
+    {
+        "draws",
+        "tune",
+        "chains",
+        "seed",
+        "random_seed",
+        "progress_bar",
+        "progressbar",
+        "initvals",
+        "nuts_sampler",
+        "save_warmup",
+        "compute_convergence_checks",
+    }
+)
+
+# Standard deviation of the per-chain jitter of the start, on the unconstrained scale:
+# keeps chains distinct but inside the EM solution's mode.
+_JITTER = 0.05
+
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------ the cache
+@dataclasses.dataclass(frozen=True)
+class CompileSpec:
+    """What a compiled model depends on: the model's spec and the engine.
+
+    Attributes
+    ----------
+    model : ModelSpec
+    engine : {"nutpie", "pymc", "laplace"}
+    """
+
+    model: ModelSpec
+    engine: str
+
+
+class CompileCache:
+    """Compiled models by :class:`CompileSpec`, the least recently used dropped first.
+
+    Parameters
+    ----------
+    maxsize : int
+        Most models kept.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._entries: collections.OrderedDict[CompileSpec, Any] = collections.OrderedDict()
+
+    def get(self, spec: CompileSpec, compile_model: Callable[[], T]) -> tuple[T, float]:
+        """Return the model compiled for ``spec``, compiling it with ``compile_model`` if absent.
+
+        Returns
+        -------
+        model : object
+            What ``compile_model`` returned, now or for an earlier fit.
+        seconds : float
+            Time spent compiling: 0.0 when the cache held the model.
+        """
+        if spec in self._entries:
+            self._entries.move_to_end(spec)
+            return self._entries[spec], 0.0
+        t0 = time.perf_counter()
+        compiled = compile_model()
+        seconds = time.perf_counter() - t0
+        self._entries[spec] = compiled
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return compiled, seconds
+
+    def clear(self) -> None:
+        """Drop every compiled model."""
+        self._entries.clear()
+
+    def __contains__(self, spec: object) -> bool:
+        return spec in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+COMPILED = CompileCache(maxsize=8)
+"""The process's compiled models, for NUTS (nutpie and PyMC) and Laplace's method."""
+
+
+# -------------------------------------------------------------------- settings
+def check_sampler(nuts_sampler: Any) -> str:
+    """``nuts_sampler`` checked, ``"auto"`` resolved to nutpie when installed, else PyMC."""
+    sampler = check_option(nuts_sampler, "nuts_sampler", SAMPLERS)
+    if sampler == "auto":
+        sampler = "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
+    return sampler
+
+
+def check_sampler_kwargs(kwargs: Any, sampler: str) -> dict[str, Any]:
+    """Keyword arguments for the sampler, over bayesgmm's defaults.
+
+    Parameters
+    ----------
+    kwargs : dict or None
+        The user's ``nuts_sampler_kwargs``.
+    sampler : {"nutpie", "pymc"}
+
+    Returns
+    -------
+    dict
+        ``{"target_accept": 0.9}`` (and ``{"adaptation": "low_rank"}`` for nutpie)
+        updated with ``kwargs``.
+    """
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
+        raise TypeError(message("nuts_sampler_kwargs", "None or a dict with str keys", kwargs))
+    reserved = sorted(RESERVED_SAMPLER_KWARGS.intersection(kwargs))
+    if reserved:
+        raise ValueError(
+            message(
+                "nuts_sampler_kwargs",
+                "no keys that fit sets itself (pass them to fit directly)",
+                f"{reserved}",
+                raw=True,
+            )
+        )
+    out: dict[str, Any] = {"target_accept": DEFAULT_TARGET_ACCEPT}
+    if sampler == "nutpie":
+        out["adaptation"] = DEFAULT_NUTPIE_ADAPTATION
+    out.update(kwargs)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class NutsSettings:
+    """How to sample, checked.
+
+    Attributes
+    ----------
+    sampler : {"nutpie", "pymc"}
+    draws, tune, chains : int
+        Kept draws and tuning steps per chain, number of chains.
+    progressbar : bool
+    sampler_kwargs : mapping
+        Further arguments of ``nutpie.sample`` or ``pymc.sample``, with bayesgmm's
+        defaults (:func:`check_sampler_kwargs`).
+    """
+
+    sampler: str
+    draws: int
+    tune: int
+    chains: int
+    progressbar: bool
+    sampler_kwargs: Mapping[str, Any]
+
+    @classmethod
+    def check(
+        cls,
+        draws: Any,
+        tune: Any,
+        chains: Any,
+        nuts_sampler: Any,
+        progressbar: Any,
+        nuts_sampler_kwargs: Any,
+    ) -> NutsSettings:
+        """Check ``fit``'s sampling arguments; ``nuts_sampler="auto"`` is resolved."""
+        draws = check_int(draws, "draws", minimum=1)
+        tune = check_int(tune, "tune", minimum=0)
+        chains = check_int(chains, "chains", minimum=1)
+        sampler = check_sampler(nuts_sampler)
+        if not isinstance(progressbar, bool):
+            raise TypeError(message("progressbar", "a bool", progressbar))
+        kwargs = check_sampler_kwargs(nuts_sampler_kwargs, sampler)
+        return cls(sampler, draws, tune, chains, progressbar, kwargs)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Hold BLAS to one thread (when ``threadpoolctl`` is installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+# ------------------------------------------------------------------- sampling
+def em_start(Z: np.ndarray, k: int, kind: str, rng: np.random.Generator) -> GaussianMixtureParams:
+    """Fit EM for the start of every chain (the draws are relabelled to it, too).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Standardised data.
+    k : int
+    kind : {"full", "tied", "diag", "spherical"}
+    rng : numpy.random.Generator
+        Seeds EM (one integer is drawn).
+
+    Returns
+    -------
+    GaussianMixtureParams
+        In standardised units: the best of three EM runs, ``reg_covar=1e-4``.
+    """
+    import warnings
+
+    from bayesgmm.em import EMGaussianMixture
+
+    em = EMGaussianMixture(
+        k,
+        covariance_type=kind,
+        n_init=3,
+        reg_covar=1e-4,
+        random_state=int(rng.integers(0, 2**31 - 1)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em.fit(Z)
+    return em.params_
+
+
+@dataclasses.dataclass(frozen=True)
+class _CompiledNuts:
+    model: Any  # pymc.Model
+    compiled: Any  # nutpie's compiled model, or None for PyMC's NUTS
+
+
+def _placeholder_params(k: int, d: int, kind: str) -> GaussianMixtureParams:
+    """Equal weights, zero means, unit covariances: a valid point of any model."""
+    covariances = {
+        "full": np.broadcast_to(np.eye(d), (k, d, d)).copy(),
+        "tied": np.eye(d),
+        "diag": np.ones((k, d)),
+        "spherical": np.ones(k),
+    }[kind]
+    return GaussianMixtureParams(np.full(k, 1.0 / k), np.zeros((k, d)), covariances, kind)
+
+
+def _compile(spec: ModelSpec, sampler: str, Z: np.ndarray) -> _CompiledNuts:
+    model = spec.build(Z)
+    if sampler != "nutpie":
+        return _CompiledNuts(model, None)
+    import nutpie
+
+    names = [rv.name for rv in model.free_RVs]
+    # sample supplies the chains' start (from EM); fixed placeholder values here keep
+    # nutpie from compiling the priors' random draws for one.
+    k, d = spec.n_components, spec.n_features
+    placeholder = free_values(_placeholder_params(k, d, spec.covariance_type), d)
+    compiled = nutpie.compile_pymc_model(
+        model, var_names=names, initial_points=placeholder, jitter_rvs=set()
+    )
+    return _CompiledNuts(model, compiled)
+
+
+def sample(
+    Z: np.ndarray,
+    spec: ModelSpec,
+    start: GaussianMixtureParams,
+    settings: NutsSettings,
+    seed: int,
+) -> ModelDraws:
+    """Sample the posterior of the model ``spec`` on standardised data ``Z`` by NUTS.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+    spec : ModelSpec
+    start : GaussianMixtureParams
+        The EM solution, in standardised units, every chain starts from (jittered).
+    settings : NutsSettings
+    seed : int
+        Seeds the jitter and the sampler.
+
+    Returns
+    -------
+    ModelDraws
+        The draws, the ``sample_stats`` group, and the seconds spent compiling
+        (``compile``, 0.0 when the cache held the model) and sampling (``sample``).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        The sampler returned fewer draws than asked for (it was interrupted).
+    """
+    cached, compile_seconds = COMPILED.get(
+        CompileSpec(spec, settings.sampler), lambda: _compile(spec, settings.sampler, Z)
+    )
+    from pymc.initial_point import make_initial_point_fn
+
+    values = free_values(start, Z.shape[1])
+    # Start values in the sampler's unconstrained space (PyMC's transforms).
+    point = make_initial_point_fn(
+        model=cached.model, overrides=values, jitter_rvs=set(), return_transformed=True
+    )(0)
+    t0 = time.perf_counter()
+    if settings.sampler == "nutpie":
+        trace = _sample_nutpie(cached, Z, point, settings, seed)
+    else:
+        trace = _sample_pymc(cached, Z, values, settings, seed)
+    sample_seconds = time.perf_counter() - t0
+    posterior = trace["posterior"]
+    got = int(posterior.sizes["draw"])
+    if got < settings.draws:
+        # nutpie (and PyMC) catch Ctrl-C and return the draws made so far; a
+        # truncated posterior must not pass for a finished fit.
+        raise KeyboardInterrupt(
+            f"sampling was interrupted after {got} of {settings.draws} draws per chain; "
+            "the model was left as it was before fit"
+        )
+    raw = {
+        name: np.asarray(posterior[name].values)
+        for name in posterior.data_vars
+        if name in ("weights", "means", "stds", "corr_chol")
+    }
+    groups = {}
+    if "sample_stats" in trace:
+        groups["sample_stats"] = _sample_stats(trace["sample_stats"].to_dataset())
+    return ModelDraws(raw, groups, {"compile": compile_seconds, "sample": sample_seconds})
+
+
+def _sample_stats(stats: xr.Dataset) -> xr.Dataset:
+    """Drop the object-typed sampler statistics and number the chains and draws."""
+    stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
+    return stats.assign_coords(
+        chain=np.arange(stats.sizes["chain"]), draw=np.arange(stats.sizes["draw"])
+    )
+
+
+def _sample_nutpie(
+    cached: _CompiledNuts,
+    Z: np.ndarray,
+    point: dict[str, np.ndarray],
+    settings: NutsSettings,
+    seed: int,
+) -> Any:
+    """``nutpie.sample`` on ``Z``, chains started at ``point`` (unconstrained), jittered."""
+    import nutpie
+
+    compiled = cached.compiled.with_data(X=Z)
+    names, slices, _ = compiled.shape_info
+    flat = np.zeros(compiled.n_dim)
+    for name, where in zip(names, slices, strict=False):
+        if name in point:
+            flat[where] = np.ravel(point[name])
+
+    def initial_point(chain_seed: Any) -> np.ndarray:
+        noise = np.random.default_rng(chain_seed).normal(scale=_JITTER, size=flat.size)
+        return flat + noise
+
+    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
+    with one_blas_thread():
+        # One chain per thread; a multithreaded BLAS inside each would oversubscribe
+        # the cores.
+        return nutpie.sample(
+            compiled,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            seed=seed,
+            progress_bar=settings.progressbar,
+            save_warmup=False,
+            **settings.sampler_kwargs,
+        )
+
+
+def _sample_pymc(
+    cached: _CompiledNuts,
+    Z: np.ndarray,
+    values: dict[str, np.ndarray],
+    settings: NutsSettings,
+    seed: int,
+) -> Any:
+    """``pymc.sample`` on ``Z``, chains started at ``values`` with jittered means."""
+    import pymc as pm
+
+    jitter_rng = np.random.default_rng(seed)
+    initvals = []
+    for _ in range(settings.chains):
+        init = {name: np.asarray(v) for name, v in values.items()}
+        init["means"] = init["means"] + jitter_rng.normal(scale=_JITTER, size=init["means"].shape)
+        initvals.append(init)
+    with cached.model:
+        pm.set_data({"X": Z}, coords={"obs_id": np.arange(Z.shape[0])})
+        return pm.sample(
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            initvals=initvals,
+            random_seed=seed,
+            progressbar=settings.progressbar,
+            nuts_sampler="pymc",
+            compute_convergence_checks=False,
+            cores=1,
+            **settings.sampler_kwargs,
+        )
+
+
+# ---------------------------------------------------------------- diagnostics
+def convergence_problems(
+    posterior: xr.Dataset,
+    sample_stats: xr.Dataset | None,
+    flagged: np.ndarray,
+    distance: np.ndarray,
+) -> list[str]:
+    """List what is wrong with a NUTS run, each problem with what to do about it.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Relabelled ``weights`` and ``means``, dims (chain, draw, ...).
+    sample_stats : xarray.Dataset or None
+        The sampler's statistics (``diverging`` is read).
+    flagged, distance : ndarray of shape (n_chains,)
+        From :func:`bayesgmm.relabel.chain_disagreement`.
+
+    Returns
+    -------
+    list of str
+        Divergences, chains in different modes, max R-hat above 1.01, min bulk ESS
+        below 100 per chain; empty when none.
+    """
+    import arviz_stats
+
+    n_chains = posterior.sizes["chain"]
+    problems = []
+    if sample_stats is not None and "diverging" in sample_stats:
+        divergent = int(np.asarray(sample_stats["diverging"].values).sum())
+        if divergent:
+            problems.append(
+                f"{divergent} divergent transition(s): the posterior has regions NUTS cannot "
+                "follow; increase tune, use a simpler covariance_type, or reduce "
+                "n_components (a near-empty component is the usual cause)"
+            )
+    if flagged.any():
+        problems.append(
+            f"chain(s) {np.flatnonzero(flagged).tolist()} sit in a different mode from the "
+            f"others (distance {np.round(distance, 1).tolist()} posterior sd): the summaries "
+            "mix modes; inspect idata_.posterior by chain, fit again with another "
+            "random_state, or reduce n_components"
+        )
+    if n_chains > 1 and posterior.sizes["draw"] >= 4:
+        rhat = float(arviz_stats.rhat(posterior).to_array().max())
+        if not rhat <= 1.01:
+            problems.append(f"max R-hat {rhat:.3f} > 1.01: run longer (more draws and tune)")
+    if posterior.sizes["draw"] >= 4:
+        ess = float(arviz_stats.ess(posterior, method="bulk").to_array().min())
+        if ess < 100 * n_chains:
+            problems.append(
+                f"min bulk ESS {ess:.0f} < {100 * n_chains} (100 per chain): increase draws"
+            )
+    return problems
