@@ -105,6 +105,8 @@ class MixtureBase(ParamsMixin):
     """
 
     _estimator_type = "density_estimator"
+    #: What ``fit`` sets; a method that needs a fitted model checks for these.
+    _fitted_attributes: tuple[str, ...] = ("params_",)
     params_: Any
     n_features_in_: int
 
@@ -163,7 +165,7 @@ class MixtureBase(ParamsMixin):
 
     def _check_X(self, X: Any) -> np.ndarray:
         """Check new data against the fit; return it as a float array."""
-        check_fitted(self)
+        check_fitted(self, self._fitted_attributes)
         array, feature_names = check_array(X)
         self._check_feature_names(feature_names)
         check_n_features(array, self.n_features_in_, estimator=type(self).__name__)
@@ -179,7 +181,7 @@ class MixtureBase(ParamsMixin):
         """
         if not is_dask_array(X):
             return func(self._check_X(X))
-        check_fitted(self)
+        check_fitted(self, self._fitted_attributes)
         data = check_dask_array(X)
         check_n_features(data, self.n_features_in_, estimator=type(self).__name__)
         return map_rows(func, data, self._n_membership_columns() if per_component else None)
@@ -261,7 +263,7 @@ class MixtureBase(ParamsMixin):
 
     # ----------------------------------------------------- scikit-learn tags
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "params_")
+        return all(hasattr(self, name) for name in self._fitted_attributes)
 
     def __sklearn_tags__(self) -> Any:
         """Tags for scikit-learn's utilities (imported only when scikit-learn asks)."""

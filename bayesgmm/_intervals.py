@@ -51,7 +51,7 @@ def check_ci(
     (ci_prob, ci_kind)
     """
     ci_prob = renamed_argument(
-        ci_prob, hdi_prob, new_name="ci_prob", old_name="hdi_prob", default=default
+        ci_prob, hdi_prob, new_name="ci_prob", old_name="hdi_prob", default=default, stacklevel=4
     )
     ci_kind = check_option(ci_kind, "ci_kind", CI_KINDS)
     if ci_prob is None:

@@ -170,7 +170,13 @@ def check_random_state(seed: Any, name: str = "random_state") -> np.random.Gener
 
 
 def renamed_argument(
-    new_value: Any, old_value: Any, *, new_name: str, old_name: str, default: Any = None
+    new_value: Any,
+    old_value: Any,
+    *,
+    new_name: str,
+    old_name: str,
+    default: Any = None,
+    stacklevel: int = 3,
 ) -> Any:
     """Resolve a keyword argument that was renamed, warning when the old name is used.
 
@@ -184,6 +190,8 @@ def renamed_argument(
         The two names, for the messages.
     default : object
         The new argument's default, to tell whether both names were given.
+    stacklevel : int
+        Where the warning points: 3 is the caller of the function that calls this.
 
     Returns
     -------
@@ -204,7 +212,7 @@ def renamed_argument(
     warnings.warn(
         f"{old_name} is deprecated and will be removed in the next release: use {new_name}",
         FutureWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
     return old_value
 

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayesgmm import _gaussian, _laplace, _nuts, relabel
-from bayesgmm._base import ParamsMixin
+from bayesgmm._base import MixtureBase
 from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._marginal_model import (
     DEFAULT_PRIORS,
@@ -53,7 +53,6 @@ from bayesgmm._validation import (
     check_array,
     check_fitted,
     check_int,
-    check_n_features,
     check_option,
     check_random_state,
     message,
@@ -274,7 +273,7 @@ def _pointwise_log_likelihood(
 
 
 # --------------------------------------------------------------------- estimator
-class MarginalGaussianMixture(ParamsMixin):
+class MarginalGaussianMixture(MixtureBase):
     """Gaussian mixture with labels marginalised out, sampled by NUTS or approximated by Laplace.
 
     ``fit(X)`` samples the posterior by NUTS (nutpie or PyMC); ``fit(X,
@@ -351,6 +350,8 @@ class MarginalGaussianMixture(ParamsMixin):
     >>> len(pymc_model.coords["obs_id"])
     100
     """
+
+    _fitted_attributes = ("params_", "idata_")
 
     def __init__(
         self,
@@ -569,10 +570,7 @@ class MarginalGaussianMixture(ParamsMixin):
         self.permutations_ = posterior.permutations
         self.chain_distance_ = posterior.distance
         self.n_features_in_ = d
-        if names is not None:
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        self._set_feature_names(names)
         self._loc, self._scale = loc, scale
         self.timings_ = timings
         self.sampler_ = settings.sampler if method == "nuts" else None
@@ -606,12 +604,6 @@ class MarginalGaussianMixture(ParamsMixin):
         s = w.shape[0] * w.shape[1]
         return w.reshape(s, -1), m.reshape((s,) + m.shape[2:]), c.reshape((s,) + c.shape[2:])
 
-    def _check_X(self, X: Any) -> np.ndarray:
-        check_fitted(self, ("params_", "idata_"))
-        array, _ = check_array(X)
-        check_n_features(array, self.n_features_in_)
-        return array
-
     def _log_joint_blocks(self, X: np.ndarray, select: np.ndarray | None = None) -> Any:
         """:func:`_log_joint_blocks` over the fitted posterior (or the ``select``-ed draws)."""
         w, m, c = self._flat_posterior()
@@ -643,7 +635,7 @@ class MarginalGaussianMixture(ParamsMixin):
         """
         import xarray as xr
 
-        check_fitted(self, ("params_", "idata_"))
+        check_fitted(self, self._fitted_attributes)
         observed = self.idata_["observed_data"]
         X = np.asarray(observed["obs"].values, dtype=np.float64)
         post = self.idata_["posterior"]
@@ -754,16 +746,12 @@ class MarginalGaussianMixture(ParamsMixin):
         draws x rows.
         """
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
-        X = self._check_X(X)
-        n, k = X.shape[0], self.params_.n_components
         if ci_prob is None:
-            total = np.zeros((n, k))
-            for rows, _, log_joint in self._log_joint_blocks(X):
-                probs = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
-                total[rows] += probs.sum(axis=0)
-            return total / self._n_draws()
+            return super().predict_proba(X)
         import xarray as xr
 
+        X = self._check_X(X)
+        n, k = X.shape[0], self.params_.n_components
         s = self._n_draws()
         select = np.unique(np.linspace(0, s - 1, min(_INTERVAL_DRAWS, s)).astype(int))
         mean, median, lower, upper = (np.empty((n, k)) for _ in range(4))
@@ -789,16 +777,19 @@ class MarginalGaussianMixture(ParamsMixin):
             attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
         )
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of each point under the posterior mean membership."""
-        return np.asarray(self.predict_proba(X)).argmax(axis=1)
+    def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
+        """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""
+        total = np.zeros((X.shape[0], self.params_.n_components))
+        for rows, _, log_joint in self._log_joint_blocks(X):
+            probs = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+            total[rows] += probs.sum(axis=0)
+        return total / self._n_draws()
 
-    def score_samples(self, X: Any) -> np.ndarray:
+    def _score_samples_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior predictive log density ``log (1/S) sum_s p(x_i | theta_s)`` per point.
 
         Rows are processed in blocks, so memory stays bounded on large ``X``.
         """
-        X = self._check_X(X)
         s = self._n_draws()
         out = np.empty(X.shape[0])
         block: list[np.ndarray] = []
@@ -808,10 +799,6 @@ class MarginalGaussianMixture(ParamsMixin):
                 out[rows] = logsumexp(np.concatenate(block, axis=0), axis=0) - np.log(s)
                 block = []
         return out
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean posterior predictive log density of the points."""
-        return float(self.score_samples(X).mean())
 
     def sample_posterior_predictive(
         self, n_samples: int, random_state: Any = None, *, random_seed: Any = _UNSET
@@ -834,7 +821,7 @@ class MarginalGaussianMixture(ParamsMixin):
         random_state = renamed_argument(
             random_state, random_seed, new_name="random_state", old_name="random_seed"
         )
-        check_fitted(self, ("params_", "idata_"))
+        check_fitted(self, self._fitted_attributes)
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         rng = check_random_state(random_state, _seed_name(random_seed))
         w, m, c = self._flat_posterior()
@@ -858,7 +845,7 @@ class MarginalGaussianMixture(ParamsMixin):
 
         Keyword arguments go to :func:`arviz_stats.summary`.
         """
-        check_fitted(self, ("params_", "idata_"))
+        check_fitted(self, self._fitted_attributes)
         import arviz_stats
 
         kwargs.setdefault("var_names", ["weights", "means", "stds", "correlations"])
@@ -866,7 +853,7 @@ class MarginalGaussianMixture(ParamsMixin):
 
     # ------------------------------------------------------------- saving
     def _export_state(self) -> dict[str, Any]:
-        check_fitted(self, ("params_", "idata_"))
+        check_fitted(self, self._fitted_attributes)
         return {
             "class": type(self).__name__,
             "params": self.get_params(),
@@ -907,12 +894,6 @@ class MarginalGaussianMixture(ParamsMixin):
         model.subsample_indices_ = None if indices is None else np.asarray(indices, dtype=np.int64)
         model.timings_ = dict(state.get("timings_", {}))
         return model
-
-    def save(self, path: Any, *, overwrite: bool = False) -> None:
-        """Save the fitted model (see :func:`bayesgmm.io.save`)."""
-        from bayesgmm.io import save
-
-        save(self, path, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------- the DataTree

@@ -145,3 +145,38 @@ def test_scikit_learns_gaussian_mixture_tests_pass_on_em(tmp_path):
     assert failed == set(SKLEARN_TESTS_NOT_APPLICABLE), output[-5000:]
     passed = re.search(r"(\d+) passed", output)
     assert passed is not None and int(passed.group(1)) >= 45, output[-2000:]
+
+
+def test_marginal_model_clones_without_its_fit():
+    from bayesgmm import MarginalGaussianMixture
+
+    model = MarginalGaussianMixture(3, covariance_type="diag", priors={"weights_concentration": 2.0})
+    again = clone(model)
+    assert again.get_params() == model.get_params()
+    assert again is not model and again.priors is not model.priors
+
+
+@pytest.mark.sampling
+def test_marginal_model_in_a_pipeline(marginal_fit):
+    """Same shape as the session's marginal fit, so the compiled model is reused."""
+    from bayesgmm import MarginalGaussianMixture
+
+    _, X = marginal_fit
+    pipe = make_pipeline(StandardScaler(), MarginalGaussianMixture(3))
+    pipe.fit(
+        X,
+        marginalgaussianmixture__draws=100,
+        marginalgaussianmixture__tune=100,
+        marginalgaussianmixture__chains=1,
+        marginalgaussianmixture__random_state=0,
+        marginalgaussianmixture__progressbar=False,
+    )
+    scaler, model = pipe[0], pipe[-1]
+    Z = scaler.transform(X)
+    assert pipe.score(X) == pytest.approx(model.score_samples(Z).mean(), rel=1e-12)
+    np.testing.assert_array_equal(pipe.predict(X), model.predict_proba(Z).argmax(axis=1))
+    assert model.predict_proba(Z).shape == (X.shape[0], 3)
+    fresh = clone(pipe)
+    assert not hasattr(fresh[-1], "params_")
+    with pytest.raises(NotFittedError):
+        fresh[-1].predict(X)
