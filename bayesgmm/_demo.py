@@ -232,7 +232,7 @@ def run_demo(
     # The Bayesian fit: its ellipses and intervals show the posterior.
     main_model = found["marginal"]
     with steps.step("Membership uncertainty"):
-        uncertainty = cluster_uncertainty(main_model, X, random_seed=seed)
+        uncertainty = cluster_uncertainty(main_model, X, random_state=seed)
         uncertainty.table.to_csv(folder / "membership.csv")
         found["uncertainty"] = uncertainty
 

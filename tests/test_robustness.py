@@ -404,9 +404,11 @@ def test_select_n_components_rejects_bad_input(data, kwargs, error, name):
     [
         ({"X": np.zeros((3, 5))}, ValueError, "X"),
         ({"X": np.array([[np.nan, 1.0]])}, ValueError, "X"),
-        ({"hdi_prob": 1.5}, ValueError, "hdi_prob"),
-        ({"hdi_prob": 0.0}, ValueError, "hdi_prob"),
-        ({"hdi_prob": "0.9"}, TypeError, "hdi_prob"),
+        ({"ci_prob": 1.5}, ValueError, "ci_prob"),
+        ({"ci_prob": 0.0}, ValueError, "ci_prob"),
+        ({"ci_prob": "0.9"}, TypeError, "ci_prob"),
+        ({"ci_prob": None}, TypeError, "ci_prob"),
+        ({"ci_kind": "central"}, ValueError, "ci_kind"),
         ({"max_draws": 0}, ValueError, "max_draws"),
     ],
 )
@@ -415,7 +417,7 @@ def test_cluster_uncertainty_rejects_bad_input(fitted_dp, data, kwargs, error, n
     X = call.pop("X")
     before = copy.deepcopy(vars(fitted_dp))
     with pytest.raises(error, match=ERROR_FORMAT.format(name=name)):
-        bayesgmm.cluster_uncertainty(fitted_dp, X, random_seed=0, **call)
+        bayesgmm.cluster_uncertainty(fitted_dp, X, random_state=0, **call)
     _unchanged(fitted_dp, before)
 
 
