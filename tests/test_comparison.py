@@ -86,6 +86,14 @@ def test_pareto_k_threshold_is_arvizs(n_samples):
     assert pareto_k_threshold(n_samples) == good_k
 
 
+def test_pareto_k_threshold_example_runs():
+    import doctest
+
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(pareto_k_threshold):
+        assert test.examples and runner.run(test).failed == 0
+
+
 def test_high_pareto_k_is_judged_by_the_results_threshold():
     k = xr.DataArray([0.1, 0.64, 0.69, np.nan], dims="obs_id")
     result = SimpleNamespace(pareto_k=k, good_k=0.62, n_samples=400)
