@@ -28,6 +28,7 @@ standard errors). WAIC, which ArviZ 1.x no longer offers, is available from
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,7 @@ def pareto_k_threshold(n_samples: int) -> float:
     (0.616, 0.7)
     """
     n_samples = check_int(n_samples, "n_samples", minimum=1)
-    return min(1.0 - 1.0 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+    return min(1.0 - 1.0 / math.log10(n_samples), 0.7) if n_samples > 1 else 0.7
 
 
 def _threshold_text(good_k: float, n_samples: int) -> str:
