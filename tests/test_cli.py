@@ -73,6 +73,16 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"bayesgmm {bayesgmm.__version__}"
 
 
+def test_the_version_has_one_source():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text())
+    assert "version" not in config["project"] and config["project"]["dynamic"] == ["version"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bayesgmm.__version__"}
+
+
 def test_python_dash_m_runs_the_command_line():
     result = subprocess.run(
         [sys.executable, "-m", "bayesgmm", "fit", "--help"],
