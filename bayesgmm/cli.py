@@ -175,13 +175,6 @@ def _one_line(text: str) -> str:
 # ------------------------------------------------------------------------ commands
 def _cmd_fit(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
-    if args.model == "marginal":
-        from bayesgmm.io import netcdf_engine
-
-        try:  # before minutes of sampling, not after
-            netcdf_engine()
-        except ImportError as exc:
-            raise CommandError(f"--model marginal: {exc}") from None
     from bayesgmm._demo import configure, format_table
     from bayesgmm.io import read_data
 
@@ -412,7 +405,7 @@ def _parser() -> _Parser:
             "Fit EM (K chosen by BIC), the marginal Bayesian model and the "
             "Dirichlet-process model to the Old Faithful eruptions, print the comparison table "
             "and the choice of K, and write figures and report.md into the output folder. "
-            "A few minutes on two cores (most of it compiling the NUTS model once)."
+            "Under a minute on two cores, most of it compiling the NUTS model the first time."
         ),
         epilog="examples:\n  bayesgmm demo\n  bayesgmm demo --output results --force --fast\n\n"
         + _EXIT_STATUS,

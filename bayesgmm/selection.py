@@ -10,7 +10,7 @@ Four routes, one result type:
 * ``"loo"``: fit :class:`~bayesgmm.MarginalGaussianMixture` (NUTS) for every K and
   estimate its elpd by PSIS-LOO; pick the simplest model whose elpd is within one
   standard error of the difference from the best (the one-standard-error rule).
-  Every K compiles a PyMC model: minutes each on a laptop.
+  Every K compiles and samples its own PyMC model: the slowest route.
 * ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
   with truncation ``max(n_components)`` and read the posterior of the number of
   occupied components. DP posteriors of the number of clusters are not

@@ -541,31 +541,6 @@ def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(
     assert signal.getsignal(signal.SIGINT) is handler_before
 
 
-def test_marginal_fit_checks_the_netcdf_writer_before_sampling(
-    capsys, tmp_path, csv_file, monkeypatch
-):
-    import bayesgmm.io as io
-
-    def no_writer():
-        raise ImportError("needs a NetCDF-4 library: pip install 'h5netcdf[h5py]'")
-
-    monkeypatch.setattr(io, "netcdf_engine", no_writer)
-    code, out, err = run(
-        capsys,
-        "fit",
-        csv_file,
-        "--model",
-        "marginal",
-        "--components",
-        2,
-        "--output",
-        tmp_path / "m.nc",
-    )
-    assert_one_line_error(code, out, err, 1, "--model marginal", "h5netcdf")
-    assert "Fitting" not in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
-
-
 def test_demo_report_shows_what_was_computed():
     from types import SimpleNamespace
 
