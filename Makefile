@@ -1,41 +1,53 @@
 # The two commands a newcomer runs: `make demo` and `make test`. Both set themselves up from nothing.
+# `make demo` installs only bayesgmm and its dependencies; `make test` adds the test, dask and docs
+# extras on top, so the first command is the quick one.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow lint typecheck bench docs clean
 
-$(STAMP): pyproject.toml Makefile
+$(PY):
 	@set -e; interp=$$(./scripts/find-python.sh); \
-	if [ ! -x "$(PY)" ]; then echo "Creating $(VENV) with $$interp"; "$$interp" -m venv "$(VENV)"; fi; \
-	"$(PY)" -m pip install --quiet --upgrade pip; \
-	"$(PY)" -m pip install --quiet -e ".[test,dask,docs]"; \
-	touch "$(STAMP)"
+	echo "Creating $(VENV) with $$interp"; "$$interp" -m venv "$(VENV)"; \
+	"$(PY)" -m pip install --quiet --upgrade pip
 
-demo: $(STAMP)
+$(DEMO_STAMP): $(PY) pyproject.toml Makefile
+	"$(PY)" -m pip install --quiet -e .
+	touch "$(DEMO_STAMP)"
+
+$(TEST_STAMP): $(DEMO_STAMP)
+	"$(PY)" -m pip install --quiet -e ".[test,dask,docs]"
+	touch "$(TEST_STAMP)"
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/bayesgmm demo --output demo-output --force
 
-# The default suite: lint, types, and every test not marked slow (about a quarter of an hour on two cores).
-test: $(STAMP) lint typecheck
+# The default suite: lint, types, and every test not marked slow (a few minutes on two cores).
+test: $(TEST_STAMP) lint typecheck
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Statistical recovery tests, whole-demo and docs builds: run by CI after `make test` when time allows.
-test-slow: $(STAMP)
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+# Statistical recovery tests, examples that sample, the whole demo and the docs build: run by CI
+# after `make test`. No test marked slow (pytest's exit status 5) is not a failure.
+test-slow: $(TEST_STAMP)
+	@status=0; $(PY) -m pytest -m slow $(PYTEST_ARGS) || status=$$?; \
+	if [ "$$status" -eq 5 ]; then echo "slow tier: no slow tests collected"; status=0; fi; \
+	exit "$$status"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests benchmarks
 	$(VENV)/bin/ruff format --check bayesgmm
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_em.py
 
-docs: $(STAMP)
+docs: $(TEST_STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:

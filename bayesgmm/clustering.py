@@ -4,7 +4,8 @@ For a Bayesian mixture the probability that point ``i`` belongs to component ``k
 is itself uncertain: every posterior draw ``theta_s`` gives its own
 ``p_sik = p(z_i = k | x_i, theta_s)``. After relabelling (so that component ``k``
 means the same thing in every draw) these draws give a posterior mean membership
-and a credible interval per point. The co-clustering matrix
+and, per point, the posterior median of its top membership with a credible
+interval (:mod:`bayesgmm._intervals`: ArviZ's ``eti`` or ``hdi``). The co-clustering matrix
 ``P(z_i = z_j) = mean_s sum_k p_sik p_sjk`` needs no relabelling at all: it does
 not change when the labels of any draw are permuted.
 
@@ -14,12 +15,21 @@ point itself.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayesgmm._validation import check_array, check_fitted, check_float, message
+from bayesgmm._intervals import DEFAULT_CI_PROB, check_ci, credible_interval
+from bayesgmm._validation import (
+    _UNSET,
+    check_array,
+    check_fitted,
+    message,
+    renamed_argument,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -35,17 +45,21 @@ class ClusterUncertainty:
     ----------
     table : pandas.DataFrame
         One row per point (index ``obs_id``) with columns ``label`` (most probable
-        component under the mean membership), ``probability`` (its posterior mean
-        membership), ``lower`` and ``upper`` (the equal-tailed credible interval of
-        that membership), ``second_label``, ``second_upper`` (upper bound of the
-        runner-up's membership), ``entropy`` (nats, of the mean membership
-        vector) and ``ambiguous`` (see :func:`cluster_uncertainty`).
+        component under the mean membership), ``probability`` (the posterior
+        median of that component's membership), ``lower`` and ``upper`` (its
+        credible interval, which always contains ``probability``), ``entropy``
+        (nats, of the mean membership vector), ``ambiguous`` (see
+        :func:`cluster_uncertainty`), ``second_label``, ``second_upper`` (upper
+        bound of the runner-up's membership) and ``mean`` (the posterior mean of
+        the top membership, which skewed draws can put outside the interval).
     coclustering : ndarray of shape (n_samples, n_samples)
         ``P(z_i = z_j)``: the posterior probability that two points share a component.
     membership : ndarray of shape (n_samples, n_components)
         Posterior mean membership probabilities.
-    hdi_prob : float
+    ci_prob : float
         Mass of the credible intervals.
+    ci_kind : {"eti", "hdi"}
+        Equal-tailed or highest-density intervals.
     n_draws : int
         Posterior draws used (1 for a point estimate).
     """
@@ -53,12 +67,36 @@ class ClusterUncertainty:
     table: pd.DataFrame
     coclustering: np.ndarray = field(repr=False)
     membership: np.ndarray = field(repr=False)
-    hdi_prob: float
+    ci_prob: float
+    ci_kind: str
     n_draws: int
+
+    @property
+    def hdi_prob(self) -> float:
+        """Deprecated name of :attr:`ci_prob`."""
+        warnings.warn(
+            "ClusterUncertainty.hdi_prob is deprecated and will be removed in the next "
+            "release: use ci_prob",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.ci_prob
+
+
+def _seed_argument(method: Any, seed: Any) -> dict[str, Any]:
+    """Return the keyword that passes ``seed`` to a model's sampling ``method``.
+
+    ``{"random_state": seed}``, or ``{"random_seed": seed}`` for a method that
+    takes only the deprecated name.
+    """
+    parameters = inspect.signature(method).parameters
+    if "random_state" not in parameters and "random_seed" in parameters:
+        return {"random_seed": seed}
+    return {"random_state": seed}
 
 
 def membership_draws(
-    model: Any, X: Any, *, max_draws: int | None = None, random_seed: Any = None
+    model: Any, X: Any, *, max_draws: int | None = None, random_state: Any = None
 ) -> np.ndarray:
     """Membership probabilities per draw, shape (n_draws, n_samples, n_components).
 
@@ -67,7 +105,8 @@ def membership_draws(
     """
     check_fitted(model)
     if hasattr(model, "membership_draws"):
-        draws = model.membership_draws(X, max_draws=max_draws, random_seed=random_seed)
+        method = model.membership_draws
+        draws = method(X, max_draws=max_draws, **_seed_argument(method, random_state))
     else:
         draws = np.asarray(model.predict_proba(X))[None]
     draws = np.asarray(draws, dtype=np.float64)
@@ -146,9 +185,12 @@ def cluster_uncertainty(
     model: Any,
     X: Any,
     *,
-    hdi_prob: float = 0.94,
+    ci_prob: float = DEFAULT_CI_PROB,
+    ci_kind: str = "eti",
     max_draws: int | None = None,
-    random_seed: Any = None,
+    random_state: Any = None,
+    hdi_prob: Any = _UNSET,
+    random_seed: Any = _UNSET,
 ) -> ClusterUncertainty:
     """Most probable component per point, with a credible interval and an ambiguity flag.
 
@@ -156,32 +198,42 @@ def cluster_uncertainty(
     :class:`~bayesgmm.DPGaussianMixture`) everything is computed from the
     relabelled membership draws ``p_sik = p(z_i = k | x_i, theta_s)`` of
     ``model.membership_draws``: the label is the argmax of the posterior mean
-    membership, the interval is the equal-tailed interval of ``p_si,label`` over
-    draws (equal-tailed rather than HDI because it is invariant to monotone
-    transformations and well defined when the draws pile up at 0 or 1). For a
-    point estimate (EM) there are no draws: the interval collapses to the
-    probability itself.
+    membership; ``probability`` is the posterior median of ``p_si,label`` and
+    ``lower``, ``upper`` its credible interval over draws. The median lies inside
+    the interval by construction, where the mean need not: membership draws
+    piled up near 0 or 1 are skewed, and the mean of a skewed sample can fall
+    outside its own equal-tailed interval (the mean is reported as ``mean``).
+    The default equal-tailed interval is invariant to monotone transformations
+    and well defined when the draws pile up at 0 or 1. For a point estimate
+    (EM) there are no draws: the interval collapses to the probability itself.
 
     A point is ``ambiguous`` when its top membership's interval reaches below 0.5
     (``lower < 0.5``: plausible parameters give it less than an even chance of
     belonging where it is put), or when the runner-up's upper bound exceeds the
-    top's lower bound (the two intervals overlap). The second condition never
-    adds a point that the first misses: in every draw the runner-up's
-    probability is at most one minus the top's, so its upper quantile is at most
-    ``1 - lower``, which exceeds ``lower`` only when ``lower < 0.5``; it is kept
-    (and ``second_upper`` reported) because it is the reading users look for.
-    For EM the rule reduces to "top probability below 0.5".
+    top's lower bound (the two intervals overlap). With equal-tailed intervals
+    the second condition never adds a point that the first misses: in every
+    draw the runner-up's probability is at most one minus the top's, so its
+    upper quantile is at most ``1 - lower``, which exceeds ``lower`` only when
+    ``lower < 0.5``; it is kept (and ``second_upper`` reported) because it is
+    the reading users look for, and because highest-density intervals lack that
+    symmetry. For EM the rule reduces to "top probability below 0.5".
 
     Parameters
     ----------
     model : fitted bayesgmm model
     X : array-like of shape (n_samples, n_features)
-    hdi_prob : float, default 0.94
-        Mass of the credible interval, in (0, 1).
+    ci_prob : float, default 0.94
+        Mass of the credible interval, in (0, 1) (above 0.5 with ``ci_kind="hdi"``).
+    ci_kind : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density interval, as in ArviZ.
     max_draws : int, optional
         Use at most this many posterior draws (thinned evenly by the model).
-    random_seed : None, int or Generator
+    random_state : None, int or Generator
         Passed to ``membership_draws`` (variational models draw from q).
+    hdi_prob : float, optional
+        Deprecated alias of ``ci_prob`` (it always meant an equal-tailed interval).
+    random_seed : None, int or Generator, optional
+        Deprecated alias of ``random_state``.
 
     Returns
     -------
@@ -202,23 +254,23 @@ def cluster_uncertainty(
     import pandas as pd
 
     check_fitted(model)
-    hdi_prob = check_float(
-        hdi_prob, "hdi_prob", minimum=0.0, maximum=1.0, include_minimum=False, include_maximum=False
+    prob, kind = check_ci(ci_prob, ci_kind, hdi_prob, default=DEFAULT_CI_PROB)
+    if prob is None:
+        raise TypeError(message("ci_prob", "a probability in (0, 1)", prob))
+    random_state = renamed_argument(
+        random_state, random_seed, new_name="random_state", old_name="random_seed"
     )
     X, _ = check_array(X)
-    draws = membership_draws(model, X, max_draws=max_draws, random_seed=random_seed)
+    draws = membership_draws(model, X, max_draws=max_draws, random_state=random_state)
     n_draws, n_samples, n_components = draws.shape
     mean = draws.mean(axis=0)
     order = np.argsort(-mean, axis=1, kind="stable")
     top = order[:, 0]
     rows = np.arange(n_samples)
-    tail = (1.0 - hdi_prob) / 2.0
-    top_draws = draws[:, rows, top]
-    lower = np.quantile(top_draws, tail, axis=0)
-    upper = np.quantile(top_draws, 1.0 - tail, axis=0)
+    median, lower, upper = credible_interval(draws[:, rows, top], prob, kind)
     if n_components > 1:
         second = order[:, 1]
-        second_upper = np.quantile(draws[:, rows, second], 1.0 - tail, axis=0)
+        _, _, second_upper = credible_interval(draws[:, rows, second], prob, kind)
     else:
         second = np.full(n_samples, -1)
         second_upper = np.zeros(n_samples)
@@ -226,13 +278,14 @@ def cluster_uncertainty(
     table = pd.DataFrame(
         {
             "label": top.astype(int),
-            "probability": mean[rows, top],
+            "probability": median,
             "lower": lower,
             "upper": upper,
             "entropy": _entropy(mean),
             "ambiguous": ambiguous,
             "second_label": second.astype(int),
             "second_upper": second_upper,
+            "mean": mean[rows, top],
         },
         index=pd.RangeIndex(n_samples, name="obs_id"),
     )
@@ -240,6 +293,7 @@ def cluster_uncertainty(
         table=table,
         coclustering=coclustering_matrix(draws),
         membership=mean,
-        hdi_prob=hdi_prob,
+        ci_prob=prob,
+        ci_kind=kind,
         n_draws=n_draws,
     )

@@ -17,7 +17,9 @@ estimated in the way that suits how it was fitted:
   fold and scoring the held-out fold.
 
 Above :data:`SUBSAMPLE_THRESHOLD` observations the PSIS estimates use
-:func:`arviz_stats.loo_subsample` and the table says so. The estimates are then
+:func:`arviz_stats.loo_subsample` and the table says so. Whether a Pareto k is
+too high is ArviZ's call: the threshold ``good_k`` its ELPD result carries
+(:func:`pareto_k_threshold` gives the same number for a number of draws). The estimates are then
 passed to :func:`arviz_stats.compare` (stacking weights, differences and their
 standard errors). WAIC, which ArviZ 1.x no longer offers, is available from
 :func:`waic` and is shown in separate columns, never fed to ``compare``.
@@ -26,6 +28,7 @@ standard errors). WAIC, which ArviZ 1.x no longer offers, is available from
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,26 +44,91 @@ from bayesgmm._validation import (
     check_random_state,
     message,
 )
+from bayesgmm.clustering import _seed_argument
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import xarray as xr
 
-__all__ = ["SUBSAMPLE_THRESHOLD", "WAICResult", "compare", "elpd", "waic"]
+__all__ = [
+    "SUBSAMPLE_THRESHOLD",
+    "WAICResult",
+    "compare",
+    "elpd",
+    "pareto_k_threshold",
+    "waic",
+]
 
 #: Above this many observations, PSIS-LOO runs on a subsample (arviz_stats.loo_subsample).
 SUBSAMPLE_THRESHOLD = 5000
 #: Observations in that subsample.
 SUBSAMPLE_SIZE = 1000
-#: Pareto k above which a PSIS estimate is unreliable (Vehtari et al. 2024).
-PARETO_K_LIMIT = 0.7
 #: Posterior variance of a pointwise log likelihood above which WAIC is unreliable.
 WAIC_VARIANCE_LIMIT = 0.4
 
 _HIGH_K_ADVICE = (
-    "{count} observation(s) with Pareto k > {limit}: the PSIS estimate is unreliable there; "
-    "draw more posterior samples, or use exact K-fold cross-validation (arviz_stats.loo_kfold)"
+    "{count} observation(s) with Pareto k above {threshold}: the PSIS estimate is unreliable "
+    "there; draw more posterior samples, or use exact K-fold cross-validation "
+    "(arviz_stats.loo_kfold)"
 )
+
+
+def pareto_k_threshold(n_samples: int) -> float:
+    """Pareto k above which a PSIS estimate from ``n_samples`` draws is unreliable.
+
+    ArviZ's rule, ``good_k = min(1 - 1 / log10(S), 0.7)`` for ``S > 1`` draws
+    (0.7 otherwise), as arviz-stats computes it in ``arviz_stats.loo.loo_helper``
+    (``_warn_pareto_k``) and stores as ``good_k`` in every PSIS ELPD result; the
+    sample-size dependent bound is from Vehtari et al. (2024). Read ``good_k``
+    from the result where there is one; this function is for checks that
+    bayesgmm runs itself.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of posterior draws the importance ratios come from.
+
+    Returns
+    -------
+    float
+        The threshold, at most 0.7.
+
+    References
+    ----------
+    Vehtari, A., Simpson, D., Gelman, A., Yao, Y. & Gabry, J. (2024). Pareto smoothed
+    importance sampling. JMLR 25(72), 1-58.
+
+    Examples
+    --------
+    >>> from bayesgmm.comparison import pareto_k_threshold
+    >>> round(pareto_k_threshold(400), 3), pareto_k_threshold(4000)
+    (0.616, 0.7)
+    """
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    return min(1.0 - 1.0 / math.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+
+
+def _threshold_text(good_k: float, n_samples: int) -> str:
+    return f"ArviZ's threshold ({good_k:.2f} for {n_samples} draws)"
+
+
+def _pareto_k_check(result: Any) -> tuple[float, int, str]:
+    """Largest Pareto k of an ELPD result, how many exceed ArviZ's threshold, and that threshold.
+
+    The threshold is the ``good_k`` the result carries, described in words
+    (``"ArviZ's threshold (0.67 for 1000 draws)"``). A result without Pareto k
+    (K-fold cross-validation) gives ``(nan, 0, "")``.
+    """
+    pareto_k = getattr(result, "pareto_k", None)
+    if pareto_k is None:
+        return float("nan"), 0, ""
+    k = np.asarray(pareto_k.values, dtype=float)
+    k = k[np.isfinite(k)]
+    if k.size == 0:
+        return float("nan"), 0, ""
+    good_k = result.good_k if result.good_k is not None else pareto_k_threshold(result.n_samples)
+    count = int((k > good_k).sum())
+    return float(k.max()), count, _threshold_text(float(good_k), int(result.n_samples))
 
 
 @dataclass(frozen=True)
@@ -301,20 +369,15 @@ def _kfold_wrapper(model: Any, X: np.ndarray) -> Any:
 
 
 def _log_p_log_q(tree: Any) -> tuple[Any, Any]:
-    """Find the per-draw log joint density and log q density stored by the variational DP."""
-    for group_name in ("sample_stats", "posterior"):
-        try:
-            group = tree[group_name]
-        except KeyError:
-            continue
-        names = set(group.data_vars)
-        for p_name, q_name in (("log_p", "log_q"), ("logp", "logq"), ("lp", "log_q")):
-            if p_name in names and q_name in names:
-                return group[p_name], group[q_name]
-    raise ValueError(
-        "model: expected a to_datatree() output holding the log p and log q of every draw "
-        "(variables 'log_p' and 'log_q' in sample_stats), got neither"
-    )
+    """Return the per-draw log joint density and log q density stored by the variational DP."""
+    try:
+        stats = tree["sample_stats"]
+        return stats["log_p"], stats["log_q"]
+    except KeyError:
+        raise ValueError(
+            "model: expected a to_datatree() output holding the log p and log q of every "
+            "draw (variables 'log_p' and 'log_q' in sample_stats), got neither"
+        ) from None
 
 
 def elpd(
@@ -355,9 +418,10 @@ def elpd(
     method : str
         ``"psis-loo"``, ``"psis-loo (approximate posterior)"``,
         ``"k-fold (k=...)"``, with ``", subsampled (m of n)"`` appended when subsampled.
-        A variational fit whose PSIS-LOO has Pareto k > 0.7 is cross-validated
-        exactly instead (``"k-fold (k=...); psis-loo (approximate posterior) had
-        N Pareto k > 0.7"``), since its refits take seconds.
+        A variational fit whose PSIS-LOO has Pareto k above ArviZ's threshold
+        (:func:`pareto_k_threshold`) is cross-validated exactly instead
+        (``"k-fold (k=...); psis-loo (approximate posterior) had N Pareto k above
+        ArviZ's threshold (0.67 for 1000 draws)"``), since its refits take seconds.
     """
     X, _ = check_array(X)
     _check_model("model", model, X)
@@ -382,7 +446,11 @@ def _model_tree(model: Any, X: np.ndarray, name: str, n_draws: int, seed: int) -
     kind = _kind(model)
     if kind == "point":
         return None
-    tree = model.idata_ if kind == "nuts" else model.to_datatree(n_draws=n_draws, random_seed=seed)
+    if kind == "nuts":
+        tree = model.idata_
+    else:
+        method = model.to_datatree
+        tree = method(n_draws=n_draws, **_seed_argument(method, seed))
     _check_same_data(name, tree, X)
     if kind == "nuts" and "log_likelihood" not in tree.children:
         raise ValueError(
@@ -405,8 +473,8 @@ def _estimate(
 ) -> tuple[Any, str]:
     """Run the arviz_stats estimator that suits ``model`` (``tree`` from :func:`_model_tree`).
 
-    For a variational fit whose PSIS-LOO has Pareto k above the limit, exact
-    K-fold cross-validation (refitting the model) replaces it.
+    For a variational fit whose PSIS-LOO has Pareto k above ArviZ's threshold,
+    exact K-fold cross-validation (refitting the model) replaces it.
     """
     import arviz_stats
 
@@ -445,10 +513,10 @@ def _estimate(
     result = arviz_stats.loo_approximate_posterior(
         tree, log_p=log_p, log_q=log_q, pointwise=True, var_name="obs"
     )
-    _, n_high, _ = _diagnostic(result)
+    _, n_high, threshold = _pareto_k_check(result)
     if n_high:
         # Importance sampling from a mean-field q fails when q is much narrower than
-        # the posterior (Yao et al. 2018): Pareto k > 0.7. A variational fit takes
+        # the posterior (Yao et al. 2018): high Pareto k. A variational fit takes
         # seconds, so exact K-fold cross-validation of its posterior predictive is
         # affordable and replaces the unreliable estimate.
         kfold, _ = _estimate(
@@ -462,7 +530,7 @@ def _estimate(
         )
         return kfold, (
             f"k-fold (k={k_folds}); psis-loo (approximate posterior) had {n_high} "
-            f"Pareto k > {PARETO_K_LIMIT}"
+            f"Pareto k above {threshold}"
         )
     return result, "psis-loo (approximate posterior)"
 
@@ -510,17 +578,10 @@ def _fill_subsample(result: Any) -> Any:
 
 
 def _diagnostic(result: Any) -> tuple[float, int, str]:
-    """Largest Pareto k, the count above the limit and what to do about it."""
-    pareto_k = getattr(result, "pareto_k", None)
-    if pareto_k is None:
-        return float("nan"), 0, ""
-    k = np.asarray(pareto_k.values, dtype=float)
-    k = k[np.isfinite(k)]
-    if k.size == 0:
-        return float("nan"), 0, ""
-    count = int((k > PARETO_K_LIMIT).sum())
-    text = _HIGH_K_ADVICE.format(count=count, limit=PARETO_K_LIMIT) if count else ""
-    return float(k.max()), count, text
+    """Largest Pareto k, the count above ArviZ's threshold and what to do about it."""
+    k_max, count, threshold = _pareto_k_check(result)
+    text = _HIGH_K_ADVICE.format(count=count, threshold=threshold) if count else ""
+    return k_max, count, text
 
 
 def compare(
@@ -540,7 +601,8 @@ def compare(
     Each model's elpd is estimated as :func:`elpd` describes (PSIS-LOO for NUTS,
     PSIS-LOO with the approximate-posterior correction for variational fits,
     exact K-fold cross-validation for EM, and for variational fits whose
-    Pareto k exceeds 0.7, where importance sampling is unreliable), then :func:`arviz_stats.compare`
+    Pareto k exceeds ArviZ's threshold, where importance sampling is unreliable),
+    then :func:`arviz_stats.compare`
     ranks them, computes the differences to the best model with their standard
     errors and the stacking weights (Yao et al. 2018,
     https://doi.org/10.1214/17-BA1091).
@@ -577,7 +639,8 @@ def compare(
         ``diag_diff``, ``diag_elpd``, ``p``, ``elpd``, ``se``, ``weight``)
         unrounded, then ``criterion`` (how the elpd was estimated),
         ``pareto_k_max`` and ``n_high_pareto_k`` (NaN and 0 for K-fold),
-        ``warning`` (empty, or what to do when Pareto k > 0.7), and the WAIC
+        ``warning`` (empty, or what to do when Pareto k exceed ArviZ's threshold
+        :func:`pareto_k_threshold`), and the WAIC
         columns.
 
     Raises
@@ -683,10 +746,11 @@ def compare(
             if tree is None:
                 rows.append((np.nan, np.nan, np.nan))
                 continue
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UserWarning)
+            with warnings.catch_warnings():
+                # Reported in the warning column instead, from the result's flag.
+                warnings.simplefilter("ignore", UserWarning)
                 result = waic(tree)
-            if caught:
+            if result.warning:
                 note = "WAIC unreliable (some p_waic_i > 0.4): use the LOO columns"
                 previous = table.loc[name, "warning"]
                 table.loc[name, "warning"] = f"{previous}; {note}" if previous else note

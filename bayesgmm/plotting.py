@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayesgmm._intervals import DEFAULT_CI_PROB, credible_interval
 from bayesgmm._validation import (
+    _UNSET,
     check_array,
     check_fitted,
     check_float,
@@ -72,8 +74,16 @@ def _ellipse(mean: np.ndarray, cov: np.ndarray, n_std: float, **kwargs: Any) -> 
     return Ellipse(tuple(mean), width=width, height=height, angle=angle, **kwargs)
 
 
+def _variational_draws(model: Any, n_draws: int, random_state: Any) -> Any:
+    """Return ``model.to_datatree`` with ``n_draws`` draws from the variational posterior."""
+    from bayesgmm.clustering import _seed_argument
+
+    method = model.to_datatree
+    return method(n_draws=n_draws, **_seed_argument(method, random_state))
+
+
 def posterior_parameter_draws(
-    model: Any, n_draws: int, *, random_seed: int = 0
+    model: Any, n_draws: int, *, random_state: Any = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Up to ``n_draws`` posterior draws of weights, means and full covariances.
 
@@ -89,7 +99,7 @@ def posterior_parameter_draws(
     if hasattr(model, "idata_"):
         tree = model.idata_
     elif hasattr(model, "to_datatree"):
-        tree = model.to_datatree(n_draws=max(n_draws, 1), random_seed=random_seed)
+        tree = _variational_draws(model, max(n_draws, 1), random_state)
     else:
         return None
     post = tree["posterior"]
@@ -222,12 +232,20 @@ def plot_clusters(
 
 
 def plot_membership_uncertainty(
-    model: Any, X: Any, *, ax: Any = None, hdi_prob: float = 0.94, random_seed: Any = None
+    model: Any,
+    X: Any,
+    *,
+    ax: Any = None,
+    ci_prob: float = DEFAULT_CI_PROB,
+    ci_kind: str = "eti",
+    random_state: Any = None,
+    hdi_prob: Any = _UNSET,
+    random_seed: Any = _UNSET,
 ) -> Axes:
     """Top membership probability of every point with its credible interval.
 
-    Points are sorted by their posterior mean top probability and coloured by
-    component; the error bars are the equal-tailed intervals of
+    Points are sorted by their posterior median top probability and coloured by
+    component; the error bars are the credible intervals of
     :func:`bayesgmm.cluster_uncertainty` (zero length for EM) and ambiguous points
     are drawn hollow. A dashed line marks 0.5.
 
@@ -236,10 +254,16 @@ def plot_membership_uncertainty(
     model : fitted bayesgmm model
     X : array-like of shape (n_samples, n_features)
     ax : matplotlib Axes, optional
-    hdi_prob : float, default 0.94
+    ci_prob : float, default 0.94
         Mass of the intervals.
-    random_seed : None, int or Generator
+    ci_kind : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density intervals.
+    random_state : None, int or Generator
         Seeds the posterior draws of variational models.
+    hdi_prob : float, optional
+        Deprecated alias of ``ci_prob``.
+    random_seed : None, int or Generator, optional
+        Deprecated alias of ``random_state``.
 
     Returns
     -------
@@ -260,7 +284,15 @@ def plot_membership_uncertainty(
     """
     from bayesgmm.clustering import cluster_uncertainty
 
-    result = cluster_uncertainty(model, X, hdi_prob=hdi_prob, random_seed=random_seed)
+    result = cluster_uncertainty(
+        model,
+        X,
+        ci_prob=ci_prob,
+        ci_kind=ci_kind,
+        random_state=random_state,
+        hdi_prob=hdi_prob,
+        random_seed=random_seed,
+    )
     table = result.table.sort_values("probability", kind="stable")
     ax = _axes(ax)
     colors = _colors(result.membership.shape[1])
@@ -292,7 +324,8 @@ def plot_membership_uncertainty(
     ax.axhline(0.5, color="0.3", linestyle="--", linewidth=0.8)
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("points, sorted by membership probability")
-    ax.set_ylabel(f"top membership probability ({hdi_prob:.0%} interval)")
+    kind = {"eti": "equal-tailed", "hdi": "highest-density"}[result.ci_kind]
+    ax.set_ylabel(f"top membership probability ({result.ci_prob:.0%} {kind} interval)")
     return ax
 
 
@@ -489,11 +522,11 @@ def plot_dp_weights(model: Any, *, ax: Any = None, n_draws: int = 500) -> Axes:
     yerr = None
     n_samples = None
     if hasattr(model, "to_datatree"):
-        tree = model.to_datatree(n_draws=n_draws, random_seed=0)
+        tree = _variational_draws(model, n_draws, 0)
         draws = np.asarray(
             tree["posterior"]["weights"].stack(sample=("chain", "draw")).transpose("sample", ...)
         )
-        lower, upper = np.quantile(draws, [0.03, 0.97], axis=0)
+        _, lower, upper = credible_interval(draws, DEFAULT_CI_PROB, "eti")
         yerr = np.clip(np.vstack([weights - lower, upper - weights]), 0.0, None)
         n_samples = tree["observed_data"].sizes.get("obs_id")
     ax.bar(x, weights, yerr=yerr, color="C0", capsize=2)

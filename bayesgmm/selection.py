@@ -10,7 +10,7 @@ Four routes, one result type:
 * ``"loo"``: fit :class:`~bayesgmm.MarginalGaussianMixture` (NUTS) for every K and
   estimate its elpd by PSIS-LOO; pick the simplest model whose elpd is within one
   standard error of the difference from the best (the one-standard-error rule).
-  Every K compiles a PyMC model: minutes each on a laptop.
+  Every K compiles and samples its own PyMC model: the slowest route.
 * ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
   with truncation ``max(n_components)`` and read the posterior of the number of
   occupied components. DP posteriors of the number of clusters are not
@@ -35,6 +35,8 @@ from bayesgmm._validation import (
     check_random_state,
     message,
 )
+from bayesgmm.clustering import _seed_argument
+from bayesgmm.comparison import _pareto_k_check
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -177,14 +179,20 @@ def _select_em(
     method: str,
     rng: np.random.Generator,
     n_init: int,
-) -> tuple[pd.DataFrame, list[Any]]:
+) -> tuple[pd.DataFrame, list[Any], np.ndarray]:
+    """Fit EM for every candidate and say which fits may be chosen.
+
+    A fit may be chosen unless it failed, has a degenerate component or a
+    criterion that is not finite; the table's ``note`` says why, for people.
+    """
     import pandas as pd
 
-    from bayesgmm.em import EMGaussianMixture
+    from bayesgmm.em import ConvergenceWarning, DegenerateComponentWarning, EMGaussianMixture
 
     n = X.shape[0]
     rows: list[dict[str, Any]] = []
     models: list[Any] = []
+    eligible: list[bool] = []
     for covariance_type in types:
         for k in ks:
             seed = int(rng.integers(2**31 - 1))
@@ -192,8 +200,11 @@ def _select_em(
                 k, covariance_type=covariance_type, n_init=n_init, random_state=seed
             )
             note = ""
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with warnings.catch_warnings():
+                # Both are reported in the table (converged_, degenerate_components_),
+                # once per candidate, instead of as warnings.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", DegenerateComponentWarning)
                 try:
                     model.fit(X)
                 except DegenerateCovarianceError as exc:
@@ -201,7 +212,7 @@ def _select_em(
             n_par = n_free_parameters(k, X.shape[1], covariance_type)
             if note:
                 values = dict.fromkeys(("bic", "aic", "icl", "log_likelihood"), np.nan)
-                converged = False
+                converged = usable = False
                 models.append(None)
             else:
                 values = {
@@ -211,7 +222,8 @@ def _select_em(
                     "log_likelihood": float(model.score(X) * n),
                 }
                 converged = bool(model.converged_)
-                degenerate = np.asarray(getattr(model, "degenerate_components_", []))
+                degenerate = np.asarray(model.degenerate_components_)
+                usable = not degenerate.size and bool(np.isfinite(values[method]))
                 if degenerate.size:
                     note = f"degenerate component(s) {degenerate.tolist()}: left out"
                 elif not np.isfinite(values[method]):
@@ -219,8 +231,7 @@ def _select_em(
                 elif not converged:
                     note = "EM did not converge"
                 models.append(model)
-            if not note and any("converge" in str(w.message).lower() for w in caught):
-                note = "EM did not converge"
+            eligible.append(usable)
             rows.append(
                 {
                     "n_components": k,
@@ -238,7 +249,7 @@ def _select_em(
     table = pd.DataFrame(rows)
     # The duplicate "bic" column (method == "bic") collapses into one.
     table = table.loc[:, ~table.columns.duplicated()]
-    return table, models
+    return table, models, np.array(eligible, dtype=bool)
 
 
 def _select_loo(
@@ -261,12 +272,11 @@ def _select_loo(
         for k in ks:
             seed = int(rng.integers(2**31 - 1))
             model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
-            model.fit(X, random_seed=seed, **kwargs)
+            model.fit(X, **_seed_argument(model.fit, seed), **kwargs)
             result = arviz_stats.loo(model.idata_, pointwise=True, var_name="obs")
             name = f"{k}/{covariance_type}"
             estimates[name] = result
-            k_values = np.asarray(result.pareto_k.values, dtype=float)
-            n_high = int((k_values > 0.7).sum())
+            k_max, n_high, threshold = _pareto_k_check(result)
             rows.append(
                 {
                     "n_components": k,
@@ -275,9 +285,11 @@ def _select_loo(
                     "se": float(result.se),
                     "p": float(result.p),
                     "n_parameters": n_free_parameters(k, X.shape[1], covariance_type),
-                    "pareto_k_max": float(np.nanmax(k_values)),
+                    "pareto_k_max": k_max,
                     "n_high_pareto_k": n_high,
-                    "note": f"{n_high} Pareto k > 0.7: elpd unreliable" if n_high else "",
+                    "note": f"{n_high} Pareto k above {threshold}: elpd unreliable"
+                    if n_high
+                    else "",
                     "_name": name,
                 }
             )
@@ -439,9 +451,8 @@ def select_n_components(
     rng = check_random_state(random_state)
     criterion, label = _CRITERION[method]
     if method in ("bic", "icl", "aic"):
-        table, models = _select_em(X, ks, types, method, rng, n_init)
+        table, models, eligible = _select_em(X, ks, types, method, rng, n_init)
         values = table[method].to_numpy(dtype=float)
-        eligible = np.isfinite(values) & ~table["note"].str.contains("left out|failed").to_numpy()
         if not eligible.any():
             raise ValueError(
                 "X: expected data on which at least one candidate fits without degenerate "

@@ -5,9 +5,8 @@ Warnings are errors, so every page, docstring and notebook must render cleanly.
 
 The API reference is written from ``bayesgmm.__all__`` at build time (see ``API_PAGES``
 and :func:`_api_section`): every public name must be placed on one of the API pages,
-so a name added to the package without documentation breaks the build. A name whose
-module does not exist yet (work in progress on another branch) is left out with a note
-in the build log; a module that exists but fails to import is an error.
+so a name added to the package without documentation breaks the build, and so does a
+name that fails to import.
 
 The notebooks live in ``notebooks/`` at the repository root and are stored executed, so
 myst-nb renders their outputs without running them (``nb_execution_mode = "off"``).
@@ -109,23 +108,11 @@ API_PAGES: dict[str, list[str]] = {
 API_SKIP = {"__version__"}
 
 
-def _missing_module(exc: BaseException) -> bool:
-    """Whether ``exc`` says a bayesgmm module does not exist (yet)."""
-    return (
-        isinstance(exc, ModuleNotFoundError)
-        and exc.name is not None
-        and exc.name.startswith("bayesgmm")
-    )
-
-
 def _api_section(name: str) -> str:
-    """reStructuredText documenting one public name, or '' if its module is absent."""
+    """reStructuredText documenting one public name ('' if it cannot be imported)."""
     try:
         obj = getattr(bayesgmm, name)
-    except Exception as exc:  # a broken module must break the build
-        if _missing_module(exc):
-            logger.info("bayesgmm.%s: module not present yet; left out of the API reference", name)
-            return ""
+    except Exception as exc:  # a warning, so a broken module breaks the build (-W)
         logger.warning("bayesgmm.%s cannot be imported for the API reference: %r", name, exc)
         return ""
     if inspect.ismodule(obj):
@@ -153,12 +140,8 @@ def _inject_api(app: Any, docname: str, source: list[str]) -> None:
     names = API_PAGES.get(docname)
     if names is None:
         return
-    sections = [_api_section(name) for name in names]
-    body = "".join(section for section in sections if section)
-    if body:
-        source[0] += "\n```{eval-rst}\n" + body + "```\n"
-    else:
-        source[0] += "\n*Nothing on this page has landed in the package yet.*\n"
+    body = "".join(_api_section(name) for name in names)
+    source[0] += "\n```{eval-rst}\n" + body + "```\n"
 
 
 def setup(app: Any) -> dict[str, Any]:

@@ -7,11 +7,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck
 
 import bayesgmm
-from bayesgmm import cli
+from bayesgmm import _demo, cli
+from bayesgmm import dirichlet_process as dp_module
+from bayesgmm import em as em_module
 from bayesgmm.datasets import make_mixture
 
 COMMANDS = ("demo", "fit", "select", "compare")
@@ -31,11 +32,6 @@ def csv_file(tmp_path, mixture):
     path = tmp_path / "data.csv"
     pd.DataFrame(X, columns=["x", "y"]).to_csv(path, index=False)
     return path
-
-
-@pytest.fixture(scope="module")
-def em_module():
-    return pytest.importorskip("bayesgmm.em", reason="bayesgmm.em has not landed yet")
 
 
 def run(capsys, *argv):
@@ -77,6 +73,16 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"bayesgmm {bayesgmm.__version__}"
 
 
+def test_the_version_has_one_source():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text())
+    assert "version" not in config["project"] and config["project"]["dynamic"] == ["version"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bayesgmm.__version__"}
+
+
 def test_python_dash_m_runs_the_command_line():
     result = subprocess.run(
         [sys.executable, "-m", "bayesgmm", "fit", "--help"],
@@ -89,24 +95,8 @@ def test_python_dash_m_runs_the_command_line():
     assert "usage: bayesgmm fit" in result.stdout
 
 
-# ------------------------------------------------------------------- reading
-def test_read_data_detects_header_and_delimiters(tmp_path):
-    (tmp_path / "a.csv").write_text("a;b\n1;2\n3;4.5\n")
-    X, names = cli.read_data(tmp_path / "a.csv")
-    assert names == ["a", "b"] and X.tolist() == [[1.0, 2.0], [3.0, 4.5]]
-    (tmp_path / "b.tsv").write_text("1\t2\n\n3\t-4e1\n")
-    X, names = cli.read_data(tmp_path / "b.tsv")
-    assert names is None and X.tolist() == [[1.0, 2.0], [3.0, -40.0]]
-    (tmp_path / "c.csv").write_text("\ufeffid,x,y\n1,0.5,2\n2,1.5,3\n")
-    X, names = cli.read_data(tmp_path / "c.csv", columns="y,x")
-    assert names == ["y", "x"] and X.tolist() == [[2.0, 0.5], [3.0, 1.5]]
-    np.save(tmp_path / "d.npy", np.arange(6.0).reshape(3, 2))
-    X, names = cli.read_data(tmp_path / "d.npy", columns="1")
-    assert names is None and X.tolist() == [[1.0], [3.0], [5.0]]
-
-
 # -------------------------------------------------------------- fit and load
-def test_fit_em_saves_a_model_that_predicts_as_a_direct_fit(capsys, tmp_path, csv_file, em_module):
+def test_fit_em_saves_a_model_that_predicts_as_a_direct_fit(capsys, tmp_path, csv_file):
     out_file = tmp_path / "em.json"
     code, out, err = run(
         capsys,
@@ -134,7 +124,7 @@ def test_fit_em_saves_a_model_that_predicts_as_a_direct_fit(capsys, tmp_path, cs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "em.json"]
 
 
-def test_fit_reads_npy(capsys, tmp_path, mixture, em_module):
+def test_fit_reads_npy(capsys, tmp_path, mixture):
     X, labels = mixture
     np.save(tmp_path / "data.npy", X)
     code, _, err = run(
@@ -160,9 +150,6 @@ def test_fit_reads_npy(capsys, tmp_path, mixture, em_module):
 
 
 def test_fit_dp_round_trip(capsys, tmp_path, csv_file):
-    dp_module = pytest.importorskip(
-        "bayesgmm.dirichlet_process", reason="bayesgmm.dirichlet_process has not landed yet"
-    )
     code, _, err = run(
         capsys,
         "fit",
@@ -186,7 +173,7 @@ def test_fit_dp_round_trip(capsys, tmp_path, csv_file):
     np.testing.assert_array_equal(loaded.score_samples(frame), direct.score_samples(frame))
 
 
-def test_existing_output_needs_force(capsys, tmp_path, csv_file, em_module):
+def test_existing_output_needs_force(capsys, tmp_path, csv_file):
     target = tmp_path / "m.json"
     target.write_text("keep me")
     args = ("fit", csv_file, "--model", "em", "--components", 1, "--output", target)
@@ -199,7 +186,7 @@ def test_existing_output_needs_force(capsys, tmp_path, csv_file, em_module):
 
 
 # -------------------------------------------------------------------- select
-def test_select_on_simulated_csv(capsys, tmp_path, csv_file, em_module):
+def test_select_on_simulated_csv(capsys, tmp_path, csv_file):
     out_file = tmp_path / "bic.csv"
     code, out, err = run(
         capsys,
@@ -222,7 +209,7 @@ def test_select_on_simulated_csv(capsys, tmp_path, csv_file, em_module):
 
 
 # ------------------------------------------------------------------- compare
-def test_compare_saved_models(capsys, tmp_path, csv_file, em_module):
+def test_compare_saved_models(capsys, tmp_path, csv_file):
     for k in (1, 2):
         code, _, err = run(
             capsys,
@@ -256,7 +243,7 @@ def test_compare_saved_models(capsys, tmp_path, csv_file, em_module):
     assert "k1" in out and "k2" in out
 
 
-def test_compare_rejects_data_with_other_columns(capsys, tmp_path, csv_file, em_module):
+def test_compare_rejects_data_with_other_columns(capsys, tmp_path, csv_file):
     code, _, err = run(
         capsys,
         "fit",
@@ -400,9 +387,7 @@ def test_output_folder_must_exist(capsys, tmp_path, csv_file):
 
 
 # ------------------------------------------------------- interruption, atomicity
-def test_ctrl_c_during_fit_exits_130_and_writes_nothing(
-    capsys, tmp_path, csv_file, em_module, monkeypatch
-):
+def test_ctrl_c_during_fit_exits_130_and_writes_nothing(capsys, tmp_path, csv_file, monkeypatch):
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
@@ -424,9 +409,7 @@ def test_ctrl_c_during_fit_exits_130_and_writes_nothing(
 
 
 @pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()])
-def test_failure_while_writing_leaves_no_file(
-    capsys, tmp_path, csv_file, em_module, monkeypatch, error
-):
+def test_failure_while_writing_leaves_no_file(capsys, tmp_path, csv_file, monkeypatch, error):
     import bayesgmm.io as io
 
     real_replace = os.replace
@@ -468,7 +451,7 @@ def test_interrupted_demo_leaves_no_partial_output(capsys, tmp_path, monkeypatch
         (folder / "clusters.png").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_run_demo", half_done)
+    monkeypatch.setattr(_demo, "run_demo", half_done)
     code, _, err = run(capsys, "demo", "--output", tmp_path / "out")
     assert code == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []
@@ -483,7 +466,7 @@ def test_interrupted_demo_leaves_no_partial_output(capsys, tmp_path, monkeypatch
 
 def test_demo_markdown_table_escapes_and_formats():
     table = pd.DataFrame({"elpd": [-1.23456, np.nan], "note": ["a|b", ""]}, index=["m1", "m2"])
-    text = cli._markdown_table(table)
+    text = _demo.markdown_table(table)
     assert text.splitlines() == [
         "|  | elpd | note |",
         "|---|---|---|",
@@ -518,53 +501,16 @@ def test_demo_runs_end_to_end(capsys, tmp_path):
     for name in figures:
         assert f"]({name})" in report
     assert f"**K = {k}**" in report
-    assert "## Not run" not in report
     em = bayesgmm.load(out / "em.json")
     assert (em.n_components, em.covariance_type) == (k, covariance_type)
-    try:
-        bayesgmm.io.netcdf_engine()
-    except ImportError:
-        assert "The marginal model was not saved" in report
-    else:
-        marginal = bayesgmm.load(out / "marginal.nc")
-        assert (marginal.n_components, marginal.covariance_type) == (k, covariance_type)
+    marginal = bayesgmm.load(out / "marginal.nc")
+    assert (marginal.n_components, marginal.covariance_type) == (k, covariance_type)
     # Nothing but the output folder: the staging folder is gone.
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]
 
 
-@settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    text=st.lists(
-        st.lists(
-            st.sampled_from(
-                ["1", "-2.5", "3e2", "", "NA", "x", "inf", " 4 ", '"5"', "nan", "0.1 ", "1e-300"]
-            ),
-            min_size=1,
-            max_size=3,
-        ).map(",".join),
-        max_size=5,
-    ).map("\n".join)
-)
-@example(text="x\n1,1")  # a row longer than the header: pandas took the extra field as index
-def test_any_csv_is_read_or_refused_with_a_command_error(tmp_path, text):
-    path = tmp_path / "fuzz.csv"
-    path.write_text(text)
-    try:
-        X, names = cli.read_data(path)
-    except cli.CommandError as exc:
-        assert "\n" not in str(exc) and exc.code == 1
-    else:
-        assert X.ndim == 2 and np.isfinite(X).all()
-        assert names is None or len(names) == X.shape[1]
-        # The fast parser (pandas) reads exactly what the field-by-field parser reads.
-        checked = cli._parse_csv_checked(path, text, ",", names is not None, names, X.shape[1])
-        np.testing.assert_array_equal(X, checked)
-
-
 def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(
-    capsys, tmp_path, csv_file, em_module, monkeypatch
+    capsys, tmp_path, csv_file, monkeypatch
 ):
     # nutpie answers Ctrl-C by returning the draws made so far; the command must
     # not save such a truncated fit.
@@ -595,31 +541,6 @@ def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(
     assert signal.getsignal(signal.SIGINT) is handler_before
 
 
-def test_marginal_fit_checks_the_netcdf_writer_before_sampling(
-    capsys, tmp_path, csv_file, monkeypatch
-):
-    import bayesgmm.io as io
-
-    def no_writer():
-        raise ImportError("needs a NetCDF-4 library: pip install 'h5netcdf[h5py]'")
-
-    monkeypatch.setattr(io, "netcdf_engine", no_writer)
-    code, out, err = run(
-        capsys,
-        "fit",
-        csv_file,
-        "--model",
-        "marginal",
-        "--components",
-        2,
-        "--output",
-        tmp_path / "m.nc",
-    )
-    assert_one_line_error(code, out, err, 1, "--model marginal", "h5netcdf")
-    assert "Fitting" not in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
-
-
 def test_demo_report_shows_what_was_computed():
     from types import SimpleNamespace
 
@@ -647,9 +568,8 @@ def test_demo_report_shows_what_was_computed():
         "selection": selection,
         "compare": compare,
         "figures": {"selection": "selection.png", "compare": "compare.png"},
-        "skipped": ["the DP model (bayesgmm.dirichlet_process is not available)"],
     }
-    report = cli._report(found, fast=True, seed=7)
+    report = _demo.report(found, fast=True, seed=7)
     assert "**K = 2** with **full** covariances" in report
     assert "short eruptions after short waits" in report
     assert "](selection.png)" in report and "](compare.png)" in report
@@ -663,19 +583,11 @@ def test_demo_report_shows_what_was_computed():
     assert [r.split("|")[1].strip() for r in rows] == ["2", "3", "1"]
     assert "Best by elpd: **A**. Every other model is more than two standard errors" in report
     assert "- B: 2 observation(s) with k" in report
-    assert "## Not run" in report and "- the DP model" in report
 
 
 @pytest.mark.sampling
-def test_compare_with_a_saved_marginal_model(capsys, tmp_path, request, em_module):
-    try:
-        bayesgmm.io.netcdf_engine()
-    except ImportError as exc:
-        pytest.skip(f"no NetCDF-4 writer: {exc}")
-    try:
-        model, X = request.getfixturevalue("marginal_fit")
-    except pytest.FixtureLookupError:
-        pytest.skip("the marginal_fit fixture has not landed in conftest.py yet")
+def test_compare_with_a_saved_marginal_model(capsys, tmp_path, marginal_fit):
+    model, X = marginal_fit
     np.savetxt(tmp_path / "data.csv", X, delimiter=",")
     model.save(tmp_path / "nuts.nc")
     em_module.EMGaussianMixture(3, random_state=0).fit(X).save(tmp_path / "em.json")

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
@@ -17,7 +18,8 @@ class DrawsModel:
         )
         self.n_features_in_ = 1
 
-    def membership_draws(self, X, max_draws=None, random_seed=None):
+    def membership_draws(self, X, max_draws=None, random_state=None):
+        self.random_state = random_state
         return self.draws
 
 
@@ -63,18 +65,61 @@ def test_coclustering_rejects_bad_shapes():
 def test_intervals_are_equal_tailed_quantiles_of_the_top_component():
     rng = np.random.default_rng(1)
     draws = random_draws(rng, n_draws=200, n=12, k=3, concentration=1.0)
-    result = cluster_uncertainty(DrawsModel(draws), np.zeros((12, 1)), hdi_prob=0.8)
+    result = cluster_uncertainty(DrawsModel(draws), np.zeros((12, 1)), ci_prob=0.8)
     table = result.table
     mean = draws.mean(axis=0)
     np.testing.assert_array_equal(table["label"], mean.argmax(axis=1))
     rows = np.arange(12)
     top = draws[:, rows, mean.argmax(axis=1)]
-    np.testing.assert_allclose(table["probability"], mean.max(axis=1))
+    np.testing.assert_allclose(table["probability"], np.median(top, axis=0))
+    np.testing.assert_allclose(table["mean"], mean.max(axis=1))
     np.testing.assert_allclose(table["lower"], np.quantile(top, 0.1, axis=0))
     np.testing.assert_allclose(table["upper"], np.quantile(top, 0.9, axis=0))
     np.testing.assert_allclose(table["entropy"], scipy_entropy(mean, axis=1))
-    assert result.n_draws == 200 and result.hdi_prob == 0.8
+    assert result.n_draws == 200 and result.ci_prob == 0.8 and result.ci_kind == "eti"
     np.testing.assert_allclose(result.coclustering, coclustering_matrix(draws))
+
+
+def test_highest_density_intervals_are_the_shortest_holding_the_mass():
+    rng = np.random.default_rng(2)
+    draws = random_draws(rng, n_draws=200, n=12, k=3, concentration=0.5)
+    result = cluster_uncertainty(DrawsModel(draws), np.zeros((12, 1)), ci_kind="hdi")
+    table = result.table
+    top = draws[:, np.arange(12), table["label"].to_numpy()]
+    eti = cluster_uncertainty(DrawsModel(draws), np.zeros((12, 1))).table
+    inside = (top >= table["lower"].to_numpy()) & (top <= table["upper"].to_numpy())
+    assert (inside.mean(axis=0) >= 0.94 - 1 / 200).all()
+    assert ((table["upper"] - table["lower"]) <= (eti["upper"] - eti["lower"]) + 1e-12).all()
+    assert (table["lower"] <= table["probability"]).all()
+    assert (table["probability"] <= table["upper"]).all()
+    assert result.ci_kind == "hdi"
+
+
+def test_the_point_lies_inside_its_interval_when_the_mean_does_not():
+    # Skewed draws: mostly near 1, a few near 0. The mean falls below the
+    # equal-tailed interval; the median reported as the probability cannot.
+    n_draws = 100
+    top = np.where(np.arange(n_draws) < 2, 0.02, 0.995)
+    draws = np.stack([top, 1.0 - top], axis=-1)[:, None, :]
+    table = cluster_uncertainty(DrawsModel(draws), np.zeros((1, 1))).table
+    assert table["mean"].iloc[0] < table["lower"].iloc[0]
+    assert table["lower"].iloc[0] <= table["probability"].iloc[0] <= table["upper"].iloc[0]
+
+
+def test_deprecated_names_warn_and_mean_the_same():
+    draws = random_draws(np.random.default_rng(3), n_draws=50, n=6)
+    model = DrawsModel(draws)
+    expected = cluster_uncertainty(model, np.zeros((6, 1)), ci_prob=0.8, random_state=4)
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        old = cluster_uncertainty(model, np.zeros((6, 1)), hdi_prob=0.8)
+    pd.testing.assert_frame_equal(old.table, expected.table)
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        cluster_uncertainty(model, np.zeros((6, 1)), random_seed=9)
+    assert model.random_state == 9
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        assert old.hdi_prob == 0.8
+    with pytest.raises(TypeError, match="pass only ci_prob"):
+        cluster_uncertainty(model, np.zeros((6, 1)), ci_prob=0.5, hdi_prob=0.8)
 
 
 def test_ambiguity_rule():
@@ -126,10 +171,20 @@ def test_point_estimate_intervals_collapse():
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.5, 2])
-def test_bad_hdi_prob(bad):
+def test_bad_ci_prob(bad):
     draws = random_draws(np.random.default_rng(0), n=3)
-    with pytest.raises(ValueError, match="^hdi_prob:"):
-        cluster_uncertainty(DrawsModel(draws), np.zeros((3, 1)), hdi_prob=bad)
+    with pytest.raises(ValueError, match="^ci_prob:"):
+        cluster_uncertainty(DrawsModel(draws), np.zeros((3, 1)), ci_prob=bad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"ci_kind": "quantile"}, ValueError), ({"ci_prob": 0.4, "ci_kind": "hdi"}, ValueError)],
+)
+def test_bad_ci_kind(kwargs, error):
+    draws = random_draws(np.random.default_rng(0), n=3)
+    with pytest.raises(error, match="^ci_(kind|prob):"):
+        cluster_uncertainty(DrawsModel(draws), np.zeros((3, 1)), **kwargs)
 
 
 def test_unfitted_model_is_rejected():
@@ -143,9 +198,11 @@ def test_unfitted_model_is_rejected():
 @pytest.mark.sampling
 def test_marginal_model_uncertainty(marginal_fit):
     model, X = marginal_fit
-    result = cluster_uncertainty(model, X, max_draws=200, random_seed=0)
+    result = cluster_uncertainty(model, X, max_draws=200, random_state=0)
     table = result.table
     assert 1 < result.n_draws <= 200
+    # The probability is the posterior median, which lies inside its interval by
+    # construction (the mean of skewed draws need not).
     assert (table["lower"] <= table["probability"] + 1e-12).all()
     assert (table["probability"] <= table["upper"] + 1e-12).all()
     # Posterior mean labels agree with the model's own predict almost everywhere

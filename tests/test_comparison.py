@@ -1,12 +1,15 @@
 import re
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import xarray as xr
 from scipy import stats
 
-from bayesgmm.comparison import compare, elpd, waic
+from bayesgmm import comparison, em
+from bayesgmm import dirichlet_process as dp_module
+from bayesgmm.comparison import compare, elpd, pareto_k_threshold, waic
 
 
 def log_likelihood_tree(ll, X=None):
@@ -74,8 +77,39 @@ def test_waic_bad_input():
         waic(object())
 
 
+# ------------------------------------------------------------ Pareto k
+@pytest.mark.parametrize("n_samples", [1, 2, 10, 100, 400, 1000, 4000])
+def test_pareto_k_threshold_is_arvizs(n_samples):
+    from arviz_stats.loo.loo_helper import _warn_pareto_k
+
+    _, good_k = _warn_pareto_k(np.zeros(3), n_samples, suppress=True)
+    assert pareto_k_threshold(n_samples) == good_k
+
+
+def test_pareto_k_threshold_example_runs():
+    import doctest
+
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(pareto_k_threshold):
+        assert test.examples and runner.run(test).failed == 0
+
+
+def test_high_pareto_k_is_judged_by_the_results_threshold():
+    k = xr.DataArray([0.1, 0.64, 0.69, np.nan], dims="obs_id")
+    result = SimpleNamespace(pareto_k=k, good_k=0.62, n_samples=400)
+    k_max, count, advice = comparison._diagnostic(result)
+    assert (k_max, count) == (0.69, 2)
+    assert advice.startswith(
+        "2 observation(s) with Pareto k above ArviZ's threshold (0.62 for 400 draws)"
+    )
+    # Without good_k the same rule is applied to the result's number of draws.
+    result = SimpleNamespace(pareto_k=k, good_k=None, n_samples=10_000)
+    assert comparison._diagnostic(result)[1] == 0
+    k_max, count, advice = comparison._diagnostic(SimpleNamespace(pareto_k=None))  # K-fold
+    assert np.isnan(k_max) and count == 0 and advice == ""
+
+
 # -------------------------------------------------------------- comparisons
-em = pytest.importorskip("bayesgmm.em")
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +170,6 @@ def test_compare_one_model(two_clusters):
     assert list(table.index) == ["em"] and table["weight"].iloc[0] == 1.0
 
 
-dp_module = pytest.importorskip("bayesgmm.dirichlet_process")
-
-
 @pytest.fixture(scope="module")
 def dp_model(two_clusters):
     return dp_module.DPGaussianMixture(6, random_state=0).fit(two_clusters)
@@ -149,17 +180,22 @@ def test_compare_em_with_the_variational_dp(two_clusters, dp_model):
     models = {"em": em.EMGaussianMixture(2, random_state=0).fit(X), "dp": dp_model}
     table = compare(models, X, k_folds=5, n_draws=400, random_state=0)
     # The mean-field q is narrower than the posterior here: PSIS of the approximation
-    # has Pareto k > 0.7, so the DP is cross-validated exactly instead, and says so.
+    # has Pareto k above ArviZ's threshold, so the DP is cross-validated exactly
+    # instead, and says so.
     tree = dp_model.to_datatree(n_draws=400, random_seed=0)
     import arviz_stats
 
-    psis = arviz_stats.loo_approximate_posterior(
-        tree, tree["sample_stats"]["log_p"], tree["sample_stats"]["log_q"], var_name="obs"
-    )
-    n_high = int((np.asarray(psis.pareto_k) > 0.7).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # arviz's own high-k warning
+        psis = arviz_stats.loo_approximate_posterior(
+            tree, tree["sample_stats"]["log_p"], tree["sample_stats"]["log_q"], var_name="obs"
+        )
+    assert psis.good_k == pareto_k_threshold(400) < 0.7
+    n_high = int((np.asarray(psis.pareto_k) > psis.good_k).sum())
     assert n_high > 0
     assert re.fullmatch(
-        r"k-fold \(k=5\); psis-loo \(approximate posterior\) had \d+ Pareto k > 0\.7",
+        r"k-fold \(k=5\); psis-loo \(approximate posterior\) had \d+ Pareto k above "
+        r"ArviZ's threshold \(0\.62 for 400 draws\)",
         table.loc["dp", "criterion"],
     )
     assert table.loc["em", "criterion"] == "k-fold (k=5)"

@@ -7,12 +7,10 @@ from matplotlib.collections import PathCollection
 from matplotlib.image import AxesImage
 from matplotlib.patches import Ellipse, Rectangle
 
-from bayesgmm import plotting
+from bayesgmm import dirichlet_process as dp_module
+from bayesgmm import em, plotting
 from bayesgmm.clustering import cluster_uncertainty
 from bayesgmm.selection import SelectionResult
-
-em = pytest.importorskip("bayesgmm.em")
-dp_module = pytest.importorskip("bayesgmm.dirichlet_process")
 
 matplotlib.use("Agg")
 
@@ -95,15 +93,28 @@ def test_plot_clusters_bad_input(em_model, data):
 
 
 def test_plot_membership_uncertainty(dp_model, data):
-    ax = plotting.plot_membership_uncertainty(dp_model, data, random_seed=0)
+    ax = plotting.plot_membership_uncertainty(dp_model, data, random_state=0)
     assert len(ax.containers) == 1  # one set of error bars
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert sum(len(c.get_offsets()) for c in points) == data.shape[0]
-    table = cluster_uncertainty(dp_model, data, random_seed=0).table
+    table = cluster_uncertainty(dp_model, data, random_state=0).table
     hollow = points[1]
     assert len(hollow.get_offsets()) == int(table["ambiguous"].sum())
     assert "membership probability" in ax.get_ylabel()
     assert any(np.allclose(line.get_ydata(), 0.5) for line in ax.get_lines())
+    # The points are the medians, each inside its error bar.
+    shown = np.sort(np.concatenate([c.get_offsets()[:, 1] for c in points]))
+    np.testing.assert_allclose(shown, np.sort(table["probability"]))
+    assert (table["lower"] <= table["probability"]).all()
+    assert (table["probability"] <= table["upper"]).all()
+
+
+def test_plot_membership_uncertainty_takes_the_deprecated_names(dp_model, data):
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        ax = plotting.plot_membership_uncertainty(dp_model, data, hdi_prob=0.8, random_state=0)
+    assert "80% equal-tailed interval" in ax.get_ylabel()
+    with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+        plotting.plot_membership_uncertainty(dp_model, data, random_seed=0)
 
 
 def test_plot_selection_error_bars_where_there_are_standard_errors():

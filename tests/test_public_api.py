@@ -25,9 +25,22 @@ def _public_objects():
     return seen
 
 
+def _samples(obj):
+    """Whether the object's examples fit a MarginalGaussianMixture (compile and sample PyMC)."""
+    code = "".join(e.source for e in doctest.DocTestParser().get_examples(obj.__doc__ or ""))
+    return "MarginalGaussianMixture" in code and ".fit(" in code
+
+
 PUBLIC = _public_objects()
 CALLABLES = [(n, o) for n, o in PUBLIC if inspect.isfunction(o) or inspect.isclass(o)]
 EXCEPTIONS = {n for n, o in CALLABLES if inspect.isclass(o) and issubclass(o, BaseException)}
+# Every public callable but the exceptions has an example (checked below); those that
+# sample a PyMC model run in the slow tier.
+EXAMPLES = [
+    pytest.param(n, o, id=n, marks=[pytest.mark.slow, pytest.mark.sampling] if _samples(o) else [])
+    for n, o in CALLABLES
+    if n not in EXCEPTIONS
+]
 
 
 def test_all_names_resolve():
@@ -52,15 +65,13 @@ def test_docstring_has_sections_and_example(name, obj):
     assert "Examples\n--------" in doc and ">>>" in doc, f"{name}: no runnable example"
 
 
-@pytest.mark.parametrize(("name", "obj"), CALLABLES, ids=[n for n, _ in CALLABLES])
+@pytest.mark.parametrize(("name", "obj"), EXAMPLES)
 def test_docstring_examples_run(name, obj, tmp_path, monkeypatch):
-    if getattr(obj, "__doc__", None) is None or ">>>" not in obj.__doc__:
-        pytest.skip("no example")
-    if "MarginalGaussianMixture" in obj.__doc__ and ".fit(" in obj.__doc__:
-        pytest.skip("samples a PyMC model: run by the slow tier")
     monkeypatch.chdir(tmp_path)
     finder = doctest.DocTestFinder(recurse=False)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    for test in finder.find(obj, name, globs={"np": np, "bayesgmm": bayesgmm}):
+    tests = finder.find(obj, name, globs={"np": np, "bayesgmm": bayesgmm})
+    assert sum(len(test.examples) for test in tests) > 0, f"{name}: no example ran"
+    for test in tests:
         result = runner.run(test)
         assert result.failed == 0, f"{name}: {result.failed} docstring example(s) failed"

@@ -4,8 +4,6 @@ import pytest
 from bayesgmm.datasets import make_mixture
 from bayesgmm.selection import SelectionResult, select_n_components
 
-pytest.importorskip("bayesgmm.em")
-
 
 @pytest.mark.parametrize("n_components", range(2, 7))
 def test_bic_picks_the_true_number_of_components(n_components):
@@ -138,7 +136,6 @@ def test_bad_data():
 @pytest.mark.sampling
 @pytest.mark.parametrize("n_components", [2, 3, 4, 5, 6])
 def test_loo_picks_the_true_number_of_components(n_components):
-    pytest.importorskip("bayesgmm.marginal")
     X, _, _ = make_mixture(100 * n_components, n_components, 2, separation=2.5, random_state=1)
     result = select_n_components(
         X,
@@ -157,7 +154,6 @@ def test_loo_picks_the_true_number_of_components(n_components):
 
 
 def test_dp_posterior_of_the_number_of_occupied_components(three_blobs):
-    pytest.importorskip("bayesgmm.dirichlet_process")
     result = select_n_components(
         three_blobs, range(1, 9), method="dp", covariance_types=("full", "diag"), random_state=0
     )
