@@ -96,7 +96,7 @@ def run_peer(X, k, draws, tune, chains, seed, adaptation=None):
                 tune=tune,
                 chains=chains,
                 nuts_sampler="nutpie",
-                random_seed=seed,
+                random_state=seed,
                 progressbar=False,
                 compute_convergence_checks=False,
                 nuts_sampler_kwargs=None if adaptation is None else {"adaptation": adaptation},
@@ -128,7 +128,7 @@ def run_bayesgmm(X, k, draws, tune, chains, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = MarginalGaussianMixture(k, covariance_type="full").fit(
-            X, draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False
+            X, draws=draws, tune=tune, chains=chains, random_state=seed, progressbar=False
         )
     wall = time.perf_counter() - t0
     post = model.idata_["posterior"]

@@ -104,7 +104,7 @@ def run_nuts(X, k, truth, args, subsample=None):
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,
-            random_seed=args.seed,
+            random_state=args.seed,
             progressbar=False,
             subsample=subsample,
             log_likelihood=False,
@@ -120,7 +120,7 @@ def run_laplace(X, k, truth, args):
     model = MarginalGaussianMixture(k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(X, method="laplace", draws=2000, random_seed=args.seed, log_likelihood=False)
+        model.fit(X, method="laplace", draws=2000, random_state=args.seed, log_likelihood=False)
     attrs = model.idata_["laplace"].attrs
     return from_model(model, truth), (
         f"k {attrs['pareto_k']:.2f}, {attrs['gradient_evaluations']} grads"

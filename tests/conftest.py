@@ -50,7 +50,7 @@ def marginal_fit():
 
     X, _ = make_mixture_data(n=300, d=2, k=3, seed=1)
     model = MarginalGaussianMixture(n_components=3, covariance_type="full").fit(
-        X, draws=300, tune=300, chains=2, random_seed=1, progressbar=False
+        X, draws=300, tune=300, chains=2, random_state=1, progressbar=False
     )
     return model, X
 
@@ -64,6 +64,6 @@ def laplace_fit():
 
     X, labels = make_mixture_data(n=3000, d=2, k=3, seed=5)
     model = MarginalGaussianMixture(n_components=3, covariance_type="full").fit(
-        X, method="laplace", random_seed=2
+        X, method="laplace", random_state=2
     )
     return model, X, labels

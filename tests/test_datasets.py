@@ -112,7 +112,8 @@ def test_make_mixture_rejects_bad_arguments(kwargs, error, name):
 
 
 def test_make_mixture_parameters_are_recovered_by_em():
-    em = pytest.importorskip("bayesgmm.em", reason="bayesgmm.em has not landed yet")
+    from bayesgmm import em
+
     X, labels, truth = make_mixture(3000, 3, 2, separation=3.0, random_state=5)
     model = em.EMGaussianMixture(3, covariance_type="full", random_state=0).fit(X)
     fitted = model.params_

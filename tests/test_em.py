@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 from scipy.special import logsumexp
+from sklearn import mixture as sklearn_mixture
 
 from bayesgmm import DegenerateCovarianceError, EMGaussianMixture, NotFittedError
 from bayesgmm import _gaussian as g
 from bayesgmm import em as em_module
 from bayesgmm._kmeans import kmeans, kmeans_plusplus
 from bayesgmm.em import ConvergenceWarning, DegenerateComponentWarning
-
-sklearn_mixture = pytest.importorskip("sklearn.mixture")
 
 K = 3
 

@@ -281,8 +281,8 @@ def test_marginal_round_trip_through_netcdf(marginal_fit, tmp_path):
     )
     assert "bayesgmm" not in loaded.idata_.attrs
     np.testing.assert_array_equal(
-        loaded.membership_draws(X, max_draws=10, random_seed=0),
-        model.membership_draws(X, max_draws=10, random_seed=0),
+        loaded.membership_draws(X, max_draws=10, random_state=0),
+        model.membership_draws(X, max_draws=10, random_state=0),
     )
 
 

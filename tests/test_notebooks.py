@@ -12,11 +12,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import nbclient  # noqa: F401
+import nbformat
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="nbformat is in the test extra")
-pytest.importorskip("nbclient", reason="nbclient is in the test extra")
-pytest.importorskip("ipykernel", reason="ipykernel is in the test extra")
+import ipykernel  # noqa: F401  (the kernel the notebooks run in)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Notebooks that compile and sample a PyMC model (minutes on two cores).

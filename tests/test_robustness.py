@@ -764,14 +764,14 @@ def test_marginal_answer_does_not_depend_on_units_and_seeds_reproduce_draws():
     a, b = 1e-4, 1e6
     fits = [
         MarginalGaussianMixture(n_components=2, covariance_type="diag").fit(
-            Z, draws=200, tune=300, chains=2, random_seed=3, progressbar=False
+            Z, draws=200, tune=300, chains=2, random_state=3, progressbar=False
         )
         for Z in (X, a * X + b)
     ]
     assert adjusted_rand_score(fits[0].predict(X), fits[1].predict(a * X + b)) == 1.0
     # The same seed gives the same NUTS draws (the model is compiled once, cached).
     again = MarginalGaussianMixture(n_components=2, covariance_type="diag").fit(
-        X, draws=200, tune=300, chains=2, random_seed=3, progressbar=False
+        X, draws=200, tune=300, chains=2, random_state=3, progressbar=False
     )
     for name in ("weights", "means", "covariances"):
         np.testing.assert_array_equal(
@@ -910,7 +910,7 @@ def test_interrupted_marginal_refit_keeps_the_previous_fit(marginal_fit, monkeyp
     before = copy.deepcopy(vars(model))
     monkeypatch.setattr(type(model), "_sample", _interrupt)
     with pytest.raises(KeyboardInterrupt):
-        model.fit(2.0 * X, draws=10, tune=10, chains=1, random_seed=0, progressbar=False)
+        model.fit(2.0 * X, draws=10, tune=10, chains=1, random_state=0, progressbar=False)
     _unchanged(model, before)
 
 

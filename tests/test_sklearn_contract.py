@@ -150,7 +150,9 @@ def test_scikit_learns_gaussian_mixture_tests_pass_on_em(tmp_path):
 def test_marginal_model_clones_without_its_fit():
     from bayesgmm import MarginalGaussianMixture
 
-    model = MarginalGaussianMixture(3, covariance_type="diag", priors={"weights_concentration": 2.0})
+    model = MarginalGaussianMixture(
+        3, covariance_type="diag", priors={"weights_concentration": 2.0}
+    )
     again = clone(model)
     assert again.get_params() == model.get_params()
     assert again is not model and again.priors is not model.priors

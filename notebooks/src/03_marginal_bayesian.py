@@ -55,7 +55,7 @@ plt.show()
 
 # %%
 model = MarginalGaussianMixture(n_components=3, covariance_type="full")
-model.fit(X, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)
+model.fit(X, draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=1, progressbar=False)
 print({name: round(seconds, 1) for name, seconds in model.timings_.items()}, "seconds")
 model.idata_
 
@@ -225,11 +225,11 @@ plt.show()
 #
 # Every posterior draw gives each point its own membership probabilities
 # $p(z_i = k \mid x_i, \theta_s)$. Their posterior mean is what `predict_proba(X)`
-# returns (like scikit-learn); with `hdi_prob` it also returns an interval per point
+# returns (like scikit-learn); with `ci_prob` it also returns an interval per point
 # and component, as an `xarray.Dataset`:
 
 # %%
-intervals = model.predict_proba(X, hdi_prob=0.94)
+intervals = model.predict_proba(X, ci_prob=0.94)
 top = intervals["mean"].values.argmax(axis=1)
 rows = np.arange(len(X))
 width = (intervals["upper"].values - intervals["lower"].values)[rows, top]
@@ -251,7 +251,7 @@ intervals
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 plot_membership_uncertainty(model, X, ax=axes[0])
-report = bayesgmm.cluster_uncertainty(model, X, hdi_prob=0.94)
+report = bayesgmm.cluster_uncertainty(model, X, ci_prob=0.94)
 ambiguous = report.table["ambiguous"].to_numpy()
 axes[1].scatter(X[~ambiguous, 0], X[~ambiguous, 1], s=8, c=colors[report.table["label"]
                 [~ambiguous]])
