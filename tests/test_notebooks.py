@@ -12,11 +12,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (the kernel the notebooks run in)
 import nbclient  # noqa: F401
 import nbformat
 import pytest
-
-import ipykernel  # noqa: F401  (the kernel the notebooks run in)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Notebooks that compile and sample a PyMC model (minutes on two cores).
