@@ -1,5 +1,7 @@
 """Tests of the variational Dirichlet-process mixture (bayesgmm.dirichlet_process)."""
 
+import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -217,7 +219,7 @@ def test_log_q_and_log_prior_of_draws_match_scipy(small_data, covariance_type):
     model = DPGaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
     tree = model.to_datatree(n_draws=5, random_seed=1)
     post = tree["posterior"]
-    state, prior = model._state, model._prior
+    state, prior = model._posterior.state, model._posterior.prior
     comps = state.components
     center = model._center
     d = X.shape[1]
@@ -308,6 +310,33 @@ def test_membership_and_predict_proba(fitted_full, small_data):
     assert np.all((ds["lower"].values >= 0) & (ds["upper"].values <= 1))
     # with well separated clusters, draws agree with the predictive membership
     np.testing.assert_allclose(ds["mean"].values, proba[:20], atol=0.05)
+
+
+def _same(a, b):
+    """Field-by-field equality of (nested) frozen dataclasses holding arrays and scalars."""
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(
+            _same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+    return bool(a == b)
+
+
+def test_posterior_is_a_comparable_dataclass_and_a_rejected_refit_keeps_it(small_data):
+    X, _ = small_data
+    model = DPGaussianMixture(4, random_state=0).fit(X)
+    posterior = model._posterior
+    assert dataclasses.is_dataclass(posterior)
+    assert {f.name for f in dataclasses.fields(posterior)} == {"state", "prior"}
+    assert _same(posterior, copy.deepcopy(posterior))
+    assert not _same(posterior, DPGaussianMixture(4, random_state=1).fit(X[::-1])._posterior)
+    before = copy.deepcopy(posterior)
+    with pytest.raises(ValueError):
+        model.fit(np.full((5, 2), np.inf))
+    with pytest.raises(ValueError):
+        model.set_params(priors={"bogus": 1.0}).fit(X)
+    assert model._posterior is posterior and _same(model._posterior, before)
 
 
 def test_sample_from_predictive(fitted_full, small_data):
@@ -447,3 +476,87 @@ def test_advi_gives_the_same_result_layout(small_data):
     assert np.isfinite(result.elpd)
     clone = DPGaussianMixture._import_state(json.loads(json.dumps(model._export_state())))
     np.testing.assert_allclose(clone.score_samples(X), model.score_samples(X), rtol=1e-12)
+
+
+# ---------------------------------------------------- the ADVI model, unfitted
+def _advi_model(kind, truncation=3, fixed=None):
+    from bayesgmm import _cavi, _dp_advi
+
+    X = np.random.default_rng(0).normal(size=(30, 2)) * [1.0, 3.0]
+    centred = X - X.mean(axis=0)
+    prior = _cavi.data_prior(np.cov(centred, rowvar=False, bias=True), X.mean(0), kind, None, 3)
+    conc = _cavi.Concentration(fixed, 1.0, 1.0, 1.0, 1.0)
+    return centred, _dp_advi.build_model(centred, prior, conc, truncation)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_advi_model_names_coords_and_dims(covariance_type):
+    _, model = _advi_model(covariance_type)
+    assert {k: len(v) for k, v in model.coords.items() if k != "feature_pair"} == {
+        "component": 3,
+        "stick": 2,
+        "feature": 2,
+        "feature_bis": 2,
+        "obs_id": 30,
+    }
+    dims = model.named_vars_to_dims
+    precision = {
+        "full": {
+            "bartlett_diagonal": ("component", "feature"),
+            "bartlett_lower": ("component", "feature_pair"),
+        },
+        "tied": {"bartlett_diagonal": ("feature",), "bartlett_lower": ("feature_pair",)},
+        "diag": {"precision": ("component", "feature")},
+        "spherical": {"precision": ("component",)},
+    }[covariance_type]
+    cholesky = {
+        "full": ("component", "feature", "feature_bis"),
+        "tied": ("feature", "feature_bis"),
+        "diag": ("component", "feature"),
+        "spherical": ("component",),
+    }[covariance_type]
+    assert dims == {
+        "v": ("stick",),
+        "means": ("component", "feature"),
+        **precision,
+        "log_weights": ("component",),
+        "precision_cholesky": cholesky,
+        "log_likelihood": ("obs_id",),
+    }
+    # every free variable but the scalar concentration has dims
+    assert {rv.name for rv in model.free_RVs} == {"concentration"} | (
+        dims.keys() - {"log_weights", "precision_cholesky", "log_likelihood"}
+    )
+    assert {p.name for p in model.potentials} == (
+        {"means_prior", "loglik"} if covariance_type in ("full", "tied") else {"loglik"}
+    )
+    _, fixed = _advi_model(covariance_type, fixed=2.0)
+    assert "concentration" not in fixed.named_vars
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_advi_model_likelihood_is_the_mixture_density(covariance_type):
+    """At a random point, log_likelihood equals log sum_k w_k N(x | mu_k, (P P')^{-1}) (scipy)."""
+    X, model = _advi_model(covariance_type)
+    rng = np.random.default_rng(1)
+    point = {
+        k: v + rng.normal(scale=0.3, size=np.shape(v)) for k, v in model.initial_point().items()
+    }
+    names = ["log_likelihood", "log_weights", "means", "precision_cholesky"]
+    outs = model.replace_rvs_by_values([model[name] for name in names])
+    fn = model.compile_fn(
+        outs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE"
+    )
+    loglik, log_w, means, chol = fn(point)
+    np.testing.assert_allclose(np.exp(log_w).sum(), 1.0, rtol=1e-12)
+    if covariance_type == "tied":
+        chol = np.broadcast_to(chol, (3, 2, 2))
+    elif covariance_type == "diag":
+        chol = chol[..., None] * np.eye(2)
+    elif covariance_type == "spherical":
+        chol = chol[:, None, None] * np.eye(2)
+    cov = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
+    dens = sum(
+        np.exp(log_w[k]) * stats.multivariate_normal(means[k], cov[k]).pdf(X) for k in range(3)
+    )
+    np.testing.assert_allclose(loglik, np.log(dens), rtol=1e-10)
