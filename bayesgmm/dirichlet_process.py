@@ -43,7 +43,9 @@ from bayesgmm import _cavi, _cavi_fit, _dp_advi
 from bayesgmm._base import ParamsMixin
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array, map_rows
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
+from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._validation import (
+    _UNSET,
     check_array,
     check_fitted,
     check_float,
@@ -476,54 +478,60 @@ class DPGaussianMixture(ParamsMixin):
         """Mean log posterior predictive density of the rows of ``X``."""
         return float(np.mean(self.score_samples(X)))
 
-    def predict_proba(self, X: Any, *, hdi_prob: float | None = None) -> Any:
-        """Membership probabilities of every row.
+    def predict_proba(
+        self,
+        X: Any,
+        *,
+        ci_prob: float | None = None,
+        ci_kind: str = "eti",
+        hdi_prob: Any = _UNSET,
+    ) -> Any:
+        """Membership probabilities of every row, optionally with credible intervals.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        hdi_prob : float, optional
+        ci_prob : float in (0, 1), optional
             ``None`` returns the (n, T) membership probabilities under the
             posterior predictive, ``E[pi_k] St_k(x) / sum_j E[pi_j] St_j(x)``. A
-            probability in (0, 1) returns an ``xarray.Dataset`` with variables
-            ``mean``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``):
-            the mean and the *equal-tailed* interval of ``p(z = k | x, theta)``
-            over :meth:`membership_draws` (200 draws from q, fixed seed 0).
+            probability returns an ``xarray.Dataset`` with variables ``mean``,
+            ``median``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``)
+            of ``p(z = k | x, theta)`` over :meth:`membership_draws` (200 draws
+            from q, fixed seed 0); the interval contains the median.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Equal-tailed or highest-density interval (``"hdi"`` needs
+            ``ci_prob > 0.5``).
+        hdi_prob : float, optional
+            Deprecated alias of ``ci_prob`` (it always gave an equal-tailed interval).
 
         Returns
         -------
         ndarray of shape (n_samples, T) or xarray.Dataset
-            A lazy Dask array when ``X`` is a Dask array and ``hdi_prob`` is None.
+            A lazy Dask array when ``X`` is a Dask array and ``ci_prob`` is None.
+            The Dataset's attrs hold ``ci_prob`` and ``ci_kind``.
         """
-        if is_dask_array(X) and hdi_prob is None:
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
+        if is_dask_array(X) and ci_prob is None:
             return self._lazy(X, "_membership", self.weights_.size)
         data = self._check_X(X)
-        if hdi_prob is not None:
-            prob = check_float(
-                hdi_prob,
-                "hdi_prob",
-                minimum=0.0,
-                maximum=1.0,
-                include_minimum=False,
-                include_maximum=False,
-            )
-            import xarray as xr
+        if ci_prob is None:
+            return self._membership(data)
+        import xarray as xr
 
-            draws = self.membership_draws(data, random_seed=0)
-            tail = (1.0 - prob) / 2.0
-            lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
-            dims = ("obs_id", "component")
-            coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
-            return xr.Dataset(
-                {
-                    "mean": (dims, draws.mean(axis=0)),
-                    "lower": (dims, lower),
-                    "upper": (dims, upper),
-                },
-                coords=coords,
-                attrs={"interval": "equal-tailed", "prob": prob},
-            )
-        return self._membership(data)
+        draws = self.membership_draws(data, random_seed=0)
+        median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
+        dims = ("obs_id", "component")
+        coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
+        return xr.Dataset(
+            {
+                "mean": (dims, draws.mean(axis=0)),
+                "median": (dims, median),
+                "lower": (dims, lower),
+                "upper": (dims, upper),
+            },
+            coords=coords,
+            attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
+        )
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every row under the posterior predictive.

@@ -303,13 +303,41 @@ def test_membership_and_predict_proba(fitted_full, small_data):
     draws = model.membership_draws(X[:20], max_draws=30, random_seed=0)
     assert draws.shape == (30, 20, 8)
     np.testing.assert_allclose(draws.sum(axis=2), 1.0, rtol=1e-12)
-    ds = model.predict_proba(X[:20], hdi_prob=0.9)
-    assert set(ds.data_vars) == {"mean", "lower", "upper"}
+    ds = model.predict_proba(X[:20], ci_prob=0.9)
+    assert set(ds.data_vars) == {"mean", "median", "lower", "upper"}
     assert ds["mean"].dims == ("obs_id", "component")
-    assert np.all(ds["lower"].values <= ds["upper"].values)
+    assert ds.attrs == {"ci_prob": 0.9, "ci_kind": "eti"}
+    assert np.all(ds["lower"].values <= ds["median"].values)
+    assert np.all(ds["median"].values <= ds["upper"].values)
     assert np.all((ds["lower"].values >= 0) & (ds["upper"].values <= 1))
     # with well separated clusters, draws agree with the predictive membership
     np.testing.assert_allclose(ds["mean"].values, proba[:20], atol=0.05)
+
+
+def test_hdi_prob_is_a_deprecated_alias_of_ci_prob(fitted_full, small_data):
+    X, _ = small_data
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        old = fitted_full.predict_proba(X[:20], hdi_prob=0.9)
+    new = fitted_full.predict_proba(X[:20], ci_prob=0.9)
+    assert old.identical(new)
+    with pytest.raises(TypeError, match="pass only ci_prob"):
+        fitted_full.predict_proba(X[:20], ci_prob=0.9, hdi_prob=0.9)
+
+
+def test_highest_density_interval_holds_its_mass_and_the_median(fitted_full, small_data):
+    X, _ = small_data
+    ds = fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="hdi")
+    assert ds.attrs == {"ci_prob": 0.8, "ci_kind": "hdi"}
+    lower, median, upper = (ds[v].values for v in ("lower", "median", "upper"))
+    assert np.all(lower <= median) and np.all(median <= upper)
+    # the draws behind the Dataset: 200 from q with seed 0
+    draws = fitted_full.membership_draws(X[:20], random_seed=0)
+    inside = ((draws >= lower) & (draws <= upper)).mean(axis=0)
+    assert np.all(inside >= 0.8)
+    with pytest.raises(ValueError, match="^ci_prob: expected a probability above 0.5"):
+        fitted_full.predict_proba(X[:20], ci_prob=0.4, ci_kind="hdi")
+    with pytest.raises(ValueError, match="^ci_kind: expected"):
+        fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="quantile")
 
 
 def _same(a, b):
@@ -426,8 +454,8 @@ def test_bad_data_and_unfitted_use(fitted_full):
         DPGaussianMixture().to_datatree()
     with pytest.raises(ValueError, match="feature"):
         fitted_full.predict(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="hdi_prob"):
-        fitted_full.predict_proba(np.zeros((2, 2)), hdi_prob=1.5)
+    with pytest.raises(ValueError, match="^ci_prob: expected"):
+        fitted_full.predict_proba(np.zeros((2, 2)), ci_prob=1.5)
 
 
 def test_refit_with_bad_data_keeps_fitted_state(small_data):
