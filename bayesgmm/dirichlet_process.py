@@ -54,6 +54,7 @@ from bayesgmm._validation import (
     check_option,
     check_random_state,
     message,
+    renamed_argument,
 )
 from bayesgmm.params import GaussianMixtureParams
 
@@ -518,7 +519,7 @@ class DPGaussianMixture(ParamsMixin):
             return self._membership(data)
         import xarray as xr
 
-        draws = self.membership_draws(data, random_seed=0)
+        draws = self.membership_draws(data, random_state=0)
         median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
         dims = ("obs_id", "component")
         coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
@@ -571,7 +572,12 @@ class DPGaussianMixture(ParamsMixin):
 
     # ------------------------------------------------------ draws from q
     def membership_draws(
-        self, X: Any, max_draws: int | None = None, random_seed: Any = None
+        self,
+        X: Any,
+        max_draws: int | None = None,
+        random_state: Any = None,
+        *,
+        random_seed: Any = _UNSET,
     ) -> np.ndarray:
         """``p(z_i = k | x_i, theta_s)`` for draws ``theta_s`` from the variational posterior.
 
@@ -583,20 +589,25 @@ class DPGaussianMixture(ParamsMixin):
         X : array-like of shape (n_samples, n_features)
         max_draws : int, optional
             Number of draws (default 200).
+        random_state : None, int or numpy.random.Generator
         random_seed : None, int or numpy.random.Generator
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         ndarray of shape (n_draws, n_samples, T)
             In memory: a Dask ``X`` is computed first.
         """
+        seed = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
         data = self._check_X(X) - self._center
         n_draws = (
             _DEFAULT_MEMBERSHIP_DRAWS
             if max_draws is None
             else check_int(max_draws, "max_draws", minimum=1)
         )
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(seed, _seed_name(random_seed))
         draws = self._posterior.draws(n_draws, rng)
         features = feature_map(data, self._posterior.prior.covariance_type)
         out = np.empty((n_draws, data.shape[0], self.weights_.size))
@@ -604,7 +615,9 @@ class DPGaussianMixture(ParamsMixin):
             out[s] = _normalised(draws.log_joint(features, s))
         return out
 
-    def to_datatree(self, n_draws: int = 1000, random_seed: Any = None) -> Any:
+    def to_datatree(
+        self, n_draws: int = 1000, random_state: Any = None, *, random_seed: Any = _UNSET
+    ) -> Any:
         """Draws from the variational posterior as an ArviZ DataTree.
 
         Groups: ``posterior`` (``weights``, ``means``, ``covariances`` as full
@@ -628,15 +641,20 @@ class DPGaussianMixture(ParamsMixin):
         Parameters
         ----------
         n_draws : int, default 1000
+        random_state : None, int or numpy.random.Generator
         random_seed : None, int or numpy.random.Generator
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         xarray.DataTree
         """
+        seed = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
         check_fitted(self)
         n_draws = check_int(n_draws, "n_draws", minimum=1)
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(seed, _seed_name(random_seed))
         import xarray as xr
 
         training = self._training_data(n_draws, "to_datatree")
@@ -750,7 +768,9 @@ class DPGaussianMixture(ParamsMixin):
             "n_occupied": n_occupied,
         }
 
-    def n_occupied_distribution(self, n_draws: int = 1000, random_seed: Any = 0) -> Any:
+    def n_occupied_distribution(
+        self, n_draws: int = 1000, random_state: Any = 0, *, random_seed: Any = _UNSET
+    ) -> Any:
         """Posterior distribution of the number of occupied components.
 
         For each of ``n_draws`` draws of the parameters from q, the allocations
@@ -761,16 +781,21 @@ class DPGaussianMixture(ParamsMixin):
         Parameters
         ----------
         n_draws : int, default 1000
-        random_seed : None, int or numpy.random.Generator, default 0
+        random_state : None, int or numpy.random.Generator, default 0
+        random_seed : None, int or numpy.random.Generator
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         pandas.Series
             Probability of every observed count, indexed by the count.
         """
+        seed = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed", default=0
+        )
         check_fitted(self)
         n_draws = check_int(n_draws, "n_draws", minimum=1)
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(seed, _seed_name(random_seed))
         import pandas as pd
 
         training = self._training_data(n_draws, "n_occupied_distribution")
@@ -915,3 +940,8 @@ def _check_concentration(value: Any) -> _cavi.Concentration:
     raise TypeError(
         message("concentration", "None, a positive number or a (shape, rate) pair", value)
     )
+
+
+def _seed_name(random_seed: Any) -> str:
+    """Name the seed argument as the caller spelled it, for error messages."""
+    return "random_state" if random_seed is _UNSET else "random_seed"

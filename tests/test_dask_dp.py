@@ -166,9 +166,9 @@ def test_random_start_on_dask(client, data):
 def test_pointwise_results_compute_the_dask_data(fits, data, monkeypatch):
     memory, chunked = fits["diag"]
     assert chunked._X_train is not data and isinstance(chunked._X_train, da.Array)
-    tree = chunked.to_datatree(n_draws=20, random_seed=0)
+    tree = chunked.to_datatree(n_draws=20, random_state=0)
     np.testing.assert_array_equal(tree["observed_data"]["obs"].values, data)
-    reference = memory.to_datatree(n_draws=20, random_seed=0)
+    reference = memory.to_datatree(n_draws=20, random_state=0)
     # same seed and (to rounding) the same q: the same draws and log-likelihoods
     np.testing.assert_allclose(
         tree["log_likelihood"]["obs"].values,

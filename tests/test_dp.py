@@ -190,7 +190,7 @@ def test_predictive_integrates_to_one_in_2d(small_data, covariance_type):
 def test_predictive_is_the_mean_over_q_of_the_gaussian_mixture(fitted_full, small_data):
     X, _ = small_data
     model = fitted_full
-    tree = model.to_datatree(n_draws=2000, random_seed=3)
+    tree = model.to_datatree(n_draws=2000, random_state=3)
     post = tree["posterior"]
     w = post["weights"].values[0]
     mu = post["means"].values[0]
@@ -217,7 +217,7 @@ def test_predictive_is_the_mean_over_q_of_the_gaussian_mixture(fitted_full, smal
 def test_log_q_and_log_prior_of_draws_match_scipy(small_data, covariance_type):
     X, _ = small_data
     model = DPGaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
-    tree = model.to_datatree(n_draws=5, random_seed=1)
+    tree = model.to_datatree(n_draws=5, random_state=1)
     post = tree["posterior"]
     state, prior = model._posterior.state, model._posterior.prior
     comps = state.components
@@ -269,7 +269,7 @@ def test_datatree_layout_and_loo_approximate_posterior(fitted_full, small_data):
     from arviz_stats import loo_approximate_posterior
 
     X, _ = small_data
-    tree = fitted_full.to_datatree(n_draws=200, random_seed=0)
+    tree = fitted_full.to_datatree(n_draws=200, random_state=0)
     post = tree["posterior"]
     assert post["weights"].dims == ("chain", "draw", "component")
     assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
@@ -286,7 +286,7 @@ def test_datatree_layout_and_loo_approximate_posterior(fitted_full, small_data):
 
 
 def test_n_occupied_distribution(fitted_full):
-    dist = fitted_full.n_occupied_distribution(n_draws=100, random_seed=0)
+    dist = fitted_full.n_occupied_distribution(n_draws=100, random_state=0)
     assert dist.sum() == pytest.approx(1.0)
     assert dist.index.min() >= 1
     assert int(dist.idxmax()) == 3
@@ -300,7 +300,7 @@ def test_membership_and_predict_proba(fitted_full, small_data):
     assert proba.shape == (X.shape[0], 8)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
-    draws = model.membership_draws(X[:20], max_draws=30, random_seed=0)
+    draws = model.membership_draws(X[:20], max_draws=30, random_state=0)
     assert draws.shape == (30, 20, 8)
     np.testing.assert_allclose(draws.sum(axis=2), 1.0, rtol=1e-12)
     ds = model.predict_proba(X[:20], ci_prob=0.9)
@@ -331,13 +331,33 @@ def test_highest_density_interval_holds_its_mass_and_the_median(fitted_full, sma
     lower, median, upper = (ds[v].values for v in ("lower", "median", "upper"))
     assert np.all(lower <= median) and np.all(median <= upper)
     # the draws behind the Dataset: 200 from q with seed 0
-    draws = fitted_full.membership_draws(X[:20], random_seed=0)
+    draws = fitted_full.membership_draws(X[:20], random_state=0)
     inside = ((draws >= lower) & (draws <= upper)).mean(axis=0)
     assert np.all(inside >= 0.8)
     with pytest.raises(ValueError, match="^ci_prob: expected a probability above 0.5"):
         fitted_full.predict_proba(X[:20], ci_prob=0.4, ci_kind="hdi")
     with pytest.raises(ValueError, match="^ci_kind: expected"):
         fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="quantile")
+
+
+def test_random_seed_is_a_deprecated_alias_of_random_state(fitted_full, small_data):
+    X, _ = small_data
+    calls = {
+        "membership_draws": lambda **kw: fitted_full.membership_draws(X[:10], max_draws=5, **kw),
+        "n_occupied_distribution": lambda **kw: fitted_full.n_occupied_distribution(20, **kw),
+        "to_datatree": lambda **kw: fitted_full.to_datatree(n_draws=5, **kw)["posterior"],
+    }
+    for name, call in calls.items():
+        with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+            old = call(random_seed=7)
+        new = call(random_state=7)
+        assert old.identical(new) if name == "to_datatree" else np.array_equal(old, new), name
+        with pytest.raises(TypeError, match="^random_seed: expected"), pytest.warns(FutureWarning):
+            call(random_seed="a")
+        with pytest.raises(TypeError, match="^random_state: expected"):
+            call(random_state="a")
+        with pytest.raises(TypeError, match="pass only random_state"):
+            call(random_state=1, random_seed=1)
 
 
 def _same(a, b):
@@ -414,7 +434,7 @@ def test_dataframe_feature_names(small_data):
     frame = pd.DataFrame(X, columns=["a", "b"])
     model = DPGaussianMixture(4, random_state=0).fit(frame)
     assert list(model.feature_names_in_) == ["a", "b"]
-    tree = model.to_datatree(n_draws=3, random_seed=0)
+    tree = model.to_datatree(n_draws=3, random_state=0)
     assert list(tree["posterior"]["feature"].values) == ["a", "b"]
 
 
@@ -497,7 +517,7 @@ def test_advi_gives_the_same_result_layout(small_data):
     assert np.all(np.isfinite(model.score_samples(X)))
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-10)
     assert model.elbo_trace_.size == 2000
-    tree = model.to_datatree(n_draws=50, random_seed=0)
+    tree = model.to_datatree(n_draws=50, random_state=0)
     ss = tree["sample_stats"]
     assert np.all(np.isfinite(ss["log_p"].values)) and np.all(np.isfinite(ss["log_q"].values))
     result = loo_approximate_posterior(tree, ss["log_p"], ss["log_q"])
