@@ -628,7 +628,8 @@ class DPGaussianMixture(ParamsMixin):
         component parameters), ``log_q`` (log variational density of the same
         draw, same parametrisation) and ``n_occupied`` (the number of components
         holding at least one training point when the allocations are drawn
-        from ``p(z_i | x_i, theta_s)``). So::
+        from ``p(z_i | x_i, theta_s)``). The root and the ``posterior`` group
+        carry the attribute ``inference_method``, ``"cavi"`` or ``"advi"``. So::
 
             from arviz_stats import loo_approximate_posterior
             tree = model.to_datatree()
@@ -673,6 +674,7 @@ class DPGaussianMixture(ParamsMixin):
             "feature_bis": features,
             "obs_id": np.arange(n),
         }
+        attrs = {"inference_method": self._posterior.method}
         posterior = xr.Dataset(
             {
                 "weights": (("chain", "draw", "component"), out["weights"][None]),
@@ -684,7 +686,7 @@ class DPGaussianMixture(ParamsMixin):
                 "concentration": (("chain", "draw"), out["alpha"][None]),
             },
             coords={k: coords[k] for k in ("chain", "draw", "component", "feature", "feature_bis")},
-            attrs={"inference": "variational (CAVI)" if self.method == "cavi" else "ADVI"},
+            attrs=attrs,
         )
         sample_coords = {k: coords[k] for k in ("chain", "draw")}
         log_likelihood = xr.Dataset(
@@ -705,6 +707,7 @@ class DPGaussianMixture(ParamsMixin):
         )
         return xr.DataTree.from_dict(
             {
+                "/": xr.Dataset(attrs=attrs),
                 "posterior": posterior,
                 "log_likelihood": log_likelihood,
                 "sample_stats": sample_stats,

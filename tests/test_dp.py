@@ -360,6 +360,12 @@ def test_random_seed_is_a_deprecated_alias_of_random_state(fitted_full, small_da
             call(random_state=1, random_seed=1)
 
 
+def test_datatree_names_the_inference_method(fitted_full):
+    tree = fitted_full.to_datatree(n_draws=3, random_state=0)
+    assert tree.attrs["inference_method"] == "cavi"
+    assert tree["posterior"].attrs["inference_method"] == "cavi"
+
+
 def _same(a, b):
     """Field-by-field equality of (nested) frozen dataclasses holding arrays and scalars."""
     if dataclasses.is_dataclass(a):
