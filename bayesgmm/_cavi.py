@@ -710,8 +710,8 @@ def predictive_sample(
     dof, scale = _student_t_params(post)
     z = rng.standard_normal((n, d))
     if kind in _WISHART_TYPES:
-        chol = np.linalg.cholesky(scale)
-        chol = chol[labels] if kind == "full" else np.broadcast_to(chol, (n, d, d))
+        # one scale matrix per component for tied too: it depends on beta_k
+        chol = np.linalg.cholesky(scale)[labels]
         z = np.einsum("nij,nj->ni", chol, z)
         g = rng.chisquare(dof[labels])[:, None]
     elif kind == "diag":

@@ -405,6 +405,19 @@ def test_sample_from_predictive(fitted_full, small_data):
     assert fitted_full.score(a) > fitted_full.score(X) - 0.5
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_from_predictive_every_covariance_type(small_data, covariance_type):
+    X, _ = small_data
+    model = DPGaussianMixture(6, covariance_type=covariance_type, random_state=0).fit(X)
+    a, la = model.sample(400, random_state=4)
+    b, lb = model.sample(400, random_state=4)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert a.shape == (400, 2) and np.all(np.diff(la) >= 0)
+    # samples land where the training data are
+    assert model.score(a) > model.score(X) - 0.5
+
+
 def test_reproducible_with_fixed_random_state(small_data):
     X, _ = small_data
     a = DPGaussianMixture(8, random_state=11).fit(X)
