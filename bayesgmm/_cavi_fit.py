@@ -56,6 +56,7 @@ from bayesgmm._gaussian import (
 __all__ = [
     "CAVIPosterior",
     "CAVIRun",
+    "CAVISettings",
     "ChunkedRows",
     "InMemoryRows",
     "RowSource",
@@ -418,20 +419,33 @@ class ChunkedRows:
 
 
 # ---------------------------------------------------------------- the driver
+@dataclass(frozen=True)
+class CAVISettings:
+    """How :func:`run_cavi` runs.
+
+    ``truncation`` is the number of components T; ``n_init`` the restarts;
+    ``max_iter`` the most iterations per restart; a restart stops when the ELBO
+    per row rises by less than ``tol`` in an iteration that accepted no merge;
+    ``merge`` switches the merge moves on; ``init`` ("kmeans" or "random")
+    picks the starting responsibilities.
+    """
+
+    truncation: int
+    n_init: int
+    max_iter: int
+    tol: float
+    merge: bool
+    init: str
+
+
 def run_cavi(
     rows: RowSource,
     prior: _cavi.ComponentPrior,
     concentration: _cavi.Concentration,
-    *,
-    truncation: int,
-    n_init: int,
-    max_iter: int,
-    tol: float,
-    merge: bool,
-    init: str,
+    settings: CAVISettings,
     rng: np.random.Generator,
 ) -> CAVIRun:
-    """Run CAVI from ``n_init`` initialisations and keep the highest ELBO.
+    """Run CAVI from ``settings.n_init`` initialisations and keep the highest ELBO.
 
     Parameters
     ----------
@@ -440,19 +454,7 @@ def run_cavi(
     prior : ComponentPrior
     concentration : Concentration
         Prior of alpha (and the starting q(alpha)).
-    truncation : int
-        Number of components T.
-    n_init : int
-        Restarts.
-    max_iter : int
-        Most iterations per restart.
-    tol : float
-        Stop when the ELBO per row rises by less than ``tol`` in an iteration
-        that accepted no merge.
-    merge : bool
-        Whether to try merge moves.
-    init : {"kmeans", "random"}
-        Starting responsibilities.
+    settings : CAVISettings
     rng : numpy.random.Generator
         Consumed by the initialisations, one after the other.
 
@@ -474,18 +476,8 @@ def run_cavi(
         limits = threadpool_limits(limits=1, user_api="blas")
     best: CAVIRun | None = None
     with limits:
-        for _ in range(n_init):
-            run = _run_once(
-                rows,
-                prior,
-                concentration,
-                truncation=truncation,
-                max_iter=max_iter,
-                tol=tol,
-                merge=merge,
-                init=init,
-                rng=rng,
-            )
+        for _ in range(settings.n_init):
+            run = _run_once(rows, prior, concentration, settings, rng)
             if best is None or run.elbo > best.elbo:
                 best = run
     assert best is not None
@@ -496,18 +488,13 @@ def _run_once(
     rows: RowSource,
     prior: _cavi.ComponentPrior,
     conc: _cavi.Concentration,
-    *,
-    truncation: int,
-    max_iter: int,
-    tol: float,
-    merge: bool,
-    init: str,
+    settings: CAVISettings,
     rng: np.random.Generator,
 ) -> CAVIRun:
     """One CAVI run from one initialisation."""
-    t = truncation
+    t, tol, merge = settings.truncation, settings.tol, settings.merge
     n = rows.n_samples
-    stats = rows.initial_statistics(init, rng)
+    stats = rows.initial_statistics(settings.init, rng)
     state, _, _ = _cavi.fit_globals(stats, 0.0, prior, conc)
     trace: list[float] = []
     converged = False
@@ -518,7 +505,7 @@ def _run_once(
     eta = 1.0
     previous: SufficientStatistics | None = None
     fallback: _cavi.GlobalState | None = None
-    for n_iter in range(1, max_iter + 1):  # noqa: B007
+    for n_iter in range(1, settings.max_iter + 1):  # noqa: B007
         # a chunked pass also sums the responsibility overlaps when a merge is due
         due = merge and t > 1 and n_iter >= next_merge
         stats = rows.e_step(state, overlap=due)

@@ -354,18 +354,15 @@ class DPGaussianMixture(ParamsMixin):
                 progressbar=self.progressbar,
             )
         else:
-            run = _cavi_fit.run_cavi(
-                rows,
-                prior,
-                conc,
+            settings = _cavi_fit.CAVISettings(
                 truncation=t,
                 n_init=options["n_init"],
                 max_iter=options["max_iter"],
                 tol=options["tol"],
                 merge=options["merge"],
                 init=options["init_params"],
-                rng=options["rng"],
             )
+            run = _cavi_fit.run_cavi(rows, prior, conc, settings, options["rng"])
         self._set_fitted(
             run.posterior,
             center,
