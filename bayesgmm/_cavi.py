@@ -13,7 +13,9 @@ with the mean-field family q(alpha) q(v) q(mu, Lambda) q(z), every factor in
 the conjugate family. "dof" and "scale" mean the Wishart degrees of freedom
 ``nu`` and the *inverse* scale matrix ``W^{-1}`` for ``full`` and ``tied``, and
 the Gamma shape ``a`` and rate ``b`` of the precisions for ``diag`` and
-``spherical``.
+``spherical``. The module also holds the data-dependent default prior
+(:func:`data_prior`) and draws of every parameter with their log densities
+(:class:`ParameterDraws`), which both inference methods of the estimator share.
 
 References
 ----------
@@ -21,6 +23,9 @@ Blei, D. M. and Jordan, M. I. (2006). Variational inference for Dirichlet proces
 mixtures. Bayesian Analysis 1(1), 121-143. doi:10.1214/06-BA104
 Bishop, C. M. (2006). Pattern Recognition and Machine Learning, section 10.2
 (Normal-Wishart updates, eqs. 10.60-10.63; predictive Student-t, eq. 10.81).
+Fraley, C. and Raftery, A. E. (2007). Bayesian regularization for normal mixture
+estimation and model-based clustering. Journal of Classification 24, 155-181.
+doi:10.1007/s00357-007-0004-5
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 The closed-form updates are in :mod:`bayesgmm._cavi`; this module runs them:
 restarts (:func:`run_cavi`), the iteration with its merge moves and adaptive
-over-relaxation, and the two sources of rows an E-step reads.
+over-relaxation, and the two sources of rows an E-step reads. A fit leaves a
+:class:`CAVIPosterior`, the object the estimator asks for summaries, the
+predictive density, draws and its saved state.
 
 Row sources
     :class:`InMemoryRows` holds the centred data and the (n, T) responsibilities
