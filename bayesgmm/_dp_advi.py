@@ -222,18 +222,31 @@ def build_model(
         else:
             log_w = pt.zeros(1)
         if wishart:
-            # one Bartlett factor per component (full) or one for all (tied)
+            # one Bartlett factor per component (full) or one for all (tied); static
+            # shapes next to the dims keep the graph pm.fit compiles free of symbolic sizes
             mats: tuple[str, ...] = ("component",) if kind == "full" else ()
             n_mats = t if kind == "full" else 1
+            mat_shape = (t,) if kind == "full" else ()
             chol_w0 = np.linalg.cholesky(np.linalg.inv(prior.scale))
             sq = pm.ChiSquared(
-                "bartlett_diagonal", nu=prior.dof - np.arange(d), dims=(*mats, "feature")
-            ).reshape((n_mats, d))
+                "bartlett_diagonal",
+                nu=prior.dof - np.arange(d),
+                shape=mat_shape + (d,),
+                dims=(*mats, "feature"),
+            )
             a = pt.zeros((n_mats, d, d))
-            a = pt.set_subtensor(a[:, np.arange(d), np.arange(d)], pt.sqrt(sq))
+            sq_mats = sq if kind == "full" else sq.reshape((1, d))
+            a = pt.set_subtensor(a[:, np.arange(d), np.arange(d)], pt.sqrt(sq_mats))
             if rows.size:
-                off = pm.Normal("bartlett_lower", 0.0, 1.0, dims=(*mats, "feature_pair"))
-                a = pt.set_subtensor(a[:, rows, cols], off.reshape((n_mats, rows.size)))
+                off = pm.Normal(
+                    "bartlett_lower",
+                    0.0,
+                    1.0,
+                    shape=mat_shape + (rows.size,),
+                    dims=(*mats, "feature_pair"),
+                )
+                off_mats = off if kind == "full" else off.reshape((1, rows.size))
+                a = pt.set_subtensor(a[:, rows, cols], off_mats)
             chol = (chol_w0[None, :, :, None] * a[:, None, :, :]).sum(axis=2)  # P = L0 A
             chol_k = pt.broadcast_to(chol, (t, d, d))
             means = pm.Flat("means", dims=("component", "feature"))
@@ -261,6 +274,7 @@ def build_model(
                 "precision",
                 alpha=prior.dof,
                 beta=rate,
+                shape=(t, d) if per_feature else (t,),
                 dims=("component", "feature") if per_feature else "component",
             )
             lam_f = lam if per_feature else lam[:, None] * pt.ones((1, d))
@@ -346,7 +360,7 @@ def fit(
     mu = np.asarray(group.mean.eval(), dtype=float)
     std = np.asarray(group.std.eval(), dtype=float)
     outputs = [model["log_weights"], model["means"], model["precision_cholesky"]]
-    outs = model.replace_rvs_by_values([*outputs, model["log_likelihood"].sum()])
+    outs = model.replace_rvs_by_values([*outputs, model["loglik"]])
     fn = model.compile_fn(
         [*outs, model.logp(jacobian=True)], inputs=model.value_vars, point_fn=False
     )
