@@ -537,6 +537,8 @@ def test_advi_gives_the_same_result_layout(small_data):
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-10)
     assert model.elbo_trace_.size == 2000
     tree = model.to_datatree(n_draws=50, random_state=0)
+    assert tree.attrs["inference_method"] == "advi"
+    assert {f.name for f in dataclasses.fields(model._posterior)} == {"prior", "pool"}
     ss = tree["sample_stats"]
     assert np.all(np.isfinite(ss["log_p"].values)) and np.all(np.isfinite(ss["log_q"].values))
     result = loo_approximate_posterior(tree, ss["log_p"], ss["log_q"])
