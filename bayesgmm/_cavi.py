@@ -13,7 +13,9 @@ with the mean-field family q(alpha) q(v) q(mu, Lambda) q(z), every factor in
 the conjugate family. "dof" and "scale" mean the Wishart degrees of freedom
 ``nu`` and the *inverse* scale matrix ``W^{-1}`` for ``full`` and ``tied``, and
 the Gamma shape ``a`` and rate ``b`` of the precisions for ``diag`` and
-``spherical``.
+``spherical``. The module also holds the data-dependent default prior
+(:func:`data_prior`) and draws of every parameter with their log densities
+(:class:`ParameterDraws`), which both inference methods of the estimator share.
 
 References
 ----------
@@ -21,33 +23,43 @@ Blei, D. M. and Jordan, M. I. (2006). Variational inference for Dirichlet proces
 mixtures. Bayesian Analysis 1(1), 121-143. doi:10.1214/06-BA104
 Bishop, C. M. (2006). Pattern Recognition and Machine Learning, section 10.2
 (Normal-Wishart updates, eqs. 10.60-10.63; predictive Student-t, eq. 10.81).
+Fraley, C. and Raftery, A. E. (2007). Bayesian regularization for normal mixture
+estimation and model-based clustering. Journal of Classification 24, 155-181.
+doi:10.1007/s00357-007-0004-5
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, multigammaln, xlogy
 
 from bayesgmm._gaussian import SufficientStatistics, natural_parameters
+from bayesgmm._validation import check_float, message
 
 __all__ = [
     "ComponentPosterior",
     "ComponentPrior",
     "Concentration",
     "GlobalState",
+    "ParameterDraws",
+    "data_prior",
     "data_term",
     "draw_components",
+    "draw_parameters",
     "draw_sticks",
     "elbo_fixed_responsibilities",
+    "elbo_from_normalizer",
     "expected_log_gaussian",
     "expected_log_weights",
     "expected_weights",
     "fit_globals",
     "kl_components",
     "merge_entropy_change",
+    "merge_statistics",
     "posterior_covariances",
     "predictive_log_density",
     "predictive_sample",
@@ -146,6 +158,94 @@ class GlobalState:
     def n_components(self) -> int:
         """Truncation level T."""
         return int(self.components.beta.shape[0])
+
+
+# ------------------------------------------------------------------------ prior
+def data_prior(
+    data_cov: np.ndarray,
+    center: np.ndarray,
+    kind: str,
+    priors: dict[str, Any] | None,
+    truncation: int,
+) -> ComponentPrior:
+    """Build the component prior from the data and the user's ``priors``, in the centred frame.
+
+    ``data_cov`` is the biased (d, d) covariance of the data and ``center`` its
+    mean; ``priors`` holds keys among ``"mean"``, ``"mean_precision"``,
+    ``"degrees_of_freedom"`` and ``"covariance"`` in the data's units (see
+    :class:`bayesgmm.DPGaussianMixture`). The defaults are the data-dependent
+    priors of Fraley and Raftery (2007), doi:10.1007/s00357-007-0004-5. A bad key
+    or value raises a ValueError or TypeError that names it.
+    """
+    priors = dict(priors or {})
+    unknown = set(priors) - {"mean", "mean_precision", "degrees_of_freedom", "covariance"}
+    if unknown:
+        raise ValueError(
+            message(
+                "priors",
+                "keys among 'mean', 'mean_precision', 'degrees_of_freedom', 'covariance'",
+                sorted(unknown),
+            )
+        )
+    d = center.shape[0]
+    mean = np.zeros(d)  # the data mean, in the frame centred on it
+    if "mean" in priors:
+        mean = np.asarray(priors["mean"], dtype=float).reshape(-1)
+        if mean.shape != (d,) or not np.isfinite(mean).all():
+            raise ValueError(
+                message("priors['mean']", f"{d} finite numbers", np.asarray(priors["mean"]))
+            )
+        mean = mean - center
+    beta0 = check_float(
+        priors.get("mean_precision", 0.01),
+        "priors['mean_precision']",
+        minimum=0.0,
+        include_minimum=False,
+    )
+    wishart = kind in ("full", "tied")
+    nu_default = d + 2.0 if wishart else 4.0
+    nu0 = check_float(
+        priors.get("degrees_of_freedom", nu_default),
+        "priors['degrees_of_freedom']",
+        minimum=(d + 1.0) if wishart else 2.0,
+        include_minimum=False,
+    )
+    # Fraley and Raftery (2007): the data covariance shared out among the
+    # components, cov(X) / T^(2/d), as the prior guess of a component covariance
+    cov = data_cov / truncation ** (2.0 / d)
+    scale_floor = 1e-6 * max(float(np.trace(cov)) / d, 1e-300)
+    if "covariance" in priors:
+        given = np.asarray(priors["covariance"], dtype=float)
+        expected_shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[kind]
+        if given.shape != expected_shape or not np.isfinite(given).all():
+            raise ValueError(
+                message(
+                    "priors['covariance']",
+                    f"an array of shape {expected_shape} for covariance_type={kind!r}",
+                    given,
+                )
+            )
+        if wishart:
+            if not np.allclose(given, given.T) or np.any(np.linalg.eigvalsh(given) <= 0):
+                raise ValueError(
+                    message("priors['covariance']", "a symmetric positive definite matrix", given)
+                )
+        elif np.any(given <= 0):
+            raise ValueError(message("priors['covariance']", "positive values", given))
+        prior_cov = given
+    elif wishart:
+        prior_cov = cov + scale_floor * np.eye(d)
+    elif kind == "diag":
+        prior_cov = np.diag(cov) + scale_floor
+    else:
+        prior_cov = np.asarray(np.trace(cov) / d + scale_floor)
+    if wishart:
+        scale = (nu0 - d - 1.0) * prior_cov
+        dof = nu0
+    else:
+        dof = nu0 / 2.0
+        scale = (dof - 1.0) * prior_cov
+    return ComponentPrior(kind, mean, beta0, dof, np.asarray(scale, dtype=float))
 
 
 # --------------------------------------------------------------- small densities
@@ -615,8 +715,8 @@ def predictive_sample(
     dof, scale = _student_t_params(post)
     z = rng.standard_normal((n, d))
     if kind in _WISHART_TYPES:
-        chol = np.linalg.cholesky(scale)
-        chol = chol[labels] if kind == "full" else np.broadcast_to(chol, (n, d, d))
+        # one scale matrix per component for tied too: it depends on beta_k
+        chol = np.linalg.cholesky(scale)[labels]
         z = np.einsum("nij,nj->ni", chol, z)
         g = rng.chisquare(dof[labels])[:, None]
     elif kind == "diag":
@@ -803,8 +903,85 @@ def draw_components(
     return means, np.sqrt(lam), log_q, log_p
 
 
-def draw_natural_parameters(
-    means: np.ndarray, prec_chol: np.ndarray, covariance_type: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Natural parameters of one draw (thin wrapper kept for symmetry with the E-step)."""
-    return natural_parameters(means, prec_chol, covariance_type)
+@dataclass(frozen=True)
+class ParameterDraws:
+    """Draws of every parameter of the model, in the centred frame, with their log densities.
+
+    ``log_weights`` (S, T); ``alpha`` (S,); ``means`` (S, T, d); ``prec_chol`` the
+    Cholesky factors ``P`` of the precisions (``Lambda = P P'``) in the covariance
+    type's layout with a leading draw axis; ``log_q`` the log density of each draw
+    under the approximation and ``log_prior`` its log prior density, both in the
+    same parametrisation, so that ``log_prior + log-likelihood - log_q`` are the
+    importance ratios of the approximation.
+    """
+
+    covariance_type: str
+    log_weights: np.ndarray
+    alpha: np.ndarray
+    means: np.ndarray
+    prec_chol: np.ndarray
+    log_q: np.ndarray
+    log_prior: np.ndarray
+
+    @staticmethod
+    def array_names() -> tuple[str, ...]:
+        """Name the fields that hold one row per draw."""
+        return ("log_weights", "alpha", "means", "prec_chol", "log_q", "log_prior")
+
+    @property
+    def size(self) -> int:
+        """Number of draws S."""
+        return int(self.alpha.shape[0])
+
+    def take(self, which: np.ndarray) -> ParameterDraws:
+        """Return the draws ``which`` (indices, repeats allowed)."""
+        return replace(self, **{name: getattr(self, name)[which] for name in self.array_names()})
+
+    def log_joint(self, features: np.ndarray, s: int) -> np.ndarray:
+        """``log pi_k + log N(x_i | mu_k, Sigma_k)`` of draw ``s``, shape (n, T).
+
+        ``features`` is :func:`bayesgmm._gaussian.feature_map` of the centred rows.
+        """
+        eta, const = natural_parameters(self.means[s], self.prec_chol[s], self.covariance_type)
+        result: np.ndarray = features @ eta + (const + self.log_weights[s])
+        return result
+
+    def covariances(self) -> np.ndarray:
+        """``(P P')^{-1}`` of every draw, in the covariance type's layout."""
+        if self.covariance_type in _WISHART_TYPES:
+            inv = np.linalg.inv(self.prec_chol)  # P^{-1}; Sigma = P^{-T} P^{-1}
+            result: np.ndarray = np.swapaxes(inv, -1, -2) @ inv
+            return result
+        return 1.0 / self.prec_chol**2
+
+    def full_covariances(self) -> np.ndarray:
+        """``(P P')^{-1}`` of every draw and component as full matrices, (S, T, d, d)."""
+        kind = self.covariance_type
+        n_draws, t, d = self.means.shape
+        cov = self.covariances()
+        if kind in _WISHART_TYPES:
+            if kind == "tied":
+                cov = np.broadcast_to(cov[:, None], (n_draws, t, d, d))
+            return np.ascontiguousarray(cov)
+        if kind == "spherical":
+            cov = np.broadcast_to(cov[..., None], (n_draws, t, d))
+        return cov[..., None] * np.eye(d)
+
+
+def draw_parameters(
+    state: GlobalState, prior: ComponentPrior, n_draws: int, rng: np.random.Generator
+) -> ParameterDraws:
+    """Draw every parameter from q (:func:`draw_sticks`, then :func:`draw_components`)."""
+    log_w, alpha, log_q_v, log_p_v = draw_sticks(
+        state.stick_a, state.stick_b, state.concentration, n_draws, rng
+    )
+    means, chol, log_q_c, log_p_c = draw_components(state.components, prior, n_draws, rng)
+    return ParameterDraws(
+        state.components.covariance_type,
+        log_w,
+        alpha,
+        means,
+        chol,
+        log_q_v + log_q_c,
+        log_p_v + log_p_c,
+    )

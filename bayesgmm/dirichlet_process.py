@@ -14,26 +14,16 @@ q(alpha) q(v) q(mu, Lambda) q(z). The E-step is the shared Gaussian kernel of
 :mod:`bayesgmm._gaussian` with *expected* natural parameters; the updates of
 the global factors are in :mod:`bayesgmm._cavi`.
 
-Dirichlet-process posteriors over the number of clusters are not consistent:
-even when the data come from a finite mixture, the posterior of the number of
-clusters does not concentrate at the true number as n grows (Miller and
-Harrison 2013). Read ``effective_n_components_`` and
-:meth:`DPGaussianMixture.n_occupied_distribution` as a description of this fit,
-and when the number itself is the question compare finite mixtures by
-leave-one-out predictive accuracy (:func:`bayesgmm.compare`,
-:func:`bayesgmm.select_n_components` with ``method="loo"``).
+The merge moves, the over-relaxation and the passes over Dask row blocks are in
+:mod:`bayesgmm._cavi_fit`; ``method="advi"`` fits the same model written in PyMC
+(:mod:`bayesgmm._dp_advi`). Each method leaves one posterior object
+(:class:`bayesgmm._cavi_fit.CAVIPosterior`, :class:`bayesgmm._dp_advi.ADVIPosterior`)
+that answers every question the estimator asks of it.
 
 References
 ----------
 Blei, D. M. and Jordan, M. I. (2006). Variational inference for Dirichlet process
 mixtures. Bayesian Analysis 1(1), 121-143. doi:10.1214/06-BA104
-Hughes, M. C. and Sudderth, E. B. (2013). Memoized online variational inference
-for Dirichlet process mixture models. NeurIPS 26, 1133-1141.
-https://papers.nips.cc/paper/2013/hash/39461a19e9eddfb385ea76b26521ea48-Abstract.html
-Kurihara, K., Welling, M. and Vlassis, N. (2007). Accelerated variational Dirichlet
-process mixtures. NeurIPS 19, 761-768.
-Salakhutdinov, R. and Roweis, S. (2003). Adaptive overrelaxed bound optimization
-methods. ICML 2003, 664-671.
 Miller, J. W. and Harrison, M. T. (2013). A simple example of Dirichlet process
 mixture inconsistency for the number of components. NeurIPS 26. arXiv:1301.2708
 Yao, Y., Vehtari, A., Simpson, D. and Gelman, A. (2018). Yes, but did it work?:
@@ -42,35 +32,20 @@ Evaluating variational inference. ICML, PMLR 80, 5581-5590. arXiv:1802.02538
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import numbers
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from scipy.special import logsumexp, xlogy
+from scipy.special import logsumexp
 
-from bayesgmm import _cavi
+from bayesgmm import _cavi, _cavi_fit, _dp_advi
 from bayesgmm._base import ParamsMixin
-from bayesgmm._chunks import (
-    check_dask_array,
-    column_means,
-    is_dask_array,
-    map_reduce,
-    map_rows,
-    sample_rows,
-)
-from bayesgmm._gaussian import (
-    COVARIANCE_TYPES,
-    SufficientStatistics,
-    e_step_statistics,
-    feature_map,
-    natural_parameters,
-    statistics_from_responsibilities,
-)
+from bayesgmm._chunks import check_dask_array, column_means, is_dask_array, map_rows
+from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
+from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._validation import (
+    _UNSET,
     check_array,
     check_fitted,
     check_float,
@@ -79,6 +54,7 @@ from bayesgmm._validation import (
     check_option,
     check_random_state,
     message,
+    renamed_argument,
 )
 from bayesgmm.params import GaussianMixtureParams
 
@@ -86,12 +62,8 @@ __all__ = ["DPGaussianMixture"]
 
 _INIT_OPTIONS = ("kmeans", "random")
 _METHODS = ("cavi", "advi")
-# Points used by the k-means initialisation (it is only a starting point).
-_INIT_SUBSAMPLE = 5000
 # Draws used when membership_draws is called with max_draws=None.
 _DEFAULT_MEMBERSHIP_DRAWS = 200
-# Extrapolated (overrelaxed) updates of the statistics, accepted only when they raise the ELBO.
-_OVERRELAX = True
 # Largest per-observation result (n_draws x n_samples doubles plus the data) that the
 # pointwise methods compute for a model fitted on a Dask array.
 _POINTWISE_MAX_BYTES = 2**30
@@ -347,71 +319,89 @@ class DPGaussianMixture(ParamsMixin):
         self
         """
         options = self._validated()
+        kind, t = options["covariance_type"], options["truncation"]
+        rows: _cavi_fit.RowSource
         if is_dask_array(X):
-            self._fit_dask(X, options)
-            return self
-        data, names = check_array(X, min_samples=2)
-        center = data.mean(axis=0)
-        centred = data - center
-        d = data.shape[1]
-        prior = _build_prior(
-            np.cov(centred, rowvar=False, bias=True).reshape(d, d),
-            center,
-            options["covariance_type"],
-            self.priors,
-            options["truncation"],
-        )
+            if options["method"] != "cavi":
+                raise ValueError(
+                    message(
+                        "method", "'cavi' for Dask input (ADVI needs the data in memory)", "advi"
+                    )
+                )
+            data = check_dask_array(X, min_samples=2)
+            names = None
+            center = column_means(data)
+            data_cov = _cavi_fit.chunked_covariance(data, center)
+            rows = _cavi_fit.ChunkedRows(data, center, kind, t)
+        else:
+            data, names = check_array(X, min_samples=2)
+            center = data.mean(axis=0)
+            centred = data - center
+            d = data.shape[1]
+            data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+            rows = _cavi_fit.InMemoryRows(centred, kind, t)
+        prior = _cavi.data_prior(data_cov, center, kind, self.priors, t)
         conc = options["concentration"]
+        run: _cavi_fit.CAVIRun | _dp_advi.ADVIFit
         if options["method"] == "advi":
-            result = _fit_advi(
+            run = _dp_advi.fit(
                 centred,
                 prior,
                 conc,
-                options["truncation"],
-                options["advi_iterations"],
-                options["rng"],
-                self.progressbar,
+                t,
+                n_iterations=options["advi_iterations"],
+                rng=options["rng"],
+                progressbar=self.progressbar,
             )
         else:
-            rows = _InMemoryRows(centred, options["covariance_type"], options["truncation"])
-            result = _best_cavi_run(rows, prior, conc, options)
-        self._set_fitted(result, prior, center, data, names)
-        return self
-
-    def _fit_dask(self, X: Any, options: dict[str, Any]) -> None:
-        """Fit on a Dask array chunked along rows (see the class notes, "Dask input")."""
-        if options["method"] != "cavi":
-            raise ValueError(
-                message("method", "'cavi' for Dask input (ADVI needs the data in memory)", "advi")
+            settings = _cavi_fit.CAVISettings(
+                truncation=t,
+                n_init=options["n_init"],
+                max_iter=options["max_iter"],
+                tol=options["tol"],
+                merge=options["merge"],
+                init=options["init_params"],
             )
-        data = check_dask_array(X, min_samples=2)
-        n, d = data.shape
-        center = column_means(data)
-        # one pass: sums and cross products of the centred rows, for the covariance
-        moments = map_reduce(_block_moments, data, shift=center)
-        residual = moments[0] / n
-        cov = moments[1:] / n - np.outer(residual, residual)
-        prior = _build_prior(
-            cov, center, options["covariance_type"], self.priors, options["truncation"]
+            run = _cavi_fit.run_cavi(rows, prior, conc, settings, options["rng"])
+        self._set_fitted(
+            run.posterior,
+            center,
+            data,
+            names,
+            elbo=run.elbo,
+            trace=run.trace,
+            converged=run.converged,
+            n_iter=run.n_iter,
+            n_merges=run.n_merges,
+            expected_counts=run.expected_counts,
         )
-        rows = _ChunkedRows(data, center, options["covariance_type"], options["truncation"])
-        result = _best_cavi_run(rows, prior, options["concentration"], options)
-        self._set_fitted(result, prior, center, data, None)
+        return self
 
     def _set_fitted(
         self,
-        result: dict[str, Any],
-        prior: _cavi.ComponentPrior,
+        posterior: _Posterior,
         center: np.ndarray,
         data: Any,
         names: list[str] | None,
         n_samples: int | None = None,
+        *,
+        elbo: float,
+        trace: Any,
+        converged: bool,
+        n_iter: int,
+        n_merges: int,
+        expected_counts: Any,
     ) -> None:
-        # ``data``: the training data (a NumPy array, a reference to the Dask
-        # array, or None for a model loaded from a fit on Dask data)
-        self._state = result["state"]
-        self._kind = prior.covariance_type
-        self._prior = prior
+        """Compute the summaries, then set every fitted attribute in one block.
+
+        ``data`` is the training data: a NumPy array, a reference to the Dask
+        array, or None for a model loaded from a fit on Dask data.
+        """
+        weights, means, covariances, concentration = posterior.summary()
+        means = means + center
+        params = GaussianMixtureParams(weights, means, covariances, posterior.prior.covariance_type)
+        counts = np.asarray(expected_counts, dtype=float)
+        self._posterior = posterior
         self._center = center
         self._X_train = data
         self.n_features_in_ = int(center.shape[0])
@@ -420,34 +410,18 @@ class DPGaussianMixture(ParamsMixin):
             self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self.elbo_ = float(result["elbo"])
-        self.elbo_trace_ = np.asarray(result["trace"], dtype=float)
-        self.converged_ = bool(result["converged"])
-        self.n_iter_ = int(result["n_iter"])
-        self.n_merges_ = int(result["n_merges"])
-        self.expected_counts_ = np.asarray(result["nk"], dtype=float)
-        self._set_summaries()
-
-    def _set_summaries(self) -> None:
-        state = self._state
-        if isinstance(state, _DrawPool):
-            self.weights_ = np.exp(state.log_weights).mean(axis=0)
-            self.means_ = state.means.mean(axis=0) + self._center
-            self.covariances_ = state.mean_covariances(self._kind)
-            self.concentration_ = float(state.alpha.mean())
-            self.effective_n_components_ = int(np.sum(self.expected_counts_ >= 1.0))
-            self.params_ = GaussianMixtureParams(
-                self.weights_, self.means_, self.covariances_, self._kind
-            )
-            return
-        self.weights_ = _cavi.expected_weights(state.stick_a, state.stick_b)
-        self.means_ = state.components.mean + self._center
-        self.covariances_ = _cavi.posterior_covariances(state.components)
-        self.concentration_ = float(state.concentration.mean)
-        self.effective_n_components_ = int(np.sum(self.expected_counts_ >= 1.0))
-        self.params_ = GaussianMixtureParams(
-            self.weights_, self.means_, self.covariances_, state.components.covariance_type
-        )
+        self.elbo_ = float(elbo)
+        self.elbo_trace_ = np.asarray(trace, dtype=float)
+        self.converged_ = bool(converged)
+        self.n_iter_ = int(n_iter)
+        self.n_merges_ = int(n_merges)
+        self.expected_counts_ = counts
+        self.weights_ = weights
+        self.means_ = means
+        self.covariances_ = covariances
+        self.concentration_ = concentration
+        self.effective_n_components_ = int(np.sum(counts >= 1.0))
+        self.params_ = params
 
     # ------------------------------------------------------------- prediction
     def _check_X(self, X: Any) -> np.ndarray:
@@ -473,22 +447,11 @@ class DPGaussianMixture(ParamsMixin):
         return logsumexp(self._weighted_predictive(X), axis=1)
 
     def _membership(self, X: np.ndarray) -> np.ndarray:
-        weighted = self._weighted_predictive(X)
-        return np.exp(weighted - logsumexp(weighted, axis=1, keepdims=True))
+        return _normalised(self._weighted_predictive(X))
 
     def _weighted_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k N(x | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
-        if isinstance(self._state, _DrawPool):
-            pool = self._state
-            draws = pool.as_draws()
-            centred = X - self._center
-            total = np.full((X.shape[0], self.weights_.size), -np.inf)
-            for s in range(pool.size):
-                total = np.logaddexp(total, self._log_joint_components(centred, draws, s))
-            return total - np.log(pool.size)
-        log_t = _cavi.predictive_log_density(X - self._center, self._state.components)
-        with np.errstate(divide="ignore"):
-            return log_t + np.log(self.weights_)
+        return self._posterior.weighted_log_predictive(X - self._center)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Log posterior predictive density of every row.
@@ -513,54 +476,60 @@ class DPGaussianMixture(ParamsMixin):
         """Mean log posterior predictive density of the rows of ``X``."""
         return float(np.mean(self.score_samples(X)))
 
-    def predict_proba(self, X: Any, *, hdi_prob: float | None = None) -> Any:
-        """Membership probabilities of every row.
+    def predict_proba(
+        self,
+        X: Any,
+        *,
+        ci_prob: float | None = None,
+        ci_kind: str = "eti",
+        hdi_prob: Any = _UNSET,
+    ) -> Any:
+        """Membership probabilities of every row, optionally with credible intervals.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        hdi_prob : float, optional
+        ci_prob : float in (0, 1), optional
             ``None`` returns the (n, T) membership probabilities under the
             posterior predictive, ``E[pi_k] St_k(x) / sum_j E[pi_j] St_j(x)``. A
-            probability in (0, 1) returns an ``xarray.Dataset`` with variables
-            ``mean``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``):
-            the mean and the *equal-tailed* interval of ``p(z = k | x, theta)``
-            over :meth:`membership_draws` (200 draws from q, fixed seed 0).
+            probability returns an ``xarray.Dataset`` with variables ``mean``,
+            ``median``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``)
+            of ``p(z = k | x, theta)`` over :meth:`membership_draws` (200 draws
+            from q, fixed seed 0); the interval contains the median.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Equal-tailed or highest-density interval (``"hdi"`` needs
+            ``ci_prob > 0.5``).
+        hdi_prob : float, optional
+            Deprecated alias of ``ci_prob`` (it always gave an equal-tailed interval).
 
         Returns
         -------
         ndarray of shape (n_samples, T) or xarray.Dataset
-            A lazy Dask array when ``X`` is a Dask array and ``hdi_prob`` is None.
+            A lazy Dask array when ``X`` is a Dask array and ``ci_prob`` is None.
+            The Dataset's attrs hold ``ci_prob`` and ``ci_kind``.
         """
-        if is_dask_array(X) and hdi_prob is None:
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
+        if is_dask_array(X) and ci_prob is None:
             return self._lazy(X, "_membership", self.weights_.size)
         data = self._check_X(X)
-        if hdi_prob is not None:
-            prob = check_float(
-                hdi_prob,
-                "hdi_prob",
-                minimum=0.0,
-                maximum=1.0,
-                include_minimum=False,
-                include_maximum=False,
-            )
-            import xarray as xr
+        if ci_prob is None:
+            return self._membership(data)
+        import xarray as xr
 
-            draws = self.membership_draws(data, random_seed=0)
-            tail = (1.0 - prob) / 2.0
-            lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
-            dims = ("obs_id", "component")
-            coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
-            return xr.Dataset(
-                {
-                    "mean": (dims, draws.mean(axis=0)),
-                    "lower": (dims, lower),
-                    "upper": (dims, upper),
-                },
-                coords=coords,
-                attrs={"interval": "equal-tailed", "prob": prob},
-            )
-        return self._membership(data)
+        draws = self.membership_draws(data, random_state=0)
+        median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
+        dims = ("obs_id", "component")
+        coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
+        return xr.Dataset(
+            {
+                "mean": (dims, draws.mean(axis=0)),
+                "median": (dims, median),
+                "lower": (dims, lower),
+                "upper": (dims, upper),
+            },
+            coords=coords,
+            attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
+        )
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every row under the posterior predictive.
@@ -578,8 +547,9 @@ class DPGaussianMixture(ParamsMixin):
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.
 
-        A component is drawn with probability ``E_q[pi_k]``, then a point from
-        its Student-t predictive.
+        With CAVI a component is drawn with probability ``E_q[pi_k]``, then a
+        point from its Student-t predictive; with ADVI a stored draw of the
+        parameters, a component from its weights, then a Gaussian point.
 
         Parameters
         ----------
@@ -594,61 +564,17 @@ class DPGaussianMixture(ParamsMixin):
         check_fitted(self)
         n = check_int(n_samples, "n_samples", minimum=1)
         rng = check_random_state(random_state)
-        if isinstance(self._state, _DrawPool):
-            return self._sample_from_pool(n, rng)
-        weights = self.weights_ / self.weights_.sum()
-        labels = np.sort(rng.choice(weights.size, size=n, p=weights))
-        X = _cavi.predictive_sample(self._state.components, labels, rng) + self._center
-        return X, labels
-
-    def _sample_from_pool(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior predictive draws for ADVI: a stored draw of theta, a label, a Gaussian."""
-        pool = self._state
-        assert isinstance(pool, _DrawPool)
-        which = rng.integers(pool.size, size=n)
-        weights = np.exp(pool.log_weights[which])
-        u = rng.uniform(size=(n, 1)) * weights.sum(axis=1, keepdims=True)
-        labels = np.minimum((np.cumsum(weights, axis=1) < u).sum(axis=1), weights.shape[1] - 1)
-        cov = _full_covariances_from_cholesky(
-            pool.prec_chol, self._kind, weights.shape[1], self.n_features_in_
-        )
-        chol = np.linalg.cholesky(cov[which, labels])
-        z = rng.standard_normal((n, self.n_features_in_))
-        X = pool.means[which, labels] + np.einsum("nij,nj->ni", chol, z) + self._center
-        order = np.argsort(labels, kind="stable")
-        return X[order], labels[order]
+        X, labels = self._posterior.sample(n, rng)
+        return X + self._center, labels
 
     # ------------------------------------------------------ draws from q
-    def _draws(self, n_draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        state = self._state
-        if isinstance(state, _DrawPool):
-            replace = n_draws > state.size
-            return state.as_draws(rng.choice(state.size, size=n_draws, replace=replace))
-        log_w, alpha, log_q_v, log_p_v = _cavi.draw_sticks(
-            state.stick_a, state.stick_b, state.concentration, n_draws, rng
-        )
-        means, chol, log_q_c, log_p_c = _cavi.draw_components(
-            state.components, self._prior, n_draws, rng
-        )
-        return {
-            "log_weights": log_w,
-            "alpha": alpha,
-            "means": means,
-            "prec_chol": chol,
-            "log_q": log_q_v + log_q_c,
-            "log_prior": log_p_v + log_p_c,
-        }
-
-    def _log_joint_components(
-        self, X: np.ndarray, draws: dict[str, np.ndarray], s: int
-    ) -> np.ndarray:
-        """``log pi_k + log N(x_i | mu_k, Sigma_k)`` for draw ``s``, shape (n, T)."""
-        kind = self._kind
-        eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
-        return feature_map(X, kind) @ eta + (const + draws["log_weights"][s])
-
     def membership_draws(
-        self, X: Any, max_draws: int | None = None, random_seed: Any = None
+        self,
+        X: Any,
+        max_draws: int | None = None,
+        random_state: Any = None,
+        *,
+        random_seed: Any = _UNSET,
     ) -> np.ndarray:
         """``p(z_i = k | x_i, theta_s)`` for draws ``theta_s`` from the variational posterior.
 
@@ -660,28 +586,35 @@ class DPGaussianMixture(ParamsMixin):
         X : array-like of shape (n_samples, n_features)
         max_draws : int, optional
             Number of draws (default 200).
+        random_state : None, int or numpy.random.Generator
         random_seed : None, int or numpy.random.Generator
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         ndarray of shape (n_draws, n_samples, T)
             In memory: a Dask ``X`` is computed first.
         """
+        seed = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
         data = self._check_X(X) - self._center
         n_draws = (
             _DEFAULT_MEMBERSHIP_DRAWS
             if max_draws is None
             else check_int(max_draws, "max_draws", minimum=1)
         )
-        rng = check_random_state(random_seed, "random_seed")
-        draws = self._draws(n_draws, rng)
+        rng = check_random_state(seed, _seed_name(random_seed))
+        draws = self._posterior.draws(n_draws, rng)
+        features = feature_map(data, self._posterior.prior.covariance_type)
         out = np.empty((n_draws, data.shape[0], self.weights_.size))
         for s in range(n_draws):
-            joint = self._log_joint_components(data, draws, s)
-            out[s] = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+            out[s] = _normalised(draws.log_joint(features, s))
         return out
 
-    def to_datatree(self, n_draws: int = 1000, random_seed: Any = None) -> Any:
+    def to_datatree(
+        self, n_draws: int = 1000, random_state: Any = None, *, random_seed: Any = _UNSET
+    ) -> Any:
         """Draws from the variational posterior as an ArviZ DataTree.
 
         Groups: ``posterior`` (``weights``, ``means``, ``covariances`` as full
@@ -692,7 +625,8 @@ class DPGaussianMixture(ParamsMixin):
         component parameters), ``log_q`` (log variational density of the same
         draw, same parametrisation) and ``n_occupied`` (the number of components
         holding at least one training point when the allocations are drawn
-        from ``p(z_i | x_i, theta_s)``). So::
+        from ``p(z_i | x_i, theta_s)``). The root and the ``posterior`` group
+        carry the attribute ``inference_method``, ``"cavi"`` or ``"advi"``. So::
 
             from arviz_stats import loo_approximate_posterior
             tree = model.to_datatree()
@@ -705,15 +639,20 @@ class DPGaussianMixture(ParamsMixin):
         Parameters
         ----------
         n_draws : int, default 1000
+        random_state : None, int or numpy.random.Generator
         random_seed : None, int or numpy.random.Generator
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         xarray.DataTree
         """
+        seed = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed"
+        )
         check_fitted(self)
         n_draws = check_int(n_draws, "n_draws", minimum=1)
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(seed, _seed_name(random_seed))
         import xarray as xr
 
         training = self._training_data(n_draws, "to_datatree")
@@ -732,6 +671,7 @@ class DPGaussianMixture(ParamsMixin):
             "feature_bis": features,
             "obs_id": np.arange(n),
         }
+        attrs = {"inference_method": self._posterior.method}
         posterior = xr.Dataset(
             {
                 "weights": (("chain", "draw", "component"), out["weights"][None]),
@@ -743,7 +683,7 @@ class DPGaussianMixture(ParamsMixin):
                 "concentration": (("chain", "draw"), out["alpha"][None]),
             },
             coords={k: coords[k] for k in ("chain", "draw", "component", "feature", "feature_bis")},
-            attrs={"inference": "variational (CAVI)" if self.method == "cavi" else "ADVI"},
+            attrs=attrs,
         )
         sample_coords = {k: coords[k] for k in ("chain", "draw")}
         log_likelihood = xr.Dataset(
@@ -764,6 +704,7 @@ class DPGaussianMixture(ParamsMixin):
         )
         return xr.DataTree.from_dict(
             {
+                "/": xr.Dataset(attrs=attrs),
                 "posterior": posterior,
                 "log_likelihood": log_likelihood,
                 "sample_stats": sample_stats,
@@ -801,36 +742,35 @@ class DPGaussianMixture(ParamsMixin):
     def _tree_arrays(
         self, training: np.ndarray, n_draws: int, rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
-        draws = self._draws(n_draws, rng)
+        draws = self._posterior.draws(n_draws, rng)
         data = training - self._center
-        n, d = data.shape
+        n = data.shape[0]
         t = self.weights_.size
-        kind = self._kind
         loglik = np.empty((n_draws, n))
         n_occupied = np.empty(n_draws, dtype=np.int64)
-        features = feature_map(data, kind)
+        features = feature_map(data, draws.covariance_type)
         for s in range(n_draws):
-            eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
-            joint = features @ eta + (const + draws["log_weights"][s])
+            joint = draws.log_joint(features, s)
             total = logsumexp(joint, axis=1)
             loglik[s] = total
             cumulative = np.cumsum(np.exp(joint - total[:, None]), axis=1)
             u = rng.uniform(size=(n, 1)) * cumulative[:, -1:]
             labels = np.minimum((cumulative < u).sum(axis=1), t - 1)
             n_occupied[s] = np.unique(labels).size
-        covariances = _full_covariances_from_cholesky(draws["prec_chol"], kind, t, d)
         return {
-            "weights": np.exp(draws["log_weights"]),
-            "means": draws["means"] + self._center,
-            "covariances": covariances,
-            "alpha": draws["alpha"],
+            "weights": np.exp(draws.log_weights),
+            "means": draws.means + self._center,
+            "covariances": draws.full_covariances(),
+            "alpha": draws.alpha,
             "loglik": loglik,
-            "log_p": loglik.sum(axis=1) + draws["log_prior"],
-            "log_q": draws["log_q"],
+            "log_p": loglik.sum(axis=1) + draws.log_prior,
+            "log_q": draws.log_q,
             "n_occupied": n_occupied,
         }
 
-    def n_occupied_distribution(self, n_draws: int = 1000, random_seed: Any = 0) -> Any:
+    def n_occupied_distribution(
+        self, n_draws: int = 1000, random_state: Any = 0, *, random_seed: Any = _UNSET
+    ) -> Any:
         """Posterior distribution of the number of occupied components.
 
         For each of ``n_draws`` draws of the parameters from q, the allocations
@@ -841,16 +781,21 @@ class DPGaussianMixture(ParamsMixin):
         Parameters
         ----------
         n_draws : int, default 1000
-        random_seed : None, int or numpy.random.Generator, default 0
+        random_state : None, int or numpy.random.Generator, default 0
+        random_seed : None, int or numpy.random.Generator
+            Deprecated alias of ``random_state``.
 
         Returns
         -------
         pandas.Series
             Probability of every observed count, indexed by the count.
         """
+        seed = renamed_argument(
+            random_state, random_seed, new_name="random_state", old_name="random_seed", default=0
+        )
         check_fitted(self)
         n_draws = check_int(n_draws, "n_draws", minimum=1)
-        rng = check_random_state(random_seed, "random_seed")
+        rng = check_random_state(seed, _seed_name(random_seed))
         import pandas as pd
 
         training = self._training_data(n_draws, "n_occupied_distribution")
@@ -876,11 +821,11 @@ class DPGaussianMixture(ParamsMixin):
                     for k, v in value.items()
                 }
             params[name] = value
-        prior = self._prior
+        prior = self._posterior.prior
         out: dict[str, Any] = {
             "class": type(self).__name__,
             "params": params,
-            "covariance_type": self._kind,
+            "covariance_type": prior.covariance_type,
             "prior": {
                 "mean": prior.mean.tolist(),
                 "mean_precision": prior.mean_precision,
@@ -899,28 +844,8 @@ class DPGaussianMixture(ParamsMixin):
             "n_iter": self.n_iter_,
             "n_merges": self.n_merges_,
             "expected_counts": self.expected_counts_.tolist(),
+            **self._posterior.to_dict(),
         }
-        state = self._state
-        if isinstance(state, _DrawPool):
-            out["draw_pool"] = {
-                name: getattr(state, name).tolist() for name in _DrawPool.array_names()
-            }
-        else:
-            comps = state.components
-            out["components"] = {
-                "beta": comps.beta.tolist(),
-                "mean": comps.mean.tolist(),
-                "dof": comps.dof.tolist(),
-                "scale": comps.scale.tolist(),
-            }
-            out["sticks"] = {"a": state.stick_a.tolist(), "b": state.stick_b.tolist()}
-            out["concentration"] = {
-                "fixed": state.concentration.fixed,
-                "prior_shape": state.concentration.prior_shape,
-                "prior_rate": state.concentration.prior_rate,
-                "shape": state.concentration.shape,
-                "rate": state.concentration.rate,
-            }
         if hasattr(self, "feature_names_in_"):
             out["feature_names_in"] = [str(n) for n in self.feature_names_in_]
         return out
@@ -929,58 +854,27 @@ class DPGaussianMixture(ParamsMixin):
     def _import_state(cls, state: dict[str, Any]) -> DPGaussianMixture:
         """Rebuild a fitted model from :meth:`_export_state`'s dict."""
         model = cls(**state["params"])
-        kind = state["covariance_type"]
         p = state["prior"]
         prior = _cavi.ComponentPrior(
-            kind,
+            state["covariance_type"],
             np.asarray(p["mean"], float),
             float(p["mean_precision"]),
             float(p["dof"]),
             np.asarray(p["scale"], float),
         )
-        glob: _cavi.GlobalState | _DrawPool
-        if "draw_pool" in state:
-            pool = state["draw_pool"]
-            glob = _DrawPool(**{k: np.asarray(pool[k], float) for k in _DrawPool.array_names()})
-        else:
-            c = state["components"]
-            comps = _cavi.ComponentPosterior(
-                kind,
-                np.asarray(c["beta"], float),
-                np.asarray(c["mean"], float),
-                np.asarray(c["dof"], float),
-                np.asarray(c["scale"], float),
-            )
-            q = state["concentration"]
-            conc = _cavi.Concentration(
-                q["fixed"],
-                float(q["prior_shape"]),
-                float(q["prior_rate"]),
-                float(q["shape"]),
-                float(q["rate"]),
-            )
-            glob = _cavi.GlobalState(
-                comps,
-                np.asarray(state["sticks"]["a"], float),
-                np.asarray(state["sticks"]["b"], float),
-                conc,
-            )
-        result = {
-            "state": glob,
-            "elbo": state["elbo"],
-            "trace": state["elbo_trace"],
-            "converged": state["converged"],
-            "n_iter": state["n_iter"],
-            "n_merges": state["n_merges"],
-            "nk": state["expected_counts"],
-        }
+        posterior_type = _dp_advi.ADVIPosterior if "draw_pool" in state else _cavi_fit.CAVIPosterior
         model._set_fitted(
-            result,
-            prior,
+            posterior_type.from_dict(state, prior),
             np.asarray(state["center"], float),
             None if state["X_train"] is None else np.asarray(state["X_train"], float),
             state.get("feature_names_in"),
             state.get("n_samples", None if state["X_train"] is None else len(state["X_train"])),
+            elbo=state["elbo"],
+            trace=state["elbo_trace"],
+            converged=state["converged"],
+            n_iter=state["n_iter"],
+            n_merges=state["n_merges"],
+            expected_counts=state["expected_counts"],
         )
         return model
 
@@ -989,6 +883,47 @@ class DPGaussianMixture(ParamsMixin):
         from bayesgmm.io import save
 
         save(self, path, overwrite=overwrite)
+
+
+# ------------------------------------------------------------ posteriors
+class _Posterior(Protocol):
+    """What the estimator asks of a fitted posterior, whichever method fitted it.
+
+    Everything is in the frame centred on the training mean.
+    """
+
+    method: ClassVar[str]
+
+    @property
+    def prior(self) -> _cavi.ComponentPrior:
+        """The component prior the posterior was fitted under."""
+        ...
+
+    def summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Posterior means of the weights, component means, covariances (layout) and alpha."""
+        ...
+
+    def weighted_log_predictive(self, X: np.ndarray) -> np.ndarray:
+        """``log E_q[pi_k N(x_i | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
+        ...
+
+    def draws(self, n_draws: int, rng: np.random.Generator) -> _cavi.ParameterDraws:
+        """``n_draws`` draws of every parameter from the posterior."""
+        ...
+
+    def sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Points from the posterior predictive and their component labels."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state, read back by ``from_dict``."""
+        ...
+
+
+def _normalised(log_weights: np.ndarray) -> np.ndarray:
+    """Scale the rows of ``exp(log_weights)`` to sum to one."""
+    result: np.ndarray = np.exp(log_weights - logsumexp(log_weights, axis=1, keepdims=True))
+    return result
 
 
 # ------------------------------------------------------------------ helpers
@@ -1007,714 +942,6 @@ def _check_concentration(value: Any) -> _cavi.Concentration:
     )
 
 
-def _build_prior(
-    data_cov: np.ndarray,
-    center: np.ndarray,
-    kind: str,
-    priors: dict[str, Any] | None,
-    truncation: int,
-) -> _cavi.ComponentPrior:
-    """Build the documented data-scaled prior, in the centred frame.
-
-    ``data_cov`` is the (biased) covariance matrix of the data, (d, d).
-    """
-    priors = dict(priors or {})
-    unknown = set(priors) - {"mean", "mean_precision", "degrees_of_freedom", "covariance"}
-    if unknown:
-        raise ValueError(
-            message(
-                "priors",
-                "keys among 'mean', 'mean_precision', 'degrees_of_freedom', 'covariance'",
-                sorted(unknown),
-            )
-        )
-    d = center.shape[0]
-    mean = np.zeros(d)  # the data mean, in the frame centred on it
-    if "mean" in priors:
-        mean = np.asarray(priors["mean"], dtype=float).reshape(-1)
-        if mean.shape != (d,) or not np.isfinite(mean).all():
-            raise ValueError(
-                message("priors['mean']", f"{d} finite numbers", np.asarray(priors["mean"]))
-            )
-        mean = mean - center
-    beta0 = check_float(
-        priors.get("mean_precision", 0.01),
-        "priors['mean_precision']",
-        minimum=0.0,
-        include_minimum=False,
-    )
-    wishart = kind in ("full", "tied")
-    nu_default = d + 2.0 if wishart else 4.0
-    nu0 = check_float(
-        priors.get("degrees_of_freedom", nu_default),
-        "priors['degrees_of_freedom']",
-        minimum=(d + 1.0) if wishart else 2.0,
-        include_minimum=False,
-    )
-    # Fraley and Raftery (2007): the data covariance shared out among the
-    # components, cov(X) / T^(2/d), as the prior guess of a component covariance
-    cov = data_cov / truncation ** (2.0 / d)
-    scale_floor = 1e-6 * max(float(np.trace(cov)) / d, 1e-300)
-    if "covariance" in priors:
-        given = np.asarray(priors["covariance"], dtype=float)
-        expected_shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[kind]
-        if given.shape != expected_shape or not np.isfinite(given).all():
-            raise ValueError(
-                message(
-                    "priors['covariance']",
-                    f"an array of shape {expected_shape} for covariance_type={kind!r}",
-                    given,
-                )
-            )
-        if wishart:
-            if not np.allclose(given, given.T) or np.any(np.linalg.eigvalsh(given) <= 0):
-                raise ValueError(
-                    message("priors['covariance']", "a symmetric positive definite matrix", given)
-                )
-        elif np.any(given <= 0):
-            raise ValueError(message("priors['covariance']", "positive values", given))
-        prior_cov = given
-    elif wishart:
-        prior_cov = cov + scale_floor * np.eye(d)
-    elif kind == "diag":
-        prior_cov = np.diag(cov) + scale_floor
-    else:
-        prior_cov = np.asarray(np.trace(cov) / d + scale_floor)
-    if wishart:
-        scale = (nu0 - d - 1.0) * prior_cov
-        dof = nu0
-    else:
-        dof = nu0 / 2.0
-        scale = (dof - 1.0) * prior_cov
-    return _cavi.ComponentPrior(kind, mean, beta0, dof, np.asarray(scale, dtype=float))
-
-
-def _full_covariances_from_cholesky(chol: np.ndarray, kind: str, t: int, d: int) -> np.ndarray:
-    """Return full ``(S, T, d, d)`` covariances ``(P P')^{-1}`` from precision Cholesky draws."""
-    n_draws = chol.shape[0]
-    if kind in ("full", "tied"):
-        inv = np.linalg.inv(chol)  # P^{-1}; Sigma = P^{-T} P^{-1}
-        cov = np.swapaxes(inv, -1, -2) @ inv
-        if kind == "tied":
-            cov = np.broadcast_to(cov[:, None], (n_draws, t, d, d))
-        return np.ascontiguousarray(cov)
-    variances = 1.0 / chol**2
-    if kind == "spherical":
-        variances = np.broadcast_to(variances[..., None], (n_draws, t, d))
-    return variances[..., None] * np.eye(d)
-
-
-def _initial_responsibilities(
-    X: np.ndarray, t: int, init: str, rng: np.random.Generator
-) -> np.ndarray:
-    n = X.shape[0]
-    if init == "random":
-        return rng.dirichlet(np.ones(t), size=n)
-    from bayesgmm._kmeans import assign_labels, kmeans
-
-    k = min(t, n)
-    sub = X if n <= _INIT_SUBSAMPLE else X[rng.choice(n, _INIT_SUBSAMPLE, replace=False)]
-    k = min(k, sub.shape[0])
-    centers = kmeans(sub, k, rng, n_init=1, max_iter=20).centers
-    labels, _ = assign_labels(X, centers)
-    resp = np.zeros((n, t))
-    resp[np.arange(n), labels] = 1.0
-    return resp
-
-
-class _InMemoryRows:
-    """The centred training data in memory, with the responsibilities of the last E-step.
-
-    The merge moves read the (n, T) responsibility matrix directly.
-    """
-
-    def __init__(self, X: np.ndarray, kind: str, t: int) -> None:
-        self.X = X
-        self.kind = kind
-        self.t = t
-        self.resp = np.empty((0, t))
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.X.shape[0])
-
-    def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
-        self.resp = _initial_responsibilities(self.X, self.t, init, rng)
-        return statistics_from_responsibilities(self.X, self.resp, self.kind)
-
-    def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
-        return _e_step(self.X, state, self.kind, self.resp)
-
-    def overlap(self, active: np.ndarray) -> np.ndarray:
-        """``R_A' R_A`` for the columns ``active`` of the last responsibilities."""
-        sub = self.resp[:, active]
-        # a copy on one side: NumPy sends ``A.T @ A`` to BLAS syrk, which is much
-        # slower than gemm with threads on a loaded machine
-        return sub.T @ sub.copy()
-
-    def entropy_changes(self, pairs: list[tuple[int, int]]) -> np.ndarray:
-        """Entropy change of merging each pair, at the last responsibilities."""
-        rlogr = xlogy(self.resp, self.resp).sum(axis=0)
-        return _cavi.merge_entropy_change(self.resp, pairs, rlogr)
-
-
-@dataclass
-class _BlockSummary:
-    """What one row block's E-step sends back: its statistics and, when asked, ``R' R``."""
-
-    stats: SufficientStatistics
-    overlap: np.ndarray | None
-
-    def __add__(self, other: _BlockSummary) -> _BlockSummary:
-        overlap = (
-            None if self.overlap is None or other.overlap is None else self.overlap + other.overlap
-        )
-        return _BlockSummary(self.stats + other.stats, overlap)
-
-
-def _expected_terms(state: _cavi.GlobalState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    eta, const = _cavi.expected_log_gaussian(state.components)
-    return _cavi.expected_log_weights(state.stick_a, state.stick_b), eta, const
-
-
-def _block_e_step(
-    block: np.ndarray,
-    e_log_pi: np.ndarray,
-    eta: np.ndarray,
-    const: np.ndarray,
-    kind: str,
-    overlap: bool,
-) -> _BlockSummary:
-    """E-step of one centred row block (the unit of work on a Dask worker)."""
-    resp = np.empty((block.shape[0], eta.shape[1])) if overlap else None
-    stats = e_step_statistics(block, e_log_pi, eta, const, kind, resp_out=resp)
-    return _BlockSummary(stats, None if resp is None else resp.T @ resp.copy())
-
-
-def _block_entropy_changes(
-    block: np.ndarray,
-    e_log_pi: np.ndarray,
-    eta: np.ndarray,
-    const: np.ndarray,
-    kind: str,
-    pairs: list[tuple[int, int]],
-) -> np.ndarray:
-    """One block's share of the entropy change of each merge (a sum over rows)."""
-    resp = np.empty((block.shape[0], eta.shape[1]))
-    e_step_statistics(block, e_log_pi, eta, const, kind, resp_out=resp)
-    return _cavi.merge_entropy_change(resp, pairs, xlogy(resp, resp).sum(axis=0))
-
-
-def _block_initial_statistics(
-    block: np.ndarray, centers: np.ndarray, t: int, kind: str
-) -> SufficientStatistics:
-    """Statistics of one block with every row given to its nearest k-means centre."""
-    from bayesgmm._kmeans import assign_labels
-
-    labels, _ = assign_labels(block, centers)
-    resp = np.zeros((block.shape[0], t))
-    resp[np.arange(block.shape[0]), labels] = 1.0
-    return statistics_from_responsibilities(block, resp, kind)
-
-
-def _block_moments(block: np.ndarray) -> np.ndarray:
-    """Column sums (first row) and cross products ``B' B`` (the rest) of one block."""
-    return np.vstack([block.sum(axis=0), block.T @ block])
-
-
-class _ChunkedRows:
-    """Training data held as a Dask array: every pass maps a block function and adds.
-
-    Only (T, d, d)-sized statistics, the (T, T) overlap ``R' R`` and one number
-    per merge candidate leave the workers; the (n, T) responsibilities are
-    never formed. The state of the last E-step is kept so that the merge
-    moves can recompute its responsibilities block by block.
-    """
-
-    def __init__(self, data: Any, center: np.ndarray, kind: str, t: int) -> None:
-        self.data = data
-        self.center = center
-        self.kind = kind
-        self.t = t
-        self._state: _cavi.GlobalState | None = None
-        self._overlap: np.ndarray | None = None
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.data.shape[0])
-
-    def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
-        """Start from a row sample: k-means centres on it, then all rows to their nearest centre.
-
-        With ``init="random"`` the Dirichlet responsibilities of the sampled rows
-        give statistics scaled up to ``n`` rows (only a starting point).
-        """
-        sample = sample_rows(self.data, _INIT_SUBSAMPLE, rng) - self.center
-        n, m = self.n_samples, sample.shape[0]
-        if init == "random":
-            resp = rng.dirichlet(np.ones(self.t), size=m)
-            stats = statistics_from_responsibilities(sample, resp, self.kind)
-            factor = n / m
-            return SufficientStatistics(
-                self.kind, stats.nk * factor, stats.sum_x * factor, stats.sum_xx * factor, 0.0, n
-            )
-        from bayesgmm._kmeans import kmeans
-
-        centers = kmeans(sample, min(self.t, m), rng, n_init=1, max_iter=20).centers
-        func = partial(_block_initial_statistics, centers=centers, t=self.t, kind=self.kind)
-        result: SufficientStatistics = map_reduce(func, self.data, shift=self.center)
-        return result
-
-    def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
-        e_log_pi, eta, const = _expected_terms(state)
-        func = partial(
-            _block_e_step, e_log_pi=e_log_pi, eta=eta, const=const, kind=self.kind, overlap=overlap
-        )
-        summary: _BlockSummary = map_reduce(func, self.data, shift=self.center)
-        self._state, self._overlap = state, summary.overlap
-        return summary.stats
-
-    def overlap(self, active: np.ndarray) -> np.ndarray:
-        """``R_A' R_A`` at the last E-step's state (one more pass if it was not summed then)."""
-        if self._overlap is None:
-            assert self._state is not None
-            self.e_step(self._state, overlap=True)
-        assert self._overlap is not None
-        return self._overlap[np.ix_(active, active)]
-
-    def entropy_changes(self, pairs: list[tuple[int, int]]) -> np.ndarray:
-        """Entropy change of merging each pair at the last E-step's state (one pass)."""
-        assert self._state is not None
-        e_log_pi, eta, const = _expected_terms(self._state)
-        func = partial(
-            _block_entropy_changes,
-            e_log_pi=e_log_pi,
-            eta=eta,
-            const=const,
-            kind=self.kind,
-            pairs=pairs,
-        )
-        return np.asarray(map_reduce(func, self.data, shift=self.center), dtype=float)
-
-
-def _best_cavi_run(
-    rows: _InMemoryRows | _ChunkedRows,
-    prior: _cavi.ComponentPrior,
-    conc: _cavi.Concentration,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """Run CAVI from ``n_init`` initialisations and keep the highest ELBO.
-
-    BLAS is held to one thread meanwhile (when ``threadpoolctl`` is installed):
-    its threads cost more in synchronisation than they gain on the E-step's
-    thin products, and on a busy machine far more (measured about 30 times
-    slower per iteration at n = 200,000 on two shared cores).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - depends on the environment
-        limits: Any = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1, user_api="blas")
-    result = None
-    with limits:
-        for _ in range(options["n_init"]):
-            run = _fit_cavi(rows, prior, conc, options)
-            if result is None or run["elbo"] > result["elbo"]:
-                result = run
-    assert result is not None
-    return result
-
-
-def _fit_cavi(
-    rows: _InMemoryRows | _ChunkedRows,
-    prior: _cavi.ComponentPrior,
-    conc: _cavi.Concentration,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """One CAVI run from one initialisation (the rows are centred)."""
-    t = options["truncation"]
-    n = rows.n_samples
-    stats = rows.initial_statistics(options["init_params"], options["rng"])
-    state, _, _ = _cavi.fit_globals(stats, 0.0, prior, conc)
-    trace: list[float] = []
-    converged = False
-    n_merges = 0
-    gap, next_merge = 1, 1
-    n_iter = 0
-    # Overrelaxation (Salakhutdinov and Roweis 2003): the statistics are
-    # extrapolated along their last change, S + eta (S - S_prev), and the
-    # globals they give are kept only if the next E-step shows a higher ELBO;
-    # otherwise the plain update is used and eta is reset to 1.
-    eta = 1.0
-    previous: SufficientStatistics | None = None
-    fallback: _cavi.GlobalState | None = None
-    for n_iter in range(1, options["max_iter"] + 1):  # noqa: B007
-        # a chunked pass also sums the responsibility overlaps when a merge is due
-        due = options["merge"] and t > 1 and n_iter >= next_merge
-        stats = rows.e_step(state, overlap=due)
-        elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
-        if fallback is not None:
-            if elbo < trace[-1]:
-                state, eta, previous = fallback, 1.0, None
-                stats = rows.e_step(state, overlap=due)
-                elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
-            else:
-                eta = min(2.0 * eta, 64.0)
-            fallback = None
-        stalled = bool(trace) and (elbo - trace[-1]) < options["tol"] * n
-        trace.append(elbo)
-        # Merges are tried every iteration while they succeed, then at doubling
-        # intervals (at most 32), and always before convergence is declared.
-        try_merge = options["merge"] and t > 1 and (n_iter >= next_merge or stalled)
-        # The entropy of q(z) is a constant offset in every comparison at fixed
-        # responsibilities; it is computed only for the merge moves' record.
-        entropy = stats.log_normalizer - _cavi.data_term(stats, state) if try_merge else 0.0
-        new_state, order, base = _cavi.fit_globals(
-            stats, entropy, prior, state.concentration, need_elbo=try_merge
-        )
-        relabelled = not np.array_equal(order, np.arange(t))
-        accepted = 0
-        if try_merge:
-            merged, accepted = _try_merges(stats, entropy, rows, prior, state.concentration, base)
-            if merged is not None:
-                new_state = merged
-                n_merges += accepted
-                gap = 1
-                relabelled = True
-            else:
-                gap = min(2 * gap, 32)
-            next_merge = n_iter + gap
-        if stalled and not accepted:
-            converged = True
-            break
-        if _OVERRELAX and previous is not None and not relabelled:
-            proposal = _overrelaxed(stats, previous, eta, prior, new_state.concentration)
-            if proposal is not None:
-                fallback, new_state = new_state, proposal
-        previous = None if relabelled else stats
-        state = new_state
-    else:
-        # max_iter reached: evaluate the state left by the last update
-        stats = rows.e_step(state)
-        elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
-        if fallback is not None and elbo < trace[-1]:
-            state = fallback
-            stats = rows.e_step(state)
-            elbo = _cavi.elbo_from_normalizer(stats.log_normalizer, state, prior)
-        trace.append(elbo)
-    return {
-        "state": state,
-        "elbo": trace[-1],
-        "trace": trace,
-        "converged": converged,
-        "n_iter": n_iter,
-        "n_merges": n_merges,
-        "nk": stats.nk,
-    }
-
-
-def _overrelaxed(
-    stats: SufficientStatistics,
-    previous: SufficientStatistics,
-    eta: float,
-    prior: _cavi.ComponentPrior,
-    conc: _cavi.Concentration,
-) -> _cavi.GlobalState | None:
-    """Globals from the extrapolated statistics, or None if they are not valid."""
-    nk = stats.nk + eta * (stats.nk - previous.nk)
-    if np.any(nk < 0):
-        return None
-    extrapolated = SufficientStatistics(
-        stats.covariance_type,
-        nk,
-        stats.sum_x + eta * (stats.sum_x - previous.sum_x),
-        stats.sum_xx + eta * (stats.sum_xx - previous.sum_xx),
-        stats.log_normalizer,
-        stats.n_samples,
-    )
-    try:
-        state, order, _ = _cavi.fit_globals(extrapolated, 0.0, prior, conc, need_elbo=False)
-        _cavi.expected_log_gaussian(state.components)  # raises if a scale is not PD
-    except np.linalg.LinAlgError:
-        return None
-    if not np.array_equal(order, np.arange(nk.size)):
-        return None
-    return state
-
-
-def _e_step(
-    X: np.ndarray, state: _cavi.GlobalState, kind: str, resp: np.ndarray | None = None
-) -> SufficientStatistics:
-    """Responsibilities under ``state`` and their statistics (one pass over ``X``)."""
-    eta, const = _cavi.expected_log_gaussian(state.components)
-    e_log_pi = _cavi.expected_log_weights(state.stick_a, state.stick_b)
-    return e_step_statistics(X, e_log_pi, eta, const, kind, resp_out=resp)
-
-
-def _try_merges(
-    stats: SufficientStatistics,
-    entropy: float,
-    data: _InMemoryRows | _ChunkedRows,
-    prior: _cavi.ComponentPrior,
-    conc: _cavi.Concentration,
-    base_elbo: float,
-) -> tuple[_cavi.GlobalState | None, int]:
-    """Greedy merge moves scored by the exact ELBO at merged responsibilities.
-
-    Candidates are the pairs of occupied components with the largest cosine
-    similarity of their responsibility columns (Hughes and Sudderth 2013 use
-    the correlation); each accepted merge must raise the ELBO. ``data``
-    supplies the overlaps ``R' R`` and the entropy changes, read from the
-    responsibilities in memory or summed over Dask row blocks.
-    """
-    nk = stats.nk
-    active = np.flatnonzero(nk > 1e-8 * max(stats.n_samples, 1))
-    if active.size < 2:
-        return None, 0
-    gram = data.overlap(active)
-    norms = np.sqrt(np.diag(gram))
-    cosine = gram / np.maximum(np.outer(norms, norms), 1e-300)
-    rows, cols = np.triu_indices(active.size, 1)
-    scores = cosine[rows, cols]
-    keep = scores > 1e-3
-    n_candidates = min(int(keep.sum()), 2 * active.size)
-    top = np.argsort(-np.where(keep, scores, -np.inf), kind="stable")[:n_candidates]
-    if top.size == 0:
-        return None, 0
-    pairs = [(int(active[rows[p]]), int(active[cols[p]])) for p in top]
-    delta_h = data.entropy_changes(pairs)
-    best_elbo = base_elbo
-    best_state = None
-    current = stats
-    current_entropy = entropy
-    used: set[int] = set()
-    accepted = 0
-    for (j, k), dh in zip(pairs, delta_h, strict=True):
-        if j in used or k in used:
-            continue
-        proposal = _cavi.merge_statistics(current, j, k)
-        state, _, elbo = _cavi.fit_globals(
-            proposal, current_entropy + dh, prior, conc, keep_order=False
-        )
-        if elbo > best_elbo:
-            best_elbo, best_state = elbo, state
-            current, current_entropy = proposal, current_entropy + dh
-            used.update((j, k))
-            accepted += 1
-    return best_state, accepted
-
-
-# ------------------------------------------------------------------ ADVI
-@dataclass(frozen=True)
-class _DrawPool:
-    """Draws from an ADVI approximation, stored once at fit time (centred frame).
-
-    ``log_q`` is the log density of the mean-field Gaussian at the unconstrained
-    draw and ``log_prior`` the model's log prior density in the same
-    unconstrained space (Jacobians of PyMC's transforms included), so that
-    ``log_prior + log-likelihood - log_q`` are the importance ratios that
-    ``loo_approximate_posterior`` needs.
-    """
-
-    log_weights: np.ndarray
-    alpha: np.ndarray
-    means: np.ndarray
-    prec_chol: np.ndarray
-    log_q: np.ndarray
-    log_prior: np.ndarray
-
-    @staticmethod
-    def array_names() -> tuple[str, ...]:
-        return ("log_weights", "alpha", "means", "prec_chol", "log_q", "log_prior")
-
-    @property
-    def size(self) -> int:
-        return int(self.alpha.shape[0])
-
-    def as_draws(self, which: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Return the draws (or the rows ``which`` of them) as ``_draws`` does."""
-        pick = slice(None) if which is None else which
-        return {name: getattr(self, name)[pick] for name in self.array_names()}
-
-    def mean_covariances(self, kind: str) -> np.ndarray:
-        """Monte Carlo posterior mean of the covariances, in scikit-learn's layout."""
-        if kind in ("full", "tied"):
-            inv = np.linalg.inv(self.prec_chol)
-            return (np.swapaxes(inv, -1, -2) @ inv).mean(axis=0)
-        return (1.0 / self.prec_chol**2).mean(axis=0)
-
-
-_ADVI_POOL_SIZE = 1000
-
-
-def _fit_advi(
-    X: np.ndarray,
-    prior: _cavi.ComponentPrior,
-    conc: _cavi.Concentration,
-    t: int,
-    n_iterations: int,
-    rng: np.random.Generator,
-    progressbar: bool,
-) -> dict[str, Any]:
-    """Fit the same stick-breaking model, written in PyMC, with mean-field ADVI.
-
-    The Wishart prior is written with Bartlett's decomposition (``Lambda = P P'``,
-    ``P = chol(W0) A``, ``A_ii^2 ~ chi^2(nu0 - i)``, ``A_ij ~ N(0, 1)`` below the
-    diagonal) so that every variable has a standard PyMC transform; the
-    component means start at k-means centres. The likelihood is marginal over
-    the labels (``logsumexp``).
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    n, d = X.shape
-    kind = prior.covariance_type
-    coords = {
-        "component": np.arange(t),
-        "stick": np.arange(max(t - 1, 0)),
-        "feature": np.arange(d),
-        "obs_id": np.arange(n),
-    }
-    wishart = kind in ("full", "tied")
-    beta0 = prior.mean_precision
-    with pm.Model(coords=coords) as model:
-        if conc.fixed is None:
-            alpha: Any = pm.Gamma("concentration", alpha=conc.prior_shape, beta=conc.prior_rate)
-        else:
-            alpha = pt.as_tensor(conc.fixed)
-        if t > 1:
-            v = pm.Beta("v", 1.0, alpha, dims="stick")
-            log_v = pt.concatenate([pt.log(v), pt.zeros(1)])
-            log_rest = pt.concatenate([pt.zeros(1), pt.cumsum(pt.log1p(-v))])
-            log_w = log_v + log_rest
-        else:
-            log_w = pt.zeros(1)
-        if wishart:
-            n_mats = t if kind == "full" else 1
-            rows, cols = np.tril_indices(d, -1)
-            chol_w0 = np.linalg.cholesky(np.linalg.inv(prior.scale))
-            sq = pm.ChiSquared("bartlett_diagonal", nu=prior.dof - np.arange(d), shape=(n_mats, d))
-            a = pt.zeros((n_mats, d, d))
-            a = pt.set_subtensor(a[:, np.arange(d), np.arange(d)], pt.sqrt(sq))
-            if rows.size:
-                off = pm.Normal("bartlett_lower", 0.0, 1.0, shape=(n_mats, rows.size))
-                a = pt.set_subtensor(a[:, rows, cols], off)
-            chol = (chol_w0[None, :, :, None] * a[:, None, :, :]).sum(axis=2)  # P = L0 A
-            chol_k = pt.broadcast_to(chol, (t, d, d))
-            means = pm.Flat("means", dims=("component", "feature"))
-            logdet_half = pt.log(pt.diagonal(chol_k, axis1=1, axis2=2)).sum(axis=1)
-            proj0 = (chol_k * (means - prior.mean)[:, :, None]).sum(axis=1)
-            pm.Potential(
-                "means_prior",
-                pt.sum(
-                    -0.5 * d * np.log(2 * np.pi)
-                    + 0.5 * d * np.log(beta0)
-                    + logdet_half
-                    - 0.5 * beta0 * pt.sum(proj0**2, axis=1)
-                ),
-            )
-            diff = X[:, None, :] - means[None, :, :]
-            proj = (chol_k[None] * diff[:, :, :, None]).sum(axis=2)
-            log_dens = (
-                -0.5 * d * np.log(2 * np.pi) + logdet_half[None] - 0.5 * pt.sum(proj**2, axis=2)
-            )
-            prec_out = chol if kind == "tied" else chol_k
-            prec_out = prec_out[0] if kind == "tied" else prec_out
-        else:
-            shape = (t, d) if kind == "diag" else (t,)
-            rate = prior.scale if kind == "diag" else float(prior.scale)
-            lam = pm.Gamma("precision", alpha=prior.dof, beta=rate, shape=shape)
-            lam_f = lam if kind == "diag" else lam[:, None] * pt.ones((1, d))
-            means = pm.Normal(
-                "means", prior.mean, 1.0 / pt.sqrt(beta0 * lam_f), dims=("component", "feature")
-            )
-            diff = X[:, None, :] - means[None, :, :]
-            log_dens = pt.sum(
-                -0.5 * np.log(2 * np.pi) + 0.5 * pt.log(lam_f)[None] - 0.5 * lam_f[None] * diff**2,
-                axis=2,
-            )
-            prec_out = pt.sqrt(lam)
-        loglik = pt.logsumexp(log_w[None, :] + log_dens, axis=1)
-        pm.Potential("loglik", pt.sum(loglik))
-
-    centers = X[rng.choice(n, size=t, replace=n < t)]
-    try:
-        from bayesgmm._kmeans import kmeans
-
-        centers = kmeans(X, min(t, n), rng, n_init=1, max_iter=20).centers
-        if centers.shape[0] < t:
-            centers = np.vstack([centers, np.repeat(centers[:1], t - centers.shape[0], axis=0)])
-    except ImportError:  # pragma: no cover - the k-means module ships with the package
-        pass
-    seed = int(rng.integers(2**31 - 1))
-    with model:
-        approx = pm.fit(
-            n=n_iterations,
-            method="advi",
-            random_seed=seed,
-            progressbar=progressbar,
-            start={"means": centers},
-        )
-    group = approx.groups[0]
-    mu = np.asarray(group.mean.eval(), dtype=float)
-    std = np.asarray(group.std.eval(), dtype=float)
-    outs = model.replace_rvs_by_values([log_w, means, prec_out, pt.sum(loglik)])
-    fn = model.compile_fn(
-        [*outs, model.logp(jacobian=True)], inputs=model.value_vars, point_fn=False
-    )
-    value_names = [v.name for v in model.value_vars]
-    eps = rng.standard_normal((_ADVI_POOL_SIZE, mu.size))
-    flat = mu + std * eps
-    log_q = np.sum(-0.5 * np.log(2 * np.pi) - np.log(std) - 0.5 * eps**2, axis=1)
-    collected: dict[str, list[np.ndarray]] = {k: [] for k in ("lw", "mu", "pc", "lp", "al")}
-    for row in flat:
-        point = {}
-        for name, sl, shp, _ in group.ordering.values():
-            point[name] = row[sl].reshape(shp)
-        values = fn(**{name: point[name] for name in value_names})
-        lw, mn, pc, ll, logp = values
-        collected["lw"].append(np.asarray(lw, float))
-        collected["mu"].append(np.asarray(mn, float))
-        collected["pc"].append(np.asarray(pc, float))
-        collected["lp"].append(np.asarray(float(logp) - float(ll)))
-        al = float(np.exp(point["concentration_log__"])) if conc.fixed is None else conc.fixed
-        collected["al"].append(np.asarray(al))
-    pool = _DrawPool(
-        log_weights=np.stack(collected["lw"]),
-        alpha=np.stack(collected["al"]),
-        means=np.stack(collected["mu"]),
-        prec_chol=np.stack(collected["pc"]),
-        log_q=log_q,
-        log_prior=np.stack(collected["lp"]),
-    )
-    order = np.argsort(-np.exp(pool.log_weights).mean(axis=0), kind="stable")
-    pool = _DrawPool(
-        log_weights=pool.log_weights[:, order],
-        alpha=pool.alpha,
-        means=pool.means[:, order],
-        prec_chol=pool.prec_chol if kind == "tied" else pool.prec_chol[:, order],
-        log_q=pool.log_q,
-        log_prior=pool.log_prior,
-    )
-    hist = -np.asarray(approx.hist, dtype=float)
-    window = max(len(hist) // 10, 1)
-    last, previous = hist[-window:].mean(), hist[-2 * window : -window].mean()
-    converged = bool(abs(last - previous) <= 1e-3 * abs(last))
-    # expected counts from the Monte Carlo predictive membership of the training data
-    joint = np.full((n, t), -np.inf)
-    draws = pool.as_draws()
-    features = feature_map(X, kind)
-    for s in range(pool.size):
-        eta, const = natural_parameters(draws["means"][s], draws["prec_chol"][s], kind)
-        joint = np.logaddexp(joint, features @ eta + const + draws["log_weights"][s])
-    nk = np.exp(joint - logsumexp(joint, axis=1, keepdims=True)).sum(axis=0)
-    return {
-        "state": pool,
-        "elbo": float(last),
-        "trace": hist,
-        "converged": converged,
-        "n_iter": len(hist),
-        "n_merges": 0,
-        "nk": nk,
-    }
+def _seed_name(random_seed: Any) -> str:
+    """Name the seed argument as the caller spelled it, for error messages."""
+    return "random_state" if random_seed is _UNSET else "random_seed"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import COVARIANCE_TYPES
 
-from bayesgmm import dirichlet_process as dp
+from bayesgmm import _cavi_fit, dirichlet_process
 from bayesgmm.dirichlet_process import DPGaussianMixture
 
 da = pytest.importorskip("dask.array")
@@ -85,11 +85,13 @@ def test_dask_fit_equals_in_memory_fit(fits, covariance_type):
 def test_merge_quantities_summed_over_blocks_equal_the_responsibility_matrix(fits, data):
     """Overlaps R'R and merge entropy changes from row blocks equal those from (n, T) R."""
     memory, _ = fits["full"]
-    state, kind = memory._state, "full"
+    state, kind = memory._posterior.state, "full"
     centred = data - memory._center
-    in_memory = dp._InMemoryRows(centred, kind, 10)
+    in_memory = _cavi_fit.InMemoryRows(centred, kind, 10)
     in_memory.resp = np.empty((data.shape[0], 10))
-    chunked = dp._ChunkedRows(da.from_array(data, chunks=(CHUNK, 2)), memory._center, kind, 10)
+    chunked = _cavi_fit.ChunkedRows(
+        da.from_array(data, chunks=(CHUNK, 2)), memory._center, kind, 10
+    )
     expected_stats = in_memory.e_step(state)
     stats = chunked.e_step(state)  # without the overlap: overlap() makes one more pass
     np.testing.assert_allclose(stats.sum_xx, expected_stats.sum_xx, rtol=1e-12, atol=1e-9)
@@ -106,19 +108,23 @@ def test_merge_quantities_summed_over_blocks_equal_the_responsibility_matrix(fit
 def test_only_small_summaries_leave_the_workers(client, data, monkeypatch):
     """Every reduced result is at most T x T or T x d x d: no (n, T) responsibilities."""
     sizes = []
-    original = dp.map_reduce
+    original = _cavi_fit.map_reduce
 
     def recording(func, X, **kwargs):
         result = original(func, X, **kwargs)
-        parts = [result.stats, result.overlap] if isinstance(result, dp._BlockSummary) else [result]
+        parts = (
+            [result.stats, result.overlap]
+            if isinstance(result, _cavi_fit._BlockSummary)
+            else [result]
+        )
         for part in parts:
-            if isinstance(part, dp.SufficientStatistics):
+            if isinstance(part, _cavi_fit.SufficientStatistics):
                 sizes.extend(a.size for a in (part.nk, part.sum_x, part.sum_xx))
             elif part is not None:
                 sizes.append(np.asarray(part).size)
         return result
 
-    monkeypatch.setattr(dp, "map_reduce", recording)
+    monkeypatch.setattr(_cavi_fit, "map_reduce", recording)
     DPGaussianMixture(10, max_iter=5, random_state=0).fit(da.from_array(data, chunks=(CHUNK, 2)))
     assert sizes and max(sizes) <= max(10 * 10, 10 * 2 * 2) < data.shape[0]
 
@@ -160,9 +166,9 @@ def test_random_start_on_dask(client, data):
 def test_pointwise_results_compute_the_dask_data(fits, data, monkeypatch):
     memory, chunked = fits["diag"]
     assert chunked._X_train is not data and isinstance(chunked._X_train, da.Array)
-    tree = chunked.to_datatree(n_draws=20, random_seed=0)
+    tree = chunked.to_datatree(n_draws=20, random_state=0)
     np.testing.assert_array_equal(tree["observed_data"]["obs"].values, data)
-    reference = memory.to_datatree(n_draws=20, random_seed=0)
+    reference = memory.to_datatree(n_draws=20, random_state=0)
     # same seed and (to rounding) the same q: the same draws and log-likelihoods
     np.testing.assert_allclose(
         tree["log_likelihood"]["obs"].values,
@@ -170,7 +176,7 @@ def test_pointwise_results_compute_the_dask_data(fits, data, monkeypatch):
         rtol=1e-8,
     )
     assert chunked.n_occupied_distribution(n_draws=20).sum() == pytest.approx(1.0)
-    monkeypatch.setattr(dp, "_POINTWISE_MAX_BYTES", 1000)
+    monkeypatch.setattr(dirichlet_process, "_POINTWISE_MAX_BYTES", 1000)
     with pytest.raises(ValueError, match="^to_datatree: expected per-observation results"):
         chunked.to_datatree(n_draws=20)
     with pytest.raises(ValueError, match="^n_occupied_distribution: expected per-observation"):

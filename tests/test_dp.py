@@ -1,5 +1,7 @@
 """Tests of the variational Dirichlet-process mixture (bayesgmm.dirichlet_process)."""
 
+import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -188,7 +190,7 @@ def test_predictive_integrates_to_one_in_2d(small_data, covariance_type):
 def test_predictive_is_the_mean_over_q_of_the_gaussian_mixture(fitted_full, small_data):
     X, _ = small_data
     model = fitted_full
-    tree = model.to_datatree(n_draws=2000, random_seed=3)
+    tree = model.to_datatree(n_draws=2000, random_state=3)
     post = tree["posterior"]
     w = post["weights"].values[0]
     mu = post["means"].values[0]
@@ -215,9 +217,9 @@ def test_predictive_is_the_mean_over_q_of_the_gaussian_mixture(fitted_full, smal
 def test_log_q_and_log_prior_of_draws_match_scipy(small_data, covariance_type):
     X, _ = small_data
     model = DPGaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
-    tree = model.to_datatree(n_draws=5, random_seed=1)
+    tree = model.to_datatree(n_draws=5, random_state=1)
     post = tree["posterior"]
-    state, prior = model._state, model._prior
+    state, prior = model._posterior.state, model._posterior.prior
     comps = state.components
     center = model._center
     d = X.shape[1]
@@ -267,7 +269,7 @@ def test_datatree_layout_and_loo_approximate_posterior(fitted_full, small_data):
     from arviz_stats import loo_approximate_posterior
 
     X, _ = small_data
-    tree = fitted_full.to_datatree(n_draws=200, random_seed=0)
+    tree = fitted_full.to_datatree(n_draws=200, random_state=0)
     post = tree["posterior"]
     assert post["weights"].dims == ("chain", "draw", "component")
     assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
@@ -284,7 +286,7 @@ def test_datatree_layout_and_loo_approximate_posterior(fitted_full, small_data):
 
 
 def test_n_occupied_distribution(fitted_full):
-    dist = fitted_full.n_occupied_distribution(n_draws=100, random_seed=0)
+    dist = fitted_full.n_occupied_distribution(n_draws=100, random_state=0)
     assert dist.sum() == pytest.approx(1.0)
     assert dist.index.min() >= 1
     assert int(dist.idxmax()) == 3
@@ -298,16 +300,97 @@ def test_membership_and_predict_proba(fitted_full, small_data):
     assert proba.shape == (X.shape[0], 8)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
-    draws = model.membership_draws(X[:20], max_draws=30, random_seed=0)
+    draws = model.membership_draws(X[:20], max_draws=30, random_state=0)
     assert draws.shape == (30, 20, 8)
     np.testing.assert_allclose(draws.sum(axis=2), 1.0, rtol=1e-12)
-    ds = model.predict_proba(X[:20], hdi_prob=0.9)
-    assert set(ds.data_vars) == {"mean", "lower", "upper"}
+    ds = model.predict_proba(X[:20], ci_prob=0.9)
+    assert set(ds.data_vars) == {"mean", "median", "lower", "upper"}
     assert ds["mean"].dims == ("obs_id", "component")
-    assert np.all(ds["lower"].values <= ds["upper"].values)
+    assert ds.attrs == {"ci_prob": 0.9, "ci_kind": "eti"}
+    assert np.all(ds["lower"].values <= ds["median"].values)
+    assert np.all(ds["median"].values <= ds["upper"].values)
     assert np.all((ds["lower"].values >= 0) & (ds["upper"].values <= 1))
     # with well separated clusters, draws agree with the predictive membership
     np.testing.assert_allclose(ds["mean"].values, proba[:20], atol=0.05)
+
+
+def test_hdi_prob_is_a_deprecated_alias_of_ci_prob(fitted_full, small_data):
+    X, _ = small_data
+    with pytest.warns(FutureWarning, match="hdi_prob is deprecated"):
+        old = fitted_full.predict_proba(X[:20], hdi_prob=0.9)
+    new = fitted_full.predict_proba(X[:20], ci_prob=0.9)
+    assert old.identical(new)
+    with pytest.raises(TypeError, match="pass only ci_prob"):
+        fitted_full.predict_proba(X[:20], ci_prob=0.9, hdi_prob=0.9)
+
+
+def test_highest_density_interval_holds_its_mass_and_the_median(fitted_full, small_data):
+    X, _ = small_data
+    ds = fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="hdi")
+    assert ds.attrs == {"ci_prob": 0.8, "ci_kind": "hdi"}
+    lower, median, upper = (ds[v].values for v in ("lower", "median", "upper"))
+    assert np.all(lower <= median) and np.all(median <= upper)
+    # the draws behind the Dataset: 200 from q with seed 0
+    draws = fitted_full.membership_draws(X[:20], random_state=0)
+    inside = ((draws >= lower) & (draws <= upper)).mean(axis=0)
+    assert np.all(inside >= 0.8)
+    with pytest.raises(ValueError, match="^ci_prob: expected a probability above 0.5"):
+        fitted_full.predict_proba(X[:20], ci_prob=0.4, ci_kind="hdi")
+    with pytest.raises(ValueError, match="^ci_kind: expected"):
+        fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="quantile")
+
+
+def test_random_seed_is_a_deprecated_alias_of_random_state(fitted_full, small_data):
+    X, _ = small_data
+    calls = {
+        "membership_draws": lambda **kw: fitted_full.membership_draws(X[:10], max_draws=5, **kw),
+        "n_occupied_distribution": lambda **kw: fitted_full.n_occupied_distribution(20, **kw),
+        "to_datatree": lambda **kw: fitted_full.to_datatree(n_draws=5, **kw)["posterior"],
+    }
+    for name, call in calls.items():
+        with pytest.warns(FutureWarning, match="random_seed is deprecated"):
+            old = call(random_seed=7)
+        new = call(random_state=7)
+        assert old.identical(new) if name == "to_datatree" else np.array_equal(old, new), name
+        with pytest.raises(TypeError, match="^random_seed: expected"), pytest.warns(FutureWarning):
+            call(random_seed="a")
+        with pytest.raises(TypeError, match="^random_state: expected"):
+            call(random_state="a")
+        with pytest.raises(TypeError, match="pass only random_state"):
+            call(random_state=1, random_seed=1)
+
+
+def test_datatree_names_the_inference_method(fitted_full):
+    tree = fitted_full.to_datatree(n_draws=3, random_state=0)
+    assert tree.attrs["inference_method"] == "cavi"
+    assert tree["posterior"].attrs["inference_method"] == "cavi"
+
+
+def _same(a, b):
+    """Field-by-field equality of (nested) frozen dataclasses holding arrays and scalars."""
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(
+            _same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+    return bool(a == b)
+
+
+def test_posterior_is_a_comparable_dataclass_and_a_rejected_refit_keeps_it(small_data):
+    X, _ = small_data
+    model = DPGaussianMixture(4, random_state=0).fit(X)
+    posterior = model._posterior
+    assert dataclasses.is_dataclass(posterior)
+    assert {f.name for f in dataclasses.fields(posterior)} == {"state", "prior"}
+    assert _same(posterior, copy.deepcopy(posterior))
+    assert not _same(posterior, DPGaussianMixture(4, random_state=1).fit(X[::-1])._posterior)
+    before = copy.deepcopy(posterior)
+    with pytest.raises(ValueError):
+        model.fit(np.full((5, 2), np.inf))
+    with pytest.raises(ValueError):
+        model.set_params(priors={"bogus": 1.0}).fit(X)
+    assert model._posterior is posterior and _same(model._posterior, before)
 
 
 def test_sample_from_predictive(fitted_full, small_data):
@@ -320,6 +403,19 @@ def test_sample_from_predictive(fitted_full, small_data):
     assert set(np.unique(la)) <= set(np.flatnonzero(fitted_full.weights_ > 1e-6))
     # samples land where the training data are
     assert fitted_full.score(a) > fitted_full.score(X) - 0.5
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_from_predictive_every_covariance_type(small_data, covariance_type):
+    X, _ = small_data
+    model = DPGaussianMixture(6, covariance_type=covariance_type, random_state=0).fit(X)
+    a, la = model.sample(400, random_state=4)
+    b, lb = model.sample(400, random_state=4)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert a.shape == (400, 2) and np.all(np.diff(la) >= 0)
+    # samples land where the training data are
+    assert model.score(a) > model.score(X) - 0.5
 
 
 def test_reproducible_with_fixed_random_state(small_data):
@@ -357,7 +453,7 @@ def test_dataframe_feature_names(small_data):
     frame = pd.DataFrame(X, columns=["a", "b"])
     model = DPGaussianMixture(4, random_state=0).fit(frame)
     assert list(model.feature_names_in_) == ["a", "b"]
-    tree = model.to_datatree(n_draws=3, random_seed=0)
+    tree = model.to_datatree(n_draws=3, random_state=0)
     assert list(tree["posterior"]["feature"].values) == ["a", "b"]
 
 
@@ -397,8 +493,8 @@ def test_bad_data_and_unfitted_use(fitted_full):
         DPGaussianMixture().to_datatree()
     with pytest.raises(ValueError, match="feature"):
         fitted_full.predict(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="hdi_prob"):
-        fitted_full.predict_proba(np.zeros((2, 2)), hdi_prob=1.5)
+    with pytest.raises(ValueError, match="^ci_prob: expected"):
+        fitted_full.predict_proba(np.zeros((2, 2)), ci_prob=1.5)
 
 
 def test_refit_with_bad_data_keeps_fitted_state(small_data):
@@ -440,10 +536,96 @@ def test_advi_gives_the_same_result_layout(small_data):
     assert np.all(np.isfinite(model.score_samples(X)))
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-10)
     assert model.elbo_trace_.size == 2000
-    tree = model.to_datatree(n_draws=50, random_seed=0)
+    tree = model.to_datatree(n_draws=50, random_state=0)
+    assert tree.attrs["inference_method"] == "advi"
+    assert {f.name for f in dataclasses.fields(model._posterior)} == {"prior", "pool"}
     ss = tree["sample_stats"]
     assert np.all(np.isfinite(ss["log_p"].values)) and np.all(np.isfinite(ss["log_q"].values))
     result = loo_approximate_posterior(tree, ss["log_p"], ss["log_q"])
     assert np.isfinite(result.elpd)
     clone = DPGaussianMixture._import_state(json.loads(json.dumps(model._export_state())))
     np.testing.assert_allclose(clone.score_samples(X), model.score_samples(X), rtol=1e-12)
+
+
+# ---------------------------------------------------- the ADVI model, unfitted
+def _advi_model(kind, truncation=3, fixed=None):
+    from bayesgmm import _cavi, _dp_advi
+
+    X = np.random.default_rng(0).normal(size=(30, 2)) * [1.0, 3.0]
+    centred = X - X.mean(axis=0)
+    prior = _cavi.data_prior(np.cov(centred, rowvar=False, bias=True), X.mean(0), kind, None, 3)
+    conc = _cavi.Concentration(fixed, 1.0, 1.0, 1.0, 1.0)
+    return centred, _dp_advi.build_model(centred, prior, conc, truncation)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_advi_model_names_coords_and_dims(covariance_type):
+    _, model = _advi_model(covariance_type)
+    assert {k: len(v) for k, v in model.coords.items() if k != "feature_pair"} == {
+        "component": 3,
+        "stick": 2,
+        "feature": 2,
+        "feature_bis": 2,
+        "obs_id": 30,
+    }
+    dims = model.named_vars_to_dims
+    precision = {
+        "full": {
+            "bartlett_diagonal": ("component", "feature"),
+            "bartlett_lower": ("component", "feature_pair"),
+        },
+        "tied": {"bartlett_diagonal": ("feature",), "bartlett_lower": ("feature_pair",)},
+        "diag": {"precision": ("component", "feature")},
+        "spherical": {"precision": ("component",)},
+    }[covariance_type]
+    cholesky = {
+        "full": ("component", "feature", "feature_bis"),
+        "tied": ("feature", "feature_bis"),
+        "diag": ("component", "feature"),
+        "spherical": ("component",),
+    }[covariance_type]
+    assert dims == {
+        "v": ("stick",),
+        "means": ("component", "feature"),
+        **precision,
+        "log_weights": ("component",),
+        "precision_cholesky": cholesky,
+        "log_likelihood": ("obs_id",),
+    }
+    # every free variable but the scalar concentration has dims
+    assert {rv.name for rv in model.free_RVs} == {"concentration"} | (
+        dims.keys() - {"log_weights", "precision_cholesky", "log_likelihood"}
+    )
+    assert {p.name for p in model.potentials} == (
+        {"means_prior", "loglik"} if covariance_type in ("full", "tied") else {"loglik"}
+    )
+    _, fixed = _advi_model(covariance_type, fixed=2.0)
+    assert "concentration" not in fixed.named_vars
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_advi_model_likelihood_is_the_mixture_density(covariance_type):
+    """At a random point, log_likelihood equals log sum_k w_k N(x | mu_k, (P P')^{-1}) (scipy)."""
+    X, model = _advi_model(covariance_type)
+    rng = np.random.default_rng(1)
+    point = {
+        k: v + rng.normal(scale=0.3, size=np.shape(v)) for k, v in model.initial_point().items()
+    }
+    names = ["log_likelihood", "log_weights", "means", "precision_cholesky"]
+    outs = model.replace_rvs_by_values([model[name] for name in names])
+    fn = model.compile_fn(
+        outs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE"
+    )
+    loglik, log_w, means, chol = fn(point)
+    np.testing.assert_allclose(np.exp(log_w).sum(), 1.0, rtol=1e-12)
+    if covariance_type == "tied":
+        chol = np.broadcast_to(chol, (3, 2, 2))
+    elif covariance_type == "diag":
+        chol = chol[..., None] * np.eye(2)
+    elif covariance_type == "spherical":
+        chol = chol[:, None, None] * np.eye(2)
+    cov = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
+    dens = sum(
+        np.exp(log_w[k]) * stats.multivariate_normal(means[k], cov[k]).pdf(X) for k in range(3)
+    )
+    np.testing.assert_allclose(loglik, np.log(dens), rtol=1e-10)
