@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import numbers
 import warnings
-from collections.abc import Callable
 from typing import Any, Self
 
 import numpy as np
@@ -171,20 +170,23 @@ class MixtureBase(ParamsMixin):
         check_n_features(array, self.n_features_in_, estimator=type(self).__name__)
         return array
 
-    def _by_rows(
-        self, X: Any, func: Callable[[np.ndarray], np.ndarray], *, per_component: bool
-    ) -> Any:
+    def _for_workers(self) -> Self:
+        """Return the model as Dask tasks carry it (it may leave out its training data)."""
+        return self
+
+    def _by_rows(self, X: Any, method: str, *, per_component: bool) -> Any:
         """Apply a row-wise array method to checked data; lazily, by row blocks, to Dask input.
 
-        ``func`` returns one value per row, or one per row and component when
-        ``per_component`` is true.
+        ``method`` names a method of an array that returns one value per row, or
+        one per row and component when ``per_component`` is true.
         """
         if not is_dask_array(X):
-            return func(self._check_X(X))
+            return getattr(self, method)(self._check_X(X))
         check_fitted(self, self._fitted_attributes)
         data = check_dask_array(X)
         check_n_features(data, self.n_features_in_, estimator=type(self).__name__)
-        return map_rows(func, data, self._n_membership_columns() if per_component else None)
+        columns = self._n_membership_columns() if per_component else None
+        return map_rows(getattr(self._for_workers(), method), data, columns)
 
     # ----------------------------------------------------------- predictions
     def score_samples(self, X: Any) -> np.ndarray:
@@ -199,7 +201,7 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples,)
             A lazy Dask array when ``X`` is a Dask array.
         """
-        return self._by_rows(X, self._score_samples_array, per_component=False)
+        return self._by_rows(X, "_score_samples_array", per_component=False)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per sample, as scikit-learn's mixtures.
@@ -227,7 +229,7 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples, n_components)
             A lazy Dask array when ``X`` is a Dask array.
         """
-        return self._by_rows(X, self._predict_proba_array, per_component=True)
+        return self._by_rows(X, "_predict_proba_array", per_component=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every sample.

@@ -44,8 +44,7 @@ def configure(cls: type, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
     Options that neither accepts are dropped (``draws`` for EM, say), as are
     ``None`` values (the model's default applies); ``seed`` becomes
-    ``random_state`` or ``random_seed``, whichever the model takes (``random_state``
-    first), and ``n_components`` becomes ``truncation`` for a model without it.
+    ``random_state``, and ``n_components`` becomes ``truncation`` for a model without it.
     """
     init_names = set(inspect.signature(cls).parameters)
     fit_names = set(inspect.signature(cls.fit).parameters)  # type: ignore[attr-defined]
@@ -54,11 +53,8 @@ def configure(cls: type, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         # The DP model's number of components is its truncation level.
         options["truncation"] = options.pop("n_components", None)
     seed = options.pop("seed", None)
-    if seed is not None:
-        for name in ("random_state", "random_seed"):
-            if name in init_names or name in fit_names:
-                options[name] = seed
-                break
+    if seed is not None and ("random_state" in init_names or "random_state" in fit_names):
+        options["random_state"] = seed
     init = {k: v for k, v in options.items() if k in init_names}
     fit = {k: v for k, v in options.items() if k not in init_names and k in fit_names}
     return cls(**init), fit

@@ -28,6 +28,7 @@ __all__ = [
     "describe",
     "message",
     "renamed_argument",
+    "seed_argument_name",
     "sklearn_compatible",
 ]
 
@@ -215,6 +216,11 @@ def renamed_argument(
         stacklevel=stacklevel,
     )
     return old_value
+
+
+def seed_argument_name(random_seed: Any) -> str:
+    """Name the seed argument a caller used (``random_seed`` is the deprecated one)."""
+    return "random_state" if random_seed is _UNSET else "random_seed"
 
 
 def _is_dask_array(X: Any) -> bool:

@@ -15,7 +15,6 @@ point itself.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -83,18 +82,6 @@ class ClusterUncertainty:
         return self.ci_prob
 
 
-def _seed_argument(method: Any, seed: Any) -> dict[str, Any]:
-    """Return the keyword that passes ``seed`` to a model's sampling ``method``.
-
-    ``{"random_state": seed}``, or ``{"random_seed": seed}`` for a method that
-    takes only the deprecated name.
-    """
-    parameters = inspect.signature(method).parameters
-    if "random_state" not in parameters and "random_seed" in parameters:
-        return {"random_seed": seed}
-    return {"random_state": seed}
-
-
 def membership_draws(
     model: Any, X: Any, *, max_draws: int | None = None, random_state: Any = None
 ) -> np.ndarray:
@@ -105,8 +92,7 @@ def membership_draws(
     """
     check_fitted(model)
     if hasattr(model, "membership_draws"):
-        method = model.membership_draws
-        draws = method(X, max_draws=max_draws, **_seed_argument(method, random_state))
+        draws = model.membership_draws(X, max_draws=max_draws, random_state=random_state)
     else:
         draws = np.asarray(model.predict_proba(X))[None]
     draws = np.asarray(draws, dtype=np.float64)

@@ -44,7 +44,6 @@ from bayesgmm._validation import (
     check_random_state,
     message,
 )
-from bayesgmm.clustering import _seed_argument
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -449,8 +448,7 @@ def _model_tree(model: Any, X: np.ndarray, name: str, n_draws: int, seed: int) -
     if kind == "nuts":
         tree = model.idata_
     else:
-        method = model.to_datatree
-        tree = method(n_draws=n_draws, **_seed_argument(method, seed))
+        tree = model.to_datatree(n_draws=n_draws, random_state=seed)
     _check_same_data(name, tree, X)
     if kind == "nuts" and "log_likelihood" not in tree.children:
         raise ValueError(

@@ -40,8 +40,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayesgmm import _cavi, _cavi_fit, _dp_advi
-from bayesgmm._base import ParamsMixin
-from bayesgmm._chunks import check_dask_array, column_means, is_dask_array, map_rows
+from bayesgmm._base import MixtureBase
+from bayesgmm._chunks import check_dask_array, column_means, is_dask_array
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
 from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._validation import (
@@ -50,11 +50,11 @@ from bayesgmm._validation import (
     check_fitted,
     check_float,
     check_int,
-    check_n_features,
     check_option,
     check_random_state,
     message,
     renamed_argument,
+    seed_argument_name,
 )
 from bayesgmm.params import GaussianMixtureParams
 
@@ -69,7 +69,7 @@ _DEFAULT_MEMBERSHIP_DRAWS = 200
 _POINTWISE_MAX_BYTES = 2**30
 
 
-class DPGaussianMixture(ParamsMixin):
+class DPGaussianMixture(MixtureBase):
     """Dirichlet-process Gaussian mixture fitted by variational inference.
 
     Parameters
@@ -406,10 +406,7 @@ class DPGaussianMixture(ParamsMixin):
         self._X_train = data
         self.n_features_in_ = int(center.shape[0])
         self.n_samples_ = int(data.shape[0]) if n_samples is None else int(n_samples)
-        if names is not None:
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        self._set_feature_names(names)
         self.elbo_ = float(elbo)
         self.elbo_trace_ = np.asarray(trace, dtype=float)
         self.converged_ = bool(converged)
@@ -424,57 +421,30 @@ class DPGaussianMixture(ParamsMixin):
         self.params_ = params
 
     # ------------------------------------------------------------- prediction
-    def _check_X(self, X: Any) -> np.ndarray:
-        check_fitted(self)
-        data, _ = check_array(X)
-        check_n_features(data, self.n_features_in_)
-        return data
-
-    def _lazy(self, X: Any, method: str, n_columns: int | None) -> Any:
-        """Apply a row-wise method lazily to the row blocks of a Dask array.
-
-        The tasks carry a shallow copy of the model without its training data,
-        so that a distributed scheduler does not ship the data with every task.
-        """
-        check_fitted(self)
-        data = check_dask_array(X)
-        check_n_features(data, self.n_features_in_)
+    def _for_workers(self) -> DPGaussianMixture:
+        """Return a shallow copy without the training data, so Dask tasks do not ship it."""
         light = copy.copy(self)
         light._X_train = None
-        return map_rows(getattr(light, method), data, n_columns)
+        return light
 
-    def _log_predictive(self, X: np.ndarray) -> np.ndarray:
-        return logsumexp(self._weighted_predictive(X), axis=1)
-
-    def _membership(self, X: np.ndarray) -> np.ndarray:
-        return _normalised(self._weighted_predictive(X))
+    def _n_membership_columns(self) -> int:
+        return int(self.weights_.size)
 
     def _weighted_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k N(x | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
         return self._posterior.weighted_log_predictive(X - self._center)
 
-    def score_samples(self, X: Any) -> np.ndarray:
+    def _score_samples_array(self, X: np.ndarray) -> np.ndarray:
         """Log posterior predictive density of every row.
 
         ``log p(x | training data) = log sum_k E_q[pi_k] St(x | k)``, a mixture of
         multivariate Student-t densities (the Gaussian integrated over q(mu, Lambda)).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            A lazy Dask array when ``X`` is a Dask array.
         """
-        if is_dask_array(X):
-            return self._lazy(X, "_log_predictive", None)
-        return self._log_predictive(self._check_X(X))
+        return logsumexp(self._weighted_predictive(X), axis=1)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean log posterior predictive density of the rows of ``X``."""
-        return float(np.mean(self.score_samples(X)))
+    def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
+        """Return the membership ``E[pi_k] St_k(x) / sum_j E[pi_j] St_j(x)`` of every row."""
+        return _normalised(self._weighted_predictive(X))
 
     def predict_proba(
         self,
@@ -509,13 +479,11 @@ class DPGaussianMixture(ParamsMixin):
             The Dataset's attrs hold ``ci_prob`` and ``ci_kind``.
         """
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
-        if is_dask_array(X) and ci_prob is None:
-            return self._lazy(X, "_membership", self.weights_.size)
-        data = self._check_X(X)
         if ci_prob is None:
-            return self._membership(data)
+            return super().predict_proba(X)
         import xarray as xr
 
+        data = self._check_X(X)
         draws = self.membership_draws(data, random_state=0)
         median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
         dims = ("obs_id", "component")
@@ -530,19 +498,6 @@ class DPGaussianMixture(ParamsMixin):
             coords=coords,
             attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
         )
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of every row under the posterior predictive.
-
-        A lazy Dask array when ``X`` is a Dask array.
-        """
-        if is_dask_array(X):
-            return self.predict_proba(X).argmax(axis=1)
-        return np.asarray(self.predict_proba(X)).argmax(axis=1)
-
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        """Fit and return the labels of the training data."""
-        return self.fit(X).predict(X)
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.
@@ -604,7 +559,7 @@ class DPGaussianMixture(ParamsMixin):
             if max_draws is None
             else check_int(max_draws, "max_draws", minimum=1)
         )
-        rng = check_random_state(seed, _seed_name(random_seed))
+        rng = check_random_state(seed, seed_argument_name(random_seed))
         draws = self._posterior.draws(n_draws, rng)
         features = feature_map(data, self._posterior.prior.covariance_type)
         out = np.empty((n_draws, data.shape[0], self.weights_.size))
@@ -652,7 +607,7 @@ class DPGaussianMixture(ParamsMixin):
         )
         check_fitted(self)
         n_draws = check_int(n_draws, "n_draws", minimum=1)
-        rng = check_random_state(seed, _seed_name(random_seed))
+        rng = check_random_state(seed, seed_argument_name(random_seed))
         import xarray as xr
 
         training = self._training_data(n_draws, "to_datatree")
@@ -795,7 +750,7 @@ class DPGaussianMixture(ParamsMixin):
         )
         check_fitted(self)
         n_draws = check_int(n_draws, "n_draws", minimum=1)
-        rng = check_random_state(seed, _seed_name(random_seed))
+        rng = check_random_state(seed, seed_argument_name(random_seed))
         import pandas as pd
 
         training = self._training_data(n_draws, "n_occupied_distribution")
@@ -878,12 +833,6 @@ class DPGaussianMixture(ParamsMixin):
         )
         return model
 
-    def save(self, path: Any, *, overwrite: bool = False) -> None:
-        """Save the fitted model as JSON (see :mod:`bayesgmm.io`)."""
-        from bayesgmm.io import save
-
-        save(self, path, overwrite=overwrite)
-
 
 # ------------------------------------------------------------ posteriors
 class _Posterior(Protocol):
@@ -940,8 +889,3 @@ def _check_concentration(value: Any) -> _cavi.Concentration:
     raise TypeError(
         message("concentration", "None, a positive number or a (shape, rate) pair", value)
     )
-
-
-def _seed_name(random_seed: Any) -> str:
-    """Name the seed argument as the caller spelled it, for error messages."""
-    return "random_state" if random_seed is _UNSET else "random_seed"

@@ -57,6 +57,7 @@ from bayesgmm._validation import (
     check_random_state,
     message,
     renamed_argument,
+    seed_argument_name,
 )
 from bayesgmm.params import GaussianMixtureParams
 
@@ -221,11 +222,6 @@ def _check_log_likelihood(value: Any) -> bool | str:
             raise ValueError(message("log_likelihood", "True, False or 'auto'", value))
         return value
     raise TypeError(message("log_likelihood", "True, False or 'auto'", value))
-
-
-def _seed_name(random_seed: Any) -> str:
-    """Name the seed argument the caller used, for error messages."""
-    return "random_state" if random_seed is _UNSET else "random_seed"
 
 
 def _stored_log_likelihood(
@@ -511,7 +507,7 @@ class MarginalGaussianMixture(MixtureBase):
         random_state = renamed_argument(
             random_state, random_seed, new_name="random_state", old_name="random_seed"
         )
-        rng = check_random_state(random_state, _seed_name(random_seed))
+        rng = check_random_state(random_state, seed_argument_name(random_seed))
         if method == "laplace" and nuts_sampler_kwargs:
             raise ValueError(
                 message(
@@ -686,7 +682,7 @@ class MarginalGaussianMixture(MixtureBase):
             random_state, random_seed, new_name="random_state", old_name="random_seed"
         )
         X = self._check_X(X)
-        select = self._select_draws(max_draws, random_state, _seed_name(random_seed))
+        select = self._select_draws(max_draws, random_state, seed_argument_name(random_seed))
         s = self._n_draws() if select is None else select.size
         out = np.empty((s, X.shape[0], self.params_.n_components))
         for rows, draws, log_joint in self._log_joint_blocks(X, select):
@@ -823,7 +819,7 @@ class MarginalGaussianMixture(MixtureBase):
         )
         check_fitted(self, self._fitted_attributes)
         n_samples = check_int(n_samples, "n_samples", minimum=1)
-        rng = check_random_state(random_state, _seed_name(random_seed))
+        rng = check_random_state(random_state, seed_argument_name(random_seed))
         w, m, c = self._flat_posterior()
         which = rng.integers(0, w.shape[0], size=n_samples)
         u = rng.random(n_samples)

@@ -76,10 +76,7 @@ def _ellipse(mean: np.ndarray, cov: np.ndarray, n_std: float, **kwargs: Any) -> 
 
 def _variational_draws(model: Any, n_draws: int, random_state: Any) -> Any:
     """Return ``model.to_datatree`` with ``n_draws`` draws from the variational posterior."""
-    from bayesgmm.clustering import _seed_argument
-
-    method = model.to_datatree
-    return method(n_draws=n_draws, **_seed_argument(method, random_state))
+    return model.to_datatree(n_draws=n_draws, random_state=random_state)
 
 
 def posterior_parameter_draws(

@@ -35,7 +35,6 @@ from bayesgmm._validation import (
     check_random_state,
     message,
 )
-from bayesgmm.clustering import _seed_argument
 from bayesgmm.comparison import _pareto_k_check
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,7 +271,7 @@ def _select_loo(
         for k in ks:
             seed = int(rng.integers(2**31 - 1))
             model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
-            model.fit(X, **_seed_argument(model.fit, seed), **kwargs)
+            model.fit(X, random_state=seed, **kwargs)
             result = arviz_stats.loo(model.idata_, pointwise=True, var_name="obs")
             name = f"{k}/{covariance_type}"
             estimates[name] = result

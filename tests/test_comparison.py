@@ -182,7 +182,7 @@ def test_compare_em_with_the_variational_dp(two_clusters, dp_model):
     # The mean-field q is narrower than the posterior here: PSIS of the approximation
     # has Pareto k above ArviZ's threshold, so the DP is cross-validated exactly
     # instead, and says so.
-    tree = dp_model.to_datatree(n_draws=400, random_seed=0)
+    tree = dp_model.to_datatree(n_draws=400, random_state=0)
     import arviz_stats
 
     with warnings.catch_warnings():

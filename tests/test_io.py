@@ -262,8 +262,8 @@ def test_dp_round_trip_predicts_exactly(data, tmp_path):
     assert type(loaded) is type(model)
     _assert_predicts_identically(model, loaded, data)
     np.testing.assert_array_equal(
-        loaded.membership_draws(data, max_draws=5, random_seed=0),
-        model.membership_draws(data, max_draws=5, random_seed=0),
+        loaded.membership_draws(data, max_draws=5, random_state=0),
+        model.membership_draws(data, max_draws=5, random_state=0),
     )
 
 

@@ -305,14 +305,19 @@ OTHER_BAD_CALLS = {
     "priors type": (lambda X, em, dp: _dp(priors=[1.0]).fit(X), TypeError, "priors"),
     "merge": (lambda X, em, dp: _dp(merge="yes").fit(X), TypeError, "merge"),
     "progressbar": (lambda X, em, dp: _dp(progressbar="no").fit(X), TypeError, "progressbar"),
-    "hdi_prob range": (lambda X, em, dp: dp.predict_proba(X, hdi_prob=2.0), ValueError, "hdi_prob"),
-    "hdi_prob type": (lambda X, em, dp: dp.predict_proba(X, hdi_prob="a"), TypeError, "hdi_prob"),
+    "ci_prob range": (lambda X, em, dp: dp.predict_proba(X, ci_prob=2.0), ValueError, "ci_prob"),
+    "ci_prob type": (lambda X, em, dp: dp.predict_proba(X, ci_prob="a"), TypeError, "ci_prob"),
+    "ci_kind": (
+        lambda X, em, dp: dp.predict_proba(X, ci_prob=0.9, ci_kind="x"),
+        ValueError,
+        "ci_kind",
+    ),
     "max_draws": (lambda X, em, dp: dp.membership_draws(X, max_draws=0), ValueError, "max_draws"),
     "n_draws": (lambda X, em, dp: dp.to_datatree(n_draws=0), ValueError, "n_draws"),
-    "random_seed": (
-        lambda X, em, dp: dp.to_datatree(n_draws=5, random_seed="a"),
+    "random_state": (
+        lambda X, em, dp: dp.to_datatree(n_draws=5, random_state="a"),
         TypeError,
-        "random_seed",
+        "random_state",
     ),
     "warm_start": (
         lambda X, em, dp: EMGaussianMixture(2, warm_start="a").fit(X),
@@ -887,7 +892,7 @@ def test_interrupted_em_refit_keeps_the_previous_fit(fitted_em, data, monkeypatc
 def test_interrupted_dp_refit_keeps_the_previous_fit(fitted_dp, data, monkeypatch):
     model = copy.deepcopy(fitted_dp)
     before = copy.deepcopy(vars(model))
-    monkeypatch.setattr(dp_module, "_best_cavi_run", _interrupt)
+    monkeypatch.setattr(bayesgmm._cavi_fit, "run_cavi", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.fit(2.0 * data)
     _unchanged(model, before)

@@ -17,13 +17,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from bayesgmm import EMGaussianMixture, NotFittedError
+from bayesgmm import DPGaussianMixture, EMGaussianMixture, NotFittedError
 
 TESTS = Path(__file__).parent
 
 
-@parametrize_with_checks([EMGaussianMixture(2, random_state=0)])
-def test_em_passes_check_estimator(estimator, check):
+@parametrize_with_checks(
+    [EMGaussianMixture(2, random_state=0), DPGaussianMixture(3, random_state=0)]
+)
+def test_estimators_pass_check_estimator(estimator, check):
+    """Every check, no expected failure, for EM and the variational DP."""
     check(estimator)
 
 
@@ -68,6 +71,25 @@ def test_em_cross_val_score_is_the_held_out_mean_log_likelihood(data):
         for train, test in folds.split(X)
     ]
     np.testing.assert_allclose(scores, by_hand, rtol=1e-12)
+
+
+def test_dp_in_a_pipeline_with_cross_validation(data):
+    X, _ = data
+    pipe = make_pipeline(StandardScaler(), DPGaussianMixture(6, random_state=0))
+    folds = KFold(3, shuffle=True, random_state=0)
+    scores = cross_val_score(pipe, X, cv=folds)
+    by_hand = []
+    for train, test in folds.split(X):
+        scaler = StandardScaler().fit(X[train])
+        model = DPGaussianMixture(6, random_state=0).fit(scaler.transform(X[train]))
+        by_hand.append(model.score(scaler.transform(X[test])))
+    np.testing.assert_allclose(scores, by_hand, rtol=1e-12)
+    search = GridSearchCV(
+        pipe, {"dpgaussianmixture__covariance_type": ["full", "spherical"]}, cv=folds
+    )
+    search.fit(X)
+    # The blobs are anisotropic: full covariances predict held-out points better.
+    assert search.best_params_["dpgaussianmixture__covariance_type"] == "full"
 
 
 def test_not_fitted_error_is_caught_as_scikit_learn_catches_it():

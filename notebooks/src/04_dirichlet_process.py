@@ -136,7 +136,7 @@ plt.show()
 # parameters from the variational posterior and labels from $p(z_i \mid x_i, \theta)$.
 
 # %%
-occupied = dp.n_occupied_distribution(n_draws=N_DRAWS, random_seed=0)
+occupied = dp.n_occupied_distribution(n_draws=N_DRAWS, random_state=0)
 print(occupied.round(3))
 
 fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -170,7 +170,7 @@ plt.show()
 from arviz_stats import loo_approximate_posterior
 from arviz_stats.base import array_stats
 
-tree = dp.to_datatree(n_draws=N_DRAWS, random_seed=0)
+tree = dp.to_datatree(n_draws=N_DRAWS, random_state=0)
 log_ratio = (tree["sample_stats"]["log_p"] - tree["sample_stats"]["log_q"]).values.ravel()
 # psislw takes minus the log ratios (ArviZ's convention for -log-likelihoods).
 _, khat_joint = array_stats.psislw(-log_ratio)
@@ -262,7 +262,7 @@ extra = {}
 for n in sizes:
     Xn, _ = three.sample(n, np.random.default_rng(n))
     fit = DPGaussianMixture(truncation=20, random_state=0).fit(Xn)
-    distribution = fit.n_occupied_distribution(n_draws=N_DRAWS, random_seed=0)
+    distribution = fit.n_occupied_distribution(n_draws=N_DRAWS, random_state=0)
     extra[n] = distribution[distribution.index > 3].sum()
     print(f"n = {n:5d}: P(more than 3 occupied) = {extra[n]:.3f}")
 

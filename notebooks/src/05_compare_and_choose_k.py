@@ -103,7 +103,7 @@ plt.show()
 
 # %%
 dp = DPGaussianMixture(truncation=10, random_state=0).fit(X)
-occupied = dp.n_occupied_distribution(n_draws=1000, random_seed=0)
+occupied = dp.n_occupied_distribution(n_draws=1000, random_state=0)
 print("components with at least one expected point:", dp.effective_n_components_)
 print(occupied.round(3))
 
