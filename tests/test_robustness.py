@@ -23,8 +23,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn.metrics import adjusted_rand_score
 
 import bayesgmm
-from bayesgmm import DPGaussianMixture, EMGaussianMixture
-from bayesgmm import dirichlet_process as dp_module
+from bayesgmm import DPGaussianMixture, EMGaussianMixture, _cavi_fit
 from bayesgmm import em as em_module
 from bayesgmm.params import GaussianMixtureParams
 
@@ -892,7 +891,7 @@ def test_interrupted_em_refit_keeps_the_previous_fit(fitted_em, data, monkeypatc
 def test_interrupted_dp_refit_keeps_the_previous_fit(fitted_dp, data, monkeypatch):
     model = copy.deepcopy(fitted_dp)
     before = copy.deepcopy(vars(model))
-    monkeypatch.setattr(bayesgmm._cavi_fit, "run_cavi", _interrupt)
+    monkeypatch.setattr(_cavi_fit, "run_cavi", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.fit(2.0 * data)
     _unchanged(model, before)
