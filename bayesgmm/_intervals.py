@@ -14,13 +14,22 @@ Intervals are computed by :mod:`arviz_stats` (``eti`` and ``hdi`` of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bayesgmm._validation import _UNSET, check_float, check_option, message, renamed_argument
 
-__all__ = ["CI_KINDS", "DEFAULT_CI_PROB", "check_ci", "credible_interval"]
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+__all__ = [
+    "CI_KINDS",
+    "DEFAULT_CI_PROB",
+    "check_ci",
+    "credible_interval",
+    "membership_intervals",
+]
 
 CI_KINDS = ("eti", "hdi")
 DEFAULT_CI_PROB = 0.94
@@ -103,3 +112,32 @@ def credible_interval(
     lower, upper = bounds[..., 0], bounds[..., 1]
     # Guards only the last bit of rounding: the median lies inside both kinds of interval.
     return median, np.minimum(lower, median), np.maximum(upper, median)
+
+
+def membership_intervals(
+    mean: np.ndarray,
+    median: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    ci_prob: float,
+    ci_kind: str,
+) -> xr.Dataset:
+    """Build the Dataset ``predict_proba(X, ci_prob=...)`` returns, from (n, K) summaries.
+
+    Variables ``mean``, ``median``, ``lower`` and ``upper`` with dims ``obs_id`` and
+    ``component``; attributes ``ci_prob`` and ``ci_kind``.
+    """
+    import xarray as xr
+
+    n, k = mean.shape
+    dims = ("obs_id", "component")
+    return xr.Dataset(
+        {
+            "mean": (dims, mean),
+            "median": (dims, median),
+            "lower": (dims, lower),
+            "upper": (dims, upper),
+        },
+        coords={"obs_id": np.arange(n), "component": np.arange(k)},
+        attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
+    )

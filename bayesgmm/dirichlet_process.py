@@ -43,7 +43,7 @@ from bayesgmm import _cavi, _cavi_fit, _dp_advi
 from bayesgmm._base import MixtureBase
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
-from bayesgmm._intervals import check_ci, credible_interval
+from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
 from bayesgmm._validation import (
     _UNSET,
     check_array,
@@ -481,23 +481,10 @@ class DPGaussianMixture(MixtureBase):
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
         if ci_prob is None:
             return super().predict_proba(X)
-        import xarray as xr
-
         data = self._check_X(X)
         draws = self.membership_draws(data, random_state=0)
         median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
-        dims = ("obs_id", "component")
-        coords = {"obs_id": np.arange(data.shape[0]), "component": np.arange(draws.shape[2])}
-        return xr.Dataset(
-            {
-                "mean": (dims, draws.mean(axis=0)),
-                "median": (dims, median),
-                "lower": (dims, lower),
-                "upper": (dims, upper),
-            },
-            coords=coords,
-            attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
-        )
+        return membership_intervals(draws.mean(axis=0), median, lower, upper, ci_prob, ci_kind)
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.

@@ -36,7 +36,7 @@ from scipy.special import logsumexp
 
 from bayesgmm import _gaussian, _laplace, _nuts, relabel
 from bayesgmm._base import MixtureBase
-from bayesgmm._intervals import check_ci, credible_interval
+from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
 from bayesgmm._marginal_model import (
     DEFAULT_PRIORS,
     ModelDraws,
@@ -744,8 +744,6 @@ class MarginalGaussianMixture(MixtureBase):
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
         if ci_prob is None:
             return super().predict_proba(X)
-        import xarray as xr
-
         X = self._check_X(X)
         n, k = X.shape[0], self.params_.n_components
         s = self._n_draws()
@@ -761,17 +759,7 @@ class MarginalGaussianMixture(MixtureBase):
                 median[rows], lower[rows], upper[rows] = credible_interval(
                     probs, ci_prob, ci_kind, axis=0
                 )
-        dims = ("obs_id", "component")
-        return xr.Dataset(
-            {
-                "mean": (dims, mean),
-                "median": (dims, median),
-                "lower": (dims, lower),
-                "upper": (dims, upper),
-            },
-            coords={"obs_id": np.arange(n), "component": np.arange(k)},
-            attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
-        )
+        return membership_intervals(mean, median, lower, upper, ci_prob, ci_kind)
 
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""
