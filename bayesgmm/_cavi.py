@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, multigammaln, xlogy
 
-from bayesgmm._gaussian import SufficientStatistics, natural_parameters
+from bayesgmm._gaussian import LAYOUTS, SufficientStatistics, natural_parameters
 from bayesgmm._validation import check_float, message
 
 __all__ = [
@@ -216,7 +216,7 @@ def data_prior(
     scale_floor = 1e-6 * max(float(np.trace(cov)) / d, 1e-300)
     if "covariance" in priors:
         given = np.asarray(priors["covariance"], dtype=float)
-        expected_shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[kind]
+        expected_shape = LAYOUTS[kind].component_shape(d)
         if given.shape != expected_shape or not np.isfinite(given).all():
             raise ValueError(
                 message(

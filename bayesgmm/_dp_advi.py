@@ -42,7 +42,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayesgmm import _cavi
-from bayesgmm._gaussian import feature_map
+from bayesgmm._gaussian import LAYOUTS, feature_map
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -290,18 +290,9 @@ def build_model(
         loglik = pt.logsumexp(log_w[None, :] + log_dens, axis=1)
         pm.Potential("loglik", pt.sum(loglik))
         pm.Deterministic("log_weights", log_w, dims="component")
-        pm.Deterministic("precision_cholesky", prec_out, dims=_cholesky_dims(kind))
+        pm.Deterministic("precision_cholesky", prec_out, dims=LAYOUTS[kind].parameter_dims)
         pm.Deterministic("log_likelihood", loglik, dims="obs_id")
     return model
-
-
-def _cholesky_dims(kind: str) -> tuple[str, ...]:
-    return {
-        "full": ("component", "feature", "feature_bis"),
-        "tied": ("feature", "feature_bis"),
-        "diag": ("component", "feature"),
-        "spherical": ("component",),
-    }[kind]
 
 
 def fit(

@@ -124,6 +124,22 @@ class CovarianceLayout:
         """Shape of ``sum_i r_ik x_i x_i'`` as the M-step needs it."""
         raise NotImplementedError
 
+    def component_shape(self, n_features: int) -> tuple[int, ...]:
+        """Shape of one component's covariance (a prior guess of it, say)."""
+        raise NotImplementedError
+
+    #: Dims of the covariance parameter (and its Cholesky factor) in a PyMC model or DataTree.
+    parameter_dims: tuple[str, ...] = ()
+
+    @property
+    def scale_dims(self) -> tuple[str, ...]:
+        """Dims of the standard deviations: the parameter's dims without the second feature."""
+        return tuple(dim for dim in self.parameter_dims if dim != "feature_bis")
+
+    def unit_covariances(self, n_components: int, n_features: int) -> np.ndarray:
+        """Identity covariances in this layout: a valid point of any model."""
+        raise NotImplementedError
+
     def n_quadratic_columns(self, n_features: int) -> int:
         """Columns the feature map adds after ``x`` itself."""
         raise NotImplementedError
@@ -193,6 +209,17 @@ class _MatrixLayout(CovarianceLayout):
 
     def statistics_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features, n_features)
+
+    def component_shape(self, n_features: int) -> tuple[int, ...]:
+        return (n_features, n_features)
+
+    def unit_covariances(self, n_components: int, n_features: int) -> np.ndarray:
+        identity = np.eye(n_features)
+        return (
+            identity
+            if self.shared
+            else np.broadcast_to(identity, (n_components,) + identity.shape).copy()
+        )
 
     def n_quadratic_columns(self, n_features: int) -> int:
         return n_features * (n_features + 1) // 2
@@ -294,13 +321,15 @@ class _MatrixLayout(CovarianceLayout):
 
 class _FullLayout(_MatrixLayout):
     name = "full"
-    min_points = 1  # plus d: see min_points_for
+    min_points = 1  # plus d: see min_points
+    parameter_dims = ("component", "feature", "feature_bis")
 
 
 class _TiedLayout(_MatrixLayout):
     name = "tied"
     shared = True
     min_points = 1
+    parameter_dims = ("feature", "feature_bis")
 
 
 class _VectorLayout(CovarianceLayout):
@@ -325,9 +354,16 @@ class _VectorLayout(CovarianceLayout):
     def covariances_from_cholesky(self, chol: np.ndarray) -> np.ndarray:
         return 1.0 / chol**2
 
+    def unit_covariances(self, n_components: int, n_features: int) -> np.ndarray:
+        return np.ones(self.parameter_shape(n_components, n_features))
+
 
 class _DiagLayout(_VectorLayout):
     name = "diag"
+    parameter_dims = ("component", "feature")
+
+    def component_shape(self, n_features: int) -> tuple[int, ...]:
+        return (n_features,)
 
     def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features)
@@ -368,6 +404,10 @@ class _DiagLayout(_VectorLayout):
 
 class _SphericalLayout(_VectorLayout):
     name = "spherical"
+    parameter_dims = ("component",)
+
+    def component_shape(self, n_features: int) -> tuple[int, ...]:
+        return ()
 
     def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components,)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayesgmm._gaussian import LAYOUTS
 from bayesgmm._validation import check_float, message
 from bayesgmm.params import GaussianMixtureParams
 
@@ -74,14 +75,6 @@ coordinate of each mean; ``stds_scale``: scale of the HalfNormal prior on each
 component standard deviation; ``lkj_eta``: LKJ shape of the correlations (1 is
 uniform, larger shrinks towards no correlation).
 """
-
-# Dims of the standard deviations, per covariance type.
-_STD_DIMS: dict[str, tuple[str, ...]] = {
-    "full": ("component", "feature"),
-    "tied": ("feature",),
-    "diag": ("component", "feature"),
-    "spherical": ("component",),
-}
 
 
 def check_priors(priors: Any) -> dict[str, float]:
@@ -288,7 +281,7 @@ def build_pymc_model(
             sigma=priors["means_scale"],
             dims=("component", "feature"),
         )
-        std_dims = _STD_DIMS[covariance_type]
+        std_dims = LAYOUTS[covariance_type].scale_dims
         stds = pm.HalfNormal("stds", sigma=priors["stds_scale"], dims=std_dims)
         if correlated:
             # LKJCorr needs a static shape: its sampler is a scan that cannot see dims.
@@ -456,7 +449,7 @@ def covariances_from_draws(draws: dict[str, np.ndarray], kind: str, k: int, d: i
     ndarray of shape (..., K, d, d)
     """
     stds = draws["stds"]
-    lead = stds.shape[: stds.ndim - len(_STD_DIMS[kind])]
+    lead = stds.shape[: stds.ndim - len(LAYOUTS[kind].scale_dims)]
     if kind == "spherical":
         stds = np.broadcast_to(stds[..., :, None], lead + (k, d))
     elif kind == "tied":

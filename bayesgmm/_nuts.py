@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from bayesgmm._gaussian import LAYOUTS
 from bayesgmm._marginal_model import ModelDraws, ModelSpec, free_values
 from bayesgmm._validation import check_int, check_option, message
 from bayesgmm.params import GaussianMixtureParams
@@ -292,12 +293,7 @@ class _CompiledNuts:
 
 def _placeholder_params(k: int, d: int, kind: str) -> GaussianMixtureParams:
     """Equal weights, zero means, unit covariances: a valid point of any model."""
-    covariances = {
-        "full": np.broadcast_to(np.eye(d), (k, d, d)).copy(),
-        "tied": np.eye(d),
-        "diag": np.ones((k, d)),
-        "spherical": np.ones(k),
-    }[kind]
+    covariances = LAYOUTS[kind].unit_covariances(k, d)
     return GaussianMixtureParams(np.full(k, 1.0 / k), np.zeros((k, d)), covariances, kind)
 
 

@@ -36,6 +36,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from bayesgmm._gaussian import COVARIANCE_TYPES
+
 __all__ = ["CommandError", "main"]
 
 EXIT_OK = 0
@@ -48,7 +50,6 @@ MODELS = {
     "marginal": ("bayesgmm.marginal", "MarginalGaussianMixture"),
     "dp": ("bayesgmm.dirichlet_process", "DPGaussianMixture"),
 }
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp")
 
 

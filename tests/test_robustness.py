@@ -88,10 +88,13 @@ def _equal(a, b):
 
 
 def test_equal_sees_a_change_deep_in_the_dp_posterior_state(fitted_dp):
-    state = copy.deepcopy(fitted_dp._state)
-    assert _equal(fitted_dp._state, state)
+    posterior = fitted_dp._posterior
+    assert _equal(posterior, copy.deepcopy(posterior))
+    state = copy.deepcopy(posterior.state)
+    assert _equal(posterior.state, state)
     changed = dataclasses.replace(state, stick_a=state.stick_a + 1e-12)
-    assert not _equal(fitted_dp._state, changed)
+    assert not _equal(posterior.state, changed)
+    assert not _equal(posterior, dataclasses.replace(posterior, state=changed))
     components = state.components
     name = next(
         f.name
@@ -100,7 +103,7 @@ def test_equal_sees_a_change_deep_in_the_dp_posterior_state(fitted_dp):
     )
     moved = getattr(components, name) + 1.0
     nested = dataclasses.replace(state, components=dataclasses.replace(components, **{name: moved}))
-    assert not _equal(fitted_dp._state, nested)
+    assert not _equal(posterior.state, nested)
     params = fitted_dp.params_
     assert not _equal(params, dataclasses.replace(params, weights=params.weights[::-1].copy()))
 
