@@ -26,7 +26,8 @@ $(TEST_STAMP): $(DEMO_STAMP)
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/bayesgmm demo --output demo-output --force
 
-# The default suite: lint, types, and every test not marked slow (a few minutes on two cores).
+# The default suite: lint, types, and every test not marked slow (about 3 minutes of tests on two
+# cores, plus the installation on a fresh clone).
 test: $(TEST_STAMP) lint typecheck
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
