@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 from typing import Any, Self
 
 import numpy as np
@@ -133,23 +132,14 @@ class MixtureBase(ParamsMixin):
             del self.feature_names_in_
 
     def _check_feature_names(self, feature_names: list[str] | None) -> None:
-        """Compare new data's column names with the training data's (scikit-learn's rules)."""
+        """Refuse a DataFrame whose column names differ from the training data's.
+
+        Columns are matched by position. A plain array is taken as it is (bayesgmm's
+        own helpers pass arrays), as is a DataFrame when the fit saw none; only names
+        that contradict the fit's are an error, as in scikit-learn.
+        """
         fitted = getattr(self, "feature_names_in_", None)
-        name = type(self).__name__
-        if fitted is None:
-            if feature_names is not None:
-                warnings.warn(
-                    f"X has feature names, but {name} was fitted without feature names",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            return
-        if feature_names is None:
-            warnings.warn(
-                f"X does not have valid feature names, but {name} was fitted with feature names",
-                UserWarning,
-                stacklevel=4,
-            )
+        if fitted is None or feature_names is None:
             return
         if list(feature_names) != [str(f) for f in fitted]:
             raise ValueError(

@@ -204,3 +204,15 @@ def test_marginal_model_in_a_pipeline(marginal_fit):
     assert not hasattr(fresh[-1], "params_")
     with pytest.raises(NotFittedError):
         fresh[-1].predict(X)
+
+
+def test_feature_names_are_checked_against_the_fit(data):
+    import pandas as pd
+
+    X, _ = data
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    model = EMGaussianMixture(3, random_state=0).fit(frame)
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b"])
+    np.testing.assert_array_equal(model.predict(frame), model.predict(X))
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(frame.rename(columns={"b": "c"}))
