@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayesgmm._em_steps import EMState, Pool, run_em, state_from_responsibilities
-from bayesgmm._gaussian import LAYOUTS, DegenerateCovarianceError
+from bayesgmm._gaussian import DegenerateCovarianceError
 from bayesgmm._kmeans import kmeans, kmeans_plusplus
 
 __all__ = ["INIT_PARAMS", "GivenParameters", "initial_state"]
@@ -38,15 +38,18 @@ SHORT_EM_MAX_SAMPLES = 20_000
 
 @dataclass(frozen=True)
 class GivenParameters:
-    """User-given initial weights, means and precisions (validated; any may be None)."""
+    """User-given initial weights, means and precisions (validated; any may be None).
+
+    The precisions are kept as their Cholesky factors, computed once when they are checked.
+    """
 
     weights: np.ndarray | None = None
     means: np.ndarray | None = None
-    precisions: np.ndarray | None = None
+    precisions_cholesky: np.ndarray | None = None
 
     @property
     def given(self) -> list[bool]:
-        return [a is not None for a in (self.weights, self.means, self.precisions)]
+        return [a is not None for a in (self.weights, self.means, self.precisions_cholesky)]
 
 
 def _one_hot(labels: np.ndarray, n_components: int) -> np.ndarray:
@@ -146,13 +149,11 @@ def initial_state(
     ``SHORT_EM_MAX_SAMPLES`` rows (a uniform subsample).
     """
     k, kind = n_components, covariance_type
-    layout = LAYOUTS[kind]
     n = Xc.shape[0]
     if all(given.given):
         assert given.means is not None and given.weights is not None
-        assert given.precisions is not None
-        chol = layout.cholesky_of_precisions(given.precisions, "precisions_init")
-        return EMState(given.weights, given.means - shift, None, chol)
+        assert given.precisions_cholesky is not None
+        return EMState(given.weights, given.means - shift, None, given.precisions_cholesky)
     if init_params == "kmeans" and k == 1:
         state = state_from_responsibilities(Xc, np.ones((n, 1)), kind, reg)
     elif init_params == "kmeans":
@@ -185,9 +186,7 @@ def initial_state(
         state.weights = given.weights
     if given.means is not None:
         state.means = given.means - shift
-    if given.precisions is not None:
-        state.precisions_cholesky = layout.cholesky_of_precisions(
-            given.precisions, "precisions_init"
-        )
+    if given.precisions_cholesky is not None:
+        state.precisions_cholesky = given.precisions_cholesky
         state.covariances = None
     return state

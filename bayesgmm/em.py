@@ -345,9 +345,10 @@ class EMGaussianMixture(MixtureBase):
                 )
             weights = weights / weights.sum()
         precisions = arrays["precisions_init"]
-        if precisions is not None:
-            layout.cholesky_of_precisions(precisions, "precisions_init")  # checks definiteness
-        return GivenParameters(weights, arrays["means_init"], precisions)
+        chol = None
+        if precisions is not None:  # its Cholesky factor also checks that it is definite
+            chol = layout.cholesky_of_precisions(precisions, "precisions_init")
+        return GivenParameters(weights, arrays["means_init"], chol)
 
     # -------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None) -> EMGaussianMixture:
