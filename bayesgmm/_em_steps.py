@@ -38,6 +38,7 @@ from bayesgmm._gaussian import (
 )
 
 __all__ = [
+    "STOPPING_RULES",
     "DaskRows",
     "EMState",
     "Pool",
@@ -57,6 +58,17 @@ _CONSTANT_RESOLUTION = 100.0
 _SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 # Most threads the E-step uses.
 _MAX_THREADS = 8
+# "aitken": EM stops once the change of the log-likelihood and the gain still to
+# come (Aitken's estimate) are both below ``tol * (1 + |log L|)``; "change":
+# scikit-learn's rule, the change of the mean log-likelihood below ``tol``.
+STOPPING_RULES = ("aitken", "change")
+# A restart is given up once, after at least this many iterations, the most it can
+# still reach (Aitken's limit, see run_em) falls short of the best so far...
+_ABANDON_AFTER = 5
+# ... by more than this many log-likelihood units in all, ...
+_ABANDON_MARGIN = 1.0
+# ... provided EM is converging at least this fast (ratio of successive changes).
+_ABANDON_RATE = 0.99
 
 
 def m_step(
@@ -130,6 +142,7 @@ class EMState:
     trace: list[float] = field(default_factory=list)
     n_iter: int = 0
     converged: bool = False
+    abandoned: bool = False
 
 
 def e_step(
@@ -173,6 +186,54 @@ def compute_pool(n_samples: int, n_features: int, covariance_type: str) -> Itera
             yield Pool(executor, n_workers)
 
 
+def _should_stop(
+    stopping: str, tol: float, n: int, lower_bound: float, change: float, previous_change: float
+) -> bool:
+    """The stopping rule on the mean log-likelihood ``lower_bound`` and its last two changes.
+
+    ``"change"`` (scikit-learn): ``|change| < tol``. ``"aitken"``: in total
+    log-likelihood units ``L = n * lower_bound``, the last change is at most
+    ``tol * (1 + |L|)`` (mclust's relative rule, ``emControl(tol=1e-5)``) and so
+    is the gain still to come as Aitken's acceleration estimates it: EM's
+    changes shrink geometrically near a maximum, ``c_t = r c_{t-1}``, so what
+    remains is ``c_t r / (1 - r)`` (Böhning, Dietz, Schaub, Schlattmann and
+    Lindsay 1994, doi:10.1007/BF00773476; McNicholas, Murphy, McDaid and Frost
+    2010, doi:10.1016/j.csda.2009.02.011). When EM slows down (``r`` near 1)
+    the relative rule alone stops far below the maximum; this one does not.
+    """
+    if stopping == "change":
+        return abs(change) < tol
+    threshold = tol * (1.0 + n * abs(lower_bound))
+    total_change = n * change
+    if total_change <= 0.0:  # no gain at all: EM never lowers the likelihood, only rounding can
+        return True
+    if total_change > threshold or not previous_change > 0.0:
+        return False
+    ratio = change / previous_change
+    if ratio >= 1.0:
+        return False
+    return total_change * ratio / (1.0 - ratio) <= threshold
+
+
+def _hopeless(
+    n: int, lower_bound: float, change: float, previous_change: float, target: float
+) -> bool:
+    """Whether an EM run can no longer reach ``target`` (a mean log-likelihood).
+
+    Its limit is estimated as Aitken's ``lower_bound + change / (1 - r)`` with
+    ``r`` the ratio of the last two changes; the run is hopeless when that
+    falls short of ``target`` by more than ``_ABANDON_MARGIN`` log-likelihood
+    units while EM converges at rate ``r < _ABANDON_RATE``.
+    """
+    if not (change > 0.0 and previous_change > 0.0):
+        return False
+    ratio = change / previous_change
+    if ratio >= _ABANDON_RATE:
+        return False
+    limit = lower_bound + change / (1.0 - ratio)
+    return n * (target - limit) > _ABANDON_MARGIN
+
+
 def run_em(
     Xc: np.ndarray | DaskRows,
     state: EMState,
@@ -182,6 +243,8 @@ def run_em(
     max_iter: int,
     tol: float,
     pool: Pool,
+    stopping: str = "change",
+    abandon_below: float | None = None,
     verbose: int = 0,
     verbose_interval: int = 10,
 ) -> EMState:
@@ -189,17 +252,20 @@ def run_em(
 
     Each iteration runs an E-step under the current parameters (its mean
     log-likelihood is the iteration's lower bound) and then an M-step, stopping
-    when the lower bound changes by less than ``tol``. The returned parameters
+    by the rule ``stopping`` (see :func:`_should_stop`). The returned parameters
     are those after the last M-step, and ``lower_bound`` is the mean
     log-likelihood of the parameters *before* it, as in scikit-learn.
     ``reg_covar`` is the per-feature amount the M-step adds to the diagonals
-    (see :func:`regularisation`).
+    (see :func:`regularisation`). With ``abandon_below`` (the best mean
+    log-likelihood another start reached), the run stops early, marked
+    ``abandoned``, once it cannot reach it (see :func:`_hopeless`).
     """
     n = Xc.shape[0]
     lower_bound = state.lower_bound
     trace: list[float] = []
-    converged = False
+    converged = abandoned = False
     n_iter = 0
+    change = np.inf
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
         stats = e_step(Xc, state, covariance_type, pool)
@@ -213,16 +279,24 @@ def run_em(
                 f"({describe_regularisation(reg_covar)})"
             ) from exc
         state = EMState(weights, means, covariances, chol)
-        change = lower_bound - previous
+        previous_change, change = change, lower_bound - previous
         if verbose >= 2 and n_iter % verbose_interval == 0:
             print(f"  Iteration {n_iter}\t lower bound {lower_bound:.6f}\t change {change:.3e}")
-        if abs(change) < tol:
+        if _should_stop(stopping, tol, n, lower_bound, change, previous_change):
             converged = True
+            break
+        if (
+            abandon_below is not None
+            and n_iter >= _ABANDON_AFTER
+            and _hopeless(n, lower_bound, change, previous_change, abandon_below)
+        ):
+            abandoned = True
             break
     state.lower_bound = lower_bound
     state.trace = trace
     state.n_iter = n_iter
     state.converged = converged
+    state.abandoned = abandoned
     return state
 
 

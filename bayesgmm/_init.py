@@ -1,12 +1,18 @@
-"""Starting values for EM: k-means on several scales, then a short EM from each.
+"""Starting values for EM: model-based hierarchical partitions and k-means on several scales.
 
-The default ``"kmeans"`` start follows the "short-EM" strategy of Biernacki,
-Celeux and Govaert (2003): many cheap candidate partitions, a few EM iterations
-from each, and the long EM continued from the most likely. The other starts are
-scikit-learn's (``"k-means++"``, ``"random"``, ``"random_from_data"``).
+The default ``"auto"`` gives EM two kinds of start and keeps the most likely
+end: the partition into K groups of a model-based hierarchical agglomeration
+(``"hc"``, as mclust: :mod:`bayesgmm._hc`) and the ``"kmeans"`` start, which
+follows the "short-EM" strategy of Biernacki, Celeux and Govaert (2003): many
+cheap candidate partitions, a few EM iterations from each, and the long EM
+continued from the most likely. The other starts are scikit-learn's
+(``"k-means++"``, ``"random"``, ``"random_from_data"``).
 
 References
 ----------
+Fraley, C. (1998). Algorithms for model-based Gaussian hierarchical clustering.
+SIAM Journal on Scientific Computing 20(1), 270-281.
+doi:10.1137/S1064827596311451
 Biernacki, C., Celeux, G. and Govaert, G. (2003). Choosing starting values for
 the EM algorithm for getting the highest likelihood in multivariate Gaussian
 mixture models. Computational Statistics & Data Analysis 41(3-4), 561-575.
@@ -21,11 +27,15 @@ import numpy as np
 
 from bayesgmm._em_steps import EMState, Pool, run_em, state_from_responsibilities
 from bayesgmm._gaussian import DegenerateCovarianceError
+from bayesgmm._hc import HC_MAX_SAMPLES, hc_partitions
 from bayesgmm._kmeans import kmeans, kmeans_plusplus
 
-__all__ = ["INIT_PARAMS", "GivenParameters", "initial_state"]
+__all__ = ["INIT_PARAMS", "GivenParameters", "Partition", "initial_state", "initial_states"]
 
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_PARAMS = ("auto", "hc", "kmeans", "k-means++", "random", "random_from_data")
+
+# A starting partition: labels 0..K-1 for the rows ``rows`` of the data (None: all rows).
+Partition = tuple[np.ndarray | None, np.ndarray]
 
 # Short EM: at most this many iterations per candidate, stopped early once the
 # mean log-likelihood changes less than _SHORT_EM_TOL.
@@ -190,3 +200,91 @@ def initial_state(
         state.precisions_cholesky = given.precisions_cholesky
         state.covariances = None
     return state
+
+
+def hc_partition(Xc: np.ndarray, n_components: int, rng: np.random.Generator) -> Partition | None:
+    """The hierarchical agglomeration's partition into ``n_components`` groups.
+
+    Data with more than ``HC_MAX_SAMPLES`` rows are agglomerated on a uniform
+    random subset of that many rows. None when the tree has fewer groups.
+    """
+    n = Xc.shape[0]
+    rows = None
+    if n > HC_MAX_SAMPLES:
+        rows = np.sort(rng.choice(n, size=HC_MAX_SAMPLES, replace=False))
+    labels = hc_partitions(Xc if rows is None else Xc[rows], [n_components]).get(n_components)
+    return None if labels is None else (rows, labels)
+
+
+def state_from_partition(
+    Xc: np.ndarray, partition: Partition, n_components: int, covariance_type: str, reg: np.ndarray
+) -> EMState:
+    """The M-step on a hard partition of (some of) the rows."""
+    rows, labels = partition
+    sub = Xc if rows is None else Xc[rows]
+    return state_from_responsibilities(sub, _one_hot(labels, n_components), covariance_type, reg)
+
+
+def initial_states(
+    Xc: np.ndarray,
+    shift: np.ndarray,
+    given: GivenParameters,
+    *,
+    n_components: int,
+    covariance_type: str,
+    init_params: str,
+    reg: np.ndarray,
+    rng: np.random.Generator,
+    pool: Pool,
+    partitions: list[Partition] | None = None,
+    with_hc: bool = True,
+) -> list[EMState]:
+    """The starts the long EM runs from; the most likely end is kept.
+
+    ``"auto"``: the hierarchical partition (when ``with_hc``) and the best
+    ``"kmeans"`` start; ``"hc"``: the hierarchical partition alone (the
+    ``"kmeans"`` start if the tree cannot give K groups). ``partitions`` (from
+    model selection, which grows one tree for every K) replace the
+    hierarchical partition when given. With any of the ``*_init`` arrays, or
+    another ``init_params``, the one start of :func:`initial_state`.
+    """
+    k, kind = n_components, covariance_type
+    if init_params not in ("auto", "hc") or any(given.given) or k == 1:
+        method = "kmeans" if init_params in ("auto", "hc") else init_params
+        return [
+            initial_state(
+                Xc,
+                shift,
+                given,
+                n_components=k,
+                covariance_type=kind,
+                init_params=method,
+                reg=reg,
+                rng=rng,
+                pool=pool,
+            )
+        ]
+    if partitions is None:
+        found = hc_partition(Xc, k, rng) if with_hc else None
+        partitions = [] if found is None else [found]
+    states = []
+    for partition in partitions:
+        try:
+            states.append(state_from_partition(Xc, partition, k, kind, reg))
+        except DegenerateCovarianceError:
+            continue
+    if init_params == "auto" or not states:
+        states.append(
+            initial_state(
+                Xc,
+                shift,
+                given,
+                n_components=k,
+                covariance_type=kind,
+                init_params="kmeans",
+                reg=reg,
+                rng=rng,
+                pool=pool,
+            )
+        )
+    return states

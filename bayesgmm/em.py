@@ -40,6 +40,7 @@ from bayesgmm import _em_steps
 from bayesgmm._base import MixtureBase
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array, sample_rows
 from bayesgmm._em_steps import (
+    STOPPING_RULES,
     DaskRows,
     EMState,
     Pool,
@@ -47,8 +48,19 @@ from bayesgmm._em_steps import (
     m_step,
     regularisation,
 )
-from bayesgmm._gaussian import COVARIANCE_TYPES, LAYOUTS, min_points
-from bayesgmm._init import INIT_PARAMS, SHORT_EM_MAX_SAMPLES, GivenParameters, initial_state
+from bayesgmm._gaussian import (
+    COVARIANCE_TYPES,
+    LAYOUTS,
+    DegenerateCovarianceError,
+    min_points,
+)
+from bayesgmm._init import (
+    INIT_PARAMS,
+    SHORT_EM_MAX_SAMPLES,
+    GivenParameters,
+    Partition,
+    initial_states,
+)
 from bayesgmm._validation import (
     check_array,
     check_fitted,
@@ -80,7 +92,7 @@ _REG_COVAR_SHARE = 1e-3
 
 
 class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the lower bound changed less than ``tol``."""
+    """EM stopped at ``max_iter`` before its stopping rule (``stopping``, ``tol``) was met."""
 
 
 class DegenerateComponentWarning(UserWarning):
@@ -95,10 +107,16 @@ class EMGaussianMixture(MixtureBase):
 
     The density is ``p(x) = sum_k w_k N(x | mu_k, Sigma_k)``. Parameters,
     fitted attributes and iteration semantics are those of
-    :class:`sklearn.mixture.GaussianMixture`, with one departure: by default
-    ``reg_covar`` is relative to each feature's variance (``reg_covar_scale``), so
-    the answer does not depend on the data's units. With
-    ``reg_covar_scale="absolute"``, the same initial weights, means and
+    :class:`sklearn.mixture.GaussianMixture`, with three departures in the
+    defaults, each with scikit-learn's behaviour one setting away: ``reg_covar``
+    is relative to each feature's variance (``reg_covar_scale``), so the answer
+    does not depend on the data's units; EM runs until it has converged to a
+    relative precision (``stopping="aitken"``, ``tol=1e-5``, ``max_iter=1000``),
+    as mclust's EM does; and the start is the better of a model-based
+    hierarchical partition and multi-scale k-means (``init_params="auto"``).
+    ``stopping="change", tol=1e-3, max_iter=100, init_params="kmeans",
+    reg_covar_scale="absolute"`` is scikit-learn's behaviour. With
+    ``reg_covar_scale="absolute"``, ``stopping="change"``, the same initial weights, means and
     precisions and the same number of iterations, the fitted log-likelihood,
     BIC, AIC and responsibilities agree with scikit-learn's to about 1e-8
     relative. The E-step evaluates every component at once as one
@@ -112,8 +130,21 @@ class EMGaussianMixture(MixtureBase):
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
         ``full``: one general covariance per component; ``tied``: one shared by all;
         ``diag``: one diagonal per component; ``spherical``: one variance per component.
-    tol : float, default=1e-3
-        EM stops when the mean log-likelihood per sample changes by less than this.
+    tol : float, default=1e-5
+        Convergence threshold of the stopping rule ``stopping``.
+    stopping : {"aitken", "change"}, default="aitken"
+        When EM stops.
+
+        * ``"aitken"``: when, in total log-likelihood units ``L``, both the last
+          change and the gain still to come (Aitken's estimate from the ratio
+          ``r`` of the last two changes, ``change * r / (1 - r)``) are at most
+          ``tol * (1 + |L|)``. The first half is mclust's relative rule
+          (``emControl(tol = 1e-5)``); the second keeps EM going where it slows
+          down, so a fit is not stopped short of its maximum (Böhning et al.
+          1994, doi:10.1007/BF00773476; McNicholas et al. 2010,
+          doi:10.1016/j.csda.2009.02.011).
+        * ``"change"``: scikit-learn's rule, when the mean log-likelihood per
+          sample changes by less than ``tol`` (scikit-learn's ``tol=1e-3``).
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of every covariance,
         keeping them positive definite; what it is relative to is set by
@@ -146,13 +177,27 @@ class EMGaussianMixture(MixtureBase):
           :class:`sklearn.mixture.GaussianMixture`. On data with feature variances
           below 1000 times ``reg_covar`` (data in small units) it dominates the
           clusters' spread and can merge them, and ``fit`` warns.
-    max_iter : int, default=100
+    max_iter : int, default=1000
         EM iterations per initialisation (0 keeps the initial parameters).
     n_init : int, default=1
         Number of initialisations; the one with the best final lower bound is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+    init_params : {"auto", "hc", "kmeans", "k-means++", "random", "random_from_data"}, \
+default="auto"
         How initial responsibilities are chosen when not all of ``weights_init``,
         ``means_init`` and ``precisions_init`` are given.
+
+        * ``"auto"``: EM runs to convergence from the ``"hc"`` start and from the
+          ``"kmeans"`` start, and the end with the higher log-likelihood is kept
+          (one without degenerate components before one with). With
+          ``stopping="aitken"`` a run is given up once Aitken's estimate of its
+          limit is more than one log-likelihood unit below the best end so far.
+          Further initialisations (``n_init``) add a ``"kmeans"`` start each.
+        * ``"hc"``: the partition into ``n_components`` groups of a model-based
+          hierarchical agglomeration (Fraley 1998,
+          doi:10.1137/S1064827596311451, as mclust: the unconstrained Gaussian
+          model's classification likelihood, on the scaled SVD of the data, on a
+          random subset of 2000 rows when there are more; see
+          :mod:`bayesgmm._hc`); the M-step on it gives the start.
 
         * ``"kmeans"`` (departs from scikit-learn's single k-means run): k-means
           (greedy k-means++ seeding, then Lloyd) is run from three seedings on each
@@ -256,12 +301,13 @@ class EMGaussianMixture(MixtureBase):
         n_components: int = 1,
         *,
         covariance_type: str = "full",
-        tol: float = 1e-3,
+        tol: float = 1e-5,
+        stopping: str = "aitken",
         reg_covar: float = 1e-6,
         reg_covar_scale: str = "variance",
-        max_iter: int = 100,
+        max_iter: int = 1000,
         n_init: int = 1,
-        init_params: str = "kmeans",
+        init_params: str = "auto",
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
@@ -273,6 +319,7 @@ class EMGaussianMixture(MixtureBase):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
+        self.stopping = stopping
         self.reg_covar = reg_covar
         self.reg_covar_scale = reg_covar_scale
         self.max_iter = max_iter
@@ -295,6 +342,7 @@ class EMGaussianMixture(MixtureBase):
             self.covariance_type, "covariance_type", COVARIANCE_TYPES
         )
         v["tol"] = check_float(self.tol, "tol", minimum=0.0)
+        v["stopping"] = check_option(self.stopping, "stopping", STOPPING_RULES)
         v["reg_covar"] = check_float(self.reg_covar, "reg_covar", minimum=0.0)
         v["reg_covar_scale"] = check_option(
             self.reg_covar_scale, "reg_covar_scale", REG_COVAR_SCALES
@@ -368,7 +416,7 @@ class EMGaussianMixture(MixtureBase):
         self._fit(X)
         return self
 
-    def _fit(self, X: Any) -> None:
+    def _fit(self, X: Any, partitions: list[Partition] | None = None) -> None:
         """Validate, then run every initialisation and keep the best (see ``_fit_loop``).
 
         A Dask array is not read into memory: every EM iteration maps the E-step
@@ -376,6 +424,8 @@ class EMGaussianMixture(MixtureBase):
         the workers), while k-means and the short EM of the default start see a
         uniform sample of at most 20,000 rows. With the same initial parameters
         the fit equals the in-memory fit up to the order of floating-point sums.
+        ``partitions`` (model selection's shared starts) replace the hierarchical
+        partition of ``init_params="auto"`` or ``"hc"``.
         """
         v = self._validated()
         dask_input = is_dask_array(X)
@@ -419,7 +469,9 @@ class EMGaussianMixture(MixtureBase):
 
         n_init = 1 if continuing else v["n_init"]
         with compute_pool(init_rows.shape[0], d, kind) as pool:
-            best = self._fit_loop(Xc, init_rows, shift, inits, v, rng, pool, n_init, continuing)
+            best = self._fit_loop(
+                Xc, init_rows, shift, inits, v, rng, pool, n_init, continuing, partitions
+            )
         self._finish_fit(best, shift, n, d, kind, v, feature_names)
 
     def _finish_fit(
@@ -435,7 +487,8 @@ class EMGaussianMixture(MixtureBase):
         if not best.converged and v["max_iter"] > 0:
             warnings.warn(
                 f"EM did not converge within max_iter={v['max_iter']} iterations (tol="
-                f"{v['tol']:g}). Increase max_iter or tol, try n_init > 1, or scale the data.",
+                f"{v['tol']:g}, stopping={v['stopping']!r}). Increase max_iter or tol, try "
+                "n_init > 1, or scale the data.",
                 sklearn_compatible(ConvergenceWarning),
                 stacklevel=4,
             )
@@ -452,19 +505,30 @@ class EMGaussianMixture(MixtureBase):
         pool: Pool,
         n_init: int,
         continuing: bool,
+        partitions: list[Partition] | None = None,
     ) -> EMState:
-        """Run every initialisation; return the one with the best lower bound.
+        """Run EM from every start; return the best end.
 
         ``init_rows`` are the centred rows the initialisation sees: all rows in
-        memory, a sample of rows for Dask input.
+        memory, a sample of rows for Dask input. Each initialisation gives one
+        start, or several with ``init_params="auto"`` (see
+        :func:`bayesgmm._init.initial_states`). The best end is the one with
+        the highest lower bound among those without degenerate components, or
+        among all if every end has one. With ``stopping="aitken"``, a run that
+        cannot reach the best end so far is given up.
         """
         best: EMState | None = None
+        best_key: tuple[bool, float] | None = None
+        error: DegenerateCovarianceError | None = None
+        abandon = v["stopping"] == "aitken" and not continuing
+        n = Xc.shape[0]
         for init in range(n_init):
             if continuing:
                 state = self._warm_state(shift)
                 state.lower_bound = float(self.lower_bound_)
+                states = [state]
             else:
-                state = initial_state(
+                states = initial_states(
                     init_rows,
                     shift,
                     given,
@@ -474,32 +538,58 @@ class EMGaussianMixture(MixtureBase):
                     reg=v["reg"],
                     rng=rng,
                     pool=pool,
+                    partitions=partitions,
+                    with_hc=init == 0,
                 )
-            if v["max_iter"] == 0:
-                result = state
-                result.lower_bound = -np.inf
-            else:
-                result = _em_steps.run_em(
-                    Xc,
-                    state,
-                    covariance_type=v["covariance_type"],
-                    reg_covar=v["reg"],
-                    max_iter=v["max_iter"],
-                    tol=v["tol"],
-                    verbose=v["verbose"],
-                    verbose_interval=v["verbose_interval"],
-                    pool=pool,
-                )
-            if v["verbose"]:
-                status = "converged" if result.converged else "did not converge"
-                print(
-                    f"Initialization {init}: {status} after {result.n_iter} iterations, "
-                    f"lower bound {result.lower_bound:.6f}"
-                )
-            if best is None or result.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
-                best = result
-        assert best is not None
+            for state in states:
+                if v["max_iter"] == 0:
+                    result = state
+                    result.lower_bound = -np.inf
+                else:
+                    target = best.lower_bound if abandon and best is not None else None
+                    try:
+                        result = _em_steps.run_em(
+                            Xc,
+                            state,
+                            covariance_type=v["covariance_type"],
+                            reg_covar=v["reg"],
+                            max_iter=v["max_iter"],
+                            tol=v["tol"],
+                            stopping=v["stopping"],
+                            abandon_below=target,
+                            verbose=v["verbose"],
+                            verbose_interval=v["verbose_interval"],
+                            pool=pool,
+                        )
+                    except DegenerateCovarianceError as exc:
+                        if len(states) == 1 and n_init == 1:
+                            raise
+                        error = exc
+                        continue
+                if v["verbose"]:
+                    status = "converged" if result.converged else "did not converge"
+                    if result.abandoned:
+                        status = "given up"
+                    print(
+                        f"Initialization {init}: {status} after {result.n_iter} iterations, "
+                        f"lower bound {result.lower_bound:.6f}"
+                    )
+                key = (not self._has_degenerate(result, shift, n, v), result.lower_bound)
+                if best_key is None or key > best_key or best_key[1] == -np.inf:
+                    best, best_key = result, key
+        if best is None:
+            assert error is not None
+            raise error
         return best
+
+    def _has_degenerate(self, state: EMState, shift: np.ndarray, n: int, v: dict[str, Any]) -> bool:
+        """Whether an EM end has degenerate components (see the class Notes)."""
+        if state.covariances is None:
+            return False
+        params = GaussianMixtureParams(
+            state.weights, state.means + shift, state.covariances, v["covariance_type"]
+        )
+        return bool(_degenerate_components(params, n, v["data_variance"], v["reg"]).size)
 
     def _warm_state(self, shift: np.ndarray) -> EMState:
         p = self.params_

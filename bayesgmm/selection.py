@@ -171,8 +171,36 @@ def one_standard_error_rule(table: pd.DataFrame) -> tuple[int, np.ndarray]:
     return _choose_simplest(table, within), within
 
 
+def _split_partition(model: Any, X: np.ndarray) -> np.ndarray | None:
+    """A partition into K + 1 groups from a K-component fit: its worst-fitting group split in two.
+
+    Rows go to their most probable component; the group with the largest share
+    of the negative log-likelihood is cut in two along the first principal axis
+    of its standardised rows (at its mean), the start of the K + 1 fit. None
+    when no group can be cut in two.
+    """
+    labels = model.predict(X)
+    loss = -model.score_samples(X)
+    k = int(labels.max()) + 1 if labels.size else 1
+    shares = np.bincount(labels, weights=loss - loss.min(), minlength=k)
+    sizes = np.bincount(labels, minlength=k)
+    shares[sizes < 2] = -np.inf
+    worst = int(np.argmax(shares))
+    rows = np.flatnonzero(labels == worst)
+    group = X[rows] - X[rows].mean(axis=0)
+    scale = X.std(axis=0)
+    group = group / np.where(scale > 0, scale, 1.0)
+    _, _, vt = np.linalg.svd(group, full_matrices=False)
+    upper = group @ vt[0] > 0
+    if upper.all() or not upper.any():
+        return None
+    new = labels.copy()
+    new[rows[upper]] = k
+    return new
+
+
 def _select_em(
-    X: np.ndarray,
+    X: Any,
     ks: list[int],
     types: list[str],
     method: str,
@@ -181,23 +209,42 @@ def _select_em(
 ) -> tuple[pd.DataFrame, list[Any], np.ndarray]:
     """Fit EM for every candidate and say which fits may be chosen.
 
+    Work is shared across the grid: one model-based hierarchical tree (see
+    :mod:`bayesgmm._hc`, on a subset of ``HC_MAX_SAMPLES`` rows of large data)
+    gives a starting partition for every K, and the fit for K + 1 also starts
+    from the fit for K with its worst-fitting component split in two (see
+    :func:`_split_partition`), beside the EM's own k-means start; restarts that
+    cannot catch the best are given up early (``init_params="auto"``).
     A fit may be chosen unless it failed, has a degenerate component or a
     criterion that is not finite; the table's ``note`` says why, for people.
     """
     import pandas as pd
 
+    from bayesgmm._hc import HC_MAX_SAMPLES, hc_partitions
     from bayesgmm.em import ConvergenceWarning, DegenerateComponentWarning, EMGaussianMixture
 
-    n = X.shape[0]
+    array = np.asarray(X, dtype=float)
+    n = array.shape[0]
+    hc_rows = None
+    if n > HC_MAX_SAMPLES:
+        hc_rows = np.sort(rng.choice(n, size=HC_MAX_SAMPLES, replace=False))
+    tree = hc_partitions(array if hc_rows is None else array[hc_rows], ks)
     rows: list[dict[str, Any]] = []
     models: list[Any] = []
     eligible: list[bool] = []
     for covariance_type in types:
+        previous: Any = None
         for k in ks:
             seed = int(rng.integers(2**31 - 1))
             model = EMGaussianMixture(
                 k, covariance_type=covariance_type, n_init=n_init, random_state=seed
             )
+            starts = [] if k not in tree else [(hc_rows, tree[k])]
+            split = None
+            if previous is not None and previous.n_components == k - 1:
+                split = _split_partition(previous, array)
+            if split is not None:
+                starts.append((None, split))
             note = ""
             with warnings.catch_warnings():
                 # Both are reported in the table (converged_, degenerate_components_),
@@ -205,10 +252,11 @@ def _select_em(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateComponentWarning)
                 try:
-                    model.fit(X)
+                    model._fit(X, partitions=starts)
                 except DegenerateCovarianceError as exc:
                     note = f"fit failed: {exc}"
-            n_par = n_free_parameters(k, X.shape[1], covariance_type)
+            previous = None if note else model
+            n_par = n_free_parameters(k, array.shape[1], covariance_type)
             if note:
                 values = dict.fromkeys(("bic", "aic", "icl", "log_likelihood"), np.nan)
                 converged = usable = False
@@ -375,7 +423,7 @@ def select_n_components(
     method: str = "bic",
     covariance_types: Iterable[str] = ("full", "tied", "diag", "spherical"),
     random_state: Any = None,
-    n_init: int = 5,
+    n_init: int = 1,
     fit_kwargs: dict[str, Any] | None = None,
 ) -> SelectionResult:
     """Choose the number of mixture components (and the covariance type).
@@ -403,8 +451,13 @@ def select_n_components(
         Covariance types tried.
     random_state : None, int or Generator
         Seeds every fit.
-    n_init : int, default 5
-        EM restarts per fit (bic, icl, aic), each from the EM's own initialisation.
+    n_init : int, default 1
+        Initialisations per fit (bic, icl, aic). Each fit starts from the
+        partition into K groups of one model-based hierarchical tree grown once
+        for all K, from the fit for K - 1 with its worst-fitting component split,
+        and from the EM's multi-scale k-means start (one more per extra
+        initialisation); EM runs to convergence from each and the most likely
+        end is kept.
     fit_kwargs : dict, optional
         Extra keyword arguments: for ``"loo"`` passed to
         ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``;
