@@ -1,28 +1,25 @@
 """Model-based hierarchical agglomeration: one tree, a starting partition for every K.
 
-Each merge joins the two groups whose union raises the classification
-criterion of the unconstrained (VVV) Gaussian model the least (Banfield and
-Raftery 1993; Fraley 1998). The criterion of a partition into groups ``C`` is
+Starting from single rows, each merge joins the two groups whose union raises
+the classification criterion of the unconstrained (VVV) Gaussian model the
+least (Banfield and Raftery 1993; Fraley 1998). For a group of ``l`` rows with
+scatter matrix ``W`` (the sum of outer products of the deviations from its
+mean) in ``p`` dimensions, the criterion's term is Fraley's regularised
 
-    sum_C n_C log det((W_C + alpha I) / n_C),
+    l * log(beta * (tr W + alpha) / l)                   if l <= p,
+    l * log(det(W / l) + beta * (tr W + alpha) / l)      if l > p,
 
-where ``W_C`` is the group's scatter matrix (sum of outer products of the
-deviations from its mean) and ``n_C`` its size: minus twice the classification
-log-likelihood of a VVV mixture up to constants. The ridge ``alpha I`` keeps
-the determinant of a small group (fewer than d + 1 points) positive; its share
-in ``(W_C + alpha I) / n_C`` falls as the group grows, so large groups are
-judged by their own covariance. ``alpha`` is the mean variance of the data, the
-scale mclust uses for the same purpose (its ``hcVVV`` sets ``alpha`` from
-``traceW(data / sqrt(n p))``).
+and the criterion of a partition is the sum of its groups' terms: up to
+constants, minus twice the classification log-likelihood of a VVV mixture,
+``sum l log det(W / l)``, made finite for groups too small to have a
+non-singular scatter (a group of ``p`` rows or fewer is judged by its spread
+alone, as a spherical group would be). As in mclust's ``hcVVV``, ``beta = 1``
+and ``alpha`` is the mean variance of the data, ``tr W_data / (n p)``.
 
 As in mclust >= 5.4 (Scrucca and Raftery 2015), the agglomeration runs on the
 scaled SVD of the standardised data, ``Z = X_s V D^{-1/2}``, which spreads the
 scale of the principal directions, and on a random subset of rows when the data
-are large. Merging n singletons pairwise costs O(n^2) determinants, so the
-agglomeration starts from Ward's partition into at most ``_VVV_START_GROUPS``
-groups (Ward's criterion is the classification likelihood of the spherical,
-equal-volume model, the EII case of the same family); from there on every merge
-is judged by the VVV criterion above, like mclust's ``hc(..., partition=)``.
+are large (the caller's choice; ``HC_MAX_SAMPLES``).
 
 References
 ----------
@@ -39,6 +36,7 @@ Classification 9(4), 447-460. doi:10.1007/s11634-015-0220-z
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +44,12 @@ __all__ = ["HC_MAX_SAMPLES", "hc_partitions", "scaled_svd"]
 
 # Rows the agglomeration looks at; larger data are subsampled (mclust's default subset).
 HC_MAX_SAMPLES = 2000
-# Ward's partition the VVV agglomeration starts from, at most this many groups.
-_VVV_START_GROUPS = 200
+# Fraley's beta (mclust's hcVVV default).
+_BETA = 1.0
 
 
 def scaled_svd(X: np.ndarray) -> np.ndarray:
-    """The scaled SVD transformation of the data, ``Z = X_s V D^{-1/2}``.
+    """Return the scaled SVD transformation of the data, ``Z = X_s V D^{-1/2}``.
 
     ``X_s`` is ``X`` with every column centred and scaled to unit standard
     deviation (constant columns dropped), ``X_s = U D V'`` its thin SVD. The
@@ -69,59 +67,77 @@ def scaled_svd(X: np.ndarray) -> np.ndarray:
     return standardised @ vt[positive].T / np.sqrt(singular[positive])
 
 
-def _criterion_terms(n: np.ndarray, scatter: np.ndarray, alpha: float) -> np.ndarray:
-    """``n log det((W + alpha I) / n)`` for a stack of groups."""
-    d = scatter.shape[-1]
-    ridge = scatter + alpha * np.eye(d)
-    _, logdet = np.linalg.slogdet(ridge)
-    return n * (logdet - d * np.log(n))
+class _Groups:
+    """The current groups of the agglomeration: sizes, means, scatters, traces, terms."""
+
+    def __init__(self, Z: np.ndarray, alpha: float) -> None:
+        m, p = Z.shape
+        self.p, self.alpha = p, alpha
+        self.n = np.ones(m)
+        self.means = Z.copy()
+        self.scatter = np.zeros((m, p, p))
+        self.trace = np.zeros(m)
+        self.terms = np.full(m, np.log(_BETA * alpha))
+
+    def terms_of(self, n: np.ndarray, trace: np.ndarray, scatter: Any) -> np.ndarray:
+        """Fraley's term for groups of sizes ``n``; ``scatter`` is needed where ``n > p``."""
+        spread = np.log(_BETA * (trace + self.alpha) / n)
+        big = n > self.p
+        if not big.any():
+            return n * spread
+        out = spread.copy()
+        if self.p == 1:
+            logdet = np.log(np.maximum(trace[big] / n[big], 0.0))
+        else:
+            sign, logdet = np.linalg.slogdet(scatter(big) / n[big][:, None, None])
+            logdet = np.where(sign > 0, logdet, -np.inf)
+        out[big] = np.logaddexp(logdet, spread[big])
+        return n * out
+
+    def merge_costs(self, i: int, others: np.ndarray) -> np.ndarray:
+        """Rise in the criterion from merging group ``i`` with each group in ``others``."""
+        n_i, n_o = self.n[i], self.n[others]
+        total = n_i + n_o
+        delta = self.means[others] - self.means[i]
+        weight = n_i * n_o / total
+        trace = self.trace[i] + self.trace[others] + weight * np.einsum("kj,kj->k", delta, delta)
+
+        def scatter(big: np.ndarray) -> np.ndarray:
+            d = delta[big]
+            return (
+                self.scatter[i]
+                + self.scatter[others[big]]
+                + weight[big][:, None, None] * d[:, :, None] * d[:, None, :]
+            )
+
+        merged = self.terms_of(total, trace, scatter)
+        return merged - self.terms[i] - self.terms[others]
+
+    def merge(self, i: int, j: int) -> None:
+        """Merge group ``j`` into group ``i`` (pooled mean, scatter and trace)."""
+        n_i, n_j = self.n[i], self.n[j]
+        total = n_i + n_j
+        delta = self.means[j] - self.means[i]
+        weight = n_i * n_j / total
+        self.scatter[i] += self.scatter[j] + weight * np.outer(delta, delta)
+        self.trace[i] += self.trace[j] + weight * float(delta @ delta)
+        self.means[i] += (n_j / total) * delta
+        self.n[i] = total
+        self.terms[i] = self.terms_of(
+            np.array([total]), self.trace[i : i + 1], lambda big: self.scatter[i][None]
+        )[0]
 
 
-def _merge_costs(
-    i: int,
-    others: np.ndarray,
-    n: np.ndarray,
-    means: np.ndarray,
-    scatter: np.ndarray,
-    terms: np.ndarray,
-    alpha: float,
-) -> np.ndarray:
-    """Rise in the criterion from merging group ``i`` with each group in ``others``."""
-    n_i, n_o = n[i], n[others]
-    total = n_i + n_o
-    delta = means[others] - means[i]
-    merged = (
-        scatter[i]
-        + scatter[others]
-        + (n_i * n_o / total)[:, None, None] * delta[:, :, None] * delta[:, None, :]
-    )
-    return _criterion_terms(total, merged, alpha) - terms[i] - terms[others]
-
-
-def _ward_groups(Z: np.ndarray, n_groups: int) -> np.ndarray:
-    """Ward's partition of the rows into ``n_groups`` groups (labels 0..n_groups-1)."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-
-    if Z.shape[0] <= n_groups:
-        return np.arange(Z.shape[0])
-    tree = linkage(Z, method="ward")
-    labels = fcluster(tree, t=n_groups, criterion="maxclust")
-    return np.unique(labels, return_inverse=True)[1]
-
-
-def hc_partitions(
-    X: np.ndarray, n_components: Iterable[int], *, start_groups: int = _VVV_START_GROUPS
-) -> dict[int, np.ndarray]:
+def hc_partitions(X: np.ndarray, n_components: Iterable[int]) -> dict[int, np.ndarray]:
     """Partitions of the rows of ``X`` into K groups, for every K asked, from one tree.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        The rows to cluster (the caller subsamples large data).
+        The rows to cluster (the caller subsamples large data: the work grows
+        as the square of the number of rows).
     n_components : iterable of int
-        The K wanted; a K above the number of distinct starting groups is left out.
-    start_groups : int
-        Size of Ward's partition the VVV agglomeration starts from.
+        The K wanted; a K above the number of rows is left out.
 
     Returns
     -------
@@ -130,55 +146,47 @@ def hc_partitions(
     """
     wanted = {int(k) for k in n_components}
     Z = scaled_svd(X)
-    rows, d = Z.shape
-    groups = _ward_groups(Z, start_groups)
-    m = int(groups.max()) + 1
+    m = Z.shape[0]
     alpha = max(float(np.mean(Z.var(axis=0))), np.finfo(np.float64).eps)
-
-    n = np.bincount(groups, minlength=m).astype(float)
-    sums = np.zeros((m, d))
-    np.add.at(sums, groups, Z)
-    means = sums / n[:, None]
-    deviations = Z - means[groups]
-    scatter = np.zeros((m, d, d))
-    np.add.at(scatter, groups, deviations[:, :, None] * deviations[:, None, :])
-    terms = _criterion_terms(n, scatter, alpha)
+    groups = _Groups(Z, alpha)
 
     costs = np.full((m, m), np.inf)
     for i in range(m - 1):
         others = np.arange(i + 1, m)
-        costs[i, others] = costs[others, i] = _merge_costs(
-            i, others, n, means, scatter, terms, alpha
-        )
+        costs[i, others] = costs[others, i] = groups.merge_costs(i, others)
+    # Each row's cheapest merge, so a step scans m numbers instead of m * m.
+    best_of_row = np.argmin(costs, axis=1)
+    best_cost = costs[np.arange(m), best_of_row]
 
-    owner = np.arange(m)  # which current group each starting group belongs to
+    owner = np.arange(m)  # the group each row belongs to, named by one of its rows
     active = np.ones(m, dtype=bool)
     partitions: dict[int, np.ndarray] = {}
-
-    def record(count: int) -> None:
-        if count in wanted:
-            partitions[count] = np.unique(owner[groups], return_inverse=True)[1]
-
-    record(m)
+    if m in wanted:
+        partitions[m] = np.arange(m)
     for count in range(m - 1, max(min(wanted, default=1), 1) - 1, -1):
-        flat = int(np.argmin(costs))
-        i, j = divmod(flat, m)
+        i = int(np.argmin(best_cost))
+        j = int(best_of_row[i])
         i, j = min(i, j), max(i, j)
-        # Merge j into i: pooled mean and scatter (Fraley 1998, eq. for W_{<i,j>}).
-        total = n[i] + n[j]
-        delta = means[j] - means[i]
-        scatter[i] = scatter[i] + scatter[j] + (n[i] * n[j] / total) * np.outer(delta, delta)
-        means[i] = means[i] + (n[j] / total) * delta
-        n[i] = total
-        terms[i] = _criterion_terms(np.array([total]), scatter[i][None], alpha)[0]
+        groups.merge(i, j)
         active[j] = False
         owner[owner == j] = i
         costs[j, :] = costs[:, j] = np.inf
+        best_cost[j] = np.inf
         others = np.flatnonzero(active)
         others = others[others != i]
         if others.size:
-            costs[i, others] = costs[others, i] = _merge_costs(
-                i, others, n, means, scatter, terms, alpha
-            )
-        record(count)
+            costs[i, others] = costs[others, i] = groups.merge_costs(i, others)
+        # Rows whose cheapest merge involved i or j are searched again; the others
+        # only compare their old best with their new cost of merging with i.
+        stale = others[(best_of_row[others] == i) | (best_of_row[others] == j)]
+        if stale.size:
+            best_of_row[stale] = np.argmin(costs[stale], axis=1)
+            best_cost[stale] = costs[stale, best_of_row[stale]]
+        cheaper = others[costs[others, i] < best_cost[others]]
+        best_of_row[cheaper] = i
+        best_cost[cheaper] = costs[cheaper, i]
+        best_of_row[i] = int(np.argmin(costs[i]))
+        best_cost[i] = costs[i, best_of_row[i]]
+        if count in wanted:
+            partitions[count] = np.unique(owner, return_inverse=True)[1]
     return partitions
