@@ -64,11 +64,11 @@ _MAX_THREADS = 8
 STOPPING_RULES = ("aitken", "change")
 # A restart is given up once, after at least this many iterations, the most it can
 # still reach (Aitken's limit, see run_em) falls short of the best so far...
-_ABANDON_AFTER = 5
+_ABANDON_AFTER = 20
 # ... by more than this many log-likelihood units in all, ...
 _ABANDON_MARGIN = 1.0
 # ... provided EM is converging at least this fast (ratio of successive changes).
-_ABANDON_RATE = 0.99
+_ABANDON_RATE = 0.9
 
 
 def m_step(
@@ -189,7 +189,7 @@ def compute_pool(n_samples: int, n_features: int, covariance_type: str) -> Itera
 def _should_stop(
     stopping: str, tol: float, n: int, lower_bound: float, change: float, previous_change: float
 ) -> bool:
-    """The stopping rule on the mean log-likelihood ``lower_bound`` and its last two changes.
+    """Decide whether EM stops, from the mean log-likelihood and its last two changes.
 
     ``"change"`` (scikit-learn): ``|change| < tol``. ``"aitken"``: in total
     log-likelihood units ``L = n * lower_bound``, the last change is at most

@@ -44,6 +44,8 @@ _SHORT_EM_TOL = 1e-2
 # k-means++ seedings per scale, and the most samples k-means and short EM look at.
 _KMEANS_SEEDINGS = 3
 SHORT_EM_MAX_SAMPLES = 20_000
+# "auto" continues the long EM from this many of the most likely k-means short EMs.
+_AUTO_KMEANS_STARTS = 3
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,11 @@ def kmeans_candidates(
     return candidates
 
 
-def _short_em(
+def _short_em_ranked(
     Xc: np.ndarray, states: list[EMState], kind: str, reg: np.ndarray, pool: Pool
-) -> EMState:
-    """Short EM from every candidate; keep the one with the best log-likelihood."""
-    best: EMState | None = None
+) -> list[EMState]:
+    """Short EM from every candidate; the ends, most likely first."""
+    ends: list[EMState] = []
     error: DegenerateCovarianceError | None = None
     for state in states:
         try:
@@ -129,13 +131,41 @@ def _short_em(
         except DegenerateCovarianceError as exc:
             error = exc
             continue
-        # EM never lowers the likelihood, so the last lower bound rates the run.
-        if best is None or result.lower_bound > best.lower_bound:
-            best = result
-    if best is None:
+        ends.append(result)
+    if not ends:
         assert error is not None
         raise error
-    return EMState(best.weights, best.means, best.covariances, best.precisions_cholesky)
+    # EM never lowers the likelihood, so the last lower bound rates the run.
+    ends.sort(key=lambda end: end.lower_bound, reverse=True)
+    return [EMState(e.weights, e.means, e.covariances, e.precisions_cholesky) for e in ends]
+
+
+def _short_em(
+    Xc: np.ndarray, states: list[EMState], kind: str, reg: np.ndarray, pool: Pool
+) -> EMState:
+    """Short EM from every candidate; keep the one with the best log-likelihood."""
+    return _short_em_ranked(Xc, states, kind, reg, pool)[0]
+
+
+def kmeans_starts(
+    Xc: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    reg: np.ndarray,
+    rng: np.random.Generator,
+    pool: Pool,
+    n_best: int,
+) -> list[EMState]:
+    """Return the ``n_best`` most likely short-EM ends from the multi-scale k-means partitions."""
+    n = Xc.shape[0]
+    sub = Xc
+    if n > SHORT_EM_MAX_SAMPLES:
+        sub = Xc[np.sort(rng.choice(n, size=SHORT_EM_MAX_SAMPLES, replace=False))]
+    states = [
+        state_from_responsibilities(sub, _one_hot(labels, n_components), covariance_type, reg)
+        for labels in kmeans_candidates(sub, n_components, rng)
+    ]
+    return _short_em_ranked(sub, states, covariance_type, reg, pool)[:n_best]
 
 
 def initial_state(
@@ -203,7 +233,7 @@ def initial_state(
 
 
 def hc_partition(Xc: np.ndarray, n_components: int, rng: np.random.Generator) -> Partition | None:
-    """The hierarchical agglomeration's partition into ``n_components`` groups.
+    """Return the hierarchical agglomeration's partition into ``n_components`` groups.
 
     Data with more than ``HC_MAX_SAMPLES`` rows are agglomerated on a uniform
     random subset of that many rows. None when the tree has fewer groups.
@@ -219,7 +249,7 @@ def hc_partition(Xc: np.ndarray, n_components: int, rng: np.random.Generator) ->
 def state_from_partition(
     Xc: np.ndarray, partition: Partition, n_components: int, covariance_type: str, reg: np.ndarray
 ) -> EMState:
-    """The M-step on a hard partition of (some of) the rows."""
+    """Run the M-step on a hard partition of (some of) the rows."""
     rows, labels = partition
     sub = Xc if rows is None else Xc[rows]
     return state_from_responsibilities(sub, _one_hot(labels, n_components), covariance_type, reg)
@@ -239,7 +269,7 @@ def initial_states(
     partitions: list[Partition] | None = None,
     with_hc: bool = True,
 ) -> list[EMState]:
-    """The starts the long EM runs from; the most likely end is kept.
+    """Return the starts the long EM runs from; the most likely end is kept.
 
     ``"auto"``: the hierarchical partition (when ``with_hc``) and the best
     ``"kmeans"`` start; ``"hc"``: the hierarchical partition alone (the
@@ -274,17 +304,6 @@ def initial_states(
         except DegenerateCovarianceError:
             continue
     if init_params == "auto" or not states:
-        states.append(
-            initial_state(
-                Xc,
-                shift,
-                given,
-                n_components=k,
-                covariance_type=kind,
-                init_params="kmeans",
-                reg=reg,
-                rng=rng,
-                pool=pool,
-            )
-        )
+        n_best = _AUTO_KMEANS_STARTS if init_params == "auto" else 1
+        states.extend(kmeans_starts(Xc, k, kind, reg, rng, pool, n_best))
     return states

@@ -115,7 +115,7 @@ class EMGaussianMixture(MixtureBase):
     as mclust's EM does; and the start is the better of a model-based
     hierarchical partition and multi-scale k-means (``init_params="auto"``).
     ``stopping="change", tol=1e-3, max_iter=100, init_params="kmeans",
-    reg_covar_scale="absolute"`` is scikit-learn's behaviour. With
+    reg_covar=1e-6, reg_covar_scale="absolute"`` is scikit-learn's behaviour. With
     ``reg_covar_scale="absolute"``, ``stopping="change"``, the same initial weights, means and
     precisions and the same number of iterations, the fitted log-likelihood,
     BIC, AIC and responsibilities agree with scikit-learn's to about 1e-8
@@ -145,10 +145,15 @@ class EMGaussianMixture(MixtureBase):
           doi:10.1016/j.csda.2009.02.011).
         * ``"change"``: scikit-learn's rule, when the mean log-likelihood per
           sample changes by less than ``tol`` (scikit-learn's ``tol=1e-3``).
-    reg_covar : float, default=1e-6
+    reg_covar : float, default=1e-8
         Non-negative regularisation added to the diagonal of every covariance,
         keeping them positive definite; what it is relative to is set by
-        ``reg_covar_scale``. The amount actually added is ``reg_covar_``.
+        ``reg_covar_scale``. The amount actually added is ``reg_covar_``. The
+        default, relative to each feature's variance, keeps the maximum of the
+        likelihood where the unregularised one is (scikit-learn's absolute
+        ``1e-6`` moves it by tenths of a log-likelihood unit on data with a tight
+        component, as on mclust's ``wdbc``); use ``reg_covar=1e-6,
+        reg_covar_scale="absolute"`` for scikit-learn's.
     reg_covar_scale : {"variance", "absolute"}, default="variance"
         The unit of ``reg_covar``.
 
@@ -186,12 +191,14 @@ default="auto"
         How initial responsibilities are chosen when not all of ``weights_init``,
         ``means_init`` and ``precisions_init`` are given.
 
-        * ``"auto"``: EM runs to convergence from the ``"hc"`` start and from the
-          ``"kmeans"`` start, and the end with the higher log-likelihood is kept
-          (one without degenerate components before one with). With
-          ``stopping="aitken"`` a run is given up once Aitken's estimate of its
-          limit is more than one log-likelihood unit below the best end so far.
-          Further initialisations (``n_init``) add a ``"kmeans"`` start each.
+        * ``"auto"``: EM runs to convergence from the ``"hc"`` start and from
+          the three most likely ``"kmeans"`` short-EM ends, and the end with the
+          highest log-likelihood is kept (one without degenerate components
+          before one with). With ``stopping="aitken"`` a run is given up when,
+          after 20 iterations and converging (successive changes shrinking by a
+          factor below 0.9), Aitken's estimate of its limit is more than one
+          log-likelihood unit below the best end so far. Further initialisations
+          (``n_init``) add k-means starts.
         * ``"hc"``: the partition into ``n_components`` groups of a model-based
           hierarchical agglomeration (Fraley 1998,
           doi:10.1137/S1064827596311451, as mclust: the unconstrained Gaussian
@@ -303,7 +310,7 @@ default="auto"
         covariance_type: str = "full",
         tol: float = 1e-5,
         stopping: str = "aitken",
-        reg_covar: float = 1e-6,
+        reg_covar: float = 1e-8,
         reg_covar_scale: str = "variance",
         max_iter: int = 1000,
         n_init: int = 1,

@@ -172,7 +172,7 @@ def one_standard_error_rule(table: pd.DataFrame) -> tuple[int, np.ndarray]:
 
 
 def _split_partition(model: Any, X: np.ndarray) -> np.ndarray | None:
-    """A partition into K + 1 groups from a K-component fit: its worst-fitting group split in two.
+    """Split the worst-fitting group of a K-component fit: a partition into K + 1 groups.
 
     Rows go to their most probable component; the group with the largest share
     of the negative log-likelihood is cut in two along the first principal axis

@@ -43,7 +43,7 @@ STRUCTURES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
 KS = range(1, 10)
 SIMULATED = "simulated_50000x5"
 
-# name -> R expression of a numeric matrix (mclust's data sets, columns as mclust's examples use them).
+# name -> R expression of a numeric matrix (mclust's data sets, as mclust's examples use them).
 R_DATA = {
     "wdbc": "data(wdbc, package='mclust'); wdbc[, 3:12]",
     "GvHD.pos": "data(GvHD, package='mclust'); GvHD.pos",
@@ -64,7 +64,8 @@ dir <- args[1]
 models <- c("VVV", "EEE", "VVI", "VII")
 for (name in strsplit(args[2], ",")[[1]]) {
   X <- as.matrix(read.csv(file.path(dir, paste0(name, ".csv"))))
-  elapsed <- system.time(fit <- Mclust(X, G = 1:9, modelNames = models, verbose = FALSE))[["elapsed"]]
+  timing <- system.time(fit <- Mclust(X, G = 1:9, modelNames = models, verbose = FALSE))
+  elapsed <- timing[["elapsed"]]
   bic <- fit$BIC
   rows <- list()
   for (m in models) for (g in 1:9) {
@@ -229,7 +230,7 @@ def main() -> None:
                 f"  miss  {name:<18}{model}-{k}: mclust {theirs:.3f}, bayesgmm {ours_ll:.3f} "
                 f"(gap {gap:.3f})"
             )
-        for (name, model, k, theirs, ours_ll, _), gap in spikes:
+        for (name, model, k, theirs, ours_ll, _), _gap in spikes:
             print(f"  spike {name:<18}{model}-{k}: mclust {theirs:.3f}, bayesgmm {ours_ll:.3f}")
 
 

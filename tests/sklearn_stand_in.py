@@ -3,7 +3,8 @@
 Loaded with ``-p sklearn_stand_in`` by ``test_sklearn_contract.py`` to run the
 test module of the *installed* scikit-learn (``sklearn/mixture/tests/
 test_gaussian_mixture.py``) against bayesgmm. The stand-in uses scikit-learn's
-regularisation (``reg_covar_scale="absolute"``) and otherwise bayesgmm's defaults.
+regularisation (``reg_covar_scale="absolute"``) and stopping rule
+(``stopping="change"``), scikit-learn's defaults for the other arguments.
 """
 
 from typing import Any
@@ -12,7 +13,7 @@ from bayesgmm import EMGaussianMixture
 
 
 class GaussianMixture(EMGaussianMixture):
-    """EMGaussianMixture with scikit-learn's absolute ``reg_covar``, under scikit-learn's name."""
+    """EMGaussianMixture with scikit-learn's semantics, under scikit-learn's name."""
 
     def __init__(
         self,
@@ -38,6 +39,7 @@ class GaussianMixture(EMGaussianMixture):
             tol=tol,
             reg_covar=reg_covar,
             reg_covar_scale="absolute",
+            stopping="change",
             max_iter=max_iter,
             n_init=n_init,
             init_params=init_params,

@@ -209,7 +209,7 @@ def test_full_m_step_is_weighted_covariance(data):
     X, _ = data
     model, resp = _one_m_step(X, "full")
     _, means, covs = _weighted_full(X, resp)
-    np.testing.assert_allclose(model.reg_covar_, 1e-6 * X.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(model.reg_covar_, model.reg_covar * X.var(axis=0), rtol=1e-12)
     np.testing.assert_allclose(model.means_, means, rtol=1e-10)
     np.testing.assert_allclose(model.covariances_, covs + np.diag(model.reg_covar_), rtol=1e-9)
 
@@ -227,7 +227,7 @@ def test_diag_equals_diagonal_of_full(data):
     X, _ = data
     model, resp = _one_m_step(X, "diag")
     _, _, covs = _weighted_full(X, resp)
-    expected = np.diagonal(covs, axis1=1, axis2=2) + 1e-6 * X.var(axis=0)
+    expected = np.diagonal(covs, axis1=1, axis2=2) + model.reg_covar * X.var(axis=0)
     np.testing.assert_allclose(model.covariances_, expected, rtol=1e-9)
 
 
@@ -235,9 +235,11 @@ def test_spherical_is_mean_of_diagonal(data):
     X, _ = data
     model, resp = _one_m_step(X, "spherical")
     _, _, covs = _weighted_full(X, resp)
-    expected = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1) + 1e-6 * X.var(axis=0).mean()
+    expected = (
+        np.diagonal(covs, axis1=1, axis2=2).mean(axis=1) + model.reg_covar * X.var(axis=0).mean()
+    )
     np.testing.assert_allclose(model.covariances_, expected, rtol=1e-9)
-    np.testing.assert_allclose(model.reg_covar_, np.full(3, 1e-6 * X.var(axis=0).mean()))
+    np.testing.assert_allclose(model.reg_covar_, np.full(3, model.reg_covar * X.var(axis=0).mean()))
 
 
 def test_fit_predict_equals_fit_then_predict(data, covariance_type):
