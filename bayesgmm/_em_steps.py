@@ -205,8 +205,10 @@ def _should_stop(
         return abs(change) < tol
     threshold = tol * (1.0 + n * abs(lower_bound))
     total_change = n * change
-    if total_change <= 0.0:  # no gain at all: EM never lowers the likelihood, only rounding can
-        return True
+    if total_change <= 0.0:
+        # No gain: EM never lowers the likelihood, only rounding can. tol=0 asks for
+        # every one of max_iter iterations, as with scikit-learn's rule.
+        return tol > 0.0
     if total_change > threshold or not previous_change > 0.0:
         return False
     ratio = change / previous_change

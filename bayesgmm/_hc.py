@@ -81,13 +81,14 @@ class _Groups:
 
     def terms_of(self, n: np.ndarray, trace: np.ndarray, scatter: Any) -> np.ndarray:
         """Fraley's term for groups of sizes ``n``; ``scatter`` is needed where ``n > p``."""
-        spread = np.log(_BETA * (trace + self.alpha) / n)
+        spread = np.log(_BETA * (trace + self.alpha) / n)  # alpha > 0: finite
         big = n > self.p
         if not big.any():
             return n * spread
         out = spread.copy()
         if self.p == 1:
-            logdet = np.log(np.maximum(trace[big] / n[big], 0.0))
+            with np.errstate(divide="ignore"):  # a group of equal rows: log 0 = -inf
+                logdet = np.log(trace[big] / n[big])
         else:
             sign, logdet = np.linalg.slogdet(scatter(big) / n[big][:, None, None])
             logdet = np.where(sign > 0, logdet, -np.inf)

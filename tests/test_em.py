@@ -63,9 +63,9 @@ def _full_covariances(model):
 
 
 # ------------------------------------------------------------------ parity
-# scikit-learn adds reg_covar in the data's units ("absolute") and stops on the absolute
+# scikit-learn adds reg_covar=1e-6 in the data's units ("absolute") and stops on the absolute
 # change of the mean log-likelihood ("change"): its semantics.
-ABSOLUTE = {"reg_covar_scale": "absolute", "stopping": "change"}
+ABSOLUTE = {"reg_covar": 1e-6, "reg_covar_scale": "absolute", "stopping": "change"}
 
 
 @pytest.mark.parametrize("max_iter", [1, 25])
