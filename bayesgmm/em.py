@@ -545,7 +545,7 @@ default="auto"
                     reg=v["reg"],
                     rng=rng,
                     pool=pool,
-                    partitions=partitions,
+                    partitions=partitions if init == 0 else [],
                     with_hc=init == 0,
                 )
             for state in states:
