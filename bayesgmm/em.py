@@ -111,7 +111,7 @@ class EMGaussianMixture(MixtureBase):
     defaults, each with scikit-learn's behaviour one setting away: ``reg_covar``
     is relative to each feature's variance (``reg_covar_scale``), so the answer
     does not depend on the data's units; EM runs until it has converged to a
-    relative precision (``stopping="aitken"``, ``tol=1e-5``, ``max_iter=1000``),
+    relative precision (``stopping="aitken"``, ``tol=1e-6``, ``max_iter=1000``),
     as mclust's EM does; and the start is the better of a model-based
     hierarchical partition and multi-scale k-means (``init_params="auto"``).
     ``stopping="change", tol=1e-3, max_iter=100, init_params="kmeans",
@@ -130,7 +130,7 @@ class EMGaussianMixture(MixtureBase):
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
         ``full``: one general covariance per component; ``tied``: one shared by all;
         ``diag``: one diagonal per component; ``spherical``: one variance per component.
-    tol : float, default=1e-5
+    tol : float, default=1e-6
         Convergence threshold of the stopping rule ``stopping``.
     stopping : {"aitken", "change"}, default="aitken"
         When EM stops.
@@ -139,8 +139,10 @@ class EMGaussianMixture(MixtureBase):
           change and the gain still to come (Aitken's estimate from the ratio
           ``r`` of the last two changes, ``change * r / (1 - r)``) are at most
           ``tol * (1 + |L|)``. The first half is mclust's relative rule
-          (``emControl(tol = 1e-5)``); the second keeps EM going where it slows
-          down, so a fit is not stopped short of its maximum (Böhning et al.
+          (``emControl(tol = 1e-5)``, here ten times tighter: on 6809 rows
+          mclust's threshold lets EM stop 1.6 log-likelihood units early); the
+          second keeps EM going where it slows down, so a fit is not stopped
+          short of its maximum (Böhning et al.
           1994, doi:10.1007/BF00773476; McNicholas et al. 2010,
           doi:10.1016/j.csda.2009.02.011).
         * ``"change"``: scikit-learn's rule, when the mean log-likelihood per
@@ -308,7 +310,7 @@ default="auto"
         n_components: int = 1,
         *,
         covariance_type: str = "full",
-        tol: float = 1e-5,
+        tol: float = 1e-6,
         stopping: str = "aitken",
         reg_covar: float = 1e-8,
         reg_covar_scale: str = "variance",
@@ -829,7 +831,7 @@ def _warn_if_reg_covar_dominates(data_variance: np.ndarray, reg_covar: float) ->
 
     With ``reg_covar_scale="absolute"`` (scikit-learn's semantics) ``reg_covar``
     is added to the covariances in the data's squared units, so on data measured
-    in small units (variances near 1e-7, say) the default 1e-6 swamps the
+    in small units (variances near 1e-7, say) scikit-learn's 1e-6 swamps the
     clusters' own spread and EM merges them. A feature whose variance is below
     ``1000 * reg_covar`` triggers the warning; constant features are left to the
     degenerate-component check. With ``"variance"`` the amount scales with each
