@@ -27,6 +27,7 @@ import numpy as np
 
 from bayesgmm._chunks import map_reduce
 from bayesgmm._gaussian import (
+    LAYOUTS,
     DegenerateCovarianceError,
     SufficientStatistics,
     compute_precision_cholesky,
@@ -60,7 +61,9 @@ _MAX_THREADS = 8
 
 
 def m_step(
-    stats: SufficientStatistics, reg_covar: float | np.ndarray
+    stats: SufficientStatistics,
+    reg_covar: float | np.ndarray,
+    previous: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """M-step: weights, means, covariances and precision Cholesky factors from statistics.
 
@@ -71,6 +74,10 @@ def m_step(
         Added to the diagonal of every covariance: the same amount for every
         feature, or one amount per feature (see
         :func:`bayesgmm._gaussian.covariances_from_statistics`).
+    previous : ndarray, optional
+        The covariances before this M-step, where the iterative M-steps of
+        mclust's models start (so that EM stays monotone); see
+        :mod:`bayesgmm._mclust_models`.
 
     Returns
     -------
@@ -81,7 +88,7 @@ def m_step(
     DegenerateCovarianceError
         If a covariance is not positive definite.
     """
-    weights, means, covariances = covariances_from_statistics(stats, reg_covar)
+    weights, means, covariances = covariances_from_statistics(stats, reg_covar, previous)
     chol = compute_precision_cholesky(covariances, stats.covariance_type)
     return weights, means, covariances, chol
 
@@ -206,7 +213,7 @@ def run_em(
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
         try:
-            weights, means, covariances, chol = m_step(stats, reg_covar)
+            weights, means, covariances, chol = m_step(stats, reg_covar, state.covariances)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(
                 f"EMGaussianMixture.fit, EM iteration {n_iter}: {exc} "
@@ -251,7 +258,7 @@ def regularisation(
 
     ``"absolute"``: ``reg_covar`` for every feature (scikit-learn). ``"variance"``:
     ``reg_covar * var_j`` for feature j, or ``reg_covar`` times the mean variance
-    for ``spherical`` (one variance for all features). A feature that is constant
+    for the spherical models (one variance for all features). A feature that is constant
     to working precision (standard deviation at most ``_CONSTANT_RESOLUTION``
     rounding units of its mean, or variance below ``_SMALLEST_VARIANCE``, near
     underflow) has no scale of its own and gets ``reg_covar`` times the mean
@@ -272,7 +279,7 @@ def regularisation(
         fallback = float(data_variance[varying].mean())
     else:
         fallback = magnitude if _SMALLEST_VARIANCE < magnitude < np.inf else 1.0
-    if covariance_type == "spherical":
+    if LAYOUTS[covariance_type].storage == "spherical":
         unit = np.full(d, float(data_variance.mean()) if varying.any() else fallback)
     else:
         unit = np.where(varying, data_variance, fallback)

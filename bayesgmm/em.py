@@ -47,7 +47,7 @@ from bayesgmm._em_steps import (
     m_step,
     regularisation,
 )
-from bayesgmm._gaussian import COVARIANCE_TYPES, LAYOUTS, min_points
+from bayesgmm._gaussian import EM_COVARIANCE_TYPES, LAYOUTS, min_points
 from bayesgmm._init import INIT_PARAMS, SHORT_EM_MAX_SAMPLES, GivenParameters, initial_state
 from bayesgmm._validation import (
     check_array,
@@ -292,7 +292,7 @@ class EMGaussianMixture(MixtureBase):
         v: dict[str, Any] = {}
         v["n_components"] = check_int(self.n_components, "n_components", minimum=1)
         v["covariance_type"] = check_option(
-            self.covariance_type, "covariance_type", COVARIANCE_TYPES
+            self.covariance_type, "covariance_type", EM_COVARIANCE_TYPES
         )
         v["tol"] = check_float(self.tol, "tol", minimum=0.0)
         v["reg_covar"] = check_float(self.reg_covar, "reg_covar", minimum=0.0)
@@ -766,16 +766,17 @@ def _degenerate_components(
     """
     k, d, kind = params.n_components, params.n_features, params.covariance_type
     too_few = params.weights * n_samples < min_points(d, kind)
+    storage = LAYOUTS[kind].storage
     scale = np.where(data_variance > 0, data_variance, 1.0)
     cov = params.covariances
-    if kind in ("full", "tied"):
-        stack = cov[None] if kind == "tied" else cov
+    if storage in ("full", "tied"):
+        stack = cov[None] if storage == "tied" else cov
         inv_sd = 1.0 / np.sqrt(scale)
         standardised = (stack - np.diag(reg)) * inv_sd[:, None] * inv_sd[None, :]
         smallest = np.linalg.eigvalsh(standardised)[:, 0]
-        if kind == "tied":
+        if storage == "tied":
             smallest = np.full(k, smallest[0])
-    elif kind == "diag":
+    elif storage == "diag":
         smallest = ((cov - reg) / scale).min(axis=1)
     else:
         smallest = (cov - reg.mean()) / scale.max()

@@ -1,0 +1,386 @@
+"""M-steps of the fourteen eigen-decomposed covariance models (mclust's names).
+
+Celeux and Govaert (1995) write every component covariance as
+
+    Sigma_k = lambda_k D_k A_k D_k',
+
+with the volume ``lambda_k = |Sigma_k|^(1/d)``, the shape ``A_k`` (diagonal, ``|A_k| = 1``)
+and the orientation ``D_k`` (orthogonal). A model's three letters say whether each is
+Equal across components, Varying, or the Identity (``I``): ``VEV`` has its own volume
+and orientation per component and one shape for all.
+
+Given the responsibilities, the M-step maximises the expected complete-data
+log-likelihood in the covariances,
+
+    Q(Sigma) = -1/2 sum_k [ n_k log|Sigma_k| + tr(S_k Sigma_k^{-1}) ],
+
+where ``n_k = sum_i r_ik`` and ``S_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)'`` is the
+scatter of component k about its (already updated) mean; the means and weights do not
+depend on the model. The functions below take the scatters in the storage that the
+model needs (traces for the spherical models, diagonals for the diagonal ones, full
+matrices otherwise) and return the covariances in the storage of the layout that the
+registry :data:`bayesgmm._gaussian.LAYOUTS` gives the model: ``(K,)`` for EII and VII,
+``(K, d)`` for the diagonal models, ``(d, d)`` for EEE and ``(K, d, d)`` for the others.
+
+Closed forms are those of Celeux and Govaert (1995), section 3 and table 1; VEI, VEE
+and VEV alternate exact maximisations in the volumes and in the shared shape (or
+shared matrix) until Q stops increasing; EVE and VVE, whose shared orientation has no
+closed form, update it by the majorisation-minimisation step of Browne and McNicholas
+(2014, section 3). Each iterative M-step can start from the previous covariances, so
+every inner step increases Q from the previous parameters and EM stays monotone
+(a generalised EM, Dempster, Laird and Rubin 1977, section 3).
+
+The parameter counts are mclust's ``nVarParams`` (Scrucca et al. 2016, table 3).
+
+References
+----------
+Celeux, G. and Govaert, G. (1995). Gaussian parsimonious clustering models. Pattern
+Recognition 28(5), 781-793. doi:10.1016/0031-3203(94)00125-6
+Browne, R. P. and McNicholas, P. D. (2014). Estimating common principal components in
+high dimensions. Advances in Data Analysis and Classification 8(2), 217-226.
+doi:10.1007/s11634-013-0139-1
+Scrucca, L., Fop, M., Murphy, T. B. and Raftery, A. E. (2016). mclust 5: clustering,
+classification and density estimation using Gaussian finite mixture models. The R
+Journal 8(1), 289-317. doi:10.32614/RJ-2016-021
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "MCLUST_MODELS",
+    "M_STEPS",
+    "expected_log_likelihood",
+    "n_covariance_parameters",
+]
+
+#: The fourteen models in mclust's order (``mclust.options("emModelNames")``).
+MCLUST_MODELS = (
+    "EII",
+    "VII",
+    "EEI",
+    "VEI",
+    "EVI",
+    "VVI",
+    "EEE",
+    "VEE",
+    "EVE",
+    "VVE",
+    "EEV",
+    "VEV",
+    "EVV",
+    "VVV",
+)
+
+# Inner iterations of the iterative M-steps stop when Q changes by less than this
+# fraction of its size, or after _MAX_INNER steps (each step increases Q, so stopping
+# early still leaves a generalised EM).
+_INNER_TOL = 1e-10
+_MAX_INNER = 500
+
+
+# ------------------------------------------------------------------ helpers
+def _geometric_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``prod(values)^(1/m)`` along ``axis``, computed in logs; 0 when a value is 0."""
+    with np.errstate(divide="ignore"):
+        return np.exp(np.log(values).mean(axis=axis))
+
+
+def _sorted_eigh(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending, clipped at 0) and eigenvectors of symmetric matrices."""
+    values, vectors = np.linalg.eigh(matrices)
+    return np.maximum(values[..., ::-1], 0.0), vectors[..., ::-1]
+
+
+def _compose(orientation: np.ndarray, eigenvalues: np.ndarray) -> np.ndarray:
+    """``D diag(a) D'`` for stacked ``D`` (K, d, d) or one ``D`` (d, d), and ``a`` (K, d)."""
+    orientation = np.broadcast_to(orientation, eigenvalues.shape + eigenvalues.shape[-1:])
+    matrices = np.einsum("kij,kj,klj->kil", orientation, eigenvalues, orientation)
+    return 0.5 * (matrices + np.swapaxes(matrices, -1, -2))
+
+
+def _converged(previous: float, current: float) -> bool:
+    return abs(current - previous) <= _INNER_TOL * (1.0 + abs(current))
+
+
+def _volumes_from(previous: np.ndarray | None, n_components: int) -> np.ndarray | None:
+    """``|Sigma_k|^(1/d)`` of previous full covariances, if usable as a start."""
+    if previous is None or previous.ndim != 3 or previous.shape[0] != n_components:
+        return None
+    sign, logdet = np.linalg.slogdet(previous)
+    if not np.all(sign > 0) or not np.isfinite(logdet).all():
+        return None
+    return np.exp(logdet / previous.shape[-1])
+
+
+def expected_log_likelihood(scatter: np.ndarray, nk: np.ndarray, covariances: np.ndarray) -> float:
+    """``Q = -1/2 sum_k [n_k log|Sigma_k| + tr(S_k Sigma_k^{-1})]`` for full matrices.
+
+    The quantity every M-step here maximises (up to terms free of the covariances).
+
+    Parameters
+    ----------
+    scatter : ndarray of shape (K, d, d)
+        ``S_k``.
+    nk : ndarray of shape (K,)
+    covariances : ndarray of shape (K, d, d)
+    """
+    sign, logdet = np.linalg.slogdet(covariances)
+    if not np.all(sign > 0):
+        return -np.inf
+    trace = np.einsum("kij,kji->k", scatter, np.linalg.inv(covariances))
+    return float(-0.5 * (nk @ logdet + trace.sum()))
+
+
+# -------------------------------------------------------- spherical models
+def m_step_eii(traces: np.ndarray, nk: np.ndarray, d: int) -> np.ndarray:
+    """EII, ``Sigma_k = lambda I``: ``lambda = sum_k tr(S_k) / (n d)``."""
+    return np.full(nk.shape, traces.sum() / (nk.sum() * d))
+
+
+def m_step_vii(traces: np.ndarray, nk: np.ndarray, d: int) -> np.ndarray:
+    """VII, ``Sigma_k = lambda_k I``: ``lambda_k = tr(S_k) / (n_k d)``."""
+    return traces / (nk * d)
+
+
+# ---------------------------------------------------------- diagonal models
+def m_step_eei(diagonals: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """EEI, ``Sigma_k = lambda B``: ``lambda B = diag(sum_k S_k) / n``, the same for all k."""
+    shared = diagonals.sum(axis=0) / nk.sum()
+    return np.broadcast_to(shared, diagonals.shape).copy()
+
+
+def m_step_vvi(diagonals: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """VVI, ``Sigma_k = lambda_k B_k``: ``diag(S_k) / n_k``."""
+    return diagonals / nk[:, None]
+
+
+def m_step_evi(diagonals: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """EVI, ``Sigma_k = lambda B_k`` (Celeux and Govaert 1995, table 1).
+
+    ``B_k = diag(S_k) / |diag(S_k)|^(1/d)`` and ``lambda = sum_k |diag(S_k)|^(1/d) / n``.
+    """
+    volumes = _geometric_mean(diagonals)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shapes = diagonals / volumes[:, None]
+    return volumes.sum() / nk.sum() * shapes
+
+
+def m_step_vei(
+    diagonals: np.ndarray, nk: np.ndarray, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """VEI, ``Sigma_k = lambda_k B``: alternate the two exact conditional maximisers.
+
+    Given the volumes, ``B = diag(sum_k S_k / lambda_k)`` scaled to ``|B| = 1``; given
+    ``B``, ``lambda_k = tr(S_k B^{-1}) / (d n_k)`` (Celeux and Govaert 1995, section 3.2).
+    ``previous`` (K, d) supplies the starting volumes.
+    """
+    d = diagonals.shape[1]
+    if previous is not None and previous.shape == diagonals.shape and np.all(previous > 0):
+        volumes = _geometric_mean(previous)
+    else:
+        volumes = diagonals.sum(axis=1) / (d * nk)
+    objective = np.inf
+    for _ in range(_MAX_INNER):
+        shape = (diagonals / volumes[:, None]).sum(axis=0)
+        shape = shape / _geometric_mean(shape)
+        volumes = (diagonals / shape).sum(axis=1) / (d * nk)
+        with np.errstate(divide="ignore"):
+            current = float(d * nk @ np.log(volumes) + d * nk.sum())
+        if _converged(objective, current):
+            break
+        objective = current
+    return volumes[:, None] * shape
+
+
+# -------------------------------------------------------------- full models
+def m_step_eee(scatter: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """EEE, one matrix for all: ``sum_k S_k / n`` (storage (d, d))."""
+    return scatter.sum(axis=0) / nk.sum()
+
+
+def m_step_vvv(scatter: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """VVV, unconstrained: ``S_k / n_k``."""
+    return scatter / nk[:, None, None]
+
+
+def m_step_eev(scatter: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """EEV, ``Sigma_k = lambda D_k A D_k'`` (Celeux and Govaert 1995, section 3.3).
+
+    With ``S_k = L_k Omega_k L_k'`` (eigenvalues in decreasing order), ``D_k = L_k``
+    and ``lambda A = sum_k Omega_k / n``.
+    """
+    eigenvalues, vectors = _sorted_eigh(scatter)
+    shared = eigenvalues.sum(axis=0) / nk.sum()
+    return _compose(vectors, np.broadcast_to(shared, eigenvalues.shape))
+
+
+def m_step_evv(scatter: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """EVV, ``Sigma_k = lambda C_k`` with ``|C_k| = 1``.
+
+    ``C_k = S_k / |S_k|^(1/d)`` and ``lambda = sum_k |S_k|^(1/d) / n``: for a fixed
+    ``lambda``, ``tr(S_k C_k^{-1})`` under ``|C_k| = 1`` is smallest at ``C_k``
+    proportional to ``S_k`` (Celeux and Govaert 1995, section 3.3).
+    """
+    eigenvalues, _ = _sorted_eigh(scatter)
+    volumes = _geometric_mean(eigenvalues)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shapes = scatter / volumes[:, None, None]
+    return volumes.sum() / nk.sum() * shapes
+
+
+def m_step_vev(
+    scatter: np.ndarray, nk: np.ndarray, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """VEV, ``Sigma_k = lambda_k D_k A D_k'`` (Celeux and Govaert 1995, section 3.3).
+
+    ``D_k`` are the eigenvectors of ``S_k`` (eigenvalues ``Omega_k`` in decreasing
+    order) whatever ``A`` and ``lambda_k``; then alternate ``A = sum_k Omega_k /
+    lambda_k`` scaled to ``|A| = 1`` and ``lambda_k = tr(Omega_k A^{-1}) / (d n_k)``.
+    ``previous`` (K, d, d) supplies the starting volumes.
+    """
+    d = scatter.shape[-1]
+    eigenvalues, vectors = _sorted_eigh(scatter)
+    volumes = _volumes_from(previous, nk.shape[0])
+    if volumes is None:
+        volumes = eigenvalues.sum(axis=1) / (d * nk)
+    objective = np.inf
+    for _ in range(_MAX_INNER):
+        shape = (eigenvalues / volumes[:, None]).sum(axis=0)
+        shape = shape / _geometric_mean(shape)
+        volumes = (eigenvalues / shape).sum(axis=1) / (d * nk)
+        with np.errstate(divide="ignore"):
+            current = float(d * nk @ np.log(volumes))
+        if _converged(objective, current):
+            break
+        objective = current
+    return _compose(vectors, volumes[:, None] * shape)
+
+
+def m_step_vee(
+    scatter: np.ndarray, nk: np.ndarray, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """VEE, ``Sigma_k = lambda_k C`` with one ``C`` (``|C| = 1``) for all components.
+
+    Alternate ``C = sum_k S_k / lambda_k`` scaled to ``|C| = 1`` and ``lambda_k =
+    tr(S_k C^{-1}) / (d n_k)``, each the exact maximiser of Q given the other
+    (Celeux and Govaert 1995, section 3.3). ``previous`` supplies the starting volumes.
+    """
+    d = scatter.shape[-1]
+    volumes = _volumes_from(previous, nk.shape[0])
+    if volumes is None:
+        volumes = np.trace(scatter, axis1=1, axis2=2) / (d * nk)
+    objective = np.inf
+    for _ in range(_MAX_INNER):
+        common = (scatter / volumes[:, None, None]).sum(axis=0)
+        _, logdet = np.linalg.slogdet(common)
+        common = common / np.exp(logdet / d)
+        volumes = np.einsum("kij,ji->k", scatter, np.linalg.inv(common)) / (d * nk)
+        with np.errstate(divide="ignore"):
+            current = float(d * nk @ np.log(volumes))
+        if _converged(objective, current):
+            break
+        objective = current
+    common = 0.5 * (common + common.T)
+    return volumes[:, None, None] * common
+
+
+def _common_orientation(
+    scatter: np.ndarray,
+    nk: np.ndarray,
+    previous: np.ndarray | None,
+    eigenvalues_given: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Covariances ``D Delta_k D'`` with one orientation ``D``: EVE and VVE.
+
+    Alternates (i) ``Delta_k = eigenvalues_given(diag(D' S_k D))``, the model's exact
+    maximiser given ``D``, and (ii) one majorisation-minimisation step in ``D``
+    (Browne and McNicholas 2014, section 3): with ``w_k`` the largest eigenvalue of
+    ``S_k``, ``sum_k tr(D' (S_k - w_k I) D Delta_k^{-1})`` is concave in ``D``, so
+    its tangent at the current ``D_t`` majorises it and the orthogonal ``D`` that
+    minimises the tangent, ``D = -U V'`` from the SVD ``U s V'`` of
+    ``G = sum_k (S_k - w_k I) D_t Delta_k^{-1}``, never increases
+    ``sum_k tr(S_k D Delta_k^{-1} D')``. ``previous`` (K, d, d) supplies the starting
+    orientation (its first component's eigenvectors); otherwise the eigenvectors of
+    ``sum_k S_k / n_k``.
+    """
+    d = scatter.shape[-1]
+    start = previous[0] if previous is not None and previous.ndim == 3 else None
+    if start is not None and np.isfinite(start).all():
+        _, orientation = _sorted_eigh(start)
+    else:
+        _, orientation = _sorted_eigh((scatter / nk[:, None, None]).sum(axis=0))
+    largest = np.linalg.eigvalsh(scatter)[:, -1]
+    shifted = scatter - largest[:, None, None] * np.eye(d)
+    objective = np.inf
+    for _ in range(_MAX_INNER):
+        rotated = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
+        eigenvalues = eigenvalues_given(rotated)
+        with np.errstate(divide="ignore"):
+            current = float(nk @ np.log(eigenvalues).sum(axis=1) + (rotated / eigenvalues).sum())
+        if _converged(objective, current):
+            break
+        objective = current
+        gradient = np.einsum("kij,jl,kl->il", shifted, orientation, 1.0 / eigenvalues)
+        u, _, vt = np.linalg.svd(gradient)
+        orientation = -u @ vt
+    return _compose(orientation, eigenvalues)
+
+
+def m_step_vve(
+    scatter: np.ndarray, nk: np.ndarray, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """VVE, ``Sigma_k = D Delta_k D'``: given ``D``, ``Delta_k = diag(D' S_k D) / n_k``."""
+    return _common_orientation(scatter, nk, previous, lambda rotated: rotated / nk[:, None])
+
+
+def m_step_eve(
+    scatter: np.ndarray, nk: np.ndarray, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """EVE, ``Sigma_k = lambda D A_k D'``.
+
+    Given ``D``, with ``E_k = diag(D' S_k D)``: ``A_k = E_k / |E_k|^(1/d)`` and
+    ``lambda = sum_k |E_k|^(1/d) / n``, as in EVI rotated by ``D``.
+    """
+    return _common_orientation(scatter, nk, previous, lambda rotated: m_step_evi(rotated, nk))
+
+
+#: Model name -> (storage family, M-step). Families: "spherical" takes traces (K,),
+#: "diag" diagonals (K, d), "tied" and "full" scatter matrices (K, d, d).
+M_STEPS: dict[str, tuple[str, Callable[..., np.ndarray]]] = {
+    "EII": ("spherical", m_step_eii),
+    "VII": ("spherical", m_step_vii),
+    "EEI": ("diag", m_step_eei),
+    "VEI": ("diag", m_step_vei),
+    "EVI": ("diag", m_step_evi),
+    "VVI": ("diag", m_step_vvi),
+    "EEE": ("tied", m_step_eee),
+    "VEE": ("full", m_step_vee),
+    "EVE": ("full", m_step_eve),
+    "VVE": ("full", m_step_vve),
+    "EEV": ("full", m_step_eev),
+    "VEV": ("full", m_step_vev),
+    "EVV": ("full", m_step_evv),
+    "VVV": ("full", m_step_vvv),
+}
+
+#: Models whose M-step iterates and can start from the previous covariances.
+ITERATIVE = frozenset({"VEI", "VEE", "EVE", "VVE", "VEV"})
+
+
+def n_covariance_parameters(model: str, n_components: int, n_features: int) -> int:
+    """Free parameters of the covariances, as mclust's ``nVarParams``.
+
+    A volume counts 1, a shape ``d - 1`` (its determinant is 1), an orientation
+    ``d (d - 1) / 2``; each once if Equal, ``K`` times if Varying, not at all if
+    ``I``. EVV has ``K`` free matrices of determinant ``lambda^d``: ``1 - K + K d (d + 1) / 2``.
+    """
+    k, d = n_components, n_features
+    volume, shape, orientation = model
+    count = {"E": 1, "V": k}[volume]
+    count += {"I": 0, "E": 1, "V": k}[shape] * (d - 1)
+    count += {"I": 0, "E": 1, "V": k}[orientation] * (d * (d - 1) // 2)
+    return int(count)
