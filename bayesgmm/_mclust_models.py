@@ -116,6 +116,28 @@ def _volumes_from(previous: np.ndarray | None, n_components: int) -> np.ndarray 
     return np.exp(logdet / previous.shape[-1])
 
 
+def _shared_eigenvectors(previous: np.ndarray | None, n_components: int) -> np.ndarray | None:
+    """Recover the common eigenvectors ``D`` of previous covariances ``D Delta_k D'``.
+
+    A fixed irregular combination ``sum_k c_k Sigma_k`` has the eigenvectors ``D``
+    and, unlike one ``Sigma_k``, distinct eigenvalues unless by coincidence, so
+    ``D`` is recovered even when a component's own eigenvalues (nearly) tie.
+    None when the previous covariances are missing or share no eigenvectors.
+    """
+    if previous is None or previous.ndim != 3 or previous.shape[0] != n_components:
+        return None
+    if not np.isfinite(previous).all():
+        return None
+    weights = 1.0 + (np.arange(n_components) * 0.6180339887498949) % 1.0
+    _, vectors = _sorted_eigh(np.einsum("k,kij->ij", weights, previous))
+    rotated = np.einsum("ji,kjl,lm->kim", vectors, previous, vectors)
+    off_diagonal = rotated * (1.0 - np.eye(previous.shape[-1]))
+    scale = np.abs(np.diagonal(rotated, axis1=1, axis2=2)).max()
+    if np.abs(off_diagonal).max() > 1e-8 * scale:
+        return None
+    return vectors
+
+
 def expected_log_likelihood(scatter: np.ndarray, nk: np.ndarray, covariances: np.ndarray) -> float:
     """``Q = -1/2 sum_k [n_k log|Sigma_k| + tr(S_k Sigma_k^{-1})]`` for full matrices.
 
@@ -304,29 +326,33 @@ def _common_orientation(
     minimises the tangent, ``D = -U V'`` from the SVD ``U s V'`` of
     ``G = sum_k (S_k - w_k I) D_t Delta_k^{-1}``, never increases
     ``sum_k tr(S_k D Delta_k^{-1} D')``. ``previous`` (K, d, d) supplies the starting
-    orientation (its first component's eigenvectors); otherwise the eigenvectors of
-    ``sum_k S_k / n_k``.
+    orientation (see :func:`_shared_eigenvectors`); otherwise the eigenvectors of
+    ``sum_k S_k / n_k`` do. Every step ends with the eigenvalues that fit its ``D``,
+    so the returned pair is the last, best one.
     """
     d = scatter.shape[-1]
-    start = previous[0] if previous is not None and previous.ndim == 3 else None
-    if start is not None and np.isfinite(start).all():
-        _, orientation = _sorted_eigh(start)
-    else:
+    orientation = _shared_eigenvectors(previous, nk.shape[0])
+    if orientation is None:
         _, orientation = _sorted_eigh((scatter / nk[:, None, None]).sum(axis=0))
     largest = np.linalg.eigvalsh(scatter)[:, -1]
     shifted = scatter - largest[:, None, None] * np.eye(d)
-    objective = np.inf
-    for _ in range(_MAX_INNER):
+
+    def fit_eigenvalues(orientation: np.ndarray) -> tuple[np.ndarray, float]:
         rotated = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
         eigenvalues = eigenvalues_given(rotated)
         with np.errstate(divide="ignore"):
-            current = float(nk @ np.log(eigenvalues).sum(axis=1) + (rotated / eigenvalues).sum())
-        if _converged(objective, current):
-            break
-        objective = current
+            value = float(nk @ np.log(eigenvalues).sum(axis=1) + (rotated / eigenvalues).sum())
+        return eigenvalues, value
+
+    eigenvalues, objective = fit_eigenvalues(orientation)
+    for _ in range(_MAX_INNER):
         gradient = np.einsum("kij,jl,kl->il", shifted, orientation, 1.0 / eigenvalues)
         u, _, vt = np.linalg.svd(gradient)
         orientation = -u @ vt
+        eigenvalues, current = fit_eigenvalues(orientation)
+        if _converged(objective, current):
+            break
+        objective = current
     return _compose(orientation, eigenvalues)
 
 
