@@ -28,6 +28,7 @@ import numpy as np
 from bayesgmm._chunks import map_reduce
 from bayesgmm._gaussian import (
     LAYOUTS,
+    MCLUST_ALIASES,
     DegenerateCovarianceError,
     SufficientStatistics,
     compute_precision_cholesky,
@@ -37,6 +38,7 @@ from bayesgmm._gaussian import (
     natural_parameters,
     statistics_from_responsibilities,
 )
+from bayesgmm._mclust_models import ResolvedPrior, map_m_step
 
 __all__ = [
     "DaskRows",
@@ -58,12 +60,14 @@ _CONSTANT_RESOLUTION = 100.0
 _SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 # Most threads the E-step uses.
 _MAX_THREADS = 8
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def m_step(
     stats: SufficientStatistics,
     reg_covar: float | np.ndarray,
     previous: np.ndarray | None = None,
+    prior: ResolvedPrior | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """M-step: weights, means, covariances and precision Cholesky factors from statistics.
 
@@ -78,6 +82,10 @@ def m_step(
         The covariances before this M-step, where the iterative M-steps of
         mclust's models start (so that EM stays monotone); see
         :mod:`bayesgmm._mclust_models`.
+    prior : ResolvedPrior, optional
+        mclust's conjugate prior: the means and covariances are then its
+        posterior mode (:func:`bayesgmm._mclust_models.map_m_step`); the
+        weights stay ``N_k / n``, as in mclust.
 
     Returns
     -------
@@ -88,7 +96,15 @@ def m_step(
     DegenerateCovarianceError
         If a covariance is not positive definite.
     """
-    weights, means, covariances = covariances_from_statistics(stats, reg_covar, previous)
+    if prior is None:
+        weights, means, covariances = covariances_from_statistics(stats, reg_covar, previous)
+    else:
+        nk = stats.nk + 10 * _EPS
+        weights = nk / nk.sum()
+        model = MCLUST_ALIASES.get(stats.covariance_type, stats.covariance_type)
+        d = stats.sum_x.shape[1]
+        reg = np.broadcast_to(np.asarray(reg_covar, dtype=float), (d,))
+        means, covariances = map_m_step(model, nk, stats.sum_x, stats.sum_xx, reg, prior, previous)
     chol = compute_precision_cholesky(covariances, stats.covariance_type)
     return weights, means, covariances, chol
 
@@ -191,6 +207,7 @@ def run_em(
     pool: Pool,
     verbose: int = 0,
     verbose_interval: int = 10,
+    prior: ResolvedPrior | None = None,
 ) -> EMState:
     """EM iterations with scikit-learn's semantics.
 
@@ -200,7 +217,8 @@ def run_em(
     are those after the last M-step, and ``lower_bound`` is the mean
     log-likelihood of the parameters *before* it, as in scikit-learn.
     ``reg_covar`` is the per-feature amount the M-step adds to the diagonals
-    (see :func:`regularisation`).
+    (see :func:`regularisation`). With ``prior`` each M-step is the posterior
+    mode under mclust's conjugate prior (see :func:`m_step`).
     """
     n = Xc.shape[0]
     lower_bound = state.lower_bound
@@ -213,7 +231,7 @@ def run_em(
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
         try:
-            weights, means, covariances, chol = m_step(stats, reg_covar, state.covariances)
+            weights, means, covariances, chol = m_step(stats, reg_covar, state.covariances, prior)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(
                 f"EMGaussianMixture.fit, EM iteration {n_iter}: {exc} "

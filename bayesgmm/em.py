@@ -47,8 +47,9 @@ from bayesgmm._em_steps import (
     m_step,
     regularisation,
 )
-from bayesgmm._gaussian import EM_COVARIANCE_TYPES, LAYOUTS, min_points
+from bayesgmm._gaussian import EM_COVARIANCE_TYPES, LAYOUTS, MCLUST_ALIASES, min_points
 from bayesgmm._init import INIT_PARAMS, SHORT_EM_MAX_SAMPLES, GivenParameters, initial_state
+from bayesgmm._mclust_models import PRIOR_MODELS, ConjugatePrior, ResolvedPrior, resolve_prior
 from bayesgmm._validation import (
     check_array,
     check_fitted,
@@ -64,6 +65,7 @@ from bayesgmm._validation import (
 from bayesgmm.params import GaussianMixtureParams
 
 __all__ = [
+    "ConjugatePrior",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
     "EMGaussianMixture",
@@ -109,9 +111,18 @@ class EMGaussianMixture(MixtureBase):
     ----------
     n_components : int, default=1
         Number of mixture components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    covariance_type : str, default="full"
         ``full``: one general covariance per component; ``tied``: one shared by all;
         ``diag``: one diagonal per component; ``spherical``: one variance per component.
+        Or one of mclust's fourteen eigen-decomposed models ``Sigma_k = lambda_k
+        D_k A_k D_k'`` (Celeux and Govaert 1995), named by whether the volume,
+        shape and orientation are Equal, Varying or the Identity: ``"EII"``,
+        ``"VII"``, ``"EEI"``, ``"VEI"``, ``"EVI"``, ``"VVI"``, ``"EEE"``,
+        ``"VEE"``, ``"EVE"``, ``"VVE"``, ``"EEV"``, ``"VEV"``, ``"EVV"``,
+        ``"VVV"``; ``full``, ``tied``, ``diag`` and ``spherical`` are VVV, EEE,
+        VVI and VII. ``covariances_`` holds them in the layout that stores them:
+        (K,) for EII and VII, (K, d) for the diagonal models, (d, d) for EEE and
+        (K, d, d) otherwise (see :mod:`bayesgmm._mclust_models`).
     tol : float, default=1e-3
         EM stops when the mean log-likelihood per sample changes by less than this.
     reg_covar : float, default=1e-6
@@ -187,6 +198,17 @@ class EMGaussianMixture(MixtureBase):
         iteration.
     verbose_interval : int, default=10
         Iterations between messages when ``verbose=2``.
+    prior : None, "default" or ConjugatePrior, default=None
+        None: maximum likelihood. Otherwise EM finds the posterior mode (MAP)
+        under mclust's conjugate prior on the means and covariances (Fraley and
+        Raftery 2007, doi:10.1007/s00357-007-0004-5): ``"default"`` is mclust's
+        ``priorControl()`` (shrinkage 0.01 towards the data mean, ``d + 2``
+        degrees of freedom, scale ``var(X) / K^(2/d)``), and a
+        :class:`ConjugatePrior` sets any of these. mclust defines it for EII,
+        VII, EEI, VEI, EVI, VVI, EEE, EEV, VEV and VVV (and their aliases); the
+        other models refuse it. The weights get no prior. ``bic``, ``aic`` and
+        ``icl`` are then computed at the MAP estimate, as mclust does;
+        ``reg_covar`` is still added (``reg_covar=0`` gives mclust's estimates).
 
     Attributes
     ----------
@@ -269,6 +291,7 @@ class EMGaussianMixture(MixtureBase):
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
+        prior: Any = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -285,6 +308,7 @@ class EMGaussianMixture(MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.prior = prior
 
     # -------------------------------------------------------------- validation
     def _validated(self) -> dict[str, Any]:
@@ -307,6 +331,7 @@ class EMGaussianMixture(MixtureBase):
         v["verbose"] = check_int(self.verbose, "verbose", minimum=0)
         v["verbose_interval"] = check_int(self.verbose_interval, "verbose_interval", minimum=1)
         v["rng"] = check_random_state(self.random_state)
+        v["prior"] = _check_prior(self.prior, v["covariance_type"])
         return v
 
     def _validated_inits(
@@ -416,6 +441,9 @@ class EMGaussianMixture(MixtureBase):
         # What the M-step adds to the covariance diagonals, per feature, in data units.
         v["data_variance"] = data_variance
         v["reg"] = regularisation(v["reg_covar"], v["reg_covar_scale"], data_variance, shift, kind)
+        v["resolved_prior"] = None
+        if v["prior"] is not None:
+            v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n)
 
         n_init = 1 if continuing else v["n_init"]
         with compute_pool(init_rows.shape[0], d, kind) as pool:
@@ -489,6 +517,7 @@ class EMGaussianMixture(MixtureBase):
                     verbose=v["verbose"],
                     verbose_interval=v["verbose_interval"],
                     pool=pool,
+                    prior=v["resolved_prior"],
                 )
             if v["verbose"]:
                 status = "converged" if result.converged else "did not converge"
@@ -651,6 +680,13 @@ class EMGaussianMixture(MixtureBase):
             elif isinstance(value, np.generic):
                 value = value.item()
             params[name] = value
+        if isinstance(self.prior, ConjugatePrior):
+            params["prior"] = {
+                "conjugate_prior": {
+                    field: np.asarray(value).tolist() if value is not None else None
+                    for field, value in vars(self.prior).items()
+                }
+            }
         state: dict[str, Any] = {
             "class": type(self).__name__,
             "params": params,
@@ -678,6 +714,8 @@ class EMGaussianMixture(MixtureBase):
         for every feature.
         """
         arguments = dict(state["params"])
+        if isinstance(arguments.get("prior"), dict):
+            arguments["prior"] = ConjugatePrior(**arguments["prior"]["conjugate_prior"])
         older = "reg_covar_scale" not in arguments
         if older:
             arguments["reg_covar_scale"] = "absolute"
@@ -713,6 +751,49 @@ class EMGaussianMixture(MixtureBase):
 
 
 # ------------------------------------------------------------------ helpers
+def _check_prior(prior: Any, covariance_type: str) -> ConjugatePrior | None:
+    """``prior`` as a :class:`ConjugatePrior` (None for maximum likelihood)."""
+    if prior is None:
+        return None
+    if isinstance(prior, str) and prior == "default":
+        prior = ConjugatePrior()
+    if not isinstance(prior, ConjugatePrior):
+        raise TypeError(message("prior", 'None, "default" or a ConjugatePrior', prior))
+    model = MCLUST_ALIASES.get(covariance_type, covariance_type)
+    if model not in PRIOR_MODELS:
+        raise ValueError(
+            message(
+                "prior",
+                "a covariance_type for which mclust defines its conjugate prior ("
+                + ", ".join(PRIOR_MODELS)
+                + ", or full, tied, diag, spherical)",
+                f"covariance_type={covariance_type!r}",
+                raw=True,
+            )
+        )
+    return prior
+
+
+def _resolve_prior(
+    prior: ConjugatePrior,
+    covariance_type: str,
+    n_components: int,
+    Xc: np.ndarray | DaskRows,
+    shift: np.ndarray,
+    n_samples: int,
+) -> ResolvedPrior:
+    """Fill in mclust's data-dependent defaults: the prior in EM's centred frame."""
+    if isinstance(Xc, DaskRows):
+        from bayesgmm._chunks import map_reduce
+
+        cross = np.asarray(map_reduce(lambda block: block.T @ block, Xc.data, shift=Xc.shift))
+        covariance = cross / max(n_samples - 1, 1)
+    else:
+        covariance = np.atleast_2d(np.cov(Xc, rowvar=False)) if n_samples > 1 else None
+        if covariance is None:
+            covariance = np.zeros((shift.shape[0], shift.shape[0]))
+    model = MCLUST_ALIASES.get(covariance_type, covariance_type)
+    return resolve_prior(prior, model, n_components, shift, covariance, n_samples)
 
 
 def _float_array(value: Any, name: str) -> np.ndarray:
