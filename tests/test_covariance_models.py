@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from bayesgmm import DPGaussianMixture, EMGaussianMixture, MarginalGaussianMixture, io
+from bayesgmm import (
+    ConjugatePrior,
+    DPGaussianMixture,
+    EMGaussianMixture,
+    MarginalGaussianMixture,
+    io,
+)
 from bayesgmm import _gaussian as g
 from bayesgmm import _mclust_models as mm
 from bayesgmm.datasets import load_iris
@@ -324,3 +330,108 @@ def test_selection_refuses_mclust_names_for_loo_and_dp(blobs3):
 def test_unknown_model_name_is_refused(blobs3):
     with pytest.raises(ValueError, match="covariance_type"):
         EMGaussianMixture(2, covariance_type="VVX").fit(blobs3)
+
+
+# ------------------------------------------------------------ conjugate prior
+# Mclust(iris[, 1:4], G, modelNames = m, prior = priorControl(),
+#        control = emControl(tol = c(1e-10, sqrt(.Machine$double.eps)))) with mclust 6.0.0:
+# (model, G, log-likelihood, BIC in mclust's sign).
+MCLUST_PRIOR_FITS = [
+    ("EII", 3, -401.9532, -879.066),
+    ("VII", 2, -478.6158, -1012.349),
+    ("EEI", 3, -362.1510, -814.493),
+    ("VEI", 3, -345.4286, -791.070),
+    ("EVI", 3, -342.2539, -804.763),
+    ("VVI", 2, -393.1146, -871.410),
+    ("EEE", 3, -257.7394, -635.734),
+    ("EEV", 3, -221.8393, -624.061),
+    ("VEV", 2, -225.2685, -580.814),
+    ("VVV", 3, -192.6953, -605.859),
+]
+
+
+@pytest.mark.parametrize(("model", "k", "loglik", "bic"), MCLUST_PRIOR_FITS)
+def test_prior_reproduces_mclust_on_iris(model, k, loglik, bic):
+    """The MAP fit and its BIC (at the MAP, as mclust computes it) equal mclust's."""
+    X, _ = load_iris()
+    gm = EMGaussianMixture(
+        k,
+        covariance_type=model,
+        prior="default",
+        reg_covar=0.0,
+        tol=1e-9,
+        max_iter=2000,
+        n_init=3,
+        random_state=0,
+    ).fit(X)
+    assert gm.score(X) * X.shape[0] == pytest.approx(loglik, abs=2e-3)
+    assert -gm.bic(X) == pytest.approx(bic, abs=5e-3)
+
+
+def test_prior_keeps_a_collapsing_component_away_from_the_spike():
+    """Points on a line make VVV's likelihood unbounded; the prior's variance stays of order one."""
+    rng = np.random.default_rng(0)
+    line = np.linspace(5.0, 6.5, 5)
+    X = np.vstack([rng.normal(size=(60, 2)), np.column_stack([line, line])])
+    start = dict(weights_init=[0.9, 0.1], means_init=[[0.0, 0.0], [5.7, 5.7]], reg_covar=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spike = EMGaussianMixture(2, max_iter=50, **start).fit(X)
+    regularised = EMGaussianMixture(2, prior="default", max_iter=50, **start).fit(X)
+    assert np.linalg.eigvalsh(spike.covariances_)[1, 0] < 1e-6
+    assert np.linalg.eigvalsh(regularised.covariances_)[1, 0] > 1e-2
+    assert regularised.degenerate_components_.size == 0
+
+
+def test_prior_alias_equals_model_name(blobs3):
+    kwargs = dict(prior="default", random_state=0, tol=1e-8)
+    a = EMGaussianMixture(2, covariance_type="full", **kwargs).fit(blobs3)
+    b = EMGaussianMixture(2, covariance_type="VVV", **kwargs).fit(blobs3)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-10)
+
+
+def test_explicit_prior_equal_to_default_gives_the_same_fit(blobs3):
+    X = blobs3
+    d, k = X.shape[1], 2
+    explicit = ConjugatePrior(
+        shrinkage=0.01,
+        mean=X.mean(axis=0),
+        dof=d + 2,
+        scale=np.cov(X, rowvar=False) / k ** (2 / d),
+    )
+    kwargs = dict(covariance_type="VEV", random_state=0, tol=1e-8)
+    a = EMGaussianMixture(k, prior="default", **kwargs).fit(X)
+    b = EMGaussianMixture(k, prior=explicit, **kwargs).fit(X)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+    stronger = EMGaussianMixture(k, prior=ConjugatePrior(shrinkage=50.0), **kwargs).fit(X)
+    assert np.abs(stronger.means_ - X.mean(axis=0)).max() < np.abs(a.means_ - X.mean(axis=0)).max()
+
+
+@pytest.mark.parametrize("model", ["VEE", "EVE", "VVE", "EVV"])
+def test_prior_refused_where_mclust_defines_none(blobs3, model):
+    with pytest.raises(ValueError, match="prior"):
+        EMGaussianMixture(2, covariance_type=model, prior="default").fit(blobs3)
+
+
+@pytest.mark.parametrize(
+    ("prior", "error"),
+    [
+        ("mclust", TypeError),
+        (ConjugatePrior(shrinkage=-1.0), ValueError),
+        (ConjugatePrior(dof=0.5), ValueError),
+        (ConjugatePrior(mean=[0.0, 1.0]), ValueError),
+        (ConjugatePrior(scale=np.eye(2)), ValueError),
+        (ConjugatePrior(scale=-np.eye(3)), ValueError),
+    ],
+)
+def test_bad_prior_is_refused(blobs3, prior, error):
+    with pytest.raises(error, match="prior"):
+        EMGaussianMixture(2, covariance_type="VVV", prior=prior).fit(blobs3)
+
+
+def test_prior_round_trips_through_save(blobs3, tmp_path):
+    prior = ConjugatePrior(shrinkage=0.1, dof=7.0)
+    gm = EMGaussianMixture(2, covariance_type="EEV", prior=prior, random_state=0).fit(blobs3)
+    loaded = io.load(io.save(gm, tmp_path / "prior.json"))
+    assert loaded.prior == prior
+    np.testing.assert_array_equal(loaded.score_samples(blobs3), gm.score_samples(blobs3))
