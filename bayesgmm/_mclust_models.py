@@ -412,7 +412,7 @@ def n_covariance_parameters(model: str, n_components: int, n_features: int) -> i
     ``I``. EVV has ``K`` free matrices of determinant ``lambda^d``: ``1 - K + K d (d + 1) / 2``.
     """
     k, d = n_components, n_features
-    volume, shape, orientation = model
+    volume, shape, orientation = model[0], model[1], model[2]
     count = {"E": 1, "V": k}[volume]
     count += {"I": 0, "E": 1, "V": k}[shape] * (d - 1)
     count += {"I": 0, "E": 1, "V": k}[orientation] * (d * (d - 1) // 2)
@@ -458,6 +458,16 @@ class ConjugatePrior:
     Fraley, C. and Raftery, A. E. (2007). Bayesian regularization for normal
     mixture estimation and model-based clustering. Journal of Classification
     24(2), 155-181. doi:10.1007/s00357-007-0004-5
+
+    Examples
+    --------
+    >>> from bayesgmm import ConjugatePrior, EMGaussianMixture
+    >>> from bayesgmm.datasets import load_iris
+    >>> X, _ = load_iris()
+    >>> gm = EMGaussianMixture(2, covariance_type="VEV", prior=ConjugatePrior(dof=8.0),
+    ...                        random_state=0).fit(X)
+    >>> gm.prior
+    ConjugatePrior(shrinkage=None, mean=None, dof=8.0, scale=None)
     """
 
     shrinkage: float | None = None

@@ -788,10 +788,10 @@ def _resolve_prior(
 
         cross = np.asarray(map_reduce(lambda block: block.T @ block, Xc.data, shift=Xc.shift))
         covariance = cross / max(n_samples - 1, 1)
+    elif n_samples > 1:
+        covariance = np.atleast_2d(np.cov(Xc, rowvar=False))
     else:
-        covariance = np.atleast_2d(np.cov(Xc, rowvar=False)) if n_samples > 1 else None
-        if covariance is None:
-            covariance = np.zeros((shift.shape[0], shift.shape[0]))
+        covariance = np.zeros((shift.shape[0], shift.shape[0]))
     model = MCLUST_ALIASES.get(covariance_type, covariance_type)
     return resolve_prior(prior, model, n_components, shift, covariance, n_samples)
 

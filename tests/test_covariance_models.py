@@ -435,3 +435,23 @@ def test_prior_round_trips_through_save(blobs3, tmp_path):
     loaded = io.load(io.save(gm, tmp_path / "prior.json"))
     assert loaded.prior == prior
     np.testing.assert_array_equal(loaded.score_samples(blobs3), gm.score_samples(blobs3))
+
+
+def test_iris_is_fishers_table():
+    """R's ``colMeans(iris[, 1:4])`` and ``sapply(iris[, 1:4], sd)``, and the species counts."""
+    X, species = load_iris()
+    assert X.shape == (150, 4) and species.shape == (150,)
+    np.testing.assert_allclose(X.mean(axis=0), [5.843333, 3.057333, 3.758, 1.199333], atol=1e-6)
+    np.testing.assert_allclose(
+        X.std(axis=0, ddof=1), [0.8280661, 0.4358663, 1.7652982, 0.7622377], atol=1e-7
+    )
+    assert X[0].tolist() == [5.1, 3.5, 1.4, 0.2] and X[-1].tolist() == [5.9, 3.0, 5.1, 1.8]
+    assert {name: int((species == name).sum()) for name in set(species)} == {
+        "setosa": 50,
+        "versicolor": 50,
+        "virginica": 50,
+    }
+    frame = load_iris(as_frame=True)
+    assert list(frame.columns)[-1] == "species" and frame.shape == (150, 5)
+    with pytest.raises(TypeError, match="as_frame"):
+        load_iris(as_frame="yes")
