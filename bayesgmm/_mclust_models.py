@@ -25,8 +25,11 @@ registry :data:`bayesgmm._gaussian.LAYOUTS` gives the model: ``(K,)`` for EII an
 Closed forms are those of Celeux and Govaert (1995), section 3 and table 1; VEI, VEE
 and VEV alternate exact maximisations in the volumes and in the shared shape (or
 shared matrix) until Q stops increasing; EVE and VVE, whose shared orientation has no
-closed form, update it by the majorisation-minimisation step of Browne and McNicholas
-(2014, section 3). Each iterative M-step can start from the previous covariances, so
+closed form, alternate their eigenvalues with Jacobi sweeps of plane rotations, each
+the exact minimiser in its plane (Flury and Gautschi 1986): like the
+majorisation-minimisation step of Browne and McNicholas (2014, section 3) that mclust
+uses, a sweep never decreases Q, and it needs far fewer steps (about ten per M-step
+from the previous orientation). Each iterative M-step can start from the previous covariances, so
 every inner step increases Q from the previous parameters and EM stays monotone
 (a generalised EM, Dempster, Laird and Rubin 1977, section 3).
 
@@ -39,6 +42,9 @@ Recognition 28(5), 781-793. doi:10.1016/0031-3203(94)00125-6
 Browne, R. P. and McNicholas, P. D. (2014). Estimating common principal components in
 high dimensions. Advances in Data Analysis and Classification 8(2), 217-226.
 doi:10.1007/s11634-013-0139-1
+Flury, B. N. and Gautschi, W. (1986). An algorithm for simultaneous orthogonal
+transformation of several positive definite symmetric matrices to nearly diagonal form.
+SIAM Journal on Scientific and Statistical Computing 7(1), 169-184. doi:10.1137/0907013
 Scrucca, L., Fop, M., Murphy, T. B. and Raftery, A. E. (2016). mclust 5: clustering,
 classification and density estimation using Gaussian finite mixture models. The R
 Journal 8(1), 289-317. doi:10.32614/RJ-2016-021
@@ -317,6 +323,25 @@ def m_step_vee(
     return volumes[:, None, None] * common
 
 
+def _round_robin(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split the pairs of ``d`` axes into ``d - 1`` (``d`` if odd) rounds of disjoint pairs.
+
+    The circle method of round-robin tournaments: disjoint plane rotations commute,
+    so each round is applied at once.
+    """
+    players = list(range(d + d % 2))
+    rounds = []
+    for _ in range(len(players) - 1):
+        half = len(players) // 2
+        pairs = [(players[i], players[-1 - i]) for i in range(half)]
+        pairs = [(min(p), max(p)) for p in pairs if max(p) < d]
+        if pairs:
+            first, second = zip(*pairs, strict=True)
+            rounds.append((np.array(first), np.array(second)))
+        players = [players[0], players[-1], *players[1:-1]]
+    return rounds
+
+
 def _common_orientation(
     scatter: np.ndarray,
     nk: np.ndarray,
@@ -325,38 +350,60 @@ def _common_orientation(
 ) -> np.ndarray:
     """Covariances ``D Delta_k D'`` with one orientation ``D``: EVE and VVE.
 
-    Alternates (i) ``Delta_k = eigenvalues_given(diag(D' S_k D))``, the model's exact
-    maximiser given ``D``, and (ii) one majorisation-minimisation step in ``D``
-    (Browne and McNicholas 2014, section 3): with ``w_k`` the largest eigenvalue of
-    ``S_k``, ``sum_k tr(D' (S_k - w_k I) D Delta_k^{-1})`` is concave in ``D``, so
-    its tangent at the current ``D_t`` majorises it and the orthogonal ``D`` that
-    minimises the tangent, ``D = -U V'`` from the SVD ``U s V'`` of
-    ``G = sum_k (S_k - w_k I) D_t Delta_k^{-1}``, never increases
-    ``sum_k tr(S_k D Delta_k^{-1} D')``. ``previous`` (K, d, d) supplies the starting
-    orientation (see :func:`_shared_eigenvectors`); otherwise the eigenvectors of
-    ``sum_k S_k / n_k`` do. Every step ends with the eigenvalues that fit its ``D``,
-    so the returned pair is the last, best one.
+    Given ``D`` the model's eigenvalues ``Delta_k = eigenvalues_given(diag(D' S_k
+    D))`` are its exact maximiser; given the ``Delta_k``, ``D`` must minimise
+    ``f(D) = sum_k tr(D' S_k D Delta_k^{-1})`` over orthogonal matrices, which has
+    no closed form. Browne and McNicholas (2014) decrease ``f`` by
+    majorisation-minimisation; here each sweep instead rotates every pair of
+    columns ``(j, l)`` of ``D`` by the angle that minimises ``f`` exactly in that
+    plane (a Jacobi sweep, as in Flury and Gautschi's algorithm for common
+    principal components): with ``R_k = D' S_k D`` and ``m_k = 1 / Delta_k``,
+    ``f`` along the rotation by ``theta`` is ``const + P cos 2theta + Q sin 2theta``
+    with ``P = sum_k (m_kj - m_kl)(R_k,jj - R_k,ll) / 2`` and ``Q = sum_k (m_kj -
+    m_kl) R_k,jl``, smallest at ``2theta = atan2(-Q, -P)``. Like the MM step it never
+    increases ``f`` (theta = 0 is allowed), and it needs far fewer sweeps than MM
+    steps. Sweeps and eigenvalue updates alternate until Q stops increasing.
+    ``previous`` (K, d, d) supplies the starting orientation (see
+    :func:`_shared_eigenvectors`); otherwise the eigenvectors of ``sum_k S_k /
+    n_k`` do.
+
+    References
+    ----------
+    Flury, B. N. and Gautschi, W. (1986). An algorithm for simultaneous orthogonal
+    transformation of several positive definite symmetric matrices to nearly
+    diagonal form. SIAM Journal on Scientific and Statistical Computing 7(1),
+    169-184. doi:10.1137/0907013
     """
     d = scatter.shape[-1]
     orientation = _shared_eigenvectors(previous, nk.shape[0])
     if orientation is None:
         _, orientation = _sorted_eigh((scatter / nk[:, None, None]).sum(axis=0))
-    largest = np.linalg.eigvalsh(scatter)[:, -1]
-    shifted = scatter - largest[:, None, None] * np.eye(d)
+    rotated = np.einsum("ji,kjl,lm->kim", orientation, scatter, orientation)
+    rounds = _round_robin(d)
 
-    def fit_eigenvalues(orientation: np.ndarray) -> tuple[np.ndarray, float]:
-        rotated = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
-        eigenvalues = eigenvalues_given(rotated)
+    def fit_eigenvalues() -> tuple[np.ndarray, float]:
+        diagonal = np.diagonal(rotated, axis1=1, axis2=2)
+        eigenvalues = eigenvalues_given(diagonal)
         with np.errstate(divide="ignore"):
-            value = float(nk @ np.log(eigenvalues).sum(axis=1) + (rotated / eigenvalues).sum())
+            value = float(nk @ np.log(eigenvalues).sum(axis=1) + (diagonal / eigenvalues).sum())
         return eigenvalues, value
 
-    eigenvalues, objective = fit_eigenvalues(orientation)
+    eigenvalues, objective = fit_eigenvalues()
     for _ in range(_MAX_INNER):
-        gradient = np.einsum("kij,jl,kl->il", shifted, orientation, 1.0 / eigenvalues)
-        u, _, vt = np.linalg.svd(gradient)
-        orientation = -u @ vt
-        eigenvalues, current = fit_eigenvalues(orientation)
+        weights = 1.0 / eigenvalues
+        for first, second in rounds:
+            contrast = weights[:, first] - weights[:, second]
+            spread = rotated[:, first, first] - rotated[:, second, second]
+            p = 0.5 * (contrast * spread).sum(axis=0)
+            q = (contrast * rotated[:, first, second]).sum(axis=0)
+            angle = 0.5 * np.arctan2(-q, -p)
+            rotation = np.eye(d)
+            rotation[first, first] = rotation[second, second] = np.cos(angle)
+            rotation[second, first] = np.sin(angle)
+            rotation[first, second] = -rotation[second, first]
+            orientation = orientation @ rotation
+            rotated = rotation.T @ rotated @ rotation
+        eigenvalues, current = fit_eigenvalues()
         if _converged(objective, current):
             break
         objective = current

@@ -373,7 +373,9 @@ def test_prior_keeps_a_collapsing_component_away_from_the_spike():
     rng = np.random.default_rng(0)
     line = np.linspace(5.0, 6.5, 5)
     X = np.vstack([rng.normal(size=(60, 2)), np.column_stack([line, line])])
-    start = dict(weights_init=[0.9, 0.1], means_init=[[0.0, 0.0], [5.7, 5.7]], reg_covar=0.0)
+    start = dict(
+        weights_init=[0.9, 0.1], means_init=[[0.0, 0.0], [5.7, 5.7]], reg_covar=0.0, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         spike = EMGaussianMixture(2, max_iter=50, **start).fit(X)
