@@ -17,6 +17,7 @@ _LAZY = {
     "NotFittedError": "bayesgmm._validation",
     "DegenerateCovarianceError": "bayesgmm._gaussian",
     "EMGaussianMixture": "bayesgmm.em",
+    "ConjugatePrior": "bayesgmm.em",
     "MarginalGaussianMixture": "bayesgmm.marginal",
     "DPGaussianMixture": "bayesgmm.dirichlet_process",
     "compare": "bayesgmm.comparison",

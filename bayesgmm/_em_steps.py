@@ -27,6 +27,8 @@ import numpy as np
 
 from bayesgmm._chunks import map_reduce
 from bayesgmm._gaussian import (
+    LAYOUTS,
+    MCLUST_ALIASES,
     DegenerateCovarianceError,
     SufficientStatistics,
     compute_precision_cholesky,
@@ -36,6 +38,7 @@ from bayesgmm._gaussian import (
     natural_parameters,
     statistics_from_responsibilities,
 )
+from bayesgmm._mclust_models import ResolvedPrior, map_m_step
 
 __all__ = [
     "STOPPING_RULES",
@@ -69,10 +72,14 @@ _ABANDON_AFTER = 20
 _ABANDON_MARGIN = 1.0
 # ... provided EM is converging at least this fast (ratio of successive changes).
 _ABANDON_RATE = 0.9
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def m_step(
-    stats: SufficientStatistics, reg_covar: float | np.ndarray
+    stats: SufficientStatistics,
+    reg_covar: float | np.ndarray,
+    previous: np.ndarray | None = None,
+    prior: ResolvedPrior | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """M-step: weights, means, covariances and precision Cholesky factors from statistics.
 
@@ -83,6 +90,14 @@ def m_step(
         Added to the diagonal of every covariance: the same amount for every
         feature, or one amount per feature (see
         :func:`bayesgmm._gaussian.covariances_from_statistics`).
+    previous : ndarray, optional
+        The covariances before this M-step, where the iterative M-steps of
+        mclust's models start (so that EM stays monotone); see
+        :mod:`bayesgmm._mclust_models`.
+    prior : ResolvedPrior, optional
+        mclust's conjugate prior: the means and covariances are then its
+        posterior mode (:func:`bayesgmm._mclust_models.map_m_step`); the
+        weights stay ``N_k / n``, as in mclust.
 
     Returns
     -------
@@ -93,7 +108,15 @@ def m_step(
     DegenerateCovarianceError
         If a covariance is not positive definite.
     """
-    weights, means, covariances = covariances_from_statistics(stats, reg_covar)
+    if prior is None:
+        weights, means, covariances = covariances_from_statistics(stats, reg_covar, previous)
+    else:
+        nk = stats.nk + 10 * _EPS
+        weights = nk / nk.sum()
+        model = MCLUST_ALIASES.get(stats.covariance_type, stats.covariance_type)
+        d = stats.sum_x.shape[1]
+        reg = np.broadcast_to(np.asarray(reg_covar, dtype=float), (d,))
+        means, covariances = map_m_step(model, nk, stats.sum_x, stats.sum_xx, reg, prior, previous)
     chol = compute_precision_cholesky(covariances, stats.covariance_type)
     return weights, means, covariances, chol
 
@@ -249,6 +272,7 @@ def run_em(
     abandon_below: float | None = None,
     verbose: int = 0,
     verbose_interval: int = 10,
+    prior: ResolvedPrior | None = None,
 ) -> EMState:
     """EM iterations with scikit-learn's semantics.
 
@@ -260,7 +284,9 @@ def run_em(
     ``reg_covar`` is the per-feature amount the M-step adds to the diagonals
     (see :func:`regularisation`). With ``abandon_below`` (the best mean
     log-likelihood another start reached), the run stops early, marked
-    ``abandoned``, once it cannot reach it (see :func:`_hopeless`).
+    ``abandoned``, once it cannot reach it (see :func:`_hopeless`). With
+    ``prior`` each M-step is the posterior mode under mclust's conjugate prior
+    (see :func:`m_step`).
     """
     n = Xc.shape[0]
     lower_bound = state.lower_bound
@@ -274,7 +300,7 @@ def run_em(
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
         try:
-            weights, means, covariances, chol = m_step(stats, reg_covar)
+            weights, means, covariances, chol = m_step(stats, reg_covar, state.covariances, prior)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(
                 f"EMGaussianMixture.fit, EM iteration {n_iter}: {exc} "
@@ -327,7 +353,7 @@ def regularisation(
 
     ``"absolute"``: ``reg_covar`` for every feature (scikit-learn). ``"variance"``:
     ``reg_covar * var_j`` for feature j, or ``reg_covar`` times the mean variance
-    for ``spherical`` (one variance for all features). A feature that is constant
+    for the spherical models (one variance for all features). A feature that is constant
     to working precision (standard deviation at most ``_CONSTANT_RESOLUTION``
     rounding units of its mean, or variance below ``_SMALLEST_VARIANCE``, near
     underflow) has no scale of its own and gets ``reg_covar`` times the mean
@@ -348,7 +374,7 @@ def regularisation(
         fallback = float(data_variance[varying].mean())
     else:
         fallback = magnitude if _SMALLEST_VARIANCE < magnitude < np.inf else 1.0
-    if covariance_type == "spherical":
+    if LAYOUTS[covariance_type].storage == "spherical":
         unit = np.full(d, float(data_variance.mean()) if varying.any() else fallback)
     else:
         unit = np.where(varying, data_variance, fallback)

@@ -40,11 +40,15 @@ import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
 
+from bayesgmm import _mclust_models
 from bayesgmm._validation import message
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "EM_COVARIANCE_TYPES",
     "LAYOUTS",
+    "MCLUST_ALIASES",
+    "MCLUST_MODELS",
     "CovarianceLayout",
     "DegenerateCovarianceError",
     "SufficientStatistics",
@@ -113,8 +117,15 @@ class CovarianceLayout:
     """
 
     name: str = ""
+    #: The storage family among scikit-learn's four layouts ("full", "tied", "diag",
+    #: "spherical"): the parameter's shape, the feature map and the conversions.
+    storage: str = ""
     #: Fewest points a component needs to estimate its own covariance (d is added for ``full``).
     min_points: int = 1
+
+    def fewest_points(self, n_features: int) -> int:
+        """Fewest points a component needs to estimate its own covariance."""
+        return self.min_points
 
     def parameter_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         """Shape of the covariance (and precision) parameter."""
@@ -183,9 +194,18 @@ class CovarianceLayout:
         raise NotImplementedError
 
     def m_step_covariances(
-        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+        self,
+        stats: SufficientStatistics,
+        nk: np.ndarray,
+        means: np.ndarray,
+        reg: np.ndarray,
+        previous: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Maximum-likelihood covariances from statistics, ``reg`` added per feature."""
+        """Maximum-likelihood covariances from statistics, ``reg`` added per feature.
+
+        ``previous`` (the covariances before this M-step, or None) is where
+        iterative M-steps start; the closed-form ones ignore it.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -304,7 +324,12 @@ class _MatrixLayout(CovarianceLayout):
         return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
 
     def m_step_covariances(
-        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+        self,
+        stats: SufficientStatistics,
+        nk: np.ndarray,
+        means: np.ndarray,
+        reg: np.ndarray,
+        previous: np.ndarray | None = None,
     ) -> np.ndarray:
         d = means.shape[1]
         diagonal = (np.arange(d), np.arange(d))
@@ -321,12 +346,17 @@ class _MatrixLayout(CovarianceLayout):
 
 class _FullLayout(_MatrixLayout):
     name = "full"
-    min_points = 1  # plus d: see min_points
+    storage = "full"
+    min_points = 1  # plus d: see fewest_points
     parameter_dims = ("component", "feature", "feature_bis")
+
+    def fewest_points(self, n_features: int) -> int:
+        return self.min_points + n_features
 
 
 class _TiedLayout(_MatrixLayout):
     name = "tied"
+    storage = "tied"
     shared = True
     min_points = 1
     parameter_dims = ("feature", "feature_bis")
@@ -360,6 +390,7 @@ class _VectorLayout(CovarianceLayout):
 
 class _DiagLayout(_VectorLayout):
     name = "diag"
+    storage = "diag"
     parameter_dims = ("component", "feature")
 
     def component_shape(self, n_features: int) -> tuple[int, ...]:
@@ -397,13 +428,19 @@ class _DiagLayout(_VectorLayout):
         return np.einsum("ki,ij->kij", covariances, np.eye(n_features))
 
     def m_step_covariances(
-        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+        self,
+        stats: SufficientStatistics,
+        nk: np.ndarray,
+        means: np.ndarray,
+        reg: np.ndarray,
+        previous: np.ndarray | None = None,
     ) -> np.ndarray:
         return np.maximum(stats.sum_xx / nk[:, None] - means**2, 0.0) + reg
 
 
 class _SphericalLayout(_VectorLayout):
     name = "spherical"
+    storage = "spherical"
     parameter_dims = ("component",)
 
     def component_shape(self, n_features: int) -> tuple[int, ...]:
@@ -442,10 +479,82 @@ class _SphericalLayout(_VectorLayout):
         return covariances[:, None, None] * np.eye(n_features)
 
     def m_step_covariances(
-        self, stats: SufficientStatistics, nk: np.ndarray, means: np.ndarray, reg: np.ndarray
+        self,
+        stats: SufficientStatistics,
+        nk: np.ndarray,
+        means: np.ndarray,
+        reg: np.ndarray,
+        previous: np.ndarray | None = None,
     ) -> np.ndarray:
         d = means.shape[1]
         return np.maximum(stats.sum_xx / nk - (means**2).sum(axis=1), 0.0) / d + reg.mean()
+
+
+_STORAGE_CLASSES: dict[str, type[CovarianceLayout]] = {
+    "full": _FullLayout,
+    "tied": _TiedLayout,
+    "diag": _DiagLayout,
+    "spherical": _SphericalLayout,
+}
+
+
+class _MclustModel:
+    """One of mclust's fourteen models (see :mod:`bayesgmm._mclust_models`), as a mixin.
+
+    Mixed into the scikit-learn layout that stores the model's covariances (its
+    ``storage``), so the feature map, the E-step kernel and every conversion are
+    that layout's; the M-step, the parameter count and the fewest points per
+    component are the model's. EEI and EII keep one row or value per component,
+    all equal.
+    """
+
+    name: str
+    storage: str
+
+    def m_step_covariances(
+        self,
+        stats: SufficientStatistics,
+        nk: np.ndarray,
+        means: np.ndarray,
+        reg: np.ndarray,
+        previous: np.ndarray | None = None,
+    ) -> np.ndarray:
+        # The regularised ML covariances of the storage family, times N_k, are the
+        # scatters S_k + N_k diag(reg) over which the model's M-step maximises.
+        family, m_step = _mclust_models.M_STEPS[self.name]
+        storage_m_step = _STORAGE_CLASSES[family].m_step_covariances
+        unconstrained = storage_m_step(self, stats, nk, means, reg)  # type: ignore[arg-type]
+        if family == "tied":
+            return m_step(nk[:, None, None] * unconstrained[None], nk)
+        if family == "spherical":
+            d = means.shape[1]
+            return m_step(nk * d * unconstrained, nk, d)
+        scatter = nk.reshape((-1,) + (1,) * (unconstrained.ndim - 1)) * unconstrained
+        if self.name in _mclust_models.ITERATIVE:
+            return m_step(scatter, nk, previous)
+        return m_step(scatter, nk)
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        return _mclust_models.n_covariance_parameters(self.name, n_components, n_features)
+
+    def fewest_points(self, n_features: int) -> int:
+        # Its own shape and orientation: the component's scatter must be definite (d + 1);
+        # anything else of its own (a volume, a shape): 2; everything shared: 1.
+        if self.name[1:] == "VV":
+            return n_features + 1
+        return 2 if "V" in self.name else 1
+
+
+def _mclust_layout(model: str) -> CovarianceLayout:
+    """Build the registry entry of mclust's model ``model``."""
+    family = _mclust_models.M_STEPS[model][0]
+    cls = type(
+        f"_{model}Layout",
+        (_MclustModel, _STORAGE_CLASSES[family]),
+        {"name": model, "storage": family, "__doc__": f"mclust's {model}, stored as {family}."},
+    )
+    layout: CovarianceLayout = cls()
+    return layout
 
 
 LAYOUTS: dict[str, CovarianceLayout] = {
@@ -454,13 +563,22 @@ LAYOUTS: dict[str, CovarianceLayout] = {
 }
 """The registry: covariance type -> its :class:`CovarianceLayout`."""
 
+#: scikit-learn's four covariance types, which every engine (EM, the DP, the marginal model) fits.
 COVARIANCE_TYPES = tuple(LAYOUTS)
+
+MCLUST_MODELS = _mclust_models.MCLUST_MODELS
+LAYOUTS.update({model: _mclust_layout(model) for model in MCLUST_MODELS})
+
+#: Every covariance type that EM fits: the four and mclust's fourteen models.
+EM_COVARIANCE_TYPES = tuple(LAYOUTS)
+
+#: scikit-learn's names as aliases of mclust's models: the same M-step and parameter count.
+MCLUST_ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
 
 
 def min_points(n_features: int, covariance_type: str) -> int:
     """Fewest points a component needs to estimate its own covariance (d + 1 for ``full``)."""
-    extra = n_features if covariance_type == "full" else 0
-    return LAYOUTS[covariance_type].min_points + extra
+    return LAYOUTS[covariance_type].fewest_points(n_features)
 
 
 # ------------------------------------------------------------------ feature map
@@ -801,7 +919,9 @@ def statistics_from_responsibilities(
 
 
 def covariances_from_statistics(
-    stats: SufficientStatistics, reg_covar: float | np.ndarray
+    stats: SufficientStatistics,
+    reg_covar: float | np.ndarray,
+    previous: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the M-step: maximum-likelihood weights, means and covariances from statistics.
 
@@ -821,6 +941,10 @@ def covariances_from_statistics(
         float, scikit-learn's case), or one per feature. ``spherical`` adds the
         mean over features, which is what averaging the regularised diagonal
         gives.
+    previous : ndarray, optional
+        The covariances before this M-step: where the iterative M-steps of
+        mclust's models (VEI, VEE, EVE, VVE, VEV) start, so that each M-step
+        increases the expected complete-data log-likelihood from them.
 
     Returns
     -------
@@ -834,7 +958,7 @@ def covariances_from_statistics(
     if reg.ndim > 1 or (reg.ndim == 1 and reg.shape[0] != d):
         raise ValueError(f"reg_covar: expected a float or shape ({d},), got shape {reg.shape}")
     reg = np.broadcast_to(reg, (d,))
-    covariances = LAYOUTS[stats.covariance_type].m_step_covariances(stats, nk, means, reg)
+    covariances = LAYOUTS[stats.covariance_type].m_step_covariances(stats, nk, means, reg, previous)
     return weights, means, covariances
 
 

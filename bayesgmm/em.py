@@ -49,8 +49,9 @@ from bayesgmm._em_steps import (
     regularisation,
 )
 from bayesgmm._gaussian import (
-    COVARIANCE_TYPES,
+    EM_COVARIANCE_TYPES,
     LAYOUTS,
+    MCLUST_ALIASES,
     DegenerateCovarianceError,
     min_points,
 )
@@ -61,6 +62,7 @@ from bayesgmm._init import (
     Partition,
     initial_states,
 )
+from bayesgmm._mclust_models import PRIOR_MODELS, ConjugatePrior, ResolvedPrior, resolve_prior
 from bayesgmm._validation import (
     check_array,
     check_fitted,
@@ -76,6 +78,7 @@ from bayesgmm._validation import (
 from bayesgmm.params import GaussianMixtureParams
 
 __all__ = [
+    "ConjugatePrior",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
     "EMGaussianMixture",
@@ -127,9 +130,18 @@ class EMGaussianMixture(MixtureBase):
     ----------
     n_components : int, default=1
         Number of mixture components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    covariance_type : str, default="full"
         ``full``: one general covariance per component; ``tied``: one shared by all;
         ``diag``: one diagonal per component; ``spherical``: one variance per component.
+        Or one of mclust's fourteen eigen-decomposed models ``Sigma_k = lambda_k
+        D_k A_k D_k'`` (Celeux and Govaert 1995), named by whether the volume,
+        shape and orientation are Equal, Varying or the Identity: ``"EII"``,
+        ``"VII"``, ``"EEI"``, ``"VEI"``, ``"EVI"``, ``"VVI"``, ``"EEE"``,
+        ``"VEE"``, ``"EVE"``, ``"VVE"``, ``"EEV"``, ``"VEV"``, ``"EVV"``,
+        ``"VVV"``; ``full``, ``tied``, ``diag`` and ``spherical`` are VVV, EEE,
+        VVI and VII. ``covariances_`` holds them in the layout that stores them:
+        (K,) for EII and VII, (K, d) for the diagonal models, (d, d) for EEE and
+        (K, d, d) otherwise (see :mod:`bayesgmm._mclust_models`).
     tol : float, default=1e-6
         Convergence threshold of the stopping rule ``stopping``.
     stopping : {"aitken", "change"}, default="aitken"
@@ -241,6 +253,17 @@ default="auto"
         iteration.
     verbose_interval : int, default=10
         Iterations between messages when ``verbose=2``.
+    prior : None, "default" or ConjugatePrior, default=None
+        None: maximum likelihood. Otherwise EM finds the posterior mode (MAP)
+        under mclust's conjugate prior on the means and covariances (Fraley and
+        Raftery 2007, doi:10.1007/s00357-007-0004-5): ``"default"`` is mclust's
+        ``priorControl()`` (shrinkage 0.01 towards the data mean, ``d + 2``
+        degrees of freedom, scale ``var(X) / K^(2/d)``), and a
+        :class:`ConjugatePrior` sets any of these. mclust defines it for EII,
+        VII, EEI, VEI, EVI, VVI, EEE, EEV, VEV and VVV (and their aliases); the
+        other models refuse it. The weights get no prior. ``bic``, ``aic`` and
+        ``icl`` are then computed at the MAP estimate, as mclust does;
+        ``reg_covar`` is still added (``reg_covar=0`` gives mclust's estimates).
 
     Attributes
     ----------
@@ -324,6 +347,7 @@ default="auto"
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
+        prior: Any = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -341,6 +365,7 @@ default="auto"
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.prior = prior
 
     # -------------------------------------------------------------- validation
     def _validated(self) -> dict[str, Any]:
@@ -348,7 +373,7 @@ default="auto"
         v: dict[str, Any] = {}
         v["n_components"] = check_int(self.n_components, "n_components", minimum=1)
         v["covariance_type"] = check_option(
-            self.covariance_type, "covariance_type", COVARIANCE_TYPES
+            self.covariance_type, "covariance_type", EM_COVARIANCE_TYPES
         )
         v["tol"] = check_float(self.tol, "tol", minimum=0.0)
         v["stopping"] = check_option(self.stopping, "stopping", STOPPING_RULES)
@@ -364,6 +389,7 @@ default="auto"
         v["verbose"] = check_int(self.verbose, "verbose", minimum=0)
         v["verbose_interval"] = check_int(self.verbose_interval, "verbose_interval", minimum=1)
         v["rng"] = check_random_state(self.random_state)
+        v["prior"] = _check_prior(self.prior, v["covariance_type"])
         return v
 
     def _validated_inits(
@@ -475,6 +501,9 @@ default="auto"
         # What the M-step adds to the covariance diagonals, per feature, in data units.
         v["data_variance"] = data_variance
         v["reg"] = regularisation(v["reg_covar"], v["reg_covar_scale"], data_variance, shift, kind)
+        v["resolved_prior"] = None
+        if v["prior"] is not None:
+            v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n)
 
         n_init = 1 if continuing else v["n_init"]
         with compute_pool(init_rows.shape[0], d, kind) as pool:
@@ -569,6 +598,7 @@ default="auto"
                             verbose=v["verbose"],
                             verbose_interval=v["verbose_interval"],
                             pool=pool,
+                            prior=v["resolved_prior"],
                         )
                     except DegenerateCovarianceError as exc:
                         if len(states) == 1 and n_init == 1:
@@ -750,6 +780,13 @@ default="auto"
             elif isinstance(value, np.generic):
                 value = value.item()
             params[name] = value
+        if isinstance(self.prior, ConjugatePrior):
+            params["prior"] = {
+                "conjugate_prior": {
+                    field: np.asarray(value).tolist() if value is not None else None
+                    for field, value in vars(self.prior).items()
+                }
+            }
         state: dict[str, Any] = {
             "class": type(self).__name__,
             "params": params,
@@ -777,6 +814,8 @@ default="auto"
         for every feature.
         """
         arguments = dict(state["params"])
+        if isinstance(arguments.get("prior"), dict):
+            arguments["prior"] = ConjugatePrior(**arguments["prior"]["conjugate_prior"])
         older = "reg_covar_scale" not in arguments
         if older:
             arguments["reg_covar_scale"] = "absolute"
@@ -812,6 +851,49 @@ default="auto"
 
 
 # ------------------------------------------------------------------ helpers
+def _check_prior(prior: Any, covariance_type: str) -> ConjugatePrior | None:
+    """``prior`` as a :class:`ConjugatePrior` (None for maximum likelihood)."""
+    if prior is None:
+        return None
+    if isinstance(prior, str) and prior == "default":
+        prior = ConjugatePrior()
+    if not isinstance(prior, ConjugatePrior):
+        raise TypeError(message("prior", 'None, "default" or a ConjugatePrior', prior))
+    model = MCLUST_ALIASES.get(covariance_type, covariance_type)
+    if model not in PRIOR_MODELS:
+        raise ValueError(
+            message(
+                "prior",
+                "a covariance_type for which mclust defines its conjugate prior ("
+                + ", ".join(PRIOR_MODELS)
+                + ", or full, tied, diag, spherical)",
+                f"covariance_type={covariance_type!r}",
+                raw=True,
+            )
+        )
+    return prior
+
+
+def _resolve_prior(
+    prior: ConjugatePrior,
+    covariance_type: str,
+    n_components: int,
+    Xc: np.ndarray | DaskRows,
+    shift: np.ndarray,
+    n_samples: int,
+) -> ResolvedPrior:
+    """Fill in mclust's data-dependent defaults: the prior in EM's centred frame."""
+    if isinstance(Xc, DaskRows):
+        from bayesgmm._chunks import map_reduce
+
+        cross = np.asarray(map_reduce(lambda block: block.T @ block, Xc.data, shift=Xc.shift))
+        covariance = cross / max(n_samples - 1, 1)
+    elif n_samples > 1:
+        covariance = np.atleast_2d(np.cov(Xc, rowvar=False))
+    else:
+        covariance = np.zeros((shift.shape[0], shift.shape[0]))
+    model = MCLUST_ALIASES.get(covariance_type, covariance_type)
+    return resolve_prior(prior, model, n_components, shift, covariance, n_samples)
 
 
 def _float_array(value: Any, name: str) -> np.ndarray:
@@ -865,16 +947,17 @@ def _degenerate_components(
     """
     k, d, kind = params.n_components, params.n_features, params.covariance_type
     too_few = params.weights * n_samples < min_points(d, kind)
+    storage = LAYOUTS[kind].storage
     scale = np.where(data_variance > 0, data_variance, 1.0)
     cov = params.covariances
-    if kind in ("full", "tied"):
-        stack = cov[None] if kind == "tied" else cov
+    if storage in ("full", "tied"):
+        stack = cov[None] if storage == "tied" else cov
         inv_sd = 1.0 / np.sqrt(scale)
         standardised = (stack - np.diag(reg)) * inv_sd[:, None] * inv_sd[None, :]
         smallest = np.linalg.eigvalsh(standardised)[:, 0]
-        if kind == "tied":
+        if storage == "tied":
             smallest = np.full(k, smallest[0])
-    elif kind == "diag":
+    elif storage == "diag":
         smallest = ((cov - reg) / scale).min(axis=1)
     else:
         smallest = (cov - reg.mean()) / scale.max()

@@ -6,7 +6,8 @@ A Gaussian mixture with K components in d dimensions is
 
 with weights ``w`` on the simplex, means ``mu`` (K, d) and covariances in one
 of four layouts (scikit-learn's): ``full`` (K, d, d), ``tied`` (d, d) shared by
-all components, ``diag`` (K, d) and ``spherical`` (K,).
+all components, ``diag`` (K, d) and ``spherical`` (K,). mclust's fourteen
+eigen-decomposed models are stored in the layout that holds them.
 """
 
 from __future__ import annotations
@@ -64,8 +65,16 @@ class GaussianMixtureParams:
     means : array-like of shape (n_components, n_features)
     covariances : array-like
         (K, d, d) for ``full``, (d, d) for ``tied``, (K, d) for ``diag`` and
-        (K,) for ``spherical``; symmetric positive definite.
-    covariance_type : {"full", "tied", "diag", "spherical"}
+        (K,) for ``spherical``; symmetric positive definite. mclust's models
+        are stored in the layout that holds them: EII and VII as ``spherical``
+        (EII's values all equal), EEI, VEI, EVI and VVI as ``diag`` (EEI's rows
+        all equal), EEE as ``tied`` and the other seven as ``full``. The
+        constraints of a model (a shared shape, say) are what EM's M-step
+        imposes; they are not checked here.
+    covariance_type : str
+        ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"`` or one of mclust's
+        fourteen model names (``"EII"``, ..., ``"VVV"``; see
+        :data:`bayesgmm._gaussian.MCLUST_MODELS`).
 
     Examples
     --------
@@ -85,7 +94,7 @@ class GaussianMixtureParams:
     _precisions_cholesky: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_option(self.covariance_type, "covariance_type", _gaussian.COVARIANCE_TYPES)
+        check_option(self.covariance_type, "covariance_type", _gaussian.EM_COVARIANCE_TYPES)
         weights = _real_array(self.weights, "weights")
         means = _real_array(self.means, "means")
         covariances = _real_array(self.covariances, "covariances")
@@ -118,7 +127,7 @@ class GaussianMixtureParams:
             "covariances",
             f"for covariance_type={self.covariance_type!r}",
         )
-        if self.covariance_type in ("full", "tied"):
+        if layout.storage in ("full", "tied"):
             if not np.allclose(
                 covariances,
                 np.swapaxes(covariances, -1, -2),
@@ -216,7 +225,7 @@ class GaussianMixtureParams:
             raise ValueError(
                 message("order", f"a permutation of 0..{self.n_components - 1}", order)
             )
-        cov = self.covariances if self.covariance_type == "tied" else self.covariances[order]
+        cov = self.covariances if self.layout.storage == "tied" else self.covariances[order]
         return GaussianMixtureParams(
             self.weights[order], self.means[order], cov, self.covariance_type
         )

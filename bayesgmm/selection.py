@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayesgmm._gaussian import COVARIANCE_TYPES, DegenerateCovarianceError, n_free_parameters
+from bayesgmm._gaussian import (
+    COVARIANCE_TYPES,
+    EM_COVARIANCE_TYPES,
+    MCLUST_MODELS,
+    DegenerateCovarianceError,
+    n_free_parameters,
+)
 from bayesgmm._validation import (
     check_array,
     check_int,
@@ -105,14 +111,23 @@ def _check_n_components(n_components: Any, n_samples: int) -> list[int]:
     return values
 
 
-def _check_covariance_types(covariance_types: Any) -> list[str]:
+def _check_covariance_types(covariance_types: Any, method: str) -> list[str]:
+    """Check the covariance types: EM's methods take every model, "loo" and "dp" the four.
+
+    ``"all"`` stands for mclust's fourteen models (which include the four under
+    their mclust names).
+    """
+    em = method in ("bic", "icl", "aic")
+    if isinstance(covariance_types, str) and covariance_types == "all" and em:
+        covariance_types = MCLUST_MODELS
     if isinstance(covariance_types, str):
         covariance_types = (covariance_types,)
     if not isinstance(covariance_types, Iterable):
         raise TypeError(
             message("covariance_types", "an iterable of covariance types", covariance_types)
         )
-    values = [check_option(c, "covariance_types", COVARIANCE_TYPES) for c in covariance_types]
+    allowed = EM_COVARIANCE_TYPES if em else COVARIANCE_TYPES
+    values = [check_option(c, "covariance_types", allowed) for c in covariance_types]
     if not values:
         raise ValueError(
             message("covariance_types", "at least one covariance type", covariance_types)
@@ -447,8 +462,12 @@ def select_n_components(
         :func:`one_standard_error_rule`). ``"dp"``: mode of the
         posterior of the number of occupied components of the variational DP
         (covariance type by the largest ELBO).
-    covariance_types : iterable of str, default all four
-        Covariance types tried.
+    covariance_types : iterable of str or "all", default the four of scikit-learn
+        Covariance types tried. With ``"bic"``, ``"icl"`` and ``"aic"`` any
+        type :class:`~bayesgmm.EMGaussianMixture` fits, including mclust's
+        fourteen models by name (``"EII"``, ..., ``"VVV"``), and ``"all"`` for
+        those fourteen; ``"loo"`` and ``"dp"`` take ``"full"``, ``"tied"``,
+        ``"diag"`` and ``"spherical"`` only.
     random_state : None, int or Generator
         Seeds every fit.
     n_init : int, default 1
@@ -485,7 +504,7 @@ def select_n_components(
     # model keeps feature_names_in_; the validated array otherwise.
     X = X if feature_names is not None else array
     ks = _check_n_components(n_components, array.shape[0])
-    types = _check_covariance_types(covariance_types)
+    types = _check_covariance_types(covariance_types, method)
     n_init = check_int(n_init, "n_init", minimum=1)
     if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
         raise TypeError(message("fit_kwargs", "a dict or None", fit_kwargs))

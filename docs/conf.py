@@ -96,6 +96,7 @@ html_last_updated_fmt = None
 API_PAGES: dict[str, list[str]] = {
     "api/models": [
         "EMGaussianMixture",
+        "ConjugatePrior",
         "MarginalGaussianMixture",
         "DPGaussianMixture",
         "GaussianMixtureParams",
