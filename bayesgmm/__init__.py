@@ -19,6 +19,7 @@ _LAZY = {
     "EMGaussianMixture": "bayesgmm.em",
     "MarginalGaussianMixture": "bayesgmm.marginal",
     "DPGaussianMixture": "bayesgmm.dirichlet_process",
+    "MixtureDiscriminantAnalysis": "bayesgmm.discriminant",
     "compare": "bayesgmm.comparison",
     "waic": "bayesgmm.comparison",
     "select_n_components": "bayesgmm.selection",
