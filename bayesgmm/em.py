@@ -82,6 +82,8 @@ REG_COVAR_SCALES = ("variance", "absolute")
 _DEGENERATE_RELATIVE_VARIANCE = 1e-6
 # reg_covar above this share of a feature's variance dominates the covariances: warn.
 _REG_COVAR_SHARE = 1e-3
+# Most iterations of the constrained k-means that starts a semi-supervised fit.
+_SEEDED_KMEANS_MAX_ITER = 100
 
 
 class ConvergenceWarning(UserWarning):
@@ -940,14 +942,16 @@ def _labelled_start(
 ) -> GivenParameters:
     """Choose the starting parameters of a semi-supervised fit, as given parameters.
 
-    Each component with labelled rows starts at their mean; one without starts
-    at a row drawn among the unlabelled rows with probability proportional to
-    its squared distance to the nearest start so far (k-means++'s D^2 sampling,
-    Arthur and Vassilvitskii 2007). Every unlabelled row is then assigned to the
-    nearest start (features standardised) and every labelled row to its own
-    component, and the M-step on these one-hot responsibilities gives the
-    weights, means and covariances. Parameters the user gave (``*_init``) are
-    kept instead.
+    Constrained k-means (Basu, Banerjee and Mooney 2002) on the features
+    standardised to unit variance: each component with labelled rows starts at
+    their mean, and one without at an unlabelled row chosen by greedy k-means++
+    (D^2 sampling, Arthur and Vassilvitskii 2007: of a few rows drawn with
+    probability proportional to their squared distance to the nearest start,
+    the one that lowers the k-means potential most). Then, until no row moves,
+    every unlabelled row goes to the nearest centre, labelled rows stay in
+    their own component, and each centre becomes the mean of its rows. The
+    M-step on this partition gives the weights, means and covariances.
+    Parameters the user gave (``*_init``) are kept instead.
     """
     n, d = Xc.shape
     k = n_components
@@ -963,19 +967,30 @@ def _labelled_start(
         if rows.any():
             centres[component] = Z[rows].mean(axis=0)
             placed[component] = True
+    n_trials = 2 + int(np.log(k))
     for unseen in np.flatnonzero(~placed):
-        distance = ((pool[:, None, :] - centres[placed][None]) ** 2).sum(axis=2).min(axis=1)
-        total = distance.sum()
-        if total > 0:
-            index = int(rng.choice(pool.shape[0], p=distance / total))
-        else:
-            index = int(rng.integers(pool.shape[0]))
-        centres[unseen] = pool[index]
+        nearest = ((pool[:, None, :] - centres[placed][None]) ** 2).sum(axis=2).min(axis=1)
+        total = nearest.sum()
+        p = nearest / total if total > 0 else None
+        candidates = rng.choice(pool.shape[0], size=n_trials, p=p)
+        potentials = [
+            np.minimum(nearest, ((pool - pool[c]) ** 2).sum(axis=1)).sum() for c in candidates
+        ]
+        centres[unseen] = pool[candidates[int(np.argmin(potentials))]]
         placed[unseen] = True
     assignment = labels.copy()
-    if unlabelled.any():
-        distance = ((Z[unlabelled][:, None, :] - centres[None]) ** 2).sum(axis=2)
-        assignment[unlabelled] = distance.argmin(axis=1)
+    for _ in range(_SEEDED_KMEANS_MAX_ITER):
+        if not unlabelled.any():
+            break
+        nearest_centre = ((Z[unlabelled][:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(1)
+        moved = (nearest_centre != assignment[unlabelled]).any()
+        assignment[unlabelled] = nearest_centre
+        if not moved:
+            break
+        for component in range(k):
+            rows = assignment == component
+            if rows.any():
+                centres[component] = Z[rows].mean(axis=0)
     resp = np.zeros((n, k))
     resp[np.arange(n), assignment] = 1.0
     state = state_from_responsibilities(Xc, resp, covariance_type, reg)
