@@ -113,9 +113,18 @@ class SelectionResult:
         from bayesgmm._reports import SelectionSummary, mclust_name
 
         n_best = check_int(n_best, "n_best", minimum=1)
+        label = {"bic": "BIC", "icl": "ICL", "aic": "AIC", "loo": "elpd", "dp": "probability"}
+        if self.method not in label:
+            raise ValueError(
+                message(
+                    "method",
+                    f"a selection by {sorted(label)} to rank the best models "
+                    "(read the table otherwise)",
+                    self.method,
+                )
+            )
         table = self.table
         values = table[self.criterion].to_numpy(dtype=float)
-        label = {"bic": "BIC", "icl": "ICL", "aic": "AIC", "loo": "elpd", "dp": "probability"}
         if self.method in ("bic", "icl", "aic"):
             values = -values
         order = [i for i in np.argsort(-values, kind="stable") if np.isfinite(values[i])]

@@ -11,7 +11,7 @@ import pytest
 from bayesgmm import EMGaussianMixture
 from bayesgmm._em_steps import EMState, LabelledRows, Pool, e_step
 from bayesgmm._gaussian import (
-    COVARIANCE_TYPES,
+    LAYOUTS,
     compute_precision_cholesky,
     log_gaussian_prob,
     statistics_from_responsibilities,
@@ -54,7 +54,7 @@ def test_ten_percent_labels_beat_no_labels_on_overlapping_classes(seed):
     assert np.mean(semi == truth) > 0.8
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", list(LAYOUTS))
 def test_objective_never_decreases_and_labelled_rows_keep_their_component(covariance_type):
     X, truth = overlapping_classes(3, n=300)
     labels = some_labels(truth, 0.2, 4)
