@@ -146,11 +146,14 @@ class SelectionResult:
         )
         return SelectionSummary(label[self.method], top)
 
-    def plot(self, ax: Any = None) -> Axes:
-        """Plot the criterion against K (see :func:`bayesgmm.plotting.plot_selection`)."""
+    def plot(self, ax: Any = None, *, criterion: str | None = None) -> Axes:
+        """Plot the criterion against K (see :func:`bayesgmm.plotting.plot_selection`).
+
+        ``criterion="bic_mclust"`` draws BIC in mclust's sign, as ``plot(mclustBIC(X))``.
+        """
         from bayesgmm.plotting import plot_selection
 
-        return plot_selection(self, ax=ax)
+        return plot_selection(self, ax=ax, criterion=criterion)
 
 
 def _check_n_components(n_components: Any, n_samples: int) -> list[int]:

@@ -98,6 +98,7 @@ API_PAGES: dict[str, list[str]] = {
         "EMGaussianMixture",
         "MarginalGaussianMixture",
         "DPGaussianMixture",
+        "MixtureDiscriminantAnalysis",
         "GaussianMixtureParams",
     ],
     "api/analysis": ["compare", "waic", "select_n_components", "cluster_uncertainty"],
