@@ -31,9 +31,9 @@ TESTS = Path(__file__).parent
     [
         EMGaussianMixture(2, random_state=0),
         DPGaussianMixture(3, random_state=0),
-        MixtureDiscriminantAnalysis("EDDA", random_state=0),
-        # MclustDA's default candidates (every covariance model, 1 to 5 components per
-        # class) make each check slow; two models and two K exercise the same code.
+        # The default candidates (every covariance model EM fits, and 1 to 5 components
+        # per class for MclustDA) make each check slow; two models exercise the same code.
+        MixtureDiscriminantAnalysis("EDDA", covariance_types=("full", "tied"), random_state=0),
         MixtureDiscriminantAnalysis(
             n_components=(1, 2), covariance_types=("full", "diag"), random_state=0
         ),
