@@ -20,6 +20,7 @@ _LAZY = {
     "ConjugatePrior": "bayesgmm.em",
     "MarginalGaussianMixture": "bayesgmm.marginal",
     "DPGaussianMixture": "bayesgmm.dirichlet_process",
+    "MixtureDiscriminantAnalysis": "bayesgmm.discriminant",
     "compare": "bayesgmm.comparison",
     "waic": "bayesgmm.comparison",
     "select_n_components": "bayesgmm.selection",

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -35,6 +35,7 @@ from bayesgmm._gaussian import (
     covariances_from_statistics,
     default_chunk_size,
     e_step_statistics,
+    log_gaussian_prob,
     natural_parameters,
     statistics_from_responsibilities,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "STOPPING_RULES",
     "DaskRows",
     "EMState",
+    "LabelledRows",
     "Pool",
     "compute_pool",
     "describe_regularisation",
@@ -146,6 +148,53 @@ class DaskRows:
 
 
 @dataclass
+class LabelledRows:
+    """Centred data in which the components of some rows are known (semi-supervised EM).
+
+    Stands where the centred array would in :func:`run_em`. The responsibilities
+    of a labelled row stay one-hot at its component in every E-step (Dean, Murphy
+    and Downey 2006, doi:10.1111/j.1467-9876.2006.00549.x), so their statistics
+    are computed once; only the unlabelled rows go through the E-step kernel.
+    EM then increases the log-likelihood of the unlabelled rows under the mixture
+    plus the complete-data log-likelihood of the labelled ones,
+    ``sum_unlabelled log sum_k w_k N(x_i | k) + sum_labelled log w_{y_i} N(x_i | y_i)``,
+    whose per-row mean is the lower bound of each iteration.
+    """
+
+    unlabelled: np.ndarray
+    labelled: np.ndarray
+    labels: np.ndarray
+    fixed: SufficientStatistics
+
+    @classmethod
+    def split(
+        cls, Xc: np.ndarray, labels: np.ndarray, n_components: int, covariance_type: str
+    ) -> LabelledRows:
+        """Split centred rows by ``labels`` (-1: unlabelled, else the component)."""
+        known = labels >= 0
+        one_hot = np.zeros((int(known.sum()), n_components))
+        one_hot[np.arange(one_hot.shape[0]), labels[known]] = 1.0
+        labelled = Xc[known]
+        fixed = statistics_from_responsibilities(labelled, one_hot, covariance_type)
+        return cls(Xc[~known], labelled, labels[known], fixed)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.unlabelled.shape[0] + self.labelled.shape[0], self.labelled.shape[1])
+
+    def statistics(self, state: EMState, covariance_type: str) -> SufficientStatistics:
+        """Return the labelled rows' fixed statistics, with their log-likelihood under ``state``."""
+        log_density = log_gaussian_prob(
+            self.labelled, state.means, state.precisions_cholesky, covariance_type
+        )
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(state.weights)
+        rows = np.arange(self.labels.shape[0])
+        log_likelihood = float((log_density[rows, self.labels] + log_weights[self.labels]).sum())
+        return replace(self.fixed, log_normalizer=log_likelihood)
+
+
+@dataclass
 class Pool:
     """Where E-steps run: an optional thread pool and how many groups of chunks to hand it."""
 
@@ -169,9 +218,12 @@ class EMState:
 
 
 def e_step(
-    Xc: np.ndarray | DaskRows, state: EMState, covariance_type: str, pool: Pool
+    Xc: np.ndarray | DaskRows | LabelledRows, state: EMState, covariance_type: str, pool: Pool
 ) -> SufficientStatistics:
     """Sufficient statistics of the centred data under the state's parameters."""
+    if isinstance(Xc, LabelledRows):
+        unlabelled = e_step(Xc.unlabelled, state, covariance_type, pool)
+        return unlabelled + Xc.statistics(state, covariance_type)
     eta, const = natural_parameters(state.means, state.precisions_cholesky, covariance_type)
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
@@ -260,7 +312,7 @@ def _hopeless(
 
 
 def run_em(
-    Xc: np.ndarray | DaskRows,
+    Xc: np.ndarray | DaskRows | LabelledRows,
     state: EMState,
     *,
     covariance_type: str,

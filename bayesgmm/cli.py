@@ -177,9 +177,18 @@ def _one_line(text: str) -> str:
 def _cmd_fit(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
     from bayesgmm._demo import configure, format_table
-    from bayesgmm.io import read_data
+    from bayesgmm.io import read_data, read_labelled_data
 
-    X, names = read_data(args.data, args.columns)
+    codes = None
+    if args.labels is None:
+        X, names = read_data(args.data, args.columns)
+    else:
+        if args.model != "em":
+            raise CommandError(
+                f"--labels: semi-supervised fitting is for --model em, not {args.model}", 2
+            )
+        X, names, labels = read_labelled_data(args.data, args.labels, args.columns)
+        codes, classes = _label_codes(labels, args.components)
     model, fit_kwargs = configure(
         _import_model(args.model),
         {
@@ -196,6 +205,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"Fitting {type(model).__name__} with {args.components} component(s) to {args.data} "
         f"({_shape(X)})"
     )
+    if codes is not None:
+        fit_kwargs["labels"] = codes
+        known = ", ".join(f"{k} = {c}" for k, c in enumerate(classes))
+        _echo(f"{int((codes >= 0).sum())} labelled row(s); components {known}")
     model.fit(_as_input(X, names), **fit_kwargs)
     _INTERRUPTION.check()
     from bayesgmm.io import save
@@ -213,6 +226,21 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _echo(format_table(summary))
     _echo(f"saved to {output}")
     return EXIT_OK
+
+
+def _label_codes(labels: Any, n_components: int) -> tuple[np.ndarray, list[str]]:
+    """Component codes of text labels: the classes sorted, -1 where the label is missing."""
+    known = np.array([label is not None for label in labels])
+    classes = sorted({str(label) for label in labels[known]})
+    if len(classes) > n_components:
+        raise CommandError(
+            f"--labels: {len(classes)} classes but --components {n_components}; give at "
+            "least as many components as classes",
+            2,
+        )
+    index = {c: k for k, c in enumerate(classes)}
+    codes = np.array([index[str(label)] if label is not None else -1 for label in labels])
+    return codes, classes
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
@@ -438,7 +466,8 @@ def _parser() -> _Parser:
         "  bayesgmm fit data.csv --model em --components 3 --output em.json\n"
         "  bayesgmm fit data.npy --model dp --components 10 --covariance-type diag "
         "--output dp.json\n"
-        "  bayesgmm fit data.csv --model marginal --components 2 --seed 1 --output nuts.nc\n\n"
+        "  bayesgmm fit data.csv --model marginal --components 2 --seed 1 --output nuts.nc\n"
+        "  bayesgmm fit iris.csv --model em --components 3 --labels Species --output ssc.json\n\n"
         + _EXIT_STATUS,
     )
     fit.add_argument("data", metavar="DATA", help=data_help)
@@ -460,6 +489,14 @@ def _parser() -> _Parser:
     fit.add_argument("--output", required=True, metavar="FILE", help="where to save the model")
     fit.add_argument("--force", action="store_true", help="overwrite an existing FILE")
     fit.add_argument("--columns", default=None, help=columns_help)
+    fit.add_argument(
+        "--labels",
+        default=None,
+        metavar="COLUMN",
+        help="em only: semi-supervised fit; the column (name or position) of known classes, "
+        "empty or NA where unknown; component k is the k-th class in sorted order; the data "
+        "are the other columns unless --columns says",
+    )
     fit.add_argument(
         "--draws",
         type=_positive_int,

@@ -32,7 +32,7 @@ doi:10.1016/S0167-9473(02)00163-9
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,10 +43,12 @@ from bayesgmm._em_steps import (
     STOPPING_RULES,
     DaskRows,
     EMState,
+    LabelledRows,
     Pool,
     compute_pool,
     m_step,
     regularisation,
+    state_from_responsibilities,
 )
 from bayesgmm._gaussian import (
     EM_COVARIANCE_TYPES,
@@ -77,6 +79,9 @@ from bayesgmm._validation import (
 )
 from bayesgmm.params import GaussianMixtureParams
 
+if TYPE_CHECKING:  # pragma: no cover
+    from bayesgmm._reports import MixtureSummary
+
 __all__ = [
     "ConjugatePrior",
     "ConvergenceWarning",
@@ -92,6 +97,8 @@ REG_COVAR_SCALES = ("variance", "absolute")
 _DEGENERATE_RELATIVE_VARIANCE = 1e-6
 # reg_covar above this share of a feature's variance dominates the covariances: warn.
 _REG_COVAR_SHARE = 1e-3
+# Most iterations of the constrained k-means that starts a semi-supervised fit.
+_SEEDED_KMEANS_MAX_ITER = 100
 
 
 class ConvergenceWarning(UserWarning):
@@ -434,24 +441,60 @@ default="auto"
         return GivenParameters(weights, arrays["means_init"], chol)
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None) -> EMGaussianMixture:
-        """Estimate the parameters with EM.
+    def fit(self, X: Any, y: Any = None, *, labels: Any = None) -> EMGaussianMixture:
+        """Estimate the parameters with EM; semi-supervised when some rows' components are known.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Data; a pandas DataFrame keeps its column names in ``feature_names_in_``.
         y : ignored
-            Accepted for scikit-learn compatibility.
+            Accepted for scikit-learn compatibility (a pipeline passes its target
+            to every step; it is not read as labels).
+        labels : array-like of shape (n_samples,), optional
+            Semi-supervised fitting (mclust's ``MclustSSC``): the component of
+            each row whose component is known, ``0 .. n_components - 1``, and -1
+            for the rows whose component is unknown. In every E-step the
+            responsibilities of a labelled row stay one-hot at its component
+            (Dean, Murphy and Downey 2006,
+            doi:10.1111/j.1467-9876.2006.00549.x), so EM maximises the
+            log-likelihood of the unlabelled rows plus the complete-data
+            log-likelihood of the labelled ones; ``log_likelihood_trace_`` and
+            ``lower_bound_`` hold that objective per row. EM starts from the
+            labelled rows' means (see :func:`_labelled_start`), so
+            ``init_params`` and ``n_init`` are not used; given ``*_init`` arrays
+            replace the corresponding starting values. With every row labelled
+            this is the M-step of discriminant analysis (mclust's EDDA); with
+            none, the ordinary fit. Not available for Dask arrays.
 
         Returns
         -------
         self
         """
-        self._fit(X)
+        self._fit(X, labels)
         return self
 
-    def _fit(self, X: Any, partitions: list[Partition] | None = None) -> None:
+    def fit_predict(self, X: Any, y: Any = None, *, labels: Any = None) -> np.ndarray:
+        """Fit, then return the component of every sample.
+
+        Equal to ``fit(X).predict(X)``; with ``labels``, the labelled rows keep
+        their component and the others get their most probable one (mclust's
+        ``MclustSSC`` classification).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        self._fit(X, labels)
+        prediction = np.asarray(self.predict(X))
+        if labels is not None:
+            given = np.asarray(labels).astype(np.intp)
+            prediction = np.where(given >= 0, given, prediction)
+        return prediction
+
+    def _fit(
+        self, X: Any, labels: Any = None, partitions: list[Partition] | None = None
+    ) -> None:
         """Validate, then run every initialisation and keep the best (see ``_fit_loop``).
 
         A Dask array is not read into memory: every EM iteration maps the E-step
@@ -474,6 +517,7 @@ default="auto"
             raise ValueError(
                 message("X", f"at least n_components={k} samples", f"{n} sample(s)", raw=True)
             )
+        known = _check_labels(labels, n, k, dask_input)
         inits = self._validated_inits(k, d, kind)
         continuing = (
             bool(self.warm_start)
@@ -487,7 +531,7 @@ default="auto"
 
         # Work in a centred frame: the expanded quadratic form loses precision
         # when the data sit far from the origin (see bayesgmm._gaussian).
-        Xc: np.ndarray | DaskRows
+        Xc: np.ndarray | DaskRows | LabelledRows
         if dask_input:
             shift = column_means(data)
             Xc = DaskRows(data, shift)
@@ -506,6 +550,11 @@ default="auto"
             v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n)
 
         n_init = 1 if continuing else v["n_init"]
+        if known is not None:
+            assert isinstance(Xc, np.ndarray)
+            if not continuing:
+                inits = _labelled_start(Xc, shift, known, inits, k, kind, v["reg"], rng)
+            Xc, n_init = LabelledRows.split(Xc, known, k, kind), 1
         with compute_pool(init_rows.shape[0], d, kind) as pool:
             best = self._fit_loop(
                 Xc, init_rows, shift, inits, v, rng, pool, n_init, continuing, partitions
@@ -534,7 +583,7 @@ default="auto"
 
     def _fit_loop(
         self,
-        Xc: np.ndarray | DaskRows,
+        Xc: np.ndarray | DaskRows | LabelledRows,
         init_rows: np.ndarray,
         shift: np.ndarray,
         given: GivenParameters,
@@ -765,6 +814,72 @@ default="auto"
                 value += -2.0 * float(np.where(resp > 0, resp * np.log(resp), 0.0).sum())
         return float(value)
 
+    def summary(self, X: Any, *, parameters: bool = False) -> MixtureSummary:
+        """Summarise the fit on ``X`` as mclust's ``summary(Mclust(...))`` does.
+
+        Printing the result gives mclust's layout: the model's mclust name and
+        description (``"full"`` is mclust's VVV, ``"tied"`` EEE, ``"diag"`` VVI,
+        ``"spherical"`` VII), the log-likelihood, n, the number of free
+        parameters (df), BIC and ICL, and the table of MAP cluster sizes. BIC and
+        ICL are in **mclust's sign**, ``2 log L - df log n`` (higher is better),
+        so ``summary(X).bic == -bic(X)``; the ICL is mclust's, with the MAP
+        classification, ``BIC + 2 sum_i log max_k r_ik`` (Biernacki, Celeux and
+        Govaert 2000, doi:10.1109/34.865189), where :meth:`icl` uses the
+        classification's entropy.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Usually the training data (mclust summarises those; bayesgmm does not
+            keep them).
+        parameters : bool, default=False
+            Also show the weights, means and (full) covariances.
+
+        Returns
+        -------
+        bayesgmm._reports.MixtureSummary
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bayesgmm import EMGaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.vstack([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+        >>> model = EMGaussianMixture(2, covariance_type="tied", random_state=0).fit(X)
+        >>> report = model.summary(X)
+        >>> report.model_name, report.n_parameters, sorted(report.cluster_sizes.tolist())
+        ('EEE', 8, [100, 100])
+        """
+        from bayesgmm._reports import MCLUST_DESCRIPTIONS, MixtureSummary, mclust_icl, mclust_name
+
+        if not isinstance(parameters, (bool, np.bool_)):
+            raise TypeError(message("parameters", "a bool", parameters))
+        data = self._check_X(X)
+        p = self.params_
+        resp = self._predict_proba_array(data)
+        bic = -self.bic(data)
+        name = mclust_name(p.covariance_type, p.n_features, p.n_components)
+        feature_names = getattr(self, "feature_names_in_", None)
+        return MixtureSummary(
+            estimator=type(self).__name__,
+            covariance_type=p.covariance_type,
+            model_name=name,
+            description=MCLUST_DESCRIPTIONS.get(name, p.covariance_type),
+            n_components=p.n_components,
+            n_samples=data.shape[0],
+            n_parameters=self._n_parameters(),
+            log_likelihood=float(self._score_samples_array(data).sum()),
+            bic=bic,
+            icl=mclust_icl(bic, resp),
+            cluster_sizes=np.bincount(resp.argmax(axis=1), minlength=p.n_components),
+            feature_names=[str(f) for f in feature_names]
+            if feature_names is not None
+            else [f"x{j}" for j in range(p.n_features)],
+            weights=p.weights.copy() if parameters else None,
+            means=p.means.copy() if parameters else None,
+            covariances=p.full_covariances() if parameters else None,
+        )
+
     # -------------------------------------------------------------------- io
     def _export_state(self) -> dict[str, Any]:
         """JSON-able state from which :meth:`_import_state` rebuilds this model."""
@@ -963,3 +1078,110 @@ def _degenerate_components(
         smallest = (cov - reg.mean()) / scale.max()
     flat = smallest < _DEGENERATE_RELATIVE_VARIANCE
     return np.flatnonzero(too_few | flat)
+
+
+def _check_labels(labels: Any, n_samples: int, n_components: int, dask_input: bool) -> Any:
+    """Validate ``fit``'s ``labels``: an int array, or None when no row is labelled."""
+    if labels is None:
+        return None
+    if dask_input:
+        raise TypeError(
+            message(
+                "labels",
+                "None when X is a Dask array (semi-supervised fitting needs X in memory: "
+                "call X.compute())",
+                labels,
+            )
+        )
+    expected = (
+        f"-1 (unlabelled) or a component index 0..{n_components - 1} "
+        f"(n_components={n_components}) for each of the {n_samples} rows of X"
+    )
+    array = np.asarray(labels)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(
+            message("labels", f"integers: {expected}", f"dtype {array.dtype}", raw=True)
+        )
+    if array.ndim != 1 or array.shape[0] != n_samples:
+        raise ValueError(message("labels", f"shape ({n_samples},): {expected}", array))
+    if np.iscomplexobj(array) or not np.isfinite(array).all():
+        raise ValueError(message("labels", expected, "non-finite or complex values", raw=True))
+    integers = array.astype(np.intp)
+    bad = (integers != array) | (integers < -1) | (integers >= n_components)
+    if bad.any():
+        shown = np.unique(array[bad])[:5].tolist()
+        raise ValueError(message("labels", expected, f"value(s) {shown}", raw=True))
+    return integers if (integers >= 0).any() else None
+
+
+def _labelled_start(
+    Xc: np.ndarray,
+    shift: np.ndarray,
+    labels: np.ndarray,
+    given: GivenParameters,
+    n_components: int,
+    covariance_type: str,
+    reg: np.ndarray,
+    rng: np.random.Generator,
+) -> GivenParameters:
+    """Choose the starting parameters of a semi-supervised fit, as given parameters.
+
+    Constrained k-means (Basu, Banerjee and Mooney 2002) on the features
+    standardised to unit variance: each component with labelled rows starts at
+    their mean, and one without at an unlabelled row chosen by greedy k-means++
+    (D^2 sampling, Arthur and Vassilvitskii 2007: of a few rows drawn with
+    probability proportional to their squared distance to the nearest start,
+    the one that lowers the k-means potential most). Then, until no row moves,
+    every unlabelled row goes to the nearest centre, labelled rows stay in
+    their own component, and each centre becomes the mean of its rows. The
+    M-step on this partition gives the weights, means and covariances.
+    Parameters the user gave (``*_init``) are kept instead.
+    """
+    n, d = Xc.shape
+    k = n_components
+    scale = Xc.std(axis=0)
+    scale[~(scale > 0)] = 1.0
+    Z = Xc / scale
+    unlabelled = labels < 0
+    pool = Z[unlabelled] if unlabelled.any() else Z
+    centres = np.zeros((k, d))
+    placed = np.zeros(k, dtype=bool)
+    for component in range(k):
+        rows = labels == component
+        if rows.any():
+            centres[component] = Z[rows].mean(axis=0)
+            placed[component] = True
+    n_trials = 2 + int(np.log(k))
+    for unseen in np.flatnonzero(~placed):
+        nearest = ((pool[:, None, :] - centres[placed][None]) ** 2).sum(axis=2).min(axis=1)
+        total = nearest.sum()
+        p = nearest / total if total > 0 else None
+        candidates = rng.choice(pool.shape[0], size=n_trials, p=p)
+        potentials = [
+            np.minimum(nearest, ((pool - pool[c]) ** 2).sum(axis=1)).sum() for c in candidates
+        ]
+        centres[unseen] = pool[candidates[int(np.argmin(potentials))]]
+        placed[unseen] = True
+    assignment = labels.copy()
+    for _ in range(_SEEDED_KMEANS_MAX_ITER):
+        if not unlabelled.any():
+            break
+        nearest_centre = ((Z[unlabelled][:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(1)
+        moved = (nearest_centre != assignment[unlabelled]).any()
+        assignment[unlabelled] = nearest_centre
+        if not moved:
+            break
+        for component in range(k):
+            rows = assignment == component
+            if rows.any():
+                centres[component] = Z[rows].mean(axis=0)
+    resp = np.zeros((n, k))
+    resp[np.arange(n), assignment] = 1.0
+    state = state_from_responsibilities(Xc, resp, covariance_type, reg)
+    return GivenParameters(
+        state.weights if given.weights is None else given.weights,
+        state.means + shift if given.means is None else given.means,
+        state.precisions_cholesky
+        if given.precisions_cholesky is None
+        else given.precisions_cholesky,
+    )

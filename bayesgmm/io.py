@@ -62,6 +62,7 @@ __all__ = [
     "load",
     "netcdf_engine",
     "read_data",
+    "read_labelled_data",
     "save",
 ]
 
@@ -480,7 +481,8 @@ def _sniff_delimiter(line: str) -> str:
     return ","
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
+def _csv_layout(path: Path) -> tuple[str, str, list[str] | None, int]:
+    """Read a CSV file's text, delimiter, header names (or None) and width."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -498,16 +500,34 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"{path}: repeated column name(s) in the header: {repeated}")
-    X = _parse_csv_fast(text, delimiter, has_header, len(first))
+    return text, delimiter, names, len(first)
+
+
+def _read_csv(
+    path: Path, columns: str | None = None, exclude: int | None = None
+) -> tuple[np.ndarray, list[str] | None]:
+    """Parse the chosen columns of a CSV file (all but ``exclude`` when none are chosen).
+
+    Only the chosen columns are parsed as numbers, so the others may hold text
+    (a class label, an identifier).
+    """
+    text, delimiter, names, n_columns = _csv_layout(path)
+    if columns is not None:
+        positions = _column_positions(path, names, n_columns, columns)
+    else:
+        positions = [j for j in range(n_columns) if j != exclude]
+    X = _parse_csv_fast(text, delimiter, names is not None, n_columns, positions)
     if X is None:  # something is wrong: find the line and column, and say what
-        X = _parse_csv_checked(path, text, delimiter, has_header, names, len(first))
-    return X, names
+        X = _parse_csv_checked(
+            path, text, delimiter, names is not None, names, n_columns, positions
+        )
+    return X, [names[p] for p in positions] if names is not None else None
 
 
 def _parse_csv_fast(
-    text: str, delimiter: str, has_header: bool, n_columns: int
+    text: str, delimiter: str, has_header: bool, n_columns: int, positions: list[int]
 ) -> np.ndarray | None:
-    """Parse a well-formed numeric CSV with pandas' C parser; ``None`` when anything is off."""
+    """Parse columns ``positions`` with pandas' C parser; ``None`` if anything is off."""
     import pandas as pd
 
     try:
@@ -517,19 +537,28 @@ def _parse_csv_fast(
             # ParserWarning). Either way the file is malformed: let the checked
             # parser say where.
             warnings.simplefilter("error", pd.errors.ParserWarning)
+            # Every column numeric: pandas parses the floats. Otherwise the others
+            # may hold text, so every field is read as text and the chosen ones converted.
+            every = positions == list(range(n_columns))
             frame = pd.read_csv(
                 StringIO(text),
                 sep=delimiter,
                 header=0 if has_header else None,
-                dtype=np.float64,
+                dtype=np.float64 if every else str,
+                keep_default_na=every,
                 skipinitialspace=True,
                 engine="c",
                 index_col=False,
             )
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, pd.errors.ParserWarning):
         return None
-    X = frame.to_numpy(dtype=np.float64)
-    if X.shape[0] == 0 or X.shape[1] != n_columns or not np.isfinite(X).all():
+    if frame.shape[0] == 0 or frame.shape[1] != n_columns:
+        return None
+    try:
+        X = frame.iloc[:, positions].to_numpy().astype(np.float64)
+    except (ValueError, TypeError):
+        return None
+    if not np.isfinite(X).all():
         return None
     return X
 
@@ -541,28 +570,17 @@ def _parse_csv_checked(
     has_header: bool,
     names: list[str] | None,
     n_columns: int,
+    positions: list[int] | None = None,
 ) -> np.ndarray:
-    """Parse a CSV field by field, raising a ``ValueError`` at the first bad field."""
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
-    rows = [
-        (number, [field.strip() for field in fields])
-        for (number, _), fields in zip(
-            lines, csv.reader((line for _, line in lines), delimiter=delimiter), strict=True
-        )
-    ]
-    if has_header:
-        rows = rows[1:]
-    if not rows:
-        raise ValueError(f"{path}: the header has no data rows below it")
+    """Parse columns ``positions`` (all by default) field by field; raise at the first bad one."""
+    rows = _csv_rows(path, text, delimiter, has_header, n_columns)
+    if positions is None:
+        positions = list(range(n_columns))
     label = names or [str(j + 1) for j in range(n_columns)]
-    X = np.empty((len(rows), n_columns))
+    X = np.empty((len(rows), len(positions)))
     for i, (number, fields) in enumerate(rows):
-        if len(fields) != n_columns:
-            raise ValueError(
-                f"{path}, line {number}: expected {n_columns} field(s) as in the first row, "
-                f"got {len(fields)}"
-            )
-        for j, field in enumerate(fields):
+        for column, j in enumerate(positions):
+            field = fields[j]
             if field.lower() in _MISSING:
                 raise ValueError(
                     f"{path}, line {number}, column {label[j]}: missing value; drop or impute "
@@ -579,8 +597,32 @@ def _parse_csv_checked(
                 raise ValueError(
                     f"{path}, line {number}, column {label[j]}: {field!r} is not a finite number"
                 )
-            X[i, j] = value
+            X[i, column] = value
     return X
+
+
+def _csv_rows(
+    path: Path, text: str, delimiter: str, has_header: bool, n_columns: int
+) -> list[tuple[int, list[str]]]:
+    """Split the data rows into (line number, stripped fields), checking their width."""
+    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    rows = [
+        (number, [field.strip() for field in fields])
+        for (number, _), fields in zip(
+            lines, csv.reader((line for _, line in lines), delimiter=delimiter), strict=True
+        )
+    ]
+    if has_header:
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path}: the header has no data rows below it")
+    for number, fields in rows:
+        if len(fields) != n_columns:
+            raise ValueError(
+                f"{path}, line {number}: expected {n_columns} field(s) as in the first row, "
+                f"got {len(fields)}"
+            )
+    return rows
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -603,9 +645,10 @@ def _read_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a valid .npy file ({exc})") from None
 
 
-def _select_columns(
-    path: Path, X: np.ndarray, names: list[str] | None, columns: str
-) -> tuple[np.ndarray, list[str] | None]:
+def _column_positions(
+    path: Path, names: list[str] | None, n_columns: int, columns: str
+) -> list[int]:
+    """0-based positions of comma-separated column names or positions."""
     wanted = [c.strip() for c in columns.split(",") if c.strip()]
     if not wanted:
         raise ValueError(message("columns", "comma-separated column names or positions", columns))
@@ -613,15 +656,92 @@ def _select_columns(
     for item in wanted:
         if names is not None and item in names:
             positions.append(names.index(item))
-        elif item.isdigit() and int(item) < X.shape[1]:
+        elif item.isdigit() and int(item) < n_columns:
             positions.append(int(item))
         else:
-            available = ", ".join(names) if names else f"positions 0 to {X.shape[1] - 1}"
+            available = ", ".join(names) if names else f"positions 0 to {n_columns - 1}"
             raise ValueError(f"{path}: no column {item!r} (available: {available})")
     if len(set(positions)) != len(positions):
         raise ValueError(message("columns", "each column named once", columns))
-    selected = X[:, positions]
-    return selected, [names[p] for p in positions] if names is not None else None
+    return positions
+
+
+def read_labelled_data(
+    path: str | os.PathLike[str], labels: str, columns: str | None = None
+) -> tuple[np.ndarray, list[str] | None, np.ndarray]:
+    r"""Read a data matrix and, from the same file, one column of class labels.
+
+    The label column may hold text or numbers; an empty cell or ``NA`` (any
+    missing-value spelling :func:`read_data` knows) marks a row whose class is
+    unknown. The data are the ``columns`` given, or every other column.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A CSV or ``.npy`` file (see :func:`read_data`).
+    labels : str
+        The label column's name (from the header) or 0-based position.
+    columns : str, optional
+        The data columns, as in :func:`read_data`; default every column but ``labels``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    names : list of str or None
+    labels : ndarray of object, shape (n_samples,)
+        Each row's label as text, None where it is missing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from bayesgmm.io import read_labelled_data
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with open(folder + "/data.csv", "w") as f:
+    ...         _ = f.write("a,b,species\n1,2,setosa\n3,4,\n")
+    ...     X, names, labels = read_labelled_data(folder + "/data.csv", "species")
+    >>> X.tolist(), names, labels.tolist()
+    ([[1.0, 2.0], [3.0, 4.0]], ['a', 'b'], ['setosa', None])
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a data file")
+    values: list[Any]
+    if path.suffix.lower() == ".npy":
+        raw = _read_npy(path)
+        if raw.ndim != 2:
+            raise ValueError(f"{path}: a label column needs a 2-D array, got {raw.ndim}-D")
+        position = _single_column(path, None, raw.shape[1], labels)
+        values = [None if not np.isfinite(v) else f"{v:g}" for v in raw[:, position]]
+        keep = (
+            _column_positions(path, None, raw.shape[1], columns)
+            if columns is not None
+            else [j for j in range(raw.shape[1]) if j != position]
+        )
+        data, names = raw[:, keep], None
+    else:
+        text, delimiter, header, n_columns = _csv_layout(path)
+        position = _single_column(path, header, n_columns, labels)
+        rows = _csv_rows(path, text, delimiter, header is not None, n_columns)
+        values = [None if f[position].lower() in _MISSING else f[position] for _, f in rows]
+        if columns is not None and position in _column_positions(path, header, n_columns, columns):
+            raise ValueError(
+                message("columns", f"data columns other than labels={labels!r}", columns)
+            )
+        data, names = _read_csv(path, columns, exclude=position)
+    try:
+        X, _ = check_array(data, str(path), allow_1d=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    return X, names, np.asarray(values, dtype=object)
+
+
+def _single_column(path: Path, names: list[str] | None, n_columns: int, column: str) -> int:
+    positions = _column_positions(path, names, n_columns, column)
+    if len(positions) != 1:
+        raise ValueError(message("labels", "one column name or position", column))
+    return positions[0]
 
 
 def read_data(
@@ -643,7 +763,8 @@ def read_data(
         read as CSV.
     columns : str, optional
         Comma-separated column names (from the header) or 0-based positions to
-        keep, in that order.
+        keep, in that order. Only these columns of a CSV file are parsed, so the
+        others may hold text (a class label, an identifier).
 
     Returns
     -------
@@ -682,11 +803,12 @@ def read_data(
     if path.suffix.lower() == ".npy":
         raw, names = _read_npy(path), None
     else:
-        raw, names = _read_csv(path)
+        raw, names = _read_csv(path, columns)
+        columns = None  # chosen while parsing
     try:
         X, _ = check_array(raw, str(path), allow_1d=True)
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if columns is not None:
-        X, names = _select_columns(path, X, names, columns)
+        X = X[:, _column_positions(path, None, X.shape[1], columns)]
     return X, names

@@ -326,18 +326,28 @@ def plot_membership_uncertainty(
     return ax
 
 
-def plot_selection(result: Any, *, ax: Any = None) -> Axes:
-    """Criterion against the number of components, one curve per covariance type.
+def plot_selection(result: Any, *, ax: Any = None, criterion: str | None = None) -> Axes:
+    """Criterion against the number of components, one curve per covariance model.
 
-    Error bars are drawn where the table has standard errors (``se`` for the
-    LOO method). For the ``dp`` method the curves are the posterior probability
-    of each number of occupied components. The chosen model is circled.
+    Each covariance model is named, marked and coloured as in mclust's BIC plot
+    (``plot(mclustBIC(...))``, ``mclust.options("bicPlotSymbols")`` and
+    ``("bicPlotColors")``; R's plotting symbols drawn with the nearest matplotlib
+    marker): scikit-learn's names show as their mclust model, ``"VVV (full)"``,
+    ``"EEE (tied)"``, ``"VVI (diag)"``, ``"VII (spherical)"``, and in one
+    dimension as mclust's ``E`` and ``V``. Error bars are drawn where the table
+    has standard errors (``se`` for the LOO method). For the ``dp`` method the
+    curves are the posterior probability of each number of occupied
+    components. The chosen model is circled.
 
     Parameters
     ----------
     result : SelectionResult
         From :func:`bayesgmm.select_n_components`.
     ax : matplotlib Axes, optional
+    criterion : str, optional
+        The table column to draw; by default the one the choice was made on.
+        ``"bic_mclust"`` draws BIC in mclust's sign, ``2 log L - n_par log n``
+        (higher is better), as mclust plots it.
 
     Returns
     -------
@@ -353,30 +363,46 @@ def plot_selection(result: Any, *, ax: Any = None) -> Axes:
     >>> result = select_n_components(X, range(1, 4), covariance_types=("diag",),
     ...                              random_state=0)
     >>> ax = result.plot()
-    >>> ax.get_xlabel()
-    'number of components'
+    >>> ax.get_xlabel(), [t.get_text() for t in ax.get_legend().get_texts()]
+    ('number of components', ['VVI (diag)', 'chosen'])
     """
+    from bayesgmm._reports import BIC_PLOT_STYLE, mclust_name
+
     if not all(hasattr(result, a) for a in ("table", "criterion", "best_n_components")):
         raise TypeError(message("result", "a SelectionResult from select_n_components", result))
     table = result.table
-    criterion = result.criterion
+    if criterion is None:
+        criterion, label = result.criterion, result.criterion_label
+    elif not isinstance(criterion, str) or criterion not in table.columns:
+        raise ValueError(
+            message("criterion", f"a column of the table, {list(table.columns)}", criterion)
+        )
+    elif criterion == "bic_mclust":
+        label = "BIC (mclust's sign: 2 log L - n_par log n, higher is better)"
+    else:
+        label = criterion
+    n_features = getattr(getattr(result, "best_model", None), "n_features_in_", None)
     ax = _axes(ax)
     for covariance_type, rows in table.groupby("covariance_type", sort=False):
         rows = rows.sort_values("n_components")
         values = rows[criterion].to_numpy(dtype=float)
         keep = np.isfinite(values)
         x = rows["n_components"].to_numpy()[keep]
+        name = mclust_name(str(covariance_type), n_features)
+        style: dict[str, Any] = {
+            "label": name if name == covariance_type else f"{name} ({covariance_type})"
+        }
+        if name in BIC_PLOT_STYLE:
+            marker, filled, colour = BIC_PLOT_STYLE[name]
+            style.update(marker=marker, color=colour, markerfacecolor=colour if filled else "none")
+        else:
+            style.update(marker="o")
         if "se" in rows.columns:
             ax.errorbar(
-                x,
-                values[keep],
-                yerr=rows["se"].to_numpy(dtype=float)[keep],
-                marker="o",
-                capsize=3,
-                label=str(covariance_type),
+                x, values[keep], yerr=rows["se"].to_numpy(dtype=float)[keep], capsize=3, **style
             )
         else:
-            ax.plot(x, values[keep], marker="o", label=str(covariance_type))
+            ax.plot(x, values[keep], **style)
     best = table[
         (table["n_components"] == result.best_n_components)
         & (table["covariance_type"] == result.best_covariance_type)
@@ -393,8 +419,8 @@ def plot_selection(result: Any, *, ax: Any = None) -> Axes:
             label="chosen",
         )
     ax.set_xlabel("number of components")
-    ax.set_ylabel(result.criterion_label)
-    ax.legend(title="covariance")
+    ax.set_ylabel(label)
+    ax.legend(title="covariance model")
     return ax
 
 

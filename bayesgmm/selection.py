@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
 
+    from bayesgmm._reports import SelectionSummary
+
 __all__ = ["METHODS", "SelectionResult", "one_standard_error_rule", "select_n_components"]
 
 # elpd differences below this are small whatever their standard error (Sivula et al. 2022).
@@ -91,11 +93,73 @@ class SelectionResult:
     criterion: str
     criterion_label: str
 
-    def plot(self, ax: Any = None) -> Axes:
-        """Plot the criterion against K (see :func:`bayesgmm.plotting.plot_selection`)."""
+    def summary(self, n_best: int = 3) -> SelectionSummary:
+        """List the best models, as mclust's ``summary(mclustBIC(...))`` prints them.
+
+        For the EM routes the values are in mclust's sign, higher is better
+        (mclust's BIC is ``2 log L - n_par log n``, minus the table's ``bic``;
+        likewise ICL and AIC), with each model's difference from the best;
+        models left out of the choice (failed or degenerate fits) are not
+        listed. For ``"loo"`` the values are the elpd, for ``"dp"`` the posterior
+        probabilities. Models are named as mclust names them, ``"VEV,2"``
+        (``"full"`` is VVV, ``"tied"`` EEE, ``"diag"`` VVI, ``"spherical"`` VII).
+
+        Parameters
+        ----------
+        n_best : int, default=3
+            How many models to list (mclust lists three).
+
+        Returns
+        -------
+        bayesgmm._reports.SelectionSummary
+            Printing it gives mclust's layout; its ``table`` holds the numbers.
+        """
+        import pandas as pd
+
+        from bayesgmm._reports import SelectionSummary, mclust_name
+
+        n_best = check_int(n_best, "n_best", minimum=1)
+        label = {"bic": "BIC", "icl": "ICL", "aic": "AIC", "loo": "elpd", "dp": "probability"}
+        if self.method not in label:
+            raise ValueError(
+                message(
+                    "method",
+                    f"a selection by {sorted(label)} to rank the best models "
+                    "(read the table otherwise)",
+                    self.method,
+                )
+            )
+        table = self.table
+        values = table[self.criterion].to_numpy(dtype=float)
+        if self.method in ("bic", "icl", "aic"):
+            values = -values
+        order = [i for i in np.argsort(-values, kind="stable") if np.isfinite(values[i])]
+        order = order[:n_best]
+        n_features = getattr(self.best_model, "n_features_in_", None)
+        rows = table.iloc[order]
+        best = values[order[0]] if order else np.nan
+        top = pd.DataFrame(
+            {
+                "model": [
+                    f"{mclust_name(str(c), n_features)},{int(k)}"
+                    for c, k in zip(rows["covariance_type"], rows["n_components"], strict=True)
+                ],
+                "covariance_type": rows["covariance_type"].to_numpy(),
+                "n_components": rows["n_components"].to_numpy(dtype=int),
+                "value": values[order],
+                "difference": values[order] - best,
+            }
+        )
+        return SelectionSummary(label[self.method], top)
+
+    def plot(self, ax: Any = None, *, criterion: str | None = None) -> Axes:
+        """Plot the criterion against K (see :func:`bayesgmm.plotting.plot_selection`).
+
+        ``criterion="bic_mclust"`` draws BIC in mclust's sign, as ``plot(mclustBIC(X))``.
+        """
         from bayesgmm.plotting import plot_selection
 
-        return plot_selection(self, ax=ax)
+        return plot_selection(self, ax=ax, criterion=criterion)
 
 
 def _check_n_components(n_components: Any, n_samples: int) -> list[int]:

@@ -99,6 +99,7 @@ API_PAGES: dict[str, list[str]] = {
         "ConjugatePrior",
         "MarginalGaussianMixture",
         "DPGaussianMixture",
+        "MixtureDiscriminantAnalysis",
         "GaussianMixtureParams",
     ],
     "api/analysis": ["compare", "waic", "select_n_components", "cluster_uncertainty"],

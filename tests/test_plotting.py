@@ -130,7 +130,8 @@ def test_plot_selection_error_bars_where_there_are_standard_errors():
     ax = plotting.plot_selection(result)
     assert len(ax.containers) == 2  # one error-bar container per covariance type
     assert ax.get_ylabel() == "elpd (PSIS-LOO)"
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["chosen", "diag", "full"]
+    legend = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert legend == ["VVI (diag)", "VVV (full)", "chosen"]
 
 
 def test_plot_compare(em_model, data):

@@ -17,16 +17,30 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from bayesgmm import DPGaussianMixture, EMGaussianMixture, NotFittedError
+from bayesgmm import (
+    DPGaussianMixture,
+    EMGaussianMixture,
+    MixtureDiscriminantAnalysis,
+    NotFittedError,
+)
 
 TESTS = Path(__file__).parent
 
 
 @parametrize_with_checks(
-    [EMGaussianMixture(2, random_state=0), DPGaussianMixture(3, random_state=0)]
+    [
+        EMGaussianMixture(2, random_state=0),
+        DPGaussianMixture(3, random_state=0),
+        # The default candidates (every covariance model EM fits, and 1 to 5 components
+        # per class for MclustDA) make each check slow; two models exercise the same code.
+        MixtureDiscriminantAnalysis("EDDA", covariance_types=("full", "tied"), random_state=0),
+        MixtureDiscriminantAnalysis(
+            n_components=(1, 2), covariance_types=("full", "diag"), random_state=0
+        ),
+    ]
 )
 def test_estimators_pass_check_estimator(estimator, check):
-    """Every check, no expected failure, for EM and the variational DP."""
+    """Every check, no expected failure, for EM, the variational DP and the classifier."""
     check(estimator)
 
 
@@ -90,6 +104,46 @@ def test_dp_in_a_pipeline_with_cross_validation(data):
     search.fit(X)
     # The blobs are anisotropic: full covariances predict held-out points better.
     assert search.best_params_["dpgaussianmixture__covariance_type"] == "full"
+
+
+def test_em_takes_semi_supervised_labels_through_a_pipeline(data):
+    """y stays ignored (a pipeline passes its target to every step); labels are a fit
+    parameter, routed to the step by name."""
+    X, truth = data
+    labels = np.where(np.arange(len(truth)) % 10 == 0, truth, -1)
+    pipe = make_pipeline(StandardScaler(), EMGaussianMixture(3, random_state=0))
+    pipe.fit(X, emgaussianmixture__labels=labels)
+    scaler, model = pipe[0], pipe[-1]
+    alone = EMGaussianMixture(3, random_state=0).fit(scaler.transform(X), labels=labels)
+    np.testing.assert_allclose(model.means_, alone.means_, rtol=1e-12)
+    ignored = clone(pipe).fit(X, truth)
+    plain = clone(pipe).fit(X)
+    np.testing.assert_array_equal(ignored[-1].means_, plain[-1].means_)
+
+
+def test_discriminant_analysis_in_a_pipeline_and_grid_search():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    folds = KFold(5, shuffle=True, random_state=0)
+    edda = MixtureDiscriminantAnalysis("EDDA", covariance_types="tied")
+    pipe = make_pipeline(StandardScaler(), edda)
+    scores = cross_val_score(pipe, X, y, cv=folds)
+    by_hand = []
+    for train, test in folds.split(X):
+        scaler = StandardScaler().fit(X[train])
+        model = clone(edda).fit(scaler.transform(X[train]), y[train])
+        by_hand.append(np.mean(model.predict(scaler.transform(X[test])) == y[test]))
+    np.testing.assert_allclose(scores, by_hand, rtol=1e-12)
+    search = GridSearchCV(
+        pipe,
+        {"mixturediscriminantanalysis__covariance_types": [("spherical",), ("full",)]},
+        cv=folds,
+    ).fit(X, y)
+    # Iris's classes are elongated and correlated: full covariances classify better.
+    assert search.best_params_["mixturediscriminantanalysis__covariance_types"] == ("full",)
+    assert search.best_score_ > 0.95
+    assert clone(pipe)[-1].get_params() == pipe[-1].get_params()
 
 
 def test_not_fitted_error_is_caught_as_scikit_learn_catches_it():
