@@ -50,7 +50,7 @@ MODELS = {
     "marginal": ("bayesgmm.marginal", "MarginalGaussianMixture"),
     "dp": ("bayesgmm.dirichlet_process", "DPGaussianMixture"),
 }
-SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp")
+SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt")
 
 
 class CommandError(Exception):
@@ -180,6 +180,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from bayesgmm.io import read_data
 
     X, names = read_data(args.data, args.columns)
+    if args.bootstrap is not None and args.model != "em":
+        raise CommandError(
+            f"--bootstrap: expected --model em (the Bayesian models have posterior draws), "
+            f"got --model {args.model}",
+            EXIT_USAGE,
+        )
     model, fit_kwargs = configure(
         _import_model(args.model),
         {
@@ -198,6 +204,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     model.fit(_as_input(X, names), **fit_kwargs)
     _INTERRUPTION.check()
+    if args.bootstrap is not None:
+        _echo(f"Bootstrapping the fit ({args.bootstrap} nonparametric replicates)")
+        model.bootstrap(_as_input(X, names), args.bootstrap, random_state=args.seed)
+        _INTERRUPTION.check()
     from bayesgmm.io import save
 
     save(model, output, overwrite=args.force)
@@ -211,6 +221,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     summary.insert(0, "weight", params.weights)
     summary.index.name = "component"
     _echo(format_table(summary))
+    if args.bootstrap is not None:
+        attrs = model.bootstrap_.attrs
+        _echo(
+            f"bootstrap: {attrs['n_used']} of {attrs['n_replicates']} replicates used "
+            f"({attrs['n_failed']} failed, {attrs['n_degenerate']} degenerate, "
+            f"{attrs['n_not_converged']} not converged); standard errors and 90% intervals:"
+        )
+        _echo(format_table(model.bootstrap_summary(ci_prob=0.9).reset_index()))
     _echo(f"saved to {output}")
     return EXIT_OK
 
@@ -477,6 +495,14 @@ def _parser() -> _Parser:
         type=_positive_int,
         default=None,
         help="marginal only: number of chains (default: the model's)",
+    )
+    fit.add_argument(
+        "--bootstrap",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="em only: bootstrap the fit with N nonparametric replicates (kept in the saved "
+        "model: intervals for predict_proba and cluster_uncertainty)",
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
     fit.set_defaults(func=_cmd_fit)
