@@ -67,6 +67,7 @@ __all__ = [
     "replicate_data",
     "replicate_warning",
     "run_replicates",
+    "split_component",
 ]
 
 # Covariance layouts whose M-step and natural parameters treat every component
@@ -130,7 +131,8 @@ def run_replicates(
     row_weights : ndarray of shape (B, n), optional
         Non-negative weight of every row in every replicate; all ones if None.
     start : (weights, means, covariances)
-        The starting parameters (in the centred frame), the same for all replicates.
+        The starting parameters (in the centred frame): the same for all
+        replicates, or one set per replicate (arrays with a leading axis of B).
     covariance_type : str
     reg_covar : ndarray of shape (d,)
         Added to the covariance diagonals by every M-step, as in the fit.
@@ -152,7 +154,7 @@ def run_replicates(
         b = row_weights.shape[0] if row_weights is not None else int(n_replicates or 1)
     else:
         b = data.shape[0]
-    k = start[0].shape[0]
+    k = start[0].shape[-1]
     width = n_feature_columns(d, covariance_type)
     features = feature_map(data, covariance_type) if shared else None
     per_batch = max(1, _BATCH_NUMBERS // (n * max(k, width)))
@@ -166,12 +168,13 @@ def run_replicates(
                 batch_features = features
             else:
                 batch_features = np.stack([feature_map(x, covariance_type).T for x in data[lo:hi]])
+            batch_start = start if start[0].ndim == 1 else tuple(a[lo:hi] for a in start)
             parts.append(
                 _run_batch(
                     batch_features,
                     None if row_weights is None else row_weights[lo:hi],
                     hi - lo,
-                    start,
+                    batch_start,
                     covariance_type,
                     reg_covar,
                     max_iter,
@@ -198,12 +201,16 @@ def _run_batch(
     shared = features.ndim == 2
     n = features.shape[-2]
     weights0, means0, covariances0 = start
-    k, d = means0.shape
-    chol0 = compute_precision_cholesky(covariances0, covariance_type)
-    weights = np.repeat(weights0[None], b, axis=0)
-    means = np.repeat(means0[None], b, axis=0)
-    covariances = np.repeat(covariances0[None], b, axis=0)
-    chol = np.repeat(chol0[None], b, axis=0)
+    if weights0.ndim == 2:  # one start per replicate
+        weights, means, covariances = (np.array(a, dtype=float) for a in start)
+        chol = np.stack([compute_precision_cholesky(c, covariance_type) for c in covariances])
+    else:
+        chol0 = compute_precision_cholesky(covariances0, covariance_type)
+        weights = np.repeat(weights0[None], b, axis=0)
+        means = np.repeat(means0[None], b, axis=0)
+        covariances = np.repeat(covariances0[None], b, axis=0)
+        chol = np.repeat(chol0[None], b, axis=0)
+    k, d = means.shape[1:]
     log_lik = np.full(b, np.nan)
     previous = np.full(b, -np.inf)
     n_iter = np.zeros(b, dtype=np.intp)
@@ -607,3 +614,49 @@ def membership_draws(
         _, log_resp = log_mixture_density(X, weights[i], means[i], chol[j], "full")
         out[j] = np.exp(log_resp)
     return out
+
+
+def split_component(
+    weights: np.ndarray, means: np.ndarray, covariances: np.ndarray, covariance_type: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start K + 1 components from each replicate's K, its heaviest component split in two.
+
+    The component with the largest weight is replaced by two with half its
+    weight each, its covariance, and means one standard deviation apart along
+    its principal axis (``mu -+ sqrt(lambda_1) v_1 / 2``), the usual split move
+    of EM for mixtures (Ueda et al. 2000, doi:10.1162/089976600300015088). From
+    this start EM's log-likelihood on the replicate is at least that of its K
+    components, so the likelihood-ratio statistic of a replicate is not made
+    negative by a poor start for K + 1.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (B, K)
+    means : ndarray of shape (B, K, d)
+    covariances : ndarray of shape (B, *layout shape for K)
+
+    Returns
+    -------
+    weights, means, covariances for K + 1 components, with a leading axis of B.
+    """
+    b, k, d = means.shape
+    layout = LAYOUTS[covariance_type]
+    shared = layout.parameter_shape(k, d) == layout.parameter_shape(k + 1, d)
+    rows = np.arange(b)
+    heaviest = weights.argmax(axis=1)
+    full = np.stack(
+        [layout.to_full(c, k, d)[j] for c, j in zip(covariances, heaviest, strict=True)]
+    )
+    eigenvalues, eigenvectors = np.linalg.eigh(full)
+    step = 0.5 * np.sqrt(eigenvalues[:, -1])[:, None] * eigenvectors[:, :, -1]
+    new_weights = np.concatenate([weights, weights[rows, heaviest][:, None] / 2], axis=1)
+    new_weights[rows, heaviest] /= 2
+    new_means = np.concatenate([means, (means[rows, heaviest] + step)[:, None]], axis=1)
+    new_means[rows, heaviest] -= step
+    if shared:
+        new_covariances = covariances.copy()
+    else:
+        new_covariances = np.concatenate(
+            [covariances, covariances[rows, heaviest][:, None]], axis=1
+        )
+    return new_weights, new_means, new_covariances

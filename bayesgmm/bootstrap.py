@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import norm
 
-from bayesgmm._bootstrap import BootstrapWarning, run_replicates
+from bayesgmm._bootstrap import BootstrapWarning, Replicates, run_replicates, split_component
 from bayesgmm._gaussian import COVARIANCE_TYPES, DegenerateCovarianceError
 from bayesgmm._validation import (
     check_array,
@@ -156,7 +156,10 @@ def bootstrap_lrt(
     distribution under the K-component fit, estimated by the parametric
     bootstrap (McLachlan 1987): ``n_boot`` data sets of n points are simulated
     from the K-component fit, both models are refitted to each by EM started
-    from their fits to ``X``, and the p-value is
+    from their fits to ``X`` (K + 1 components also from the replicate's own K
+    fit with its heaviest component split in two, keeping the more likely
+    fit, so that a poor start does not make the statistic of a replicate
+    smaller than it is), and the p-value is
     ``(1 + #{b : LRTS_b >= LRTS}) / (B + 1)`` over the B replicates whose two
     fits succeeded. This is mclust's ``mclustBootstrapLRT`` (the regularity
     conditions of the chi-squared approximation fail for mixtures, hence the
@@ -177,7 +180,8 @@ def bootstrap_lrt(
     sequential : bool, default True
         Stop at the first test not rejected (otherwise run every test).
     n_init : int, default 5
-        EM initialisations of the fits to ``X``.
+        EM fits to ``X`` per number of components, each from its own start;
+        the most likely without a degenerate component is kept.
     random_state : None, int or numpy.random.Generator
     max_iter, tol
         EM's limits for the replicates (relative tolerance on the log-likelihood,
@@ -190,10 +194,12 @@ def bootstrap_lrt(
         One row per test with ``n_components`` (K), ``alternative`` (K + 1),
         ``log_likelihood`` and ``log_likelihood_alternative`` of the fits to
         ``X``, ``statistic`` (the observed LRTS), ``p_value``, ``rejected``
-        (``p_value <= level``), ``n_boot`` and ``n_failed`` (replicates left
-        out because a fit failed, never silently). ``attrs["n_components"]``
-        is the number of components kept: the first K not rejected (the last
-        alternative if every test is rejected).
+        (``p_value <= level``), ``n_boot``, ``n_failed`` (replicates left
+        out because a fit failed, never silently) and ``note`` (why a test
+        was not run: every fit of K + 1 components to ``X`` was degenerate,
+        so K is kept). ``attrs["n_components"]`` is the number of components
+        kept: the first K not rejected (the last alternative if every test is
+        rejected).
 
     Warns
     -----
@@ -231,24 +237,28 @@ def bootstrap_lrt(
     shift = data.mean(axis=0)
 
     def fit(k: int) -> Any:
-        model = EMGaussianMixture(
-            k,
-            covariance_type=covariance_type,
-            n_init=n_init,
-            max_iter=max_iter,
-            tol=tol,
-            random_state=int(rng.integers(2**31 - 1)),
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", DegenerateComponentWarning)
-            try:
-                model.fit(data)
-            except DegenerateCovarianceError:
-                return None
-        if model.degenerate_components_.size:
-            return None
-        return model
+        """Return the most likely of ``n_init`` EM fits without a degenerate component, or None."""
+        best = None
+        for _ in range(n_init):
+            model = EMGaussianMixture(
+                k,
+                covariance_type=covariance_type,
+                max_iter=max_iter,
+                tol=tol,
+                random_state=int(rng.integers(2**31 - 1)),
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", DegenerateComponentWarning)
+                try:
+                    model.fit(data)
+                except DegenerateCovarianceError:
+                    continue
+            if model.degenerate_components_.size:
+                continue
+            if best is None or model.lower_bound_ > best.lower_bound_:
+                best = model
+        return best
 
     def start(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p = model.params_
@@ -262,24 +272,42 @@ def bootstrap_lrt(
     for k in range(1, largest):
         alternative = fit(k + 1)
         if alternative is None:
-            break  # K + 1 components do not fit X: no test beyond K
+            rows.append(
+                {
+                    "n_components": k,
+                    "alternative": k + 1,
+                    "rejected": False,
+                    "n_boot": 0,
+                    "n_failed": 0,
+                    "note": f"every fit of {k + 1} components is degenerate: not tested",
+                }
+            )
+            break
         ll0 = float(null.score(data)) * n
         ll1 = float(alternative.score(data)) * n
         observed = 2.0 * (ll1 - ll0)
         simulated = np.stack([null.params_.sample(n, rng)[0] - shift for _ in range(n_boot)])
-        fits = [
-            run_replicates(
-                simulated,
-                None,
-                start(model),
-                covariance_type=covariance_type,
-                reg_covar=model.reg_covar_,
-                max_iter=max_iter,
-                tol=tol,
-            )
-            for model in (null, alternative)
-        ]
-        statistics = 2.0 * (fits[1].log_likelihood - fits[0].log_likelihood)
+        options = {
+            "covariance_type": covariance_type,
+            "reg_covar": alternative.reg_covar_,
+            "max_iter": max_iter,
+            "tol": tol,
+        }
+        fit0 = run_replicates(simulated, None, start(null), **options)
+        # K + 1 components from two starts, the better kept: the fit to X (as
+        # mclust) and the replicate's own K-component fit with a component split.
+        fit1 = run_replicates(simulated, None, start(alternative), **options)
+        split = _split_starts(fit0, covariance_type)
+        if split is not None:
+            succeeded, split_start = split
+            refit = run_replicates(simulated[succeeded], None, split_start, **options)
+            previous = np.nan_to_num(fit1.log_likelihood[succeeded], nan=-np.inf)
+            better = refit.log_likelihood > previous
+            log_lik1 = fit1.log_likelihood.copy()
+            log_lik1[succeeded[better]] = refit.log_likelihood[better]
+        else:
+            log_lik1 = fit1.log_likelihood
+        statistics = 2.0 * (log_lik1 - fit0.log_likelihood)
         valid = np.isfinite(statistics)
         n_failed = int((~valid).sum())
         failed_total += n_failed
@@ -295,12 +323,25 @@ def bootstrap_lrt(
                 "rejected": bool(p_value <= level),
                 "n_boot": n_boot,
                 "n_failed": n_failed,
+                "note": "",
             }
         )
         if sequential and p_value > level:
             break
         null = alternative
-    table = pd.DataFrame(rows)
+    columns = [
+        "n_components",
+        "alternative",
+        "log_likelihood",
+        "log_likelihood_alternative",
+        "statistic",
+        "p_value",
+        "rejected",
+        "n_boot",
+        "n_failed",
+        "note",
+    ]
+    table = pd.DataFrame(rows, columns=columns)
     not_rejected = [r["n_components"] for r in rows if not r["rejected"]]
     if not_rejected:
         kept = int(not_rejected[0])
@@ -316,3 +357,15 @@ def bootstrap_lrt(
             stacklevel=2,
         )
     return table
+
+
+def _split_starts(
+    fits: Replicates, covariance_type: str
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """Return the replicates whose K-component fit succeeded, and their split starts for K + 1."""
+    rows = np.flatnonzero(~fits.failed)
+    if rows.size == 0:
+        return None
+    return rows, split_component(
+        fits.weights[rows], fits.means[rows], fits.covariances[rows], covariance_type
+    )

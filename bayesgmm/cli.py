@@ -260,6 +260,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         method=args.method,
         covariance_types=covariance_types,
         random_state=args.seed,
+        fit_kwargs={"n_boot": args.n_boot} if args.method == "lrt" else None,
     )
     _echo(format_table(result.table))
     _echo(
@@ -540,6 +541,13 @@ def _parser() -> _Parser:
         help="covariance types tried, comma-separated (default: all four)",
     )
     select.add_argument("--seed", type=_seed, default=None, help="random seed")
+    select.add_argument(
+        "--n-boot",
+        type=_positive_int,
+        default=999,
+        metavar="B",
+        help="lrt only: bootstrap replicates per test (default: 999)",
+    )
     select.add_argument(
         "--output",
         default=None,
