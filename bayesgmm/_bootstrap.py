@@ -168,7 +168,9 @@ def run_replicates(
                 batch_features = features
             else:
                 batch_features = np.stack([feature_map(x, covariance_type).T for x in data[lo:hi]])
-            batch_start = start if start[0].ndim == 1 else tuple(a[lo:hi] for a in start)
+            batch_start = start
+            if start[0].ndim == 2:
+                batch_start = (start[0][lo:hi], start[1][lo:hi], start[2][lo:hi])
             parts.append(
                 _run_batch(
                     batch_features,
@@ -383,7 +385,7 @@ def _m_step(
         tied = _tied_m_step(nk, sum_x, sum_xx, reg_covar)
         if tied is not None:
             return tied
-    results = []
+    results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []
     bad = np.zeros(g, dtype=bool)
     for i in range(g):
         stats = SufficientStatistics(covariance_type, nk[i], sum_x[i], sum_xx[i], 0.0, n)
@@ -588,11 +590,12 @@ def replicate_warning(tree: xr.DataTree) -> str | None:
 
 
 def parameter_draws(tree: xr.DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights (S, K), means (S, K, d) and full covariances (S, K, d, d) of the used replicates."""
+    """Return the used replicates' weights (S, K), means (S, K, d), covariances (S, K, d, d)."""
     group = tree["bootstrap"]
-    return tuple(  # type: ignore[return-value]
+    weights, means, covariances = (
         np.asarray(group[name].values)[0] for name in ("weights", "means", "covariances")
     )
+    return weights, means, covariances
 
 
 def membership_draws(

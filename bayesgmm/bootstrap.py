@@ -99,9 +99,9 @@ def bootstrap_summary(tree: Any, ci_prob: float = 0.9) -> pd.DataFrame:
                     rows.append((name, c, features[j], ""))
                     columns.append((draws[:, c, j], float(point[c, j])))
             else:
-                for i, j in zip(*upper_triangle, strict=True):
-                    rows.append((name, c, features[i], features[j]))
-                    columns.append((draws[:, c, i, j], float(point[c, i, j])))
+                for a, b in zip(*upper_triangle, strict=True):
+                    rows.append((name, c, features[a], features[b]))
+                    columns.append((draws[:, c, a, b], float(point[c, a, b])))
     draws = np.stack([c[0] for c in columns], axis=1)
     point = np.array([c[1] for c in columns])
     s = draws.shape[0]

@@ -555,7 +555,7 @@ class EMGaussianMixture(MixtureBase):
         self.reg_covar_ = reg.copy()
         self._set_feature_names(feature_names)
         self.degenerate_components_ = degenerate
-        self.bootstrap_ = None
+        self.bootstrap_: xr.DataTree | None = None
         if degenerate.size:
             warnings.warn(
                 f"Component(s) {degenerate.tolist()} are degenerate: they sit on fewer "
@@ -907,8 +907,8 @@ class EMGaussianMixture(MixtureBase):
         }
         if hasattr(self, "feature_names_in_"):
             state["feature_names_in"] = [str(s) for s in self.feature_names_in_]
-        if getattr(self, "bootstrap_", None) is not None:
-            tree = self.bootstrap_
+        tree = getattr(self, "bootstrap_", None)
+        if tree is not None:
             state["bootstrap"] = {
                 "attrs": dict(tree.attrs),
                 "groups": {
