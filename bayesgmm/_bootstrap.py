@@ -61,6 +61,8 @@ __all__ = [
     "BOOTSTRAP_METHODS",
     "BootstrapWarning",
     "Replicates",
+    "RowWeights",
+    "SimulatedData",
     "bootstrap_tree",
     "membership_draws",
     "parameter_draws",
@@ -110,9 +112,76 @@ class Replicates:
     failed: np.ndarray
 
 
+@dataclass(frozen=True)
+class SimulatedData:
+    """Data sets simulated from a mixture on demand, one seed per replicate.
+
+    Replicate ``b`` is always drawn from ``numpy.random.default_rng(seeds[b])``,
+    so a batch can be drawn when it is needed (B data sets of n points need not
+    fit in memory at once) and drawn again, identically, for another model.
+    """
+
+    params: GaussianMixtureParams
+    shift: np.ndarray
+    n_samples: int
+    seeds: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.seeds), self.n_samples, self.params.n_features)
+
+    def batch(self, lo: int, hi: int) -> np.ndarray:
+        """Draw the centred data sets of replicates ``lo`` to ``hi - 1``: (hi - lo, n, d)."""
+        return np.stack(
+            [
+                self.params.sample(self.n_samples, np.random.default_rng(seed))[0] - self.shift
+                for seed in self.seeds[lo:hi]
+            ]
+        )
+
+    def subset(self, replicates: np.ndarray) -> SimulatedData:
+        """Return the same data sets, for the given replicates only."""
+        return SimulatedData(self.params, self.shift, self.n_samples, self.seeds[replicates])
+
+
+@dataclass(frozen=True)
+class RowWeights:
+    """Row weights of B replicates drawn on demand, batch by batch (see :func:`replicate_data`)."""
+
+    method: str
+    n_samples: int
+    n_replicates: int
+    seeds: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_replicates, self.n_samples)
+
+    def batch(self, lo: int, hi: int) -> np.ndarray:
+        """Draw the weights of replicates ``lo`` to ``hi - 1``: (hi - lo, n)."""
+        n = self.n_samples
+        if self.method == "jackknife":
+            weights = np.ones((hi - lo, n))
+            weights[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+            return weights
+        out = np.empty((hi - lo, n))
+        for row, seed in enumerate(self.seeds[lo:hi]):
+            rng = np.random.default_rng(seed)
+            if self.method == "nonparametric":
+                out[row] = rng.multinomial(n, np.full(n, 1.0 / n))
+            else:
+                gamma = rng.standard_exponential(n)
+                out[row] = n * gamma / gamma.sum()
+        return out
+
+
+def _batch(source: np.ndarray | SimulatedData | RowWeights, lo: int, hi: int) -> np.ndarray:
+    return source[lo:hi] if isinstance(source, np.ndarray) else source.batch(lo, hi)
+
+
 def run_replicates(
-    data: np.ndarray,
-    row_weights: np.ndarray | None,
+    data: np.ndarray | SimulatedData,
+    row_weights: np.ndarray | RowWeights | None,
     start: tuple[np.ndarray, np.ndarray, np.ndarray],
     *,
     covariance_type: str,
@@ -125,10 +194,11 @@ def run_replicates(
 
     Parameters
     ----------
-    data : ndarray of shape (n, d) or (B, n, d)
+    data : ndarray of shape (n, d) or (B, n, d), or SimulatedData
         Centred data: shared by every replicate (which then differ by
-        ``row_weights``), or one data set per replicate.
-    row_weights : ndarray of shape (B, n), optional
+        ``row_weights``), or one data set per replicate (drawn batch by batch
+        for :class:`SimulatedData`).
+    row_weights : ndarray of shape (B, n) or RowWeights, optional
         Non-negative weight of every row in every replicate; all ones if None.
     start : (weights, means, covariances)
         The starting parameters (in the centred frame): the same for all
@@ -148,7 +218,7 @@ def run_replicates(
     -------
     Replicates
     """
-    shared = data.ndim == 2
+    shared = len(data.shape) == 2
     n, d = data.shape[-2:]
     if shared:
         b = row_weights.shape[0] if row_weights is not None else int(n_replicates or 1)
@@ -156,7 +226,7 @@ def run_replicates(
         b = data.shape[0]
     k = start[0].shape[-1]
     width = n_feature_columns(d, covariance_type)
-    features = feature_map(data, covariance_type) if shared else None
+    features = feature_map(np.asarray(data), covariance_type) if shared else None
     per_batch = max(1, _BATCH_NUMBERS // (n * max(k, width)))
     parts = []
     # BLAS threads on these small products cost more than they gain (see
@@ -167,14 +237,16 @@ def run_replicates(
             if features is not None:
                 batch_features = features
             else:
-                batch_features = np.stack([feature_map(x, covariance_type).T for x in data[lo:hi]])
+                batch_features = np.stack(
+                    [feature_map(x, covariance_type).T for x in _batch(data, lo, hi)]
+                )
             batch_start = start
             if start[0].ndim == 2:
                 batch_start = (start[0][lo:hi], start[1][lo:hi], start[2][lo:hi])
             parts.append(
                 _run_batch(
                     batch_features,
-                    None if row_weights is None else row_weights[lo:hi],
+                    None if row_weights is None else _batch(row_weights, lo, hi),
                     hi - lo,
                     batch_start,
                     covariance_type,
@@ -421,27 +493,24 @@ def replicate_data(
     method: str,
     n_boot: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Draw the replicates' data (centred by ``shift``) and row weights; return their number too.
+) -> tuple[np.ndarray | SimulatedData, RowWeights | None, int]:
+    """Describe the replicates' data (centred by ``shift``) and row weights, and their number.
 
     ``nonparametric``: multinomial counts of n draws with replacement (Efron 1979);
     ``weighted``: ``n`` times Dirichlet(1, ..., 1) weights (Newton & Raftery 1994;
     mclust draws ``Exp(1)`` weights, the same up to a scale that the weighted
     M-step ignores); ``jackknife``: n replicates, each leaving one row out;
     ``parametric``: n points simulated from the fitted mixture per replicate.
+    Weights and simulated data are drawn batch by batch, each replicate from its
+    own seed, so memory does not grow with B x n.
     """
     n = X.shape[0]
     Xc = X - shift
-    if method == "nonparametric":
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
-        return Xc, counts, n_boot
-    if method == "weighted":
-        gamma = rng.standard_exponential((n_boot, n))
-        return Xc, n * gamma / gamma.sum(axis=1, keepdims=True), n_boot
-    if method == "jackknife":
-        return Xc, 1.0 - np.eye(n), n
-    data = np.stack([params.sample(n, rng)[0] - shift for _ in range(n_boot)])
-    return data, None, n_boot
+    seeds = rng.integers(0, 2**63 - 1, size=n_boot)
+    if method == "parametric":
+        return SimulatedData(params, shift, n, seeds), None, n_boot
+    n_rep = n if method == "jackknife" else n_boot
+    return Xc, RowWeights(method, n, n_rep, seeds), n_rep
 
 
 def bootstrap_tree(

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import norm
 
-from bayesgmm._bootstrap import BootstrapWarning, Replicates, run_replicates, split_component
+from bayesgmm._bootstrap import (
+    BootstrapWarning,
+    Replicates,
+    SimulatedData,
+    run_replicates,
+    split_component,
+)
 from bayesgmm._gaussian import COVARIANCE_TYPES, DegenerateCovarianceError
 from bayesgmm._validation import (
     check_array,
@@ -286,7 +292,8 @@ def bootstrap_lrt(
         ll0 = float(null.score(data)) * n
         ll1 = float(alternative.score(data)) * n
         observed = 2.0 * (ll1 - ll0)
-        simulated = np.stack([null.params_.sample(n, rng)[0] - shift for _ in range(n_boot)])
+        seeds = rng.integers(0, 2**63 - 1, size=n_boot)
+        simulated = SimulatedData(null.params_, shift, n, seeds)
         options = {
             "covariance_type": covariance_type,
             "reg_covar": alternative.reg_covar_,
@@ -300,7 +307,7 @@ def bootstrap_lrt(
         split = _split_starts(fit0, covariance_type)
         if split is not None:
             succeeded, split_start = split
-            refit = run_replicates(simulated[succeeded], None, split_start, **options)
+            refit = run_replicates(simulated.subset(succeeded), None, split_start, **options)
             previous = np.nan_to_num(fit1.log_likelihood[succeeded], nan=-np.inf)
             better = refit.log_likelihood > previous
             log_lik1 = fit1.log_likelihood.copy()
