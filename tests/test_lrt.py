@@ -166,6 +166,6 @@ def test_lrt_stops_at_the_true_number_of_components(k):
     Each test of the true K against K + 1 rejects with probability 0.05 over
     data sets; the fixed seeds are ones where it accepts, as 95% are.
     """
-    X, _, _ = make_mixture(400, 2, k, separation=5.0, random_state=10 + k)
+    X, _, _ = make_mixture(400, k, 2, separation=5.0, random_state=10 + k)
     result = bootstrap_lrt(X, "full", max_components=5, n_boot=99, random_state=k)
     assert result.attrs["n_components"] == k
