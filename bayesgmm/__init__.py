@@ -26,6 +26,9 @@ _LAZY = {
     "select_n_components": "bayesgmm.selection",
     "cluster_uncertainty": "bayesgmm.clustering",
     "load": "bayesgmm.io",
+    "bootstrap_lrt": "bayesgmm.bootstrap",
+    "bootstrap_summary": "bayesgmm.bootstrap",
+    "BootstrapWarning": "bayesgmm.bootstrap",
 }
 _SUBMODULES = ("datasets", "plotting", "relabel", "io")
 

@@ -32,7 +32,6 @@ __all__ = [
     "ClassificationSummary",
     "MixtureSummary",
     "SelectionSummary",
-    "mclust_icl",
     "mclust_name",
 ]
 
@@ -127,17 +126,6 @@ def mclust_name(
     return name
 
 
-def mclust_icl(bic_mclust: float, responsibilities: np.ndarray) -> float:
-    """Return mclust's ICL: its BIC plus twice the log-probability of the MAP classification.
-
-    ``ICL = BIC + 2 sum_i log max_k r_ik`` (mclust's ``icl``; Biernacki, Celeux
-    and Govaert 2000, doi:10.1109/34.865189, with the hard classification), in
-    mclust's sign.
-    """
-    with np.errstate(divide="ignore"):
-        return float(bic_mclust + 2.0 * np.log(responsibilities.max(axis=1)).sum())
-
-
 # ------------------------------------------------------------------ formatting
 def _number(value: float) -> str:
     """Format a number as R prints it, with 7 significant digits."""
@@ -198,7 +186,7 @@ class MixtureSummary:
     log_likelihood : float
         ``sum_i log p(x_i)`` under the fitted parameters.
     bic, icl : float
-        ``2 log L - n_parameters log n`` and mclust's ICL (see :func:`mclust_icl`).
+        ``2 log L - n_parameters log n`` and mclust's ICL (``-EMGaussianMixture.icl(X)``).
     cluster_sizes : ndarray of int
         How many rows each component's MAP classification holds.
     weights, means, covariances : ndarray or None

@@ -50,7 +50,7 @@ MODELS = {
     "marginal": ("bayesgmm.marginal", "MarginalGaussianMixture"),
     "dp": ("bayesgmm.dirichlet_process", "DPGaussianMixture"),
 }
-SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp")
+SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt")
 
 
 class CommandError(Exception):
@@ -185,10 +185,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     else:
         if args.model != "em":
             raise CommandError(
-                f"--labels: semi-supervised fitting is for --model em, not {args.model}", 2
+                f"--labels: semi-supervised fitting is for --model em, not {args.model}",
+                EXIT_USAGE,
             )
         X, names, labels = read_labelled_data(args.data, args.labels, args.columns)
         codes, classes = _label_codes(labels, args.components)
+    if args.bootstrap is not None and args.model != "em":
+        raise CommandError(
+            f"--bootstrap: expected --model em (the Bayesian models have posterior draws), "
+            f"got --model {args.model}",
+            EXIT_USAGE,
+        )
     model, fit_kwargs = configure(
         _import_model(args.model),
         {
@@ -211,6 +218,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         _echo(f"{int((codes >= 0).sum())} labelled row(s); components {known}")
     model.fit(_as_input(X, names), **fit_kwargs)
     _INTERRUPTION.check()
+    if args.bootstrap is not None:
+        _echo(f"Bootstrapping the fit ({args.bootstrap} nonparametric replicates)")
+        model.bootstrap(_as_input(X, names), args.bootstrap, random_state=args.seed)
+        _INTERRUPTION.check()
     from bayesgmm.io import save
 
     save(model, output, overwrite=args.force)
@@ -224,6 +235,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     summary.insert(0, "weight", params.weights)
     summary.index.name = "component"
     _echo(format_table(summary))
+    if args.bootstrap is not None:
+        attrs = model.bootstrap_.attrs
+        _echo(
+            f"bootstrap: {attrs['n_used']} of {attrs['n_replicates']} replicates used "
+            f"({attrs['n_failed']} failed, {attrs['n_degenerate']} degenerate, "
+            f"{attrs['n_not_converged']} not converged); standard errors and 90% intervals:"
+        )
+        _echo(format_table(model.bootstrap_summary(ci_prob=0.9).reset_index()))
     _echo(f"saved to {output}")
     return EXIT_OK
 
@@ -270,6 +289,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         method=args.method,
         covariance_types=covariance_types,
         random_state=args.seed,
+        fit_kwargs={"n_boot": args.n_boot} if args.method == "lrt" else None,
     )
     _echo(format_table(result.table))
     _echo(
@@ -515,6 +535,14 @@ def _parser() -> _Parser:
         default=None,
         help="marginal only: number of chains (default: the model's)",
     )
+    fit.add_argument(
+        "--bootstrap",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="em only: bootstrap the fit with N nonparametric replicates (kept in the saved "
+        "model: intervals for predict_proba and cluster_uncertainty)",
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
     fit.set_defaults(func=_cmd_fit)
 
@@ -551,6 +579,13 @@ def _parser() -> _Parser:
         help="covariance types tried, comma-separated (default: all four)",
     )
     select.add_argument("--seed", type=_seed, default=None, help="random seed")
+    select.add_argument(
+        "--n-boot",
+        type=_positive_int,
+        default=999,
+        metavar="B",
+        help="lrt only: bootstrap replicates per test (default: 999)",
+    )
     select.add_argument(
         "--output",
         default=None,

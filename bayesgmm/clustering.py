@@ -10,7 +10,10 @@ interval (:mod:`bayesgmm._intervals`: ArviZ's ``eti`` or ``hdi``). The co-cluste
 not change when the labels of any draw are permuted.
 
 For a point estimate (EM) there is one "draw", so every interval collapses to the
-point itself.
+point itself, unless the EM model keeps a bootstrap
+(:meth:`~bayesgmm.EMGaussianMixture.bootstrap`): its replicates, relabelled to
+the fit, then stand where the posterior draws stand, and the intervals are
+bootstrap percentile intervals of the memberships.
 """
 
 from __future__ import annotations
@@ -190,8 +193,10 @@ def cluster_uncertainty(
     piled up near 0 or 1 are skewed, and the mean of a skewed sample can fall
     outside its own equal-tailed interval (the mean is reported as ``mean``).
     The default equal-tailed interval is invariant to monotone transformations
-    and well defined when the draws pile up at 0 or 1. For a point estimate
-    (EM) there are no draws: the interval collapses to the probability itself.
+    and well defined when the draws pile up at 0 or 1. For EM the draws are
+    the memberships under the replicates of its bootstrap, when
+    :meth:`~bayesgmm.EMGaussianMixture.bootstrap` was called; without one there
+    are no draws and the interval collapses to the probability itself.
 
     A point is ``ambiguous`` when its top membership's interval reaches below 0.5
     (``lower < 0.5``: plausible parameters give it less than an even chance of

@@ -38,6 +38,13 @@ import numpy as np
 
 from bayesgmm import _em_steps
 from bayesgmm._base import MixtureBase
+from bayesgmm._bootstrap import (
+    BOOTSTRAP_METHODS,
+    BootstrapWarning,
+    bootstrap_tree,
+    replicate_warning,
+)
+from bayesgmm._bootstrap import membership_draws as bootstrap_membership_draws
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array, sample_rows
 from bayesgmm._em_steps import (
     STOPPING_RULES,
@@ -55,6 +62,7 @@ from bayesgmm._gaussian import (
     LAYOUTS,
     MCLUST_ALIASES,
     DegenerateCovarianceError,
+    log_mixture_density,
     min_points,
 )
 from bayesgmm._init import (
@@ -64,6 +72,7 @@ from bayesgmm._init import (
     Partition,
     initial_states,
 )
+from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
 from bayesgmm._mclust_models import PRIOR_MODELS, ConjugatePrior, ResolvedPrior, resolve_prior
 from bayesgmm._validation import (
     check_array,
@@ -80,9 +89,13 @@ from bayesgmm._validation import (
 from bayesgmm.params import GaussianMixtureParams
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import xarray as xr
+
     from bayesgmm._reports import MixtureSummary
 
 __all__ = [
+    "BootstrapWarning",
     "ConjugatePrior",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
@@ -91,6 +104,7 @@ __all__ = [
 ]
 
 REG_COVAR_SCALES = ("variance", "absolute")
+ICL_KINDS = ("map", "entropy")
 
 # A component's own scatter below this fraction of the data's variance (in the
 # direction where it is smallest, features standardised) marks it degenerate.
@@ -719,6 +733,7 @@ default="auto"
         self.reg_covar_ = reg.copy()
         self._set_feature_names(feature_names)
         self.degenerate_components_ = degenerate
+        self.bootstrap_: xr.DataTree | None = None
         if degenerate.size:
             warnings.warn(
                 f"Component(s) {degenerate.tolist()} are degenerate: they sit on fewer "
@@ -786,18 +801,40 @@ default="auto"
         """
         return self._penalised(self._check_X(X), "aic")
 
-    def icl(self, X: Any) -> float:
-        """Integrated completed likelihood criterion, BIC plus twice the classification entropy.
+    def icl(self, X: Any, kind: str = "map") -> float:
+        """Integrated completed likelihood criterion (lower is better).
 
-        ``ICL = BIC + 2 EN`` with ``EN = -sum_i sum_k r_ik log r_ik`` (Biernacki,
-        Celeux and Govaert 2000), in the sign convention of :meth:`bic` (lower is
-        better, as mclust's ICL with the sign flipped). ``+inf`` if degenerate.
+        ``kind="map"`` (default) is mclust's ICL (``R/icl.R``; Biernacki, Celeux
+        and Govaert 2000): BIC plus the classification term of the completed
+        likelihood at the maximum a posteriori labels,
+
+            ICL = BIC - 2 sum_i log r_{i, map(i)},   map(i) = argmax_k r_ik,
+
+        in the sign of :meth:`bic` (``-2 log L + p log n``); mclust reports
+        ``-ICL``. ``kind="entropy"`` uses the soft classification entropy
+        instead, ``ICL = BIC + 2 EN`` with ``EN = -sum_i sum_k r_ik log r_ik``
+        (the form of Biernacki et al.'s equation 13 with ``r`` in place of the
+        hard labels), which is never smaller than the ``map`` form
+        (``-sum_k r_k log r_k >= -log max_k r_k``). Both are ``+inf`` when the
+        fit has degenerate components, as for :meth:`bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        kind : {"map", "entropy"}, default "map"
 
         Returns
         -------
         float
+
+        References
+        ----------
+        Biernacki, C., Celeux, G. and Govaert, G. (2000). Assessing a mixture
+        model for clustering with the integrated completed likelihood. IEEE
+        TPAMI 22(7), 719-725. doi:10.1109/34.865189
         """
-        return self._penalised(self._check_X(X), "icl")
+        kind = check_option(kind, "kind", ICL_KINDS)
+        return self._penalised(self._check_X(X), f"icl_{kind}")
 
     def _penalised(self, X: np.ndarray, criterion: str) -> float:
         """``-2 log L`` plus the criterion's penalty, on checked data; ``+inf`` if degenerate."""
@@ -808,11 +845,215 @@ default="auto"
         if criterion == "aic":
             return value + 2.0 * self._n_parameters()
         value += self._n_parameters() * np.log(n)
-        if criterion == "icl":
+        if criterion == "icl_entropy":
             resp = self._predict_proba_array(X)
             with np.errstate(divide="ignore", invalid="ignore"):
                 value += -2.0 * float(np.where(resp > 0, resp * np.log(resp), 0.0).sum())
+        elif criterion == "icl_map":
+            _, log_resp = log_mixture_density(
+                X,
+                self.params_.weights,
+                self.params_.means,
+                self.params_.precisions_cholesky,
+                self.params_.covariance_type,
+            )
+            value += -2.0 * float(log_resp.max(axis=1).sum())
         return float(value)
+
+    # -------------------------------------------------------------- bootstrap
+    def bootstrap(
+        self,
+        X: Any,
+        n_boot: int = 999,
+        *,
+        method: str = "nonparametric",
+        random_state: Any = None,
+        max_iter: int = 1000,
+        tol: float = 1e-8,
+    ) -> xr.DataTree:
+        """Bootstrap the fitted parameters: standard errors and intervals for EM.
+
+        mclust's ``MclustBootstrap`` (Fraley & Raftery; O'Hagan et al. 2019): every
+        replicate runs EM from the fitted parameters on a resampled, reweighted
+        or simulated version of ``X``, and its parameters are relabelled to the
+        fit. The replicates run together, vectorised (see
+        :mod:`bayesgmm._bootstrap`): 999 replicates of Old Faithful with three
+        components take seconds.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data the model was fitted to.
+        n_boot : int, default 999
+            Number of replicates (ignored by the jackknife, which has n).
+        method : {"nonparametric", "weighted", "parametric", "jackknife"}
+            mclust's ``bs``, ``wlbs``, ``pb`` and ``jk``. ``"nonparametric"``
+            resamples the rows with replacement (Efron 1979); ``"weighted"`` is
+            the weighted likelihood bootstrap (Newton & Raftery 1994,
+            doi:10.1111/j.2517-6161.1994.tb01956.x), which maximises
+            ``sum_i w_i log p(x_i | theta)`` with Dirichlet(1, ..., 1) weights and
+            never leaves a component without points; ``"parametric"`` simulates
+            n points from the fit; ``"jackknife"`` leaves out one row at a time
+            (standard errors ``(S - 1) / sqrt(S)`` times the replicates' standard
+            deviation, normal intervals: see :meth:`bootstrap_summary`).
+        random_state : None, int or numpy.random.Generator
+        max_iter : int, default 1000
+            Most EM iterations per replicate.
+        tol : float, default 1e-8
+            A replicate stops when its log-likelihood changes by at most
+            ``tol * |log L|`` (mclust's relative rule; mclust's default is 1e-5,
+            tightened here because a replicate that stops early stays near the
+            fit it started from and shrinks the standard errors).
+
+        Returns
+        -------
+        xarray.DataTree
+            Also kept as ``bootstrap_``. Root attributes: ``interval_method``
+            (``"bootstrap"``), ``bootstrap_method``, ``n_replicates``, ``n_used``
+            and the counts ``n_failed``, ``n_degenerate`` (both left out of the
+            intervals) and ``n_not_converged`` (kept). Groups: ``bootstrap``
+            (``weights``, ``means``, ``covariances`` with dims ``chain`` (length
+            1), ``draw``, ``component``, ``feature``, ``feature_bis``: what
+            ``arviz_stats.summary(tree, group="bootstrap")`` summarises),
+            ``estimate`` (the fit) and ``replicates`` (every replicate's
+            ``status``, ``n_iter``, ``converged`` and weighted
+            ``log_likelihood``).
+
+        Warns
+        -----
+        BootstrapWarning
+            When replicates failed, degenerated or did not converge.
+
+        Notes
+        -----
+        With a bootstrap kept, ``predict_proba(X, ci_prob=...)``,
+        :func:`~bayesgmm.cluster_uncertainty` and
+        :func:`~bayesgmm.plotting.plot_clusters` give intervals over the
+        replicates (the jackknife's leave-one-out replicates are not draws of the
+        sampling distribution: they are refused there). Refitting the model
+        discards the bootstrap.
+
+        References
+        ----------
+        Efron, B. (1979). Bootstrap methods: another look at the jackknife.
+        Annals of Statistics 7(1), 1-26. doi:10.1214/aos/1176344552
+        O'Hagan, A., Murphy, T. B., Scrucca, L. and Gormley, I. C. (2019).
+        Investigation of parameter uncertainty in clustering using a Gaussian
+        mixture model via jackknife, bootstrap and weighted likelihood bootstrap.
+        Computational Statistics 34, 1779-1813. doi:10.1007/s00180-019-00897-9
+        """
+        check_fitted(self)
+        data = self._check_X(X)
+        n_boot = check_int(n_boot, "n_boot", minimum=2)
+        method = check_option(method, "method", BOOTSTRAP_METHODS)
+        max_iter = check_int(max_iter, "max_iter", minimum=1)
+        tol = check_float(tol, "tol", minimum=0.0)
+        rng = check_random_state(random_state)
+        params, reg, n = self.params_, self.reg_covar_, data.shape[0]
+        data_variance = (data - data.mean(axis=0)).var(axis=0)
+        if hasattr(self, "feature_names_in_"):
+            names = [str(f) for f in self.feature_names_in_]
+        else:
+            names = [f"x{j}" for j in range(self.n_features_in_)]
+        tree = bootstrap_tree(
+            params,
+            data,
+            reg_covar=reg,
+            is_degenerate=lambda p: bool(_degenerate_components(p, n, data_variance, reg).size),
+            n_boot=n_boot,
+            method=method,
+            rng=rng,
+            max_iter=max_iter,
+            tol=tol,
+            feature_names=names,
+        )
+        self.bootstrap_ = tree
+        text = replicate_warning(tree)
+        if text is not None:
+            warnings.warn(text, BootstrapWarning, stacklevel=2)
+        return tree
+
+    def bootstrap_summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Tabulate the standard errors and intervals of the parameters from :meth:`bootstrap`.
+
+        See :func:`bayesgmm.bootstrap.bootstrap_summary`.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        from bayesgmm.bootstrap import bootstrap_summary
+
+        return bootstrap_summary(self._kept_bootstrap(), ci_prob=ci_prob)
+
+    def _kept_bootstrap(self, *, draws: bool = False) -> xr.DataTree:
+        check_fitted(self)
+        tree = getattr(self, "bootstrap_", None)
+        if tree is None:
+            raise ValueError(
+                "EMGaussianMixture has no bootstrap: call bootstrap(X) after fit(X) first"
+            )
+        if draws and tree.attrs["bootstrap_method"] == "jackknife":
+            raise ValueError(
+                "method: expected a bootstrap whose replicates are draws (nonparametric, "
+                "weighted or parametric) for intervals of memberships, got the jackknife; "
+                "its leave-one-out replicates give standard errors (bootstrap_summary) only"
+            )
+        return tree
+
+    def membership_draws(
+        self, X: Any, *, max_draws: int | None = None, random_state: Any = None
+    ) -> np.ndarray:
+        """Membership probabilities under every bootstrap replicate: (S, n, K).
+
+        Without a bootstrap (see :meth:`bootstrap`) there is one "draw", the
+        fitted ``predict_proba(X)``. ``random_state`` is accepted for the
+        interface of the Bayesian models and unused.
+
+        Returns
+        -------
+        ndarray of shape (n_draws, n_samples, n_components)
+        """
+        check_fitted(self)
+        data = self._check_X(X)
+        if getattr(self, "bootstrap_", None) is None:
+            return self._predict_proba_array(data)[None]
+        if max_draws is not None:
+            max_draws = check_int(max_draws, "max_draws", minimum=1)
+        return bootstrap_membership_draws(
+            self._kept_bootstrap(draws=True), data, max_draws=max_draws
+        )
+
+    def predict_proba(self, X: Any, *, ci_prob: float | None = None, ci_kind: str = "eti") -> Any:
+        """Membership probabilities, optionally with bootstrap intervals.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        ci_prob : float in (0, 1), optional
+            Without it, ``p(z_i = k | x_i)`` under the fitted parameters, an (n, K)
+            array (a lazy Dask array for Dask input). With it (after
+            :meth:`bootstrap`), an ``xarray.Dataset`` with ``mean``, ``median``,
+            ``lower`` and ``upper`` (dims ``obs_id``, ``component``) of the
+            membership over the bootstrap replicates, as the Bayesian models
+            return: the interval holds ``ci_prob`` of the replicates and
+            contains the median.
+        ci_kind : {"eti", "hdi"}, default "eti"
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components) or xarray.Dataset
+        """
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, default=None)
+        if ci_prob is None:
+            return super().predict_proba(X)
+        draws = self.membership_draws(X)
+        if draws.shape[0] == 1:
+            self._kept_bootstrap()  # says how to get intervals
+        median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
+        intervals = membership_intervals(draws.mean(axis=0), median, lower, upper, ci_prob, ci_kind)
+        intervals.attrs["interval_method"] = "bootstrap"
+        return intervals
 
     def summary(self, X: Any, *, parameters: bool = False) -> MixtureSummary:
         """Summarise the fit on ``X`` as mclust's ``summary(Mclust(...))`` does.
@@ -824,8 +1065,8 @@ default="auto"
         ICL are in **mclust's sign**, ``2 log L - df log n`` (higher is better),
         so ``summary(X).bic == -bic(X)``; the ICL is mclust's, with the MAP
         classification, ``BIC + 2 sum_i log max_k r_ik`` (Biernacki, Celeux and
-        Govaert 2000, doi:10.1109/34.865189), where :meth:`icl` uses the
-        classification's entropy.
+        Govaert 2000, doi:10.1109/34.865189), which is :meth:`icl` with its sign
+        flipped.
 
         Parameters
         ----------
@@ -850,7 +1091,7 @@ default="auto"
         >>> report.model_name, report.n_parameters, sorted(report.cluster_sizes.tolist())
         ('EEE', 8, [100, 100])
         """
-        from bayesgmm._reports import MCLUST_DESCRIPTIONS, MixtureSummary, mclust_icl, mclust_name
+        from bayesgmm._reports import MCLUST_DESCRIPTIONS, MixtureSummary, mclust_name
 
         if not isinstance(parameters, (bool, np.bool_)):
             raise TypeError(message("parameters", "a bool", parameters))
@@ -870,7 +1111,7 @@ default="auto"
             n_parameters=self._n_parameters(),
             log_likelihood=float(self._score_samples_array(data).sum()),
             bic=bic,
-            icl=mclust_icl(bic, resp),
+            icl=-self.icl(data, kind="map"),
             cluster_sizes=np.bincount(resp.argmax(axis=1), minlength=p.n_components),
             feature_names=[str(f) for f in feature_names]
             if feature_names is not None
@@ -917,6 +1158,15 @@ default="auto"
         }
         if hasattr(self, "feature_names_in_"):
             state["feature_names_in"] = [str(s) for s in self.feature_names_in_]
+        tree = getattr(self, "bootstrap_", None)
+        if tree is not None:
+            state["bootstrap"] = {
+                "attrs": dict(tree.attrs),
+                "groups": {
+                    name: tree[name].to_dataset().to_dict(data="list")
+                    for name in ("bootstrap", "estimate", "replicates")
+                },
+            }
         return state
 
     @classmethod
@@ -962,6 +1212,15 @@ default="auto"
         if state.get("feature_names_in") is not None:
             model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         model.degenerate_components_ = np.asarray(state["degenerate_components"], dtype=np.intp)
+        model.bootstrap_ = None
+        if state.get("bootstrap") is not None:
+            import xarray as xr
+
+            saved = state["bootstrap"]
+            groups = {name: xr.Dataset.from_dict(d) for name, d in saved["groups"].items()}
+            model.bootstrap_ = xr.DataTree.from_dict(
+                {"/": xr.Dataset(attrs=saved["attrs"]), **groups}
+            )
         return model
 
 

@@ -85,7 +85,8 @@ def posterior_parameter_draws(
     """Up to ``n_draws`` posterior draws of weights, means and full covariances.
 
     Returns ``None`` for a point estimate. Draws come from ``idata_`` (NUTS,
-    thinned evenly) or from ``to_datatree`` (variational).
+    thinned evenly), from ``to_datatree`` (variational) or from an EM model's
+    kept bootstrap (``bootstrap_``, the replicates relabelled to the fit).
 
     Returns
     -------
@@ -95,6 +96,9 @@ def posterior_parameter_draws(
     """
     if hasattr(model, "idata_"):
         tree = model.idata_
+    elif getattr(model, "bootstrap_", None) is not None:
+        tree = model.bootstrap_.copy()
+        tree["posterior"] = tree["bootstrap"]
     elif hasattr(model, "to_datatree"):
         tree = _variational_draws(model, max(n_draws, 1), random_state)
     else:

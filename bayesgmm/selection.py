@@ -16,6 +16,10 @@ Four routes, one result type:
   occupied components. DP posteriors of the number of clusters are not
   consistent (Miller & Harrison 2013): prefer ``"loo"`` when the number itself
   is the question.
+* ``"lrt"``: for every covariance type, the sequential bootstrap
+  likelihood-ratio test of K against K + 1 (:func:`bayesgmm.bootstrap_lrt`,
+  mclust's ``mclustBootstrapLRT``) keeps the first K it does not reject; among
+  covariance types the kept model with the smallest BIC is chosen.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ __all__ = ["METHODS", "SelectionResult", "one_standard_error_rule", "select_n_co
 # elpd differences below this are small whatever their standard error (Sivula et al. 2022).
 SMALL_ELPD_DIFFERENCE = 4.0
 
-METHODS = ("bic", "icl", "aic", "loo", "dp")
+METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt")
 
 _CRITERION = {
     "bic": ("bic", "BIC (lower is better)"),
@@ -62,6 +66,7 @@ _CRITERION = {
     "aic": ("aic", "AIC (lower is better)"),
     "loo": ("elpd", "elpd (PSIS-LOO, higher is better)"),
     "dp": ("probability", "posterior probability of K occupied components"),
+    "lrt": ("p_value", "p-value of K against K + 1 components (bootstrap LRT)"),
 }
 
 
@@ -364,6 +369,7 @@ def _select_em(
                     "covariance_type": covariance_type,
                     method: values[method],
                     "bic": values["bic"],
+                    "icl": values["icl"],
                     # mclust's sign convention: 2 log L - n_par log n, higher is better.
                     "bic_mclust": 2.0 * values["log_likelihood"] - n_par * np.log(n),
                     "log_likelihood": values["log_likelihood"],
@@ -373,7 +379,7 @@ def _select_em(
                 }
             )
     table = pd.DataFrame(rows)
-    # The duplicate "bic" column (method == "bic") collapses into one.
+    # The duplicate "bic" or "icl" column (method == "bic" or "icl") collapses into one.
     table = table.loc[:, ~table.columns.duplicated()]
     return table, models, np.array(eligible, dtype=bool)
 
@@ -434,6 +440,77 @@ def _select_loo(
     best, within = one_standard_error_rule(table)
     table["within_one_se"] = within
     return table, models, best
+
+
+def _select_lrt(
+    X: Any,
+    array: np.ndarray,
+    ks: list[int],
+    types: list[str],
+    rng: np.random.Generator,
+    n_init: int,
+    fit_kwargs: dict[str, Any],
+) -> tuple[pd.DataFrame, int, Any]:
+    """Run the sequential bootstrap LRT per covariance type; choose among types by BIC.
+
+    The table has one row per test (K against K + 1, with its ``statistic``,
+    ``p_value`` and ``n_failed`` replicates) and a row for the kept K when every
+    test up to ``max(n_components)`` was rejected (it was never the null).
+    """
+    import pandas as pd
+
+    from bayesgmm.bootstrap import bootstrap_lrt
+    from bayesgmm.em import EMGaussianMixture
+
+    largest = max(ks)
+    if largest < 2:
+        raise ValueError(
+            message("n_components", "a maximum of at least 2 with method='lrt'", largest)
+        )
+    options = {key: fit_kwargs[key] for key in ("n_boot", "level") if key in fit_kwargs}
+    unknown = sorted(set(fit_kwargs) - set(options))
+    if unknown:
+        raise TypeError(
+            message("fit_kwargs", "only n_boot and level with method='lrt'", unknown, raw=True)
+        )
+    frames, kept_models = [], {}
+    for covariance_type in types:
+        seed = int(rng.integers(2**31 - 1))
+        tests = bootstrap_lrt(
+            array,
+            covariance_type,
+            max_components=largest,
+            n_init=n_init,
+            random_state=seed,
+            **options,
+        )
+        kept = int(tests.attrs["n_components"])
+        frame = tests.assign(covariance_type=covariance_type, kept=tests["n_components"] == kept)
+        frame["note"] = ""
+        if kept not in set(tests["n_components"]):
+            extra = {
+                "n_components": kept,
+                "covariance_type": covariance_type,
+                "kept": True,
+                "note": f"every test up to {largest} components rejected: not tested as the null",
+            }
+            frame = pd.concat([frame, pd.DataFrame([extra])], ignore_index=True)
+        frames.append(frame)
+        model = EMGaussianMixture(
+            kept, covariance_type=covariance_type, n_init=n_init, random_state=seed
+        ).fit(X)
+        kept_models[covariance_type] = model
+    table = pd.concat(frames, ignore_index=True)
+    bics = {c: float(m.bic(array)) for c, m in kept_models.items()}
+    table["bic"] = [
+        bics[c] if kept else np.nan
+        for c, kept in zip(table["covariance_type"], table["kept"], strict=True)
+    ]
+    best_type = min(bics, key=lambda c: bics[c])
+    best_row = int(
+        np.flatnonzero(table["kept"].to_numpy() & (table["covariance_type"] == best_type))[0]
+    )
+    return table, best_row, kept_models[best_type]
 
 
 def _occupied_probabilities(model: Any, ks: list[int]) -> np.ndarray:
@@ -513,22 +590,29 @@ def select_n_components(
     n_components : iterable of int, default range(1, 10)
         Candidate numbers of components. For ``"dp"`` the truncation is their
         maximum and the table reports the posterior probability of each.
-    method : {"bic", "icl", "aic", "loo", "dp"}, default "bic"
+    method : {"bic", "icl", "aic", "loo", "dp", "lrt"}, default "bic"
         ``"bic"``: Schwarz (1978), ``-2 log L + n_par log n``. ``"aic"``: Akaike
-        (1974), ``-2 log L + 2 n_par``. ``"icl"``: BIC plus twice the entropy of
-        the classification (Biernacki, Celeux & Govaert 2000,
-        https://doi.org/10.1109/34.865189), which penalises overlapping
-        components. ``"loo"``: PSIS-LOO elpd of the NUTS marginal model with the
-        one-standard-error rule (Vehtari, Gelman & Gabry 2017,
+        (1974), ``-2 log L + 2 n_par``. ``"icl"``: mclust's ICL, BIC minus twice
+        the log-probability of each point's most probable component
+        (Biernacki, Celeux & Govaert 2000, https://doi.org/10.1109/34.865189;
+        :meth:`EMGaussianMixture.icl`), which penalises overlapping components;
+        the table of the EM methods carries BIC and ICL together. ``"loo"``:
+        PSIS-LOO elpd of the NUTS marginal model with the one-standard-error
+        rule (Vehtari, Gelman & Gabry 2017,
         https://doi.org/10.1007/s11222-016-9696-4): the simplest model (fewest
         free parameters, then smallest K) whose elpd difference from the best is
         within one standard error of that difference, or below 4 (see
         :func:`one_standard_error_rule`). ``"dp"``: mode of the
         posterior of the number of occupied components of the variational DP
-        (covariance type by the largest ELBO).
+        (covariance type by the largest ELBO). ``"lrt"``: the sequential
+        bootstrap likelihood-ratio test of K against K + 1 (McLachlan 1987,
+        https://doi.org/10.2307/2347790; :func:`bayesgmm.bootstrap_lrt`) keeps the
+        first K not rejected at 5%, per covariance type, up to
+        ``max(n_components)``; the covariance type whose kept model has the
+        smallest BIC is chosen.
     covariance_types : iterable of str or "all", default the four of scikit-learn
-        Covariance types tried. With ``"bic"``, ``"icl"`` and ``"aic"`` any
-        type :class:`~bayesgmm.EMGaussianMixture` fits, including mclust's
+        Covariance types tried. With ``"bic"``, ``"icl"``, ``"aic"`` and ``"lrt"``
+        any type :class:`~bayesgmm.EMGaussianMixture` fits, including mclust's
         fourteen models by name (``"EII"``, ..., ``"VVV"``), and ``"all"`` for
         those fourteen; ``"loo"`` and ``"dp"`` take ``"full"``, ``"tied"``,
         ``"diag"`` and ``"spherical"`` only.
@@ -545,7 +629,8 @@ def select_n_components(
         Extra keyword arguments: for ``"loo"`` passed to
         ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``;
         ``log_likelihood`` is always True, since LOO needs it); for ``"dp"`` to the
-        ``DPGaussianMixture`` constructor.
+        ``DPGaussianMixture`` constructor; for ``"lrt"`` ``n_boot`` (default 999)
+        and ``level`` (default 0.05) of :func:`bayesgmm.bootstrap_lrt`.
 
     Returns
     -------
@@ -600,6 +685,8 @@ def select_n_components(
     elif method == "loo":
         table, models, best = _select_loo(X, ks, types, rng, fit_kwargs)
         best_model = models[best]
+    elif method == "lrt":
+        table, best, best_model = _select_lrt(X, array, ks, types, rng, n_init, fit_kwargs)
     else:
         table, _, best, best_model = _select_dp(X, ks, types, rng, fit_kwargs)
     table = table.reset_index(drop=True)

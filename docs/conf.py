@@ -102,9 +102,16 @@ API_PAGES: dict[str, list[str]] = {
         "MixtureDiscriminantAnalysis",
         "GaussianMixtureParams",
     ],
-    "api/analysis": ["compare", "waic", "select_n_components", "cluster_uncertainty"],
+    "api/analysis": [
+        "compare",
+        "waic",
+        "select_n_components",
+        "cluster_uncertainty",
+        "bootstrap_summary",
+        "bootstrap_lrt",
+    ],
     "api/modules": ["datasets", "plotting", "relabel", "io", "load"],
-    "api/errors": ["NotFittedError", "DegenerateCovarianceError"],
+    "api/errors": ["NotFittedError", "DegenerateCovarianceError", "BootstrapWarning"],
 }
 # Not documented as objects: plain data.
 API_SKIP = {"__version__"}
