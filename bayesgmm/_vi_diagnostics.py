@@ -52,6 +52,8 @@ __all__ = [
 POOL_SIZE = 1000
 # Draws whose log-likelihoods are computed with one matrix product (memory n x batch x T).
 _BATCH = 32
+# Relative spread of the log ratios below which q is taken to be exact (rounding only).
+_EXACT_TOLERANCE = 1e-10
 
 
 class ApproximationWarning(UserWarning):
@@ -70,8 +72,9 @@ class ImportanceCheck:
     Attributes
     ----------
     pareto_k : float
-        Shape of the generalised Pareto tail of the ratios (inf when a ratio is
-        not finite).
+        Shape of the generalised Pareto tail of the ratios: inf when a ratio is
+        not finite (or the fit fails), -inf when the ratios are constant to
+        rounding (q is the posterior itself).
     good_k : float
         ArviZ's threshold for ``POOL_SIZE`` draws.
     log_weights : ndarray of shape (POOL_SIZE,)
@@ -180,13 +183,18 @@ def check_approximation(posterior: Any, X: Any, center: np.ndarray, seed: int) -
     )
     log_ratio = log_lik + draws.log_prior - draws.log_q
     good_k = pareto_k_threshold(POOL_SIZE)
+    uniform = np.full(POOL_SIZE, -np.log(POOL_SIZE))
     if not np.all(np.isfinite(log_ratio)):
-        uniform = np.full(POOL_SIZE, -np.log(POOL_SIZE))
         return ImportanceCheck(float("inf"), good_k, uniform, seed)
+    if np.ptp(log_ratio) <= _EXACT_TOLERANCE * max(1.0, float(np.abs(log_ratio).max())):
+        # q equals the posterior (a conjugate case): the ratios are constant but for
+        # rounding, whose tail no Pareto fit should be asked to describe.
+        return ImportanceCheck(float("-inf"), good_k, uniform, seed)
     # psislw smooths the ratios exp(-a) of its argument a (ArviZ's convention for
     # leave-one-out, whose ratios are 1 / p(x_i | theta)), hence the minus sign.
     log_weights, k_hat = array_stats.psislw(-(log_ratio - log_ratio.max()), r_eff=1.0)
-    return ImportanceCheck(float(k_hat), good_k, np.asarray(log_weights, dtype=float), seed)
+    k_hat = float(k_hat) if np.isfinite(k_hat) else float("inf")
+    return ImportanceCheck(k_hat, good_k, np.asarray(log_weights, dtype=float), seed)
 
 
 def resample(log_weights: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:

@@ -1028,6 +1028,7 @@ def _normalised(log_weights: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ helpers
 def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> str:
     """The ApproximationWarning's text: what is wrong and what to do."""
+    occupied = model.effective_n_components_
     return (
         f"DPGaussianMixture: Pareto k {check.pareto_k:.2f} of the importance ratios "
         f"p / q exceeds {check.good_k:.2f}, ArviZ's threshold for {_vi_diagnostics.POOL_SIZE} "
@@ -1035,8 +1036,8 @@ def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> s
         "importance sampling to correct it, and its intervals (to_datatree, "
         "predict_proba(X, ci_prob=...), cluster_uncertainty) are typically too narrow. The "
         "point estimates (params_, predict) are not affected. For intervals to trust, "
-        f"call refine(X): NUTS on the finite mixture of the {model.effective_n_components_} "
-        "occupied components, started from this fit"
+        f"call refine(X): NUTS on the finite mixture of the {occupied} occupied "
+        f"component{'s' if occupied != 1 else ''}, started from this fit"
     )
 
 
