@@ -198,7 +198,7 @@ def check_approximation(posterior: Any, X: Any, center: np.ndarray, seed: int) -
 
 
 def resample(log_weights: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``n_draws`` draws taken from the pool in proportion to its weights.
+    """Pick ``n_draws`` draws from the pool in proportion to its weights; return their indices.
 
     Systematic resampling (Kitagawa 1996): one uniform ``u``, then the draws at
     the points ``(u + j) / n_draws`` of the weights' cumulative sum, so each draw

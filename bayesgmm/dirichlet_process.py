@@ -46,7 +46,6 @@ from bayesgmm._base import MixtureBase
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
 from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
-from bayesgmm._vi_diagnostics import ApproximationWarning, ImportanceCheck
 from bayesgmm._validation import (
     _UNSET,
     check_array,
@@ -59,6 +58,7 @@ from bayesgmm._validation import (
     renamed_argument,
     seed_argument_name,
 )
+from bayesgmm._vi_diagnostics import ApproximationWarning, ImportanceCheck
 from bayesgmm.params import GaussianMixtureParams
 
 __all__ = ["ApproximationWarning", "DPGaussianMixture"]
@@ -821,7 +821,7 @@ class DPGaussianMixture(MixtureBase):
         return np.asarray(data)
 
     def _interval_draws(self, n_draws: int, rng: np.random.Generator) -> _cavi.ParameterDraws:
-        """The draws every interval is computed from (see ``interval_method_``).
+        """Draw what every interval is computed from (see ``interval_method_``).
 
         ``"VI+PSIS"``: ``n_draws`` taken from the checked pool in proportion to
         its Pareto-smoothed importance weights (:func:`_vi_diagnostics.resample`),
@@ -832,9 +832,7 @@ class DPGaussianMixture(MixtureBase):
         check = self._importance
         if check is None or not check.reliable:
             return self._posterior.draws(n_draws, rng)
-        pool = self._posterior.draws(
-            _vi_diagnostics.POOL_SIZE, np.random.default_rng(check.seed)
-        )
+        pool = self._posterior.draws(_vi_diagnostics.POOL_SIZE, np.random.default_rng(check.seed))
         picks = _vi_diagnostics.resample(check.log_weights, n_draws, rng)
         mean_one = check.log_weights + np.log(check.log_weights.size)
         draws = pool.take(picks)
@@ -1027,7 +1025,7 @@ def _normalised(log_weights: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ helpers
 def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> str:
-    """The ApproximationWarning's text: what is wrong and what to do."""
+    """Write the ApproximationWarning's text: what is wrong and what to do."""
     occupied = model.effective_n_components_
     return (
         f"DPGaussianMixture: Pareto k {check.pareto_k:.2f} of the importance ratios "

@@ -616,7 +616,7 @@ class MarginalGaussianMixture(MixtureBase):
         return _INTERVAL_METHODS[self.inference_method_]
 
     def to_datatree(self) -> xr.DataTree:
-        """The fit's DataTree, ``idata_`` (as ``DPGaussianMixture.to_datatree`` gives its own).
+        """Return the fit's DataTree, ``idata_`` (as ``DPGaussianMixture.to_datatree`` does).
 
         Returns
         -------

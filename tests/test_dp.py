@@ -327,7 +327,11 @@ def test_hdi_prob_is_a_deprecated_alias_of_ci_prob(fitted_full, small_data):
 def test_highest_density_interval_holds_its_mass_and_the_median(fitted_full, small_data):
     X, _ = small_data
     ds = fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="hdi")
-    assert ds.attrs == {"ci_prob": 0.8, "ci_kind": "hdi", "interval_method": fitted_full.interval_method_}
+    assert ds.attrs == {
+        "ci_prob": 0.8,
+        "ci_kind": "hdi",
+        "interval_method": fitted_full.interval_method_,
+    }
     lower, median, upper = (ds[v].values for v in ("lower", "median", "upper"))
     assert np.all(lower <= median) and np.all(median <= upper)
     # the draws behind the Dataset: 200 from q with seed 0

@@ -222,7 +222,9 @@ def test_reported_points_lie_in_their_intervals_on_skewed_draws():
     assert np.any((mean < lower) | (mean > upper))
     result = cluster_uncertainty(_SkewedModel(draws), np.zeros((30, 2)), ci_prob=0.9)
     table = result.table
-    assert np.all((table["lower"] <= table["probability"]) & (table["probability"] <= table["upper"]))
+    assert np.all(
+        (table["lower"] <= table["probability"]) & (table["probability"] <= table["upper"])
+    )
     np.testing.assert_allclose(table["probability"], np.median(draws[:, :, 0], axis=0))
     assert np.any(table["mean"] < table["lower"])
     assert result.interval_method == "VI"
