@@ -313,3 +313,21 @@ def test_the_dp_covers_the_truth_or_flags_itself():
         hits = np.concatenate(unflagged)
         bound = 0.9 - 3 * np.sqrt(2 * 0.09 / hits.size)
         assert hits.mean() >= bound, (hits.mean(), bound, len(unflagged))
+
+
+def test_demo_report_says_how_the_dp_intervals_were_made(flagged, two_clusters):
+    from bayesgmm import _demo
+
+    uncertainty = cluster_uncertainty(flagged, two_clusters[::10], random_state=0)
+    found = {
+        "n": 60,
+        "k": 2,
+        "covariance_type": "full",
+        "dp": flagged,
+        "uncertainty": uncertainty,
+        "figures": {"dp_weights": "dp_weights.png"},
+    }
+    report = _demo.report(found, fast=True, seed=0)
+    assert "intervals from VI draws" in report
+    assert f"is {flagged.pareto_k_:.2f}, above ArviZ's threshold" in report
+    assert "`dp.refine(X)`" in report
