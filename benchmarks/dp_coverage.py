@@ -134,7 +134,7 @@ def coverage_study(refine: bool) -> None:
             note = f"NUTS {time.perf_counter() - start:.0f} s" + (
                 f"; {len(problems)} sampling warning(s)" if problems else ""
             )
-        rows.append((flagged, before, after))
+        rows.append((flagged, before, after, dp.effective_n_components_ == truth.n_components))
         print(
             f"{seed:4d} {dp.pareto_k_:6.2f} {flagged!s:>5} {method:>8} "
             f"{dp.effective_n_components_:5d} {ess:6.0f} {before.mean():6.2f} "
@@ -166,6 +166,10 @@ def coverage_study(refine: bool) -> None:
             f"{pooled([r[2] for r in rows if r[0] and r[2] is not None])}"
         )
         print(f"coverage after the repair, all sets:         {pooled([r[2] for r in rows])}")
+        print(
+            "coverage after the repair, sets where the DP occupies the true number of "
+            f"components: {pooled([r[2] for r in rows if r[3]])}"
+        )
 
 
 def interval_widths(means: np.ndarray) -> np.ndarray:
@@ -200,7 +204,7 @@ def cases(refine: bool) -> None:
         seconds = time.perf_counter() - start
         import arviz_stats
 
-        post = nuts.idata_["posterior"][["weights", "means"]].to_dataset()
+        post = nuts.idata_["posterior"].to_dataset()[["weights", "means"]]
         rhat = float(arviz_stats.rhat(post).to_array().max())
         ess_bulk = float(arviz_stats.ess(post, method="bulk").to_array().min())
         stats = nuts.idata_["sample_stats"]
