@@ -250,7 +250,8 @@ class DPGaussianMixture(MixtureBase):
     :class:`~bayesgmm.ApproximationWarning`, the intervals come from q itself
     (``"VI"``), and :meth:`refine` samples the mixture of the occupied
     components by NUTS from this fit. The point estimates (``params_``,
-    ``predict``, ``score_samples``) are unchanged by either.
+    ``predict``, ``score_samples``) are unchanged by either. The check costs
+    about as much as 1000 E-steps (one pass over the data per draw, in batches).
 
     **Number of clusters.** DP posteriors over the number of clusters are
     inconsistent (Miller and Harrison 2013): they keep putting mass on extra
@@ -346,6 +347,13 @@ class DPGaussianMixture(MixtureBase):
         Returns
         -------
         self
+
+        Warns
+        -----
+        ApproximationWarning
+            When ``pareto_k_`` exceeds ArviZ's threshold: the variational
+            intervals are not to be trusted (see the class notes, "Checking and
+            repairing the approximation", and :meth:`refine`).
         """
         options = self._validated()
         kind, t = options["covariance_type"], options["truncation"]
@@ -872,7 +880,8 @@ class DPGaussianMixture(MixtureBase):
     ) -> Any:
         """Posterior distribution of the number of occupied components.
 
-        For each of ``n_draws`` draws of the parameters from q, the allocations
+        For each of ``n_draws`` posterior draws of the parameters (made as
+        ``interval_method_`` says), the allocations
         of the training points are drawn from ``p(z_i | x_i, theta)`` and the
         components holding at least one point are counted. DP posteriors of
         this number are inconsistent (Miller and Harrison 2013); see the class notes.
