@@ -102,7 +102,7 @@ API_PAGES: dict[str, list[str]] = {
     ],
     "api/analysis": ["compare", "waic", "select_n_components", "cluster_uncertainty"],
     "api/modules": ["datasets", "plotting", "relabel", "io", "load"],
-    "api/errors": ["NotFittedError", "DegenerateCovarianceError"],
+    "api/errors": ["NotFittedError", "DegenerateCovarianceError", "ApproximationWarning"],
 }
 # Not documented as objects: plain data.
 API_SKIP = {"__version__"}
