@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "GaussianMixtureParams": "bayesgmm.params",
     "NotFittedError": "bayesgmm._validation",
+    "ApproximationWarning": "bayesgmm._vi_diagnostics",
     "DegenerateCovarianceError": "bayesgmm._gaussian",
     "EMGaussianMixture": "bayesgmm.em",
     "ConjugatePrior": "bayesgmm.em",

@@ -120,6 +120,25 @@ class _Progress:
         self.echo(f"    done in {time.perf_counter() - start:.1f} s")
 
 
+def _dp_interval_note(dp: Any) -> str:
+    """Say how the DP's intervals were made and whether the approximation can be trusted."""
+    text = (
+        f"Its intervals come from {dp.interval_method_} draws. The Pareto k of the importance "
+        "ratios posterior / variational approximation (Yao et al. 2018) is "
+        f"{dp.pareto_k_:.2f}"
+    )
+    if dp.interval_method_ == "VI+PSIS":
+        return text + (
+            ", within ArviZ's threshold: the draws are reweighted by the Pareto-smoothed "
+            "importance weights, which corrects the approximation."
+        )
+    return text + (
+        ", above ArviZ's threshold: the variational intervals are too narrow to be trusted "
+        "(the point estimates are not affected); `dp.refine(X)` samples the mixture of its "
+        "occupied components by NUTS for intervals that can be."
+    )
+
+
 def _save_figure(folder: Path, name: str, draw: Callable[[Any], Any]) -> str:
     from matplotlib.figure import Figure
 
@@ -372,6 +391,7 @@ def report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
     if "uncertainty" in found:
         table = found["uncertainty"].table
         n_ambiguous = int(table["ambiguous"].sum()) if "ambiguous" in table else 0
+        method = found["uncertainty"].interval_method or "none: a point estimate"
         lines += [
             "## Membership uncertainty",
             "",
@@ -379,7 +399,8 @@ def report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
             "of the probability that they belong to their own cluster reaches below one half, "
             "so a hard label would overstate what the data say. They lie where components "
             "overlap. The full table (label, probability with its interval, entropy) is in "
-            "`membership.csv`.",
+            "`membership.csv`. Each probability is the posterior median, which its "
+            f"equal-tailed interval always contains; intervals from {method} draws.",
             "",
             *image("membership", "Membership probability with credible intervals"),
         ]
@@ -421,6 +442,8 @@ def report(found: dict[str, Any], *, fast: bool, seed: int) -> str:
                 "pays for every component it uses through its prior rather than through a "
                 "penalty on the number of parameters."
             ),
+            "",
+            _dp_interval_note(found["dp"]),
             "",
             *image("dp_weights", "Posterior of the DP weights"),
         ]

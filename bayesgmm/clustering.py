@@ -36,7 +36,13 @@ from bayesgmm._validation import (
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ClusterUncertainty", "cluster_uncertainty", "coclustering_matrix", "membership_draws"]
+__all__ = [
+    "ClusterUncertainty",
+    "cluster_uncertainty",
+    "coclustering_matrix",
+    "interval_method",
+    "membership_draws",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ class ClusterUncertainty:
         Equal-tailed or highest-density intervals.
     n_draws : int
         Posterior draws used (1 for a point estimate).
+    interval_method : str or None
+        How the draws were made: ``"NUTS"``, ``"Laplace"``, ``"VI"``,
+        ``"VI+PSIS"`` or ``"bootstrap"`` (the model's ``interval_method_``);
+        None for a point estimate, whose intervals collapse to the point.
     """
 
     table: pd.DataFrame
@@ -72,6 +82,7 @@ class ClusterUncertainty:
     ci_prob: float
     ci_kind: str
     n_draws: int
+    interval_method: str | None = None
 
     @property
     def hdi_prob(self) -> float:
@@ -83,6 +94,23 @@ class ClusterUncertainty:
             stacklevel=2,
         )
         return self.ci_prob
+
+
+def interval_method(model: Any) -> str | None:
+    """How a fitted model's intervals are made, or None when it has none.
+
+    The model's ``interval_method_`` (``"NUTS"``, ``"Laplace"``, ``"VI"``,
+    ``"VI+PSIS"``), else the ``interval_method`` attribute of the DataTree it
+    keeps its draws in (``"bootstrap"`` for EM's bootstrap), else None.
+    """
+    method = getattr(model, "interval_method_", None)
+    if method is None:
+        for name in ("bootstrap_", "idata_"):
+            tree = getattr(model, name, None)
+            method = getattr(tree, "attrs", {}).get("interval_method")
+            if method is not None:
+                break
+    return None if method is None else str(method)
 
 
 def membership_draws(
@@ -287,4 +315,5 @@ def cluster_uncertainty(
         ci_prob=prob,
         ci_kind=kind,
         n_draws=n_draws,
+        interval_method=interval_method(model),
     )

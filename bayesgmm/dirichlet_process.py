@@ -33,13 +33,15 @@ Evaluating variational inference. ICML, PMLR 80, 5581-5590. arXiv:1802.02538
 from __future__ import annotations
 
 import copy
+import dataclasses
 import numbers
+import warnings
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from scipy.special import logsumexp
 
-from bayesgmm import _cavi, _cavi_fit, _dp_advi
+from bayesgmm import _cavi, _cavi_fit, _dp_advi, _vi_diagnostics
 from bayesgmm._base import MixtureBase
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
@@ -56,9 +58,10 @@ from bayesgmm._validation import (
     renamed_argument,
     seed_argument_name,
 )
+from bayesgmm._vi_diagnostics import ApproximationWarning, ImportanceCheck
 from bayesgmm.params import GaussianMixtureParams
 
-__all__ = ["DPGaussianMixture"]
+__all__ = ["ApproximationWarning", "DPGaussianMixture"]
 
 _INIT_OPTIONS = ("kmeans", "random")
 _METHODS = ("cavi", "advi")
@@ -150,6 +153,13 @@ class DPGaussianMixture(MixtureBase):
         Merge moves accepted in the retained fit.
     concentration_ : float
         Posterior mean of alpha.
+    pareto_k_ : float
+        Pareto k of the importance ratios ``p(theta, X) / q(theta)`` over 1000
+        draws of the approximation (Yao et al. 2018); see the notes. Above
+        ArviZ's threshold (0.67 for 1000 draws) ``fit`` warns.
+    interval_method_ : {"VI+PSIS", "VI"}
+        How the draws behind every interval are made: reweighted by PSIS when
+        ``pareto_k_`` is at most the threshold, plain draws from q otherwise.
     n_features_in_ : int
     n_samples_ : int
     feature_names_in_ : ndarray of str
@@ -222,6 +232,26 @@ class DPGaussianMixture(MixtureBase):
     unconstrained space, are stored at fit time; summaries, the predictive
     density (a Monte Carlo mean of Gaussian mixtures), ``membership_draws`` and
     ``to_datatree`` use them (``to_datatree`` resamples them when asked for more).
+
+    **Checking and repairing the approximation.** Mean-field q is a guess at
+    the posterior that says nothing about its own quality, and for mixtures it
+    is typically too narrow. At the end of ``fit`` 1000 draws ``theta_s ~ q``
+    are made and their importance ratios ``r_s = p(theta_s, X) / q(theta_s)``
+    (log joint density, the likelihood marginal over labels plus every log
+    prior, minus the log density under q, in the same parametrisation) are
+    Pareto-smoothed by ArviZ's PSIS (Vehtari et al. 2024), whose tail shape is
+    ``pareto_k_`` (Yao et al. 2018). At or below ArviZ's sample-size-aware
+    threshold ``min(1 - 1 / log10(S), 0.7)`` the smoothed weights correct q:
+    every interval (``to_datatree``, ``predict_proba(X, ci_prob=...)``,
+    ``membership_draws`` and so :func:`~bayesgmm.cluster_uncertainty`,
+    ``n_occupied_distribution``) is computed from draws of that pool taken in
+    proportion to their weights (``interval_method_ == "VI+PSIS"``). Above it
+    no reweighting can be trusted: ``fit`` issues an
+    :class:`~bayesgmm.ApproximationWarning`, the intervals come from q itself
+    (``"VI"``), and :meth:`refine` samples the mixture of the occupied
+    components by NUTS from this fit. The point estimates (``params_``,
+    ``predict``, ``score_samples``) are unchanged by either. The check costs
+    about as much as 1000 E-steps (one pass over the data per draw, in batches).
 
     **Number of clusters.** DP posteriors over the number of clusters are
     inconsistent (Miller and Harrison 2013): they keep putting mass on extra
@@ -317,6 +347,13 @@ class DPGaussianMixture(MixtureBase):
         Returns
         -------
         self
+
+        Warns
+        -----
+        ApproximationWarning
+            When ``pareto_k_`` exceeds ArviZ's threshold: the variational
+            intervals are not to be trusted (see the class notes, "Checking and
+            repairing the approximation", and :meth:`refine`).
         """
         options = self._validated()
         kind, t = options["covariance_type"], options["truncation"]
@@ -363,11 +400,14 @@ class DPGaussianMixture(MixtureBase):
                 init=options["init_params"],
             )
             run = _cavi_fit.run_cavi(rows, prior, conc, settings, options["rng"])
+        pool_seed = int(options["rng"].integers(0, 2**31 - 1))
+        check = _vi_diagnostics.check_approximation(run.posterior, data, center, pool_seed)
         self._set_fitted(
             run.posterior,
             center,
             data,
             names,
+            importance=check,
             elbo=run.elbo,
             trace=run.trace,
             converged=run.converged,
@@ -375,6 +415,8 @@ class DPGaussianMixture(MixtureBase):
             n_merges=run.n_merges,
             expected_counts=run.expected_counts,
         )
+        if not check.reliable:
+            warnings.warn(_approximation_advice(check, self), ApproximationWarning, stacklevel=2)
         return self
 
     def _set_fitted(
@@ -385,6 +427,7 @@ class DPGaussianMixture(MixtureBase):
         names: list[str] | None,
         n_samples: int | None = None,
         *,
+        importance: ImportanceCheck | None,
         elbo: float,
         trace: Any,
         converged: bool,
@@ -395,7 +438,8 @@ class DPGaussianMixture(MixtureBase):
         """Compute the summaries, then set every fitted attribute in one block.
 
         ``data`` is the training data: a NumPy array, a reference to the Dask
-        array, or None for a model loaded from a fit on Dask data.
+        array, or None for a model loaded from a fit on Dask data. ``importance``
+        is None only for a model saved before the check existed.
         """
         weights, means, covariances, concentration = posterior.summary()
         means = means + center
@@ -419,12 +463,16 @@ class DPGaussianMixture(MixtureBase):
         self.concentration_ = concentration
         self.effective_n_components_ = int(np.sum(counts >= 1.0))
         self.params_ = params
+        self._importance = importance
+        self.pareto_k_ = float("nan") if importance is None else importance.pareto_k
+        self.interval_method_ = "VI" if importance is None else importance.interval_method
 
     # ------------------------------------------------------------- prediction
     def _for_workers(self) -> DPGaussianMixture:
         """Return a shallow copy without the training data, so Dask tasks do not ship it."""
         light = copy.copy(self)
         light._X_train = None
+        light._importance = None  # the pool's weights serve intervals, not predictions
         return light
 
     def _n_membership_columns(self) -> int:
@@ -464,8 +512,9 @@ class DPGaussianMixture(MixtureBase):
             posterior predictive, ``E[pi_k] St_k(x) / sum_j E[pi_j] St_j(x)``. A
             probability returns an ``xarray.Dataset`` with variables ``mean``,
             ``median``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``)
-            of ``p(z = k | x, theta)`` over :meth:`membership_draws` (200 draws
-            from q, fixed seed 0); the interval contains the median.
+            of ``p(z = k | x, theta)`` over :meth:`membership_draws` (200 draws,
+            fixed seed 0, made as ``interval_method_`` says); the interval
+            contains the median, the point to report with it.
         ci_kind : {"eti", "hdi"}, default "eti"
             Equal-tailed or highest-density interval (``"hdi"`` needs
             ``ci_prob > 0.5``).
@@ -476,7 +525,7 @@ class DPGaussianMixture(MixtureBase):
         -------
         ndarray of shape (n_samples, T) or xarray.Dataset
             A lazy Dask array when ``X`` is a Dask array and ``ci_prob`` is None.
-            The Dataset's attrs hold ``ci_prob`` and ``ci_kind``.
+            The Dataset's attrs hold ``ci_prob``, ``ci_kind`` and ``interval_method``.
         """
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
         if ci_prob is None:
@@ -484,7 +533,8 @@ class DPGaussianMixture(MixtureBase):
         data = self._check_X(X)
         draws = self.membership_draws(data, random_state=0)
         median, lower, upper = credible_interval(draws, ci_prob, ci_kind, axis=0)
-        return membership_intervals(draws.mean(axis=0), median, lower, upper, ci_prob, ci_kind)
+        result = membership_intervals(draws.mean(axis=0), median, lower, upper, ci_prob, ci_kind)
+        return result.assign_attrs(interval_method=self.interval_method_)
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.
@@ -508,6 +558,88 @@ class DPGaussianMixture(MixtureBase):
         rng = check_random_state(random_state)
         X, labels = self._posterior.sample(n, rng)
         return X + self._center, labels
+
+    # ------------------------------------------------------------ refinement
+    def refine(
+        self,
+        X: Any,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_state: Any = None,
+        progressbar: bool = False,
+        nuts_sampler_kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Sample the finite mixture of the occupied components by NUTS, started from this fit.
+
+        The route to intervals that can be trusted when :attr:`pareto_k_` is
+        above ArviZ's threshold (the fit then issues an
+        :class:`ApproximationWarning`). The fit's occupied components (those
+        with an expected count of at least one training point,
+        ``effective_n_components_`` of them) give the number of components K
+        and the start of every chain: their posterior mean weights
+        (renormalised), means and covariances. The result is a
+        :class:`~bayesgmm.MarginalGaussianMixture` with K components and the
+        same covariance type, fitted to ``X`` by NUTS with the compiled
+        marginal likelihood: ``predict_proba(X, ci_prob=...)``,
+        ``to_datatree()``, :func:`~bayesgmm.cluster_uncertainty` and the plots
+        work on it as on this model, with ``interval_method_ == "NUTS"``.
+
+        It samples a different model: a finite mixture with the marginal
+        model's priors (:data:`bayesgmm.marginal.DEFAULT_PRIORS`, in
+        standardised units), not the Dirichlet process. With the data pinning
+        the occupied components down, their posteriors agree; the DP's mass on
+        extra tiny components is left out.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The training data (or other data of the same features).
+        draws, tune, chains : int
+            As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
+        random_state : None, int or numpy.random.Generator
+        progressbar : bool, default False
+        nuts_sampler_kwargs : dict, optional
+            As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
+
+        Returns
+        -------
+        MarginalGaussianMixture
+            A new fitted model; this one is not changed.
+
+        Warns
+        -----
+        bayesgmm.marginal.SamplingWarning
+            When NUTS reports divergences, chains in different modes, R-hat
+            above 1.01 or a low ESS.
+        """
+        check_fitted(self)
+        from bayesgmm.marginal import MarginalGaussianMixture
+
+        data = self._check_X(X)
+        occupied = np.flatnonzero(self.expected_counts_ >= 1.0)
+        if occupied.size == 0:
+            occupied = np.array([int(np.argmax(self.expected_counts_))])
+        kind = self._posterior.prior.covariance_type
+        weights = self.weights_[occupied]
+        start = GaussianMixtureParams(
+            weights / weights.sum(),
+            self.means_[occupied],
+            self.covariances_ if kind == "tied" else self.covariances_[occupied],
+            kind,
+        )
+        model = MarginalGaussianMixture(occupied.size, covariance_type=kind)
+        return model.fit(
+            data,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_state=random_state,
+            progressbar=progressbar,
+            nuts_sampler_kwargs=nuts_sampler_kwargs,
+            start=start,
+        )
 
     # ------------------------------------------------------ draws from q
     def membership_draws(
@@ -547,7 +679,7 @@ class DPGaussianMixture(MixtureBase):
             else check_int(max_draws, "max_draws", minimum=1)
         )
         rng = check_random_state(seed, seed_argument_name(random_seed))
-        draws = self._posterior.draws(n_draws, rng)
+        draws = self._interval_draws(n_draws, rng)
         features = feature_map(data, self._posterior.prior.covariance_type)
         out = np.empty((n_draws, data.shape[0], self.weights_.size))
         for s in range(n_draws):
@@ -559,24 +691,34 @@ class DPGaussianMixture(MixtureBase):
     ) -> Any:
         """Draws from the variational posterior as an ArviZ DataTree.
 
+        The draws are made as ``interval_method_`` says: with ``"VI+PSIS"``
+        they are taken from the checked pool of draws of q in proportion to
+        their Pareto-smoothed importance weights (a sample of the exact
+        posterior, with repeats); with ``"VI"``, fresh draws from q.
+
         Groups: ``posterior`` (``weights``, ``means``, ``covariances`` as full
         matrices, and ``concentration``; one chain), ``log_likelihood`` (``obs``:
         ``log sum_k pi_k N(x_i | mu_k, Sigma_k)`` per training point),
         ``observed_data`` (``obs``) and ``sample_stats`` with ``log_p`` (log joint
         density: log-likelihood plus log prior of the sticks, alpha and the
-        component parameters), ``log_q`` (log variational density of the same
-        draw, same parametrisation) and ``n_occupied`` (the number of components
-        holding at least one training point when the allocations are drawn
-        from ``p(z_i | x_i, theta_s)``). The root and the ``posterior`` group
-        carry the attribute ``inference_method``, ``"cavi"`` or ``"advi"``. So::
+        component parameters), ``log_q`` (log density, same parametrisation, of
+        the distribution the draw was taken from: q, or with ``"VI+PSIS"`` q
+        reweighted, ``log q + log w_s`` with the smoothed weights scaled to
+        mean one, so that ``log_p - log_q`` is constant but for the smoothed
+        tail) and ``n_occupied`` (the number of components holding at least one
+        training point when the allocations are drawn from ``p(z_i | x_i,
+        theta_s)``). The root and the ``posterior`` group carry the attributes
+        ``inference_method`` (``"cavi"`` or ``"advi"``), ``interval_method``
+        (``"VI"`` or ``"VI+PSIS"``), ``pareto_k`` and ``good_k``
+        (:attr:`pareto_k_` and ArviZ's threshold). So::
 
             from arviz_stats import loo_approximate_posterior
             tree = model.to_datatree()
             loo_approximate_posterior(tree, tree["sample_stats"]["log_p"],
                                       tree["sample_stats"]["log_q"])
 
-        gives PSIS-LOO corrected for the approximation, and its Pareto k
-        diagnoses the approximation itself (Yao et al. 2018).
+        gives PSIS-LOO corrected for the approximation (not corrected twice
+        for reweighted draws).
 
         Parameters
         ----------
@@ -613,7 +755,12 @@ class DPGaussianMixture(MixtureBase):
             "feature_bis": features,
             "obs_id": np.arange(n),
         }
-        attrs = {"inference_method": self._posterior.method}
+        attrs = {
+            "inference_method": self._posterior.method,
+            "interval_method": self.interval_method_,
+            "pareto_k": self.pareto_k_,
+            "good_k": float("nan") if self._importance is None else self._importance.good_k,
+        }
         posterior = xr.Dataset(
             {
                 "weights": (("chain", "draw", "component"), out["weights"][None]),
@@ -681,10 +828,28 @@ class DPGaussianMixture(MixtureBase):
             return np.asarray(data.compute(), dtype=np.float64)
         return np.asarray(data)
 
+    def _interval_draws(self, n_draws: int, rng: np.random.Generator) -> _cavi.ParameterDraws:
+        """Draw what every interval is computed from (see ``interval_method_``).
+
+        ``"VI+PSIS"``: ``n_draws`` taken from the checked pool in proportion to
+        its Pareto-smoothed importance weights (:func:`_vi_diagnostics.resample`),
+        each draw's ``log_q`` replaced by the log density of the reweighted
+        approximation, ``log q + log w_s`` (weights of mean one); ``"VI"``: fresh
+        draws from q.
+        """
+        check = self._importance
+        if check is None or not check.reliable:
+            return self._posterior.draws(n_draws, rng)
+        pool = self._posterior.draws(_vi_diagnostics.POOL_SIZE, np.random.default_rng(check.seed))
+        picks = _vi_diagnostics.resample(check.log_weights, n_draws, rng)
+        mean_one = check.log_weights + np.log(check.log_weights.size)
+        draws = pool.take(picks)
+        return dataclasses.replace(draws, log_q=draws.log_q + mean_one[picks])
+
     def _tree_arrays(
         self, training: np.ndarray, n_draws: int, rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
-        draws = self._posterior.draws(n_draws, rng)
+        draws = self._interval_draws(n_draws, rng)
         data = training - self._center
         n = data.shape[0]
         t = self.weights_.size
@@ -715,7 +880,8 @@ class DPGaussianMixture(MixtureBase):
     ) -> Any:
         """Posterior distribution of the number of occupied components.
 
-        For each of ``n_draws`` draws of the parameters from q, the allocations
+        For each of ``n_draws`` posterior draws of the parameters (made as
+        ``interval_method_`` says), the allocations
         of the training points are drawn from ``p(z_i | x_i, theta)`` and the
         components holding at least one point are counted. DP posteriors of
         this number are inconsistent (Miller and Harrison 2013); see the class notes.
@@ -786,6 +952,7 @@ class DPGaussianMixture(MixtureBase):
             "n_iter": self.n_iter_,
             "n_merges": self.n_merges_,
             "expected_counts": self.expected_counts_.tolist(),
+            "importance": None if self._importance is None else self._importance.to_dict(),
             **self._posterior.to_dict(),
         }
         if hasattr(self, "feature_names_in_"):
@@ -811,6 +978,9 @@ class DPGaussianMixture(MixtureBase):
             None if state["X_train"] is None else np.asarray(state["X_train"], float),
             state.get("feature_names_in"),
             state.get("n_samples", None if state["X_train"] is None else len(state["X_train"])),
+            importance=None
+            if state.get("importance") is None
+            else ImportanceCheck.from_dict(state["importance"]),
             elbo=state["elbo"],
             trace=state["elbo_trace"],
             converged=state["converged"],
@@ -863,6 +1033,21 @@ def _normalised(log_weights: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ helpers
+def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> str:
+    """Write the ApproximationWarning's text: what is wrong and what to do."""
+    occupied = model.effective_n_components_
+    return (
+        f"DPGaussianMixture: Pareto k {check.pareto_k:.2f} of the importance ratios "
+        f"p / q exceeds {check.good_k:.2f}, ArviZ's threshold for {_vi_diagnostics.POOL_SIZE} "
+        "draws (Yao et al. 2018): the variational posterior is too far from the exact one for "
+        "importance sampling to correct it, and its intervals (to_datatree, "
+        "predict_proba(X, ci_prob=...), cluster_uncertainty) are typically too narrow. The "
+        "point estimates (params_, predict) are not affected. For intervals to trust, "
+        f"call refine(X): NUTS on the finite mixture of the {occupied} occupied "
+        f"component{'s' if occupied != 1 else ''}, started from this fit"
+    )
+
+
 def _check_concentration(value: Any) -> _cavi.Concentration:
     if value is None:
         return _cavi.Concentration(None, 1.0, 1.0, 1.0, 1.0)

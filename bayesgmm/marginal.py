@@ -76,6 +76,8 @@ __all__ = [
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _METHODS = ("nuts", "laplace")
+# The label every DataTree and interval carries (attribute ``interval_method``).
+_INTERVAL_METHODS = {"nuts": "NUTS", "laplace": "Laplace"}
 
 LOG_LIKELIHOOD_MAX_ELEMENTS = 1 << 26
 """Largest draws x rows for which ``fit(..., log_likelihood="auto")`` stores the pointwise
@@ -197,6 +199,24 @@ def _log_joint_blocks(
 
 
 # ----------------------------------------------------------------- checks
+def _check_start(start: Any, k: int, kind: str, d: int) -> None:
+    """Check ``fit``'s ``start``: None or a mixture of this model's shape."""
+    if start is None:
+        return
+    if not isinstance(start, GaussianMixtureParams):
+        raise TypeError(message("start", "None or a GaussianMixtureParams", start))
+    shape = (start.n_components, start.covariance_type, start.n_features)
+    if shape != (k, kind, d):
+        raise ValueError(
+            message(
+                "start",
+                f"a mixture of {k} components, covariance_type {kind!r} and {d} features",
+                f"{shape[0]} components, {shape[1]!r}, {shape[2]} features",
+                raw=True,
+            )
+        )
+
+
 def _check_subsample(subsample: Any, n: int, k: int) -> int | None:
     if subsample is None:
         return None
@@ -405,6 +425,7 @@ class MarginalGaussianMixture(MixtureBase):
         subsample: int | None = None,
         log_likelihood: bool | str = "auto",
         random_seed: Any = _UNSET,
+        start: GaussianMixtureParams | None = None,
     ) -> MarginalGaussianMixture:
         """Sample the posterior by NUTS, or approximate it by Laplace's method, from EM.
 
@@ -473,6 +494,12 @@ class MarginalGaussianMixture(MixtureBase):
             it, False never.
         random_seed : int, numpy.random.Generator or None
             Deprecated alias of ``random_state``.
+        start : GaussianMixtureParams, optional
+            Where every chain starts (jittered) or Newton's method starts, in
+            the data's units, with ``n_components`` components and this
+            ``covariance_type``; the draws are relabelled to it. By default the
+            best of three EM runs. :meth:`bayesgmm.DPGaussianMixture.refine`
+            passes the variational fit's occupied components.
 
         Returns
         -------
@@ -518,6 +545,7 @@ class MarginalGaussianMixture(MixtureBase):
             )
         subsample = _check_subsample(subsample, X.shape[0], k)
         store_log_likelihood = _check_log_likelihood(log_likelihood)
+        _check_start(start, k, kind, X.shape[1])
 
         # Prepare the data: the rows to fit, in standardised units.
         indices = None
@@ -531,7 +559,10 @@ class MarginalGaussianMixture(MixtureBase):
 
         # Compute: the EM start, the draws, their relabelling, the log-likelihood.
         t0 = time.perf_counter()
-        start = _nuts.em_start(Z, k, kind, rng)
+        if start is None:
+            start = _nuts.em_start(Z, k, kind, rng)
+        else:  # the inverse of params_in_data_units: z = (x - loc) / scale
+            start = params_in_data_units(start, -loc / scale, 1.0 / scale)
         timings = {"start": time.perf_counter() - t0}
         seed = int(rng.integers(0, 2**31 - 1, size=2)[0])
         if method == "nuts":
@@ -543,7 +574,10 @@ class MarginalGaussianMixture(MixtureBase):
         params = posterior.mean()
         t0 = time.perf_counter()
         log_lik, not_stored = _stored_log_likelihood(X, posterior, store_log_likelihood, loc, scale)
-        attrs: dict[str, Any] = {"inference_method": method}
+        attrs: dict[str, Any] = {
+            "inference_method": method,
+            "interval_method": _INTERVAL_METHODS[method],
+        }
         if log_lik is None:
             attrs["log_likelihood"] = not_stored
         else:
@@ -575,6 +609,23 @@ class MarginalGaussianMixture(MixtureBase):
         for text in problems:
             warnings.warn(text, SamplingWarning, stacklevel=2)
         return self
+
+    @property
+    def interval_method_(self) -> str:
+        """``"NUTS"`` or ``"Laplace"``: how the draws behind every interval were made."""
+        return _INTERVAL_METHODS[self.inference_method_]
+
+    def to_datatree(self) -> xr.DataTree:
+        """Return the fit's DataTree, ``idata_`` (as ``DPGaussianMixture.to_datatree`` does).
+
+        Returns
+        -------
+        xarray.DataTree
+            The same object as ``idata_``; its root attribute ``interval_method``
+            is ``"NUTS"`` or ``"Laplace"``.
+        """
+        check_fitted(self, self._fitted_attributes)
+        return self.idata_
 
     def _sample(
         self,
@@ -733,7 +784,8 @@ class MarginalGaussianMixture(MixtureBase):
         Returns
         -------
         ndarray of shape (n_samples, n_components) or xarray.Dataset
-            The Dataset's attributes ``ci_prob`` and ``ci_kind`` say which interval.
+            The Dataset's attributes ``ci_prob`` and ``ci_kind`` say which interval,
+            ``interval_method`` ("NUTS" or "Laplace") how its draws were made.
 
         Notes
         -----
@@ -759,7 +811,8 @@ class MarginalGaussianMixture(MixtureBase):
                 median[rows], lower[rows], upper[rows] = credible_interval(
                     probs, ci_prob, ci_kind, axis=0
                 )
-        return membership_intervals(mean, median, lower, upper, ci_prob, ci_kind)
+        result = membership_intervals(mean, median, lower, upper, ci_prob, ci_kind)
+        return result.assign_attrs(interval_method=self.interval_method_)
 
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""
@@ -933,6 +986,7 @@ def _make_datatree(
         "sample_dims": ["chain", "draw"],
         "creation_library": "bayesgmm",
         "inference_method": attrs["inference_method"],
+        "interval_method": attrs["interval_method"],
     }
     tree = {
         "/": xr.Dataset(attrs=dict(attrs)),

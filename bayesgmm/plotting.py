@@ -79,6 +79,13 @@ def _variational_draws(model: Any, n_draws: int, random_state: Any) -> Any:
     return model.to_datatree(n_draws=n_draws, random_state=random_state)
 
 
+def _interval_label(model: Any) -> str:
+    """How the model's posterior draws were made, for legends and titles."""
+    from bayesgmm.clustering import interval_method
+
+    return interval_method(model) or "point estimate"
+
+
 def posterior_parameter_draws(
     model: Any, n_draws: int, *, random_state: Any = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -190,6 +197,7 @@ def plot_clusters(
     point_colors[:, 3] = np.clip(proba.max(axis=1), 0.15, 1.0)
     ax.scatter(X[:, i], X[:, j], c=point_colors, s=12, linewidths=0)
     sub = np.ix_([i, j], [i, j])
+    draws = None
     if n_posterior_draws:
         draws = posterior_parameter_draws(model, n_posterior_draws)
         if draws is not None:
@@ -227,7 +235,10 @@ def plot_clusters(
     names = getattr(model, "feature_names_in_", None)
     ax.set_xlabel(str(names[i]) if names is not None else f"feature {i}")
     ax.set_ylabel(str(names[j]) if names is not None else f"feature {j}")
-    ax.set_title(f"{type(model).__name__}: {params.n_components} components")
+    title = f"{type(model).__name__}: {params.n_components} components"
+    if n_posterior_draws and draws is not None:
+        title += f" (faint: {_interval_label(model)} draws)"
+    ax.set_title(title)
     ax.autoscale_view()
     return ax
 
@@ -326,7 +337,8 @@ def plot_membership_uncertainty(
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("points, sorted by membership probability")
     kind = {"eti": "equal-tailed", "hdi": "highest-density"}[result.ci_kind]
-    ax.set_ylabel(f"top membership probability ({result.ci_prob:.0%} {kind} interval)")
+    method = result.interval_method or "point estimate"
+    ax.set_ylabel(f"top membership probability ({result.ci_prob:.0%} {kind} interval, {method})")
     return ax
 
 
@@ -511,10 +523,12 @@ def plot_compare(table: pd.DataFrame, *, ax: Any = None) -> Axes:
 def plot_dp_weights(model: Any, *, ax: Any = None, n_draws: int = 500) -> Axes:
     """Posterior mean weight of every component of a Dirichlet-process mixture.
 
-    Bars are ``model.weights_`` (components sorted by weight); error bars, when
-    the model offers ``to_datatree``, are the 94% equal-tailed intervals of
-    ``n_draws`` draws from the variational posterior, and the dashed line is
-    ``1 / n_samples``, below which a component explains less than one point.
+    Bars are ``model.weights_`` (components sorted by weight); when the model
+    offers ``to_datatree``, dots with error bars are the posterior medians and
+    94% equal-tailed intervals of ``n_draws`` posterior draws, labelled with
+    the model's ``interval_method_`` (``"VI"`` or ``"VI+PSIS"``), and the
+    dashed line is ``1 / n_samples``, below which a component explains less
+    than one point.
 
     Parameters
     ----------
@@ -546,17 +560,26 @@ def plot_dp_weights(model: Any, *, ax: Any = None, n_draws: int = 500) -> Axes:
     weights = np.asarray(model.weights_, dtype=float)
     ax = _axes(ax)
     x = np.arange(weights.size)
-    yerr = None
     n_samples = None
+    ax.bar(x, weights, color="C0")
     if hasattr(model, "to_datatree"):
         tree = _variational_draws(model, n_draws, 0)
         draws = np.asarray(
             tree["posterior"]["weights"].stack(sample=("chain", "draw")).transpose("sample", ...)
         )
-        _, lower, upper = credible_interval(draws, DEFAULT_CI_PROB, "eti")
-        yerr = np.clip(np.vstack([weights - lower, upper - weights]), 0.0, None)
+        median, lower, upper = credible_interval(draws, DEFAULT_CI_PROB, "eti")
+        ax.errorbar(
+            x,
+            median,
+            yerr=np.vstack([median - lower, upper - median]),
+            fmt="o",
+            color="black",
+            markersize=3,
+            capsize=2,
+            label=f"median, {DEFAULT_CI_PROB:.0%} interval ({_interval_label(model)})",
+        )
+        ax.legend(loc="upper right", fontsize="small")
         n_samples = tree["observed_data"].sizes.get("obs_id")
-    ax.bar(x, weights, yerr=yerr, color="C0", capsize=2)
     if n_samples:
         ax.axhline(1.0 / n_samples, color="0.4", linestyle="--", linewidth=0.8)
     ax.set_xlabel("component")

@@ -111,7 +111,12 @@ API_PAGES: dict[str, list[str]] = {
         "bootstrap_lrt",
     ],
     "api/modules": ["datasets", "plotting", "relabel", "io", "load"],
-    "api/errors": ["NotFittedError", "DegenerateCovarianceError", "BootstrapWarning"],
+    "api/errors": [
+        "NotFittedError",
+        "DegenerateCovarianceError",
+        "ApproximationWarning",
+        "BootstrapWarning",
+    ],
 }
 # Not documented as objects: plain data.
 API_SKIP = {"__version__"}

@@ -306,7 +306,7 @@ def test_membership_and_predict_proba(fitted_full, small_data):
     ds = model.predict_proba(X[:20], ci_prob=0.9)
     assert set(ds.data_vars) == {"mean", "median", "lower", "upper"}
     assert ds["mean"].dims == ("obs_id", "component")
-    assert ds.attrs == {"ci_prob": 0.9, "ci_kind": "eti"}
+    assert ds.attrs == {"ci_prob": 0.9, "ci_kind": "eti", "interval_method": model.interval_method_}
     assert np.all(ds["lower"].values <= ds["median"].values)
     assert np.all(ds["median"].values <= ds["upper"].values)
     assert np.all((ds["lower"].values >= 0) & (ds["upper"].values <= 1))
@@ -327,7 +327,11 @@ def test_hdi_prob_is_a_deprecated_alias_of_ci_prob(fitted_full, small_data):
 def test_highest_density_interval_holds_its_mass_and_the_median(fitted_full, small_data):
     X, _ = small_data
     ds = fitted_full.predict_proba(X[:20], ci_prob=0.8, ci_kind="hdi")
-    assert ds.attrs == {"ci_prob": 0.8, "ci_kind": "hdi"}
+    assert ds.attrs == {
+        "ci_prob": 0.8,
+        "ci_kind": "hdi",
+        "interval_method": fitted_full.interval_method_,
+    }
     lower, median, upper = (ds[v].values for v in ("lower", "median", "upper"))
     assert np.all(lower <= median) and np.all(median <= upper)
     # the draws behind the Dataset: 200 from q with seed 0

@@ -19,7 +19,7 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Notebooks that compile and sample a PyMC model (minutes on two cores).
-SAMPLING = {"03_marginal_bayesian", "05_compare_and_choose_k"}
+SAMPLING = {"03_marginal_bayesian", "04_dirichlet_process", "05_compare_and_choose_k"}
 EXPECTED = {
     "01_em_basics",
     "02_density_and_generation",
