@@ -1,8 +1,9 @@
 """The PyMC model of the marginalised Gaussian mixture: a pure, inspectable builder.
 
-The model, in *standardised* units ``z = (x - m) / s`` (``m`` and ``s`` the
-per-feature mean and standard deviation of the training data, so that the default
-priors mean the same thing whatever the units of the data):
+The model, in *standardised* units ``z = (x - m) / s`` (by default ``m`` and ``s``
+the per-feature mean and standard deviation of the training data, so that the
+default priors mean the same thing whatever the units of the data; fixed ``m`` and
+``s`` make the prior independent of the data, see :func:`standardize`):
 
     w ~ Dirichlet(alpha, ..., alpha)
     mu_k ~ Normal(means_loc, means_scale^2 I)                      (each feature)
@@ -326,23 +327,61 @@ def build_pymc_model(
 
 
 # ---------------------------------------------------------- standardised units
-def standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation, the model's units ``z = (x - loc) / scale``.
+def _fixed_standardization(value: Any, name: str, d: int, *, positive: bool) -> np.ndarray:
+    """Check a user's ``loc`` or ``scale``: one number or one per feature, finite (and > 0)."""
+    expected = f"None, a real number or {d} real numbers (one per feature)" + (
+        ", all > 0" if positive else ""
+    )
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "iuf" or raw.ndim > 1:
+        raise TypeError(message(name, expected, value))
+    array = raw.astype(np.float64)
+    if array.ndim == 1 and array.shape != (d,):
+        raise ValueError(message(name, expected, f"{array.size} numbers", raw=True))
+    if not np.all(np.isfinite(array)) or (positive and not np.all(array > 0)):
+        raise ValueError(message(name, expected, value))
+    return np.broadcast_to(array, (d,)).copy()
+
+
+def standardize(X: np.ndarray, loc: Any = None, scale: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Location and scale per feature, the model's units ``z = (x - loc) / scale``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    loc, scale : None, float or array-like of shape (n_features,)
+        Fixed values (a number applies to every feature; ``scale`` positive).
+        None takes the data's per-feature mean (``loc``) or standard deviation
+        (``scale``), so the priors adapt to the data; fixed values make the prior
+        a distribution that does not depend on the data, as simulation-based
+        calibration needs.
+
+    Returns
+    -------
+    loc, scale : ndarray of shape (n_features,)
 
     Raises
     ------
-    ValueError
-        A feature is constant (its standard deviation is not above 1e-12 times its
-        mean's magnitude, or 1e-12).
+    TypeError, ValueError
+        ``loc`` or ``scale`` is not a finite number or one per feature (``scale``
+        not positive); or ``scale`` is None and a feature is constant (its
+        standard deviation is not above 1e-12 times its mean's magnitude, or 1e-12).
     """
-    loc = X.mean(axis=0)
-    scale = X.std(axis=0)
-    bad = np.flatnonzero(~(scale > 1e-12 * np.maximum(1.0, np.abs(loc))))
+    d = X.shape[1]
+    fixed_loc = None if loc is None else _fixed_standardization(loc, "loc", d, positive=False)
+    fixed_scale = (
+        None if scale is None else _fixed_standardization(scale, "scale", d, positive=True)
+    )
+    data_loc = X.mean(axis=0)
+    if fixed_scale is not None:
+        return (data_loc if fixed_loc is None else fixed_loc), fixed_scale
+    data_scale = X.std(axis=0)
+    bad = np.flatnonzero(~(data_scale > 1e-12 * np.maximum(1.0, np.abs(data_loc))))
     if bad.size:
         raise ValueError(
             message("X", "features that vary", f"constant feature(s) {bad.tolist()}", raw=True)
         )
-    return loc, scale
+    return (data_loc if fixed_loc is None else fixed_loc), data_scale
 
 
 def covariances_in_layout(full: np.ndarray, kind: str) -> np.ndarray:

@@ -308,6 +308,15 @@ class MarginalGaussianMixture(MixtureBase):
         standardised units: the data are centred and divided by their per-feature
         standard deviation before fitting and the posterior is transformed back,
         so the same priors behave the same for data in metres or in km/s.
+    loc, scale : float or array-like of shape (n_features,), optional
+        Fix the standardisation ``z = (x - loc) / scale`` instead of taking the
+        data's per-feature mean (``loc=None``) and standard deviation
+        (``scale=None``); a number applies to every feature, ``scale`` must be
+        positive. The priors then hold in the units given (``loc=0, scale=1``:
+        the data's own units), so the prior no longer depends on the data, as
+        simulation-based calibration (:doc:`/explanation/calibration`) and
+        priors elicited in physical units need. Checked at ``fit``; saved with
+        the model.
 
     Attributes
     ----------
@@ -375,10 +384,14 @@ class MarginalGaussianMixture(MixtureBase):
         *,
         covariance_type: str = "full",
         priors: dict[str, float] | None = None,
+        loc: Any = None,
+        scale: Any = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.priors = priors
+        self.loc = loc
+        self.scale = scale
 
     def _validated(self) -> tuple[int, str, dict[str, float]]:
         k = check_int(self.n_components, "n_components", minimum=1)
@@ -399,12 +412,13 @@ class MarginalGaussianMixture(MixtureBase):
             Variables ``weights`` (component), ``means`` (component, feature),
             ``stds``, ``corr_chol`` (full and tied, d > 1), data ``X`` and the
             observed ``obs`` (obs_id, feature), all in standardised units
-            ``(X - X.mean(0)) / X.std(0)``; its log-likelihood per row is
+            ``(X - loc) / scale`` (by default ``(X - X.mean(0)) / X.std(0)``);
+            its log-likelihood per row is
             ``log sum_k w_k N(z_i | mu_k, Sigma_k)``.
         """
         k, kind, priors = self._validated()
         X, names = check_array(X, min_samples=2)
-        loc, scale = standardize(X)
+        loc, scale = standardize(X, self.loc, self.scale)
         features = names if names is not None else list(range(X.shape[1]))
         return build_pymc_model((X - loc) / scale, k, kind, priors, features)
 
@@ -553,7 +567,7 @@ class MarginalGaussianMixture(MixtureBase):
             indices = np.sort(rng.choice(X.shape[0], size=subsample, replace=False))
             X = X[indices]
         n, d = X.shape
-        loc, scale = standardize(X)
+        loc, scale = standardize(X, self.loc, self.scale)
         Z = (X - loc) / scale
         spec = ModelSpec.create(k, kind, priors, names if names is not None else range(d))
 

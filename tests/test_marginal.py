@@ -160,6 +160,43 @@ def test_priors_are_scaled_to_the_data(small_data):
     assert logp_a == pytest.approx(logp_b, rel=1e-9)
 
 
+def test_fixed_loc_and_scale_set_the_model_units(small_data):
+    """``z = (x - loc) / scale`` with the given numbers (a number applies to every feature)."""
+    raw = MarginalGaussianMixture(2, loc=0.0, scale=1.0).build_model(small_data)
+    np.testing.assert_array_equal(raw["X"].get_value(), small_data)
+    loc, scale = np.array([1.0, -2.0]), np.array([3.0, 0.5])
+    model = MarginalGaussianMixture(2, loc=loc, scale=scale).build_model(small_data)
+    np.testing.assert_allclose(model["X"].get_value(), (small_data - loc) / scale, rtol=1e-15)
+    # One of the two fixed: the other still comes from the data.
+    only_scale = MarginalGaussianMixture(2, scale=2.0).build_model(small_data)
+    expected = (small_data - small_data.mean(axis=0)) / 2.0
+    np.testing.assert_allclose(only_scale["X"].get_value(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_fixed_loc_and_scale_make_the_prior_independent_of_the_data(small_data):
+    """With loc and scale fixed, data in other units no longer give the same model."""
+    rng = np.random.default_rng(2)
+    values, _ = _values("full", rng)
+    logps = []
+    for X in (small_data, small_data * 10.0 + 5.0):
+        model = MarginalGaussianMixture(2, loc=0.0, scale=1.0).build_model(X)
+        point = _transformed_point(model, values)
+        prior = model.compile_fn(model.logp(vars=model.free_RVs), mode="FAST_COMPILE")
+        logps.append((model.compile_logp(mode="FAST_COMPILE")(point), prior(point)))
+    assert logps[0][1] == pytest.approx(logps[1][1], rel=1e-12)  # the same prior
+    assert logps[0][0] != pytest.approx(logps[1][0], rel=1e-3)  # another likelihood
+
+
+def test_sklearn_clone_keeps_loc_and_scale():
+    from sklearn.base import clone
+
+    model = MarginalGaussianMixture(2, covariance_type="diag", loc=[0.0, 1.0], scale=2.0)
+    copy = clone(model)
+    assert copy is not model
+    assert copy.get_params()["loc"] == [0.0, 1.0]
+    assert copy.get_params()["scale"] == 2.0
+
+
 def test_default_priors_are_documented_and_overridable():
     assert set(DEFAULT_PRIORS) == {
         "weights_concentration",
@@ -182,6 +219,13 @@ def test_default_priors_are_documented_and_overridable():
         ({"n_components": 2, "priors": {"eta": 1.0}}, ValueError, "priors"),
         ({"n_components": 2, "priors": {"lkj_eta": -1.0}}, ValueError, r"priors\['lkj_eta'\]"),
         ({"n_components": 2, "priors": [1.0]}, TypeError, "priors"),
+        ({"n_components": 2, "loc": "centre"}, TypeError, "loc"),
+        ({"n_components": 2, "loc": True}, TypeError, "loc"),
+        ({"n_components": 2, "loc": [0.0, np.nan]}, ValueError, "loc"),
+        ({"n_components": 2, "loc": [0.0, 1.0, 2.0]}, ValueError, "loc"),
+        ({"n_components": 2, "scale": 0.0}, ValueError, "scale"),
+        ({"n_components": 2, "scale": [1.0, -1.0]}, ValueError, "scale"),
+        ({"n_components": 2, "scale": [[1.0, 1.0]]}, TypeError, "scale"),
     ],
 )
 def test_bad_constructor_arguments_fail_at_build_and_fit(small_data, kwargs, error, name):
@@ -257,7 +301,13 @@ def test_methods_need_a_fitted_model(small_data):
 
 def test_get_and_set_params():
     model = MarginalGaussianMixture(3, covariance_type="diag")
-    assert model.get_params() == {"n_components": 3, "covariance_type": "diag", "priors": None}
+    assert model.get_params() == {
+        "n_components": 3,
+        "covariance_type": "diag",
+        "priors": None,
+        "loc": None,
+        "scale": None,
+    }
     assert model.set_params(n_components=4) is model
     assert model.n_components == 4
     with pytest.raises(ValueError, match="^params"):
@@ -535,6 +585,29 @@ def test_refit_on_new_data_of_the_same_shape_reuses_the_compiled_model(marginal_
     assert refit.timings_["compile"] == 0.0
     assert refit.idata_["log_likelihood"].sizes["obs_id"] == 200
     np.testing.assert_array_equal(refit.idata_["observed_data"]["obs"].values, X2)
+
+
+@pytest.mark.sampling
+def test_loc_and_scale_set_to_the_data_own_give_the_default_fit(marginal_fit, tmp_path):
+    """The default standardisation, given explicitly, changes no draw; it is saved and loaded."""
+    from bayesgmm.io import load
+
+    model, X = marginal_fit
+    fixed = MarginalGaussianMixture(
+        3, covariance_type="full", loc=X.mean(axis=0), scale=X.std(axis=0)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        fixed.fit(X, draws=300, tune=300, chains=2, random_state=1, progressbar=False)
+    np.testing.assert_array_equal(
+        fixed.idata_["posterior"]["means"].values, model.idata_["posterior"]["means"].values
+    )
+    np.testing.assert_array_equal(fixed.predict_proba(X), model.predict_proba(X))
+    fixed.save(tmp_path / "fixed")
+    loaded = load(tmp_path / "fixed")
+    np.testing.assert_array_equal(loaded.get_params()["loc"], X.mean(axis=0))
+    np.testing.assert_array_equal(loaded.get_params()["scale"], X.std(axis=0))
+    np.testing.assert_array_equal(loaded.score_samples(X), fixed.score_samples(X))
 
 
 # --------------------------------------------------------------------- recovery
