@@ -7,7 +7,8 @@ restarted runs it, and the two models always run in the same cache state:
   (``PYTENSOR_FLAGS=base_compiledir=...``) are new empty folders for every process,
   as on a new machine: every compilation is paid;
 * ``warm``: both caches are folders that one earlier (uncounted) run of the same
-  model and case filled, as on a machine that fitted before.
+  model and case filled, as on a machine that fitted before (with
+  ``--warm-in-place``, the default cache folders, after that uncounted run).
 
 The peer is the pattern users copy today: Dirichlet weights, one ``LKJCholeskyCov``
 per component, ``pm.Mixture`` over a Python list of ``MvNormal``, started from
@@ -206,12 +207,17 @@ def worker(args):
 
 # ------------------------------------------------------------------- driver
 def spawn(model, case, seed, cache, args, again=False, draws=None, tune=None):
-    """One fit in a new process with numba's and PyTensor's caches under ``cache``."""
+    """One fit in a new process with numba's and PyTensor's caches under ``cache``.
+
+    ``cache=None`` leaves both where the environment puts them (numba's next to the
+    modules, PyTensor's in its default compile directory).
+    """
     env = dict(os.environ)
-    env["NUMBA_CACHE_DIR"] = os.path.join(cache, "numba")
-    flags = env.get("PYTENSOR_FLAGS", "")
-    compiledir = os.path.join(cache, "pytensor")
-    env["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={compiledir}"]))
+    if cache is not None:
+        env["NUMBA_CACHE_DIR"] = os.path.join(cache, "numba")
+        flags = env.get("PYTENSOR_FLAGS", "")
+        compiledir = os.path.join(cache, "pytensor")
+        env["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={compiledir}"]))
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -248,6 +254,11 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="processes per case, mode and model")
     parser.add_argument("--case", type=int, choices=range(len(CASES)), action="append")
     parser.add_argument("--mode", choices=("cold", "warm"), action="append")
+    parser.add_argument(
+        "--warm-in-place",
+        action="store_true",
+        help="warm runs use the default numba/PyTensor caches (warmed first) instead of new ones",
+    )
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
@@ -275,7 +286,9 @@ def main():
         n, d, k = CASES[case]
         label = f"n={n},d={d},k={k}"
         for mode in modes:
-            warm_dir = tempfile.mkdtemp(prefix="bench-marginal-warm-")
+            warm_dir = (
+                None if args.warm_in_place else tempfile.mkdtemp(prefix="bench-marginal-warm-")
+            )
             if mode == "warm":
                 for model in MODELS:  # fill the caches; not counted
                     spawn(model, case, 99, warm_dir, args, draws=50, tune=50)
