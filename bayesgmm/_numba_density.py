@@ -664,7 +664,7 @@ def _buffer_at(address: Any) -> np.ndarray:
 
 
 @numba.cfunc(_LOGP_SIGNATURE, cache=True)
-def _logp_callback(dim, theta_, grad_, logp_, buffer_):  # type: ignore[no-untyped-def]
+def _logp_callback(dim, theta_, grad_, logp_, buffer_):
     """Evaluate the log density for nutpie: 0 if fine, 3 (4) for a non-finite gradient (value)."""
     theta = numba.carray(theta_, (dim,))
     grad = numba.carray(grad_, (dim,))
@@ -680,7 +680,7 @@ def _logp_callback(dim, theta_, grad_, logp_, buffer_):  # type: ignore[no-untyp
 
 
 @numba.cfunc(_EXPAND_SIGNATURE, cache=True)
-def _expand_callback(dim, n_expanded, theta_, out_, buffer_):  # type: ignore[no-untyped-def]
+def _expand_callback(dim, n_expanded, theta_, out_, buffer_):
     """Map a draw to the variables nutpie records."""
     theta = numba.carray(theta_, (dim,))
     out = numba.carray(out_, (n_expanded,))
