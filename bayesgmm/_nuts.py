@@ -1,10 +1,12 @@
 """Sampling the marginal mixture by NUTS, with nutpie or PyMC, from the EM start.
 
-Compiling the model costs far more than a fit on data of moderate size, so
-compiled models are kept, per process, in one bounded cache (:data:`COMPILED`)
-keyed by :class:`CompileSpec`: the model's :class:`~bayesgmm._marginal_model.ModelSpec`
-and the engine it was compiled for. A later fit with the same spec binds its own
-data to the compiled model and compiles nothing.
+nutpie samples the numba log density of :mod:`bayesgmm._numba_density` (the same
+posterior as the PyMC model, checked against it in the tests), which numba keeps
+compiled on disk, so that a new process only loads it; PyMC's NUTS samples the PyMC
+model itself. What an engine needs is kept, per process, in one bounded cache
+(:data:`COMPILED`) keyed by :class:`CompileSpec`: the model's
+:class:`~bayesgmm._marginal_model.ModelSpec` and the engine. A later fit with the
+same spec binds its own data and compiles nothing.
 
 Every chain starts from one EM solution, jittered, which keeps the chains in one
 labelling of the components in practice (the posterior is invariant under their
