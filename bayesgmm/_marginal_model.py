@@ -264,6 +264,9 @@ def build_pymc_model(
         "obs_id": np.arange(n),
     }
     correlated = covariance_type in ("full", "tied") and d > 1
+    # As float64 arrays: PyTensor stores a Python float that float32 holds exactly
+    # (2.0, say) as a float32 constant, and the prior's log(sigma) would lose digits.
+    priors = {key: np.float64(value) for key, value in priors.items()}
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", Z, dims=("obs_id", "feature"))
         observed: dict[str, Any] = {"observed": data, "dims": ("obs_id", "feature")}

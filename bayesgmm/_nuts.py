@@ -1,10 +1,12 @@
 """Sampling the marginal mixture by NUTS, with nutpie or PyMC, from the EM start.
 
-Compiling the model costs far more than a fit on data of moderate size, so
-compiled models are kept, per process, in one bounded cache (:data:`COMPILED`)
-keyed by :class:`CompileSpec`: the model's :class:`~bayesgmm._marginal_model.ModelSpec`
-and the engine it was compiled for. A later fit with the same spec binds its own
-data to the compiled model and compiles nothing.
+nutpie samples the numba log density of :mod:`bayesgmm._numba_density` (the same
+posterior as the PyMC model, checked against it in the tests), which numba keeps
+compiled on disk, so that a new process only loads it; PyMC's NUTS samples the PyMC
+model itself. What an engine needs is kept, per process, in one bounded cache
+(:data:`COMPILED`) keyed by :class:`CompileSpec`: the model's
+:class:`~bayesgmm._marginal_model.ModelSpec` and the engine. A later fit with the
+same spec binds its own data and compiles nothing.
 
 Every chain starts from one EM solution, jittered, which keeps the chains in one
 labelling of the components in practice (the posterior is invariant under their
@@ -27,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from bayesgmm._gaussian import LAYOUTS
 from bayesgmm._marginal_model import ModelDraws, ModelSpec, free_values
 from bayesgmm._validation import check_int, check_option, message
 from bayesgmm.params import GaussianMixtureParams
@@ -287,31 +288,19 @@ def em_start(Z: np.ndarray, k: int, kind: str, rng: np.random.Generator) -> Gaus
 
 @dataclasses.dataclass(frozen=True)
 class _CompiledNuts:
-    model: Any  # pymc.Model
-    compiled: Any  # nutpie's compiled model, or None for PyMC's NUTS
-
-
-def _placeholder_params(k: int, d: int, kind: str) -> GaussianMixtureParams:
-    """Equal weights, zero means, unit covariances: a valid point of any model."""
-    covariances = LAYOUTS[kind].unit_covariances(k, d)
-    return GaussianMixtureParams(np.full(k, 1.0 / k), np.zeros((k, d)), covariances, kind)
+    model: Any  # pymc.Model for PyMC's NUTS, None for nutpie
+    layout: Any  # bayesgmm._numba_density.DensityLayout for nutpie, None for PyMC's NUTS
 
 
 def _compile(spec: ModelSpec, sampler: str, Z: np.ndarray) -> _CompiledNuts:
-    model = spec.build(Z)
+    """PyMC's model for its NUTS; for nutpie, the numba density (loaded from numba's cache)."""
     if sampler != "nutpie":
-        return _CompiledNuts(model, None)
-    import nutpie
+        return _CompiledNuts(spec.build(Z), None)
+    from bayesgmm import _numba_density
 
-    names = [rv.name for rv in model.free_RVs]
-    # sample supplies the chains' start (from EM); fixed placeholder values here keep
-    # nutpie from compiling the priors' random draws for one.
-    k, d = spec.n_components, spec.n_features
-    placeholder = free_values(_placeholder_params(k, d, spec.covariance_type), d)
-    compiled = nutpie.compile_pymc_model(
-        model, var_names=names, initial_points=placeholder, jitter_rvs=set()
-    )
-    return _CompiledNuts(model, compiled)
+    layout = _numba_density.DensityLayout(spec.n_components, spec.n_features, spec.covariance_type)
+    _numba_density.load(layout)
+    return _CompiledNuts(None, layout)
 
 
 def sample(
@@ -347,16 +336,10 @@ def sample(
     cached, compile_seconds = COMPILED.get(
         CompileSpec(spec, settings.sampler), lambda: _compile(spec, settings.sampler, Z)
     )
-    from pymc.initial_point import make_initial_point_fn
-
     values = free_values(start, Z.shape[1])
-    # Start values in the sampler's unconstrained space (PyMC's transforms).
-    point = make_initial_point_fn(
-        model=cached.model, overrides=values, jitter_rvs=set(), return_transformed=True
-    )(0)
     t0 = time.perf_counter()
     if settings.sampler == "nutpie":
-        trace = _sample_nutpie(cached, Z, point, settings, seed)
+        trace = _sample_nutpie(cached, Z, spec, values, settings, seed)
     else:
         trace = _sample_pymc(cached, Z, values, settings, seed)
     sample_seconds = time.perf_counter() - t0
@@ -391,38 +374,34 @@ def _sample_stats(stats: xr.Dataset) -> xr.Dataset:
 def _sample_nutpie(
     cached: _CompiledNuts,
     Z: np.ndarray,
-    point: dict[str, np.ndarray],
+    spec: ModelSpec,
+    values: dict[str, np.ndarray],
     settings: NutsSettings,
     seed: int,
 ) -> Any:
-    """``nutpie.sample`` on ``Z``, chains started at ``point`` (unconstrained), jittered."""
+    """``nutpie.sample`` of the numba density on ``Z``, chains started at ``values``, jittered."""
     import nutpie
 
-    compiled = cached.compiled.with_data(X=Z)
-    names, slices, _ = compiled.shape_info
-    flat = np.zeros(compiled.n_dim)
-    for name, where in zip(names, slices, strict=False):
-        if name in point:
-            flat[where] = np.ravel(point[name])
+    from bayesgmm import _numba_density
+
+    compiled = _numba_density.compiled_model(Z, cached.layout, dict(spec.priors))
+    flat = _numba_density.to_unconstrained(values, cached.layout)
 
     def initial_point(chain_seed: Any) -> np.ndarray:
         noise = np.random.default_rng(chain_seed).normal(scale=_JITTER, size=flat.size)
         return flat + noise
 
     compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
-    with one_blas_thread():
-        # One chain per thread; a multithreaded BLAS inside each would oversubscribe
-        # the cores.
-        return nutpie.sample(
-            compiled,
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            seed=seed,
-            progress_bar=settings.progressbar,
-            save_warmup=False,
-            **settings.sampler_kwargs,
-        )
+    return nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=seed,
+        progress_bar=settings.progressbar,
+        save_warmup=False,
+        **settings.sampler_kwargs,
+    )
 
 
 def _sample_pymc(

@@ -280,10 +280,10 @@ def _pointwise_log_likelihood(
 ) -> np.ndarray:
     """``log sum_k w_sk N(x_i | mu_sk, Sigma_sk)`` for every draw: shape (S, n).
 
-    One compiled loop over draws (:func:`bayesgmm._mixture_op.log_density_draws`,
-    the kernel NUTS differentiates), in standardised units.
+    One compiled loop over draws (:func:`bayesgmm._numba_density.log_density_draws`,
+    the density NUTS samples, its draws spread over the cores), in standardised units.
     """
-    from bayesgmm._mixture_op import log_density_draws
+    from bayesgmm._numba_density import log_density_draws
 
     return log_density_draws(X, w, m, c, loc, scale)
 

@@ -1,37 +1,44 @@
-"""PyMC's documented mixture pattern against bayesgmm.MarginalGaussianMixture.
+"""PyMC's documented mixture pattern against bayesgmm.MarginalGaussianMixture, fresh processes.
 
-Same data, same draws/tune/chains, nutpie for both, in one process. The peer is
-the pattern users copy today: Dirichlet weights, one ``LKJCholeskyCov`` per
-component, ``pm.Mixture`` over a Python list of ``MvNormal``, started from
-k-means centres (without them its chains land in different labellings and the
-run is unusable). Both posteriors are relabelled with
-:func:`bayesgmm.relabel.relabel_draws` before ESS and R-hat are computed.
+Every fit runs in a new Python process, the way a notebook whose kernel was just
+restarted runs it, and the two models always run in the same cache state:
 
-Reported per case and model: wall time (compile + tune + draws; for bayesgmm the
-whole ``fit``: EM start, sampling, relabelling, pointwise log-likelihood),
-minimum bulk ESS over weights and means, ESS per second, divergences, max R-hat
-over weights and means. "cold" is the first fit in the process; "again" is a
-second fit on fresh data of the same shape (bayesgmm reuses its compiled model;
-the peer rebuilds and recompiles, with numba's on-disk cache warm). With
-``--fresh-cache`` PyTensor's compile directory (and with it numba's on-disk cache)
-is a new empty folder, so "cold" includes every compilation for both models, as
-on a new machine; without it, "cold" may reuse functions compiled by earlier runs.
+* ``cold``: numba's cache (``NUMBA_CACHE_DIR``) and PyTensor's compile directory
+  (``PYTENSOR_FLAGS=base_compiledir=...``) are new empty folders for every process,
+  as on a new machine: every compilation is paid;
+* ``warm``: both caches are folders that one earlier (uncounted) run of the same
+  model and case filled, as on a machine that fitted before (with
+  ``--warm-in-place``, the default cache folders, after that uncounted run).
 
-bayesgmm samples with its defaults (nutpie's low-rank mass-matrix adaptation, target
-acceptance 0.9); the peer with nutpie's defaults (diagonal adaptation, target
-acceptance 0.8), as users run it. ``--peer-low-rank``
-adds a row for the peer with the same low-rank adaptation, to separate what the
-adaptation buys from what the model's formulation buys.
+The peer is the pattern users copy today: Dirichlet weights, one ``LKJCholeskyCov``
+per component, ``pm.Mixture`` over a Python list of ``MvNormal``, started from
+k-means centres (without them its chains land in different labellings), sampled by
+``pm.sample(nuts_sampler="nutpie")`` with nutpie's defaults. bayesgmm runs ``fit``
+with its defaults (nutpie, low-rank mass matrix, target acceptance 0.9).
 
-Run: ``.venv/bin/python benchmarks/bench_marginal.py [--draws 1000 --tune 1000 --chains 4]
-[--case 0 --case 1] [--run cold --run again] [--again-seeds 2 3 4] [--fresh-cache]
-[--peer-low-rank]``.
+Reported per case, cache state and model (medians over ``--reps`` processes):
+``compile`` (bayesgmm: loading or compiling its numba density and nutpie; peer: the
+part of ``pm.sample`` that is not sampling, i.e. PyTensor and numba compiling the
+model), ``sample`` (nutpie's tuning and draws), ``post`` (bayesgmm: EM start,
+relabelling, pointwise log-likelihood, DataTree; peer: building the model and
+k-means), ``total`` (the fit's wall time, imports excluded; ``import`` gives those),
+minimum bulk ESS over the (relabelled) weights and means, ESS per second of
+``total``, ESS per 1000 gradient evaluations, divergences and max R-hat. For
+bayesgmm, ``again`` is a second fit of the same shape in the same process (new
+data): its time outside sampling. Then the ESS/s ratio bayesgmm / peer per case and
+cache state, and bayesgmm's "outside sampling <= sampling" check.
+
+Run: ``.venv/bin/python benchmarks/bench_marginal.py [--reps 3] [--draws 1000
+--tune 1000 --chains 4] [--case 0 --case 1] [--mode cold --mode warm]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +47,7 @@ import warnings
 import numpy as np
 
 CASES = [(5000, 2, 3), (2000, 5, 4)]
+MODELS = ("peer", "bayesgmm")
 
 
 def make_data(n, d, k, seed):
@@ -54,7 +62,7 @@ def make_data(n, d, k, seed):
     return X
 
 
-def diagnostics(weights, means, divergences):
+def diagnostics(weights, means, divergences, n_steps):
     """Min bulk ESS and max R-hat over weights and means (chain, draw, ...)."""
     import arviz_stats
     import xarray as xr
@@ -67,15 +75,23 @@ def diagnostics(weights, means, divergences):
     )
     ess = float(arviz_stats.ess(ds, method="bulk").to_array().min())
     rhat = float(arviz_stats.rhat(ds).to_array().max())
-    return ess, rhat, int(divergences)
+    return {
+        "ess": ess,
+        "rhat": rhat,
+        "divergences": int(divergences),
+        "ess_per_1000_grads": 1000.0 * ess / float(n_steps),
+    }
 
 
-def run_peer(X, k, draws, tune, chains, seed, adaptation=None):
+# ------------------------------------------------------------------ workers
+def run_peer(X, k, draws, tune, chains, seed):
+    t0 = time.perf_counter()
     import pymc as pm
     from sklearn.cluster import KMeans
 
     from bayesgmm.relabel import apply_permutations, relabel_draws
 
+    imports = time.perf_counter() - t0
     n, d = X.shape
     t0 = time.perf_counter()
     centres = KMeans(k, n_init=3, random_state=seed).fit(X).cluster_centers_
@@ -89,6 +105,8 @@ def run_peer(X, k, draws, tune, chains, seed, adaptation=None):
             mu = pm.Normal(f"mu{j}", 0.0, 10.0, shape=d, initval=centres[j])
             comps.append(pm.MvNormal.dist(mu=mu, chol=chol))
         pm.Mixture("obs", w=w, comp_dists=comps, observed=X)
+        build = time.perf_counter() - t0
+        t1 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trace = pm.sample(
@@ -99,9 +117,10 @@ def run_peer(X, k, draws, tune, chains, seed, adaptation=None):
                 random_seed=seed,
                 progressbar=False,
                 compute_convergence_checks=False,
-                nuts_sampler_kwargs=None if adaptation is None else {"adaptation": adaptation},
             )
-    wall = time.perf_counter() - t0
+    call = time.perf_counter() - t1
+    total = time.perf_counter() - t0
+    sampling = float(trace["posterior"].attrs["sampling_time"])
     post = trace["posterior"]
     weights = post["w"].values
     means = np.stack([post[f"mu{j}"].values for j in range(k)], axis=2)
@@ -117,23 +136,114 @@ def run_peer(X, k, draws, tune, chains, seed, adaptation=None):
     )
     w_rl = apply_permutations(perm, weights.reshape(flat)).reshape(weights.shape)
     m_rl = apply_permutations(perm, means.reshape(flat + (d,))).reshape(means.shape)
-    div = trace["sample_stats"]["diverging"].values.sum()
-    return wall, *diagnostics(w_rl, m_rl, div)
+    stats = trace["sample_stats"]
+    out = {
+        "import": imports,
+        "compile": call - sampling,
+        "sample": sampling,
+        "post": build,
+        "total": total,
+    }
+    out.update(diagnostics(w_rl, m_rl, stats["diverging"].values.sum(), stats["n_steps"].sum()))
+    return out
 
 
-def run_bayesgmm(X, k, draws, tune, chains, seed):
+def run_bayesgmm(X, k, draws, tune, chains, seed, again=None):
+    t0 = time.perf_counter()
     from bayesgmm.marginal import MarginalGaussianMixture
 
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = MarginalGaussianMixture(k, covariance_type="full").fit(
-            X, draws=draws, tune=tune, chains=chains, random_state=seed, progressbar=False
-        )
-    wall = time.perf_counter() - t0
+    imports = time.perf_counter() - t0
+
+    def fit(data, random_state):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = MarginalGaussianMixture(k, covariance_type="full").fit(
+                data,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_state=random_state,
+                progressbar=False,
+            )
+        return model, time.perf_counter() - t0
+
+    model, total = fit(X, seed)
+    timings = model.timings_
+    out = {
+        "import": imports,
+        "compile": timings["compile"],
+        "sample": timings["sample"],
+        "post": total - timings["compile"] - timings["sample"],
+        "total": total,
+    }
     post = model.idata_["posterior"]
-    div = model.idata_["sample_stats"]["diverging"].values.sum()
-    return wall, *diagnostics(post["weights"].values, post["means"].values, div), model.timings_
+    stats = model.idata_["sample_stats"]
+    out.update(
+        diagnostics(
+            post["weights"].values,
+            post["means"].values,
+            stats["diverging"].values.sum(),
+            stats["n_steps"].values.sum(),
+        )
+    )
+    if again is not None:
+        model, total = fit(again, seed + 1)
+        out["again_outside"] = total - model.timings_["sample"]
+        out["again_sample"] = model.timings_["sample"]
+    return out
+
+
+def worker(args):
+    n, d, k = CASES[args.case]
+    X = make_data(n, d, k, args.seed)
+    if args.model == "peer":
+        out = run_peer(X, k, args.draws, args.tune, args.chains, args.seed)
+    else:
+        again = make_data(n, d, k, args.seed + 100) if args.again else None
+        out = run_bayesgmm(X, k, args.draws, args.tune, args.chains, args.seed, again)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------- driver
+def spawn(model, case, seed, cache, args, again=False, draws=None, tune=None):
+    """One fit in a new process with numba's and PyTensor's caches under ``cache``.
+
+    ``cache=None`` leaves both where the environment puts them (numba's next to the
+    modules, PyTensor's in its default compile directory).
+    """
+    env = dict(os.environ)
+    if cache is not None:
+        env["NUMBA_CACHE_DIR"] = os.path.join(cache, "numba")
+        flags = env.get("PYTENSOR_FLAGS", "")
+        compiledir = os.path.join(cache, "pytensor")
+        env["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={compiledir}"]))
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        model,
+        "--case",
+        str(case),
+        "--seed",
+        str(seed),
+        "--draws",
+        str(draws or args.draws),
+        "--tune",
+        str(tune or args.tune),
+        "--chains",
+        str(args.chains),
+    ] + (["--again"] if again else [])
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"{model} case {case} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+
+
+def median(rows, key):
+    values = [row[key] for row in rows if key in row]
+    return statistics.median(values) if values else float("nan")
 
 
 def main():
@@ -141,79 +251,81 @@ def main():
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--reps", type=int, default=3, help="processes per case, mode and model")
+    parser.add_argument("--case", type=int, choices=range(len(CASES)), action="append")
+    parser.add_argument("--mode", choices=("cold", "warm"), action="append")
     parser.add_argument(
-        "--case",
-        type=int,
-        choices=range(len(CASES)),
-        action="append",
-        help="index into CASES (repeatable); default: all",
-    )
-    parser.add_argument(
-        "--run",
-        choices=("cold", "again"),
-        action="append",
-        help="which runs per case (repeatable); default: both",
-    )
-    parser.add_argument(
-        "--fresh-cache",
+        "--warm-in-place",
         action="store_true",
-        help="compile into a new empty PyTensor/numba cache (a truly cold start)",
+        help="warm runs use the default numba/PyTensor caches (warmed first) instead of new ones",
     )
-    parser.add_argument(
-        "--again-seeds",
-        type=int,
-        nargs="+",
-        default=[2],
-        help="data seeds of the 'again' runs, one run each (default: 2); 'cold' uses seed 1",
-    )
-    parser.add_argument(
-        "--peer-low-rank",
-        action="store_true",
-        help="also run the peer with nutpie's low-rank mass-matrix adaptation",
-    )
+    parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.fresh_cache:
-        if "pytensor" in sys.modules:
-            raise SystemExit("--fresh-cache must be set before PyTensor is imported")
-        cache = tempfile.mkdtemp(prefix="bench-marginal-pytensor-")
-        flags = os.environ.get("PYTENSOR_FLAGS", "")
-        os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={cache}"]))
-        print(f"fresh PyTensor/numba cache in {cache}")
-    models = [("peer", run_peer), ("bayesgmm", run_bayesgmm)]
-    if args.peer_low_rank:
-        models.insert(1, ("peer-lr", lambda *a: run_peer(*a, adaptation="low_rank")))
-    cases = [CASES[i] for i in args.case] if args.case else CASES
-    wanted = args.run or ["cold", "again"]
-    runs = [("cold", 1)] if "cold" in wanted else []
-    runs += [("again", seed) for seed in args.again_seeds] if "again" in wanted else []
-    header = (
-        f"{'case':>14} {'model':>9} {'run':>5} {'seed':>4} {'wall s':>7} {'minESS':>7} "
-        f"{'ESS/s':>7} {'div':>4} {'maxRhat':>7}"
+    if args.worker:
+        args.model = args.worker
+        args.case = args.case[0]
+        worker(args)
+        return
+    cases = args.case or list(range(len(CASES)))
+    modes = args.mode or ["cold", "warm"]
+    print(
+        f"draws={args.draws} tune={args.tune} chains={args.chains}, nutpie for both, "
+        f"{args.reps} fresh process(es) per row (medians); load average at start "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
     )
-    print(f"draws={args.draws} tune={args.tune} chains={args.chains}, nutpie for both")
-    print(header, flush=True)
-    for n, d, k in cases:
-        results = {}
-        for run, seed in runs:
-            X = make_data(n, d, k, seed)
-            for name, fn in models:
-                out = fn(X, k, args.draws, args.tune, args.chains, seed)
-                wall, ess, rhat, div = out[:4]
-                results[(name, run, seed)] = ess / wall
-                extra = f"  timings {out[4]}" if len(out) > 4 else ""
+    header = (
+        f"{'case':>14} {'cache':>5} {'model':>8} {'import':>6} {'compile':>7} {'sample':>7} "
+        f"{'post':>6} {'total':>7} {'minESS':>7} {'ESS/s':>6} {'ESS/kgrad':>9} {'div':>4} "
+        f"{'maxRhat':>7} {'again out':>9}"
+    )
+    summary = []
+    for case in cases:
+        n, d, k = CASES[case]
+        label = f"n={n},d={d},k={k}"
+        for mode in modes:
+            warm_dir = (
+                None if args.warm_in_place else tempfile.mkdtemp(prefix="bench-marginal-warm-")
+            )
+            if mode == "warm":
+                for model in MODELS:  # fill the caches; not counted
+                    spawn(model, case, 99, warm_dir, args, draws=50, tune=50)
+            rows = {model: [] for model in MODELS}
+            for rep in range(args.reps):
+                for model in MODELS:
+                    cache = warm_dir if mode == "warm" else tempfile.mkdtemp(prefix="bench-cold-")
+                    again = model == "bayesgmm" and rep == 0
+                    rows[model].append(spawn(model, case, 1 + rep, cache, args, again=again))
+            print(header)
+            for model in MODELS:
+                r = rows[model]
+                ess_s = statistics.median(row["ess"] / row["total"] for row in r)
                 print(
-                    f"{f'n={n},d={d},k={k}':>14} {name:>9} {run:>5} {seed:4d} {wall:7.1f} "
-                    f"{ess:7.0f} {ess / wall:7.1f} {div:4d} {rhat:7.3f}{extra}",
+                    f"{label:>14} {mode:>5} {model:>8} {median(r, 'import'):6.1f} "
+                    f"{median(r, 'compile'):7.1f} {median(r, 'sample'):7.1f} "
+                    f"{median(r, 'post'):6.1f} {median(r, 'total'):7.1f} {median(r, 'ess'):7.0f} "
+                    f"{ess_s:6.1f} {median(r, 'ess_per_1000_grads'):9.1f} "
+                    f"{max(row['divergences'] for row in r):4d} "
+                    f"{max(row['rhat'] for row in r):7.3f} {median(r, 'again_outside'):9.2f}",
                     flush=True,
                 )
-        for run, seed in runs:
-            for peer in [name for name, _ in models if name != "bayesgmm"]:
-                ratio = results[("bayesgmm", run, seed)] / results[(peer, run, seed)]
-                print(
-                    f"{f'n={n},d={d},k={k}':>14} ESS/s ratio bayesgmm/{peer} ({run}, seed {seed}): "
-                    f"{ratio:.1f}x",
-                    flush=True,
-                )
+            ratio = statistics.median(
+                (b["ess"] / b["total"]) / (p["ess"] / p["total"])
+                for b, p in zip(rows["bayesgmm"], rows["peer"], strict=True)
+            )
+            ours = rows["bayesgmm"]
+            outside = median(ours, "total") - median(ours, "sample")
+            summary.append(
+                f"{label:>14} {mode:>5}: ESS/s bayesgmm/peer {ratio:.1f}x (median of per-rep "
+                f"ratios); bayesgmm outside sampling {outside:.1f} s vs sampling "
+                f"{median(ours, 'sample'):.1f} s; second fit outside sampling "
+                f"{median(ours, 'again_outside'):.2f} s"
+            )
+            print(summary[-1], flush=True)
+    print("\nsummary")
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":
