@@ -41,7 +41,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["METHODS", "SelectionResult", "one_standard_error_rule", "select_n_components"]
+__all__ = [
+    "METHODS",
+    "SelectionResult",
+    "indistinguishable_rule",
+    "one_standard_error_rule",
+    "select_n_components",
+]
 
 # elpd differences below this are small whatever their standard error (Sivula et al. 2022).
 SMALL_ELPD_DIFFERENCE = 4.0
@@ -251,62 +257,315 @@ def _select_em(
     return table, models, np.array(eligible, dtype=bool)
 
 
+#: Refits allowed for a NUTS fit in LOO selection: one repair (twice the tuning and
+#: draws, another seed) after a failed check, one with twice the draws when the
+#: choice is within Monte Carlo error.
+_LOO_REFIT_FACTOR = 2
+#: A chain is stuck when more than this fraction of its draws repeat the previous one.
+_STUCK_FRACTION = 0.5
+#: The choice is within Monte Carlo error when a margin is below this many MCSE.
+_MCSE_MARGIN = 2.0
+
+
+def _resolution(X: np.ndarray) -> np.ndarray:
+    """Smallest gap between distinct values of every feature (inf for a constant one)."""
+    out = np.full(X.shape[1], np.inf)
+    for j in range(X.shape[1]):
+        gaps = np.diff(np.unique(X[:, j]))
+        if gaps.size:
+            out[j] = gaps.min()
+    return out
+
+
+def _collapsed_components(model: Any, resolution: np.ndarray) -> str:
+    """Say which chains hold a component narrower than the data's resolution.
+
+    Rounded data repeat values (Old Faithful's durations are given to the
+    second, its waiting times to the minute). On ``m >= 2`` tied values of a
+    feature, the likelihood of a component centred there grows like
+    ``sigma^-(m - 1)`` as its standard deviation ``sigma`` in that feature
+    shrinks (after integrating over its mean), which a prior with positive
+    density at ``sigma = 0`` (the HalfNormal) does not stop: the posterior has
+    a non-integrable spike, and a chain that finds it stays there. A component
+    whose standard deviation in some feature is below half the smallest gap
+    between distinct values of that feature can only be sitting on ties.
+    """
+    post = model.idata_["posterior"]
+    covariances = np.asarray(post["covariances"].values)
+    stds = np.sqrt(np.clip(np.diagonal(covariances, axis1=-2, axis2=-1), 0.0, None))
+    collapsed = (stds < resolution / 2.0).any(axis=(-1, -2))  # (chain, draw)
+    chains = np.flatnonzero(collapsed.mean(axis=1) > 0.01)
+    if not chains.size:
+        return ""
+    return (
+        f"chain(s) {chains.tolist()} hold a component narrower than the data's resolution "
+        "(collapsed onto tied values, where the posterior density has a spike)"
+    )
+
+
+def _fit_nuts_checked(
+    X: Any,
+    resolution: np.ndarray,
+    k: int,
+    covariance_type: str,
+    seed: int,
+    kwargs: dict[str, Any],
+) -> tuple[Any, list[str]]:
+    """Fit the marginal model and list what is wrong with its draws.
+
+    The checks: the fit's own (divergences, chains in different modes after
+    relabelling, R-hat, bulk ESS: :func:`bayesgmm._nuts.convergence_problems`),
+    chains that do not move, and components collapsed onto tied values.
+    """
+    from bayesgmm.comparison import repeated_draws
+    from bayesgmm.marginal import MarginalGaussianMixture, SamplingWarning
+
+    model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        model.fit(X, random_state=seed, **kwargs)
+    problems = []
+    for item in caught:
+        if issubclass(item.category, SamplingWarning):
+            problems.append(str(item.message).split(":")[0])
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    stuck = np.flatnonzero(repeated_draws(model.idata_["log_likelihood"]["obs"]) > _STUCK_FRACTION)
+    if stuck.size:
+        problems.append(f"chain(s) {stuck.tolist()} stuck (repeat most draws)")
+    collapsed = _collapsed_components(model, resolution)
+    if collapsed:
+        problems.append(collapsed)
+    return model, problems
+
+
+def _scaled(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``kwargs`` with the sampler settings ``names`` multiplied by the refit factor."""
+    defaults = {"draws": 1000, "tune": 1000}
+    return {**kwargs, **{n: _LOO_REFIT_FACTOR * kwargs.get(n, defaults[n]) for n in names}}
+
+
+@dataclass
+class _LooFit:
+    """One (K, covariance type) of a LOO selection, as it goes through its checks."""
+
+    n_components: int
+    covariance_type: str
+    model: Any = None
+    problems: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    result: Any = None
+    mcse: float = np.nan
+    reason: str = ""  # why the fit is left out of the choice; empty when it is not
+
+    def score(self) -> None:
+        """PSIS-LOO, its Monte Carlo error and Pareto-k check: the fit's reason if any fails."""
+        from bayesgmm.comparison import loo_mcse, psis_loo
+
+        self.result, why = psis_loo(self.model.idata_)
+        if self.result is None:
+            self.reason = f"not scored: {why}"
+            return
+        self.mcse = loo_mcse(self.result, self.model.idata_["log_likelihood"]["obs"])
+        _, n_high, threshold = _pareto_k_check(self.result)
+        if self.problems:
+            self.reason = "unreliable: " + "; ".join(self.problems)
+        elif n_high:
+            self.reason = f"unreliable: {n_high} Pareto k above {threshold}"
+        else:
+            self.reason = ""
+
+
+def _fit_and_score(
+    X: Any,
+    resolution: np.ndarray,
+    fit: _LooFit,
+    rng: np.random.Generator,
+    kwargs: dict[str, Any],
+) -> None:
+    """Fit, check, and repair once (twice the tuning and draws, another seed) on failure."""
+    for attempt, settings in enumerate((kwargs, _scaled(kwargs, "tune", "draws"))):
+        seed = int(rng.integers(2**31 - 1))
+        with warnings.catch_warnings():
+            # High Pareto k are reported in the row, not as warnings.
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+            fit.model, fit.problems = _fit_nuts_checked(
+                X, resolution, fit.n_components, fit.covariance_type, seed, settings
+            )
+            fit.score()
+        if not fit.reason:
+            if attempt:
+                fit.history.append(
+                    "repaired: refitted with twice the tuning and draws after " + fit.history.pop()
+                )
+            return
+        if attempt == 0:
+            fit.history.append(fit.reason)
+
+
+def _compare_table(fits: list[_LooFit]) -> pd.DataFrame:
+    """Compare the eligible fits: elpd differences, their standard errors, two kinds of weight."""
+    import arviz_stats
+    import pandas as pd
+
+    estimates = {i: f.result for i, f in enumerate(fits) if not f.reason}
+    columns = ["elpd_diff", "dse", "weight", "weight_pseudo_bma_plus"]
+    out = pd.DataFrame(np.nan, index=range(len(fits)), columns=columns)
+    if len(estimates) == 1:
+        out.loc[list(estimates)] = [[0.0, 0.0, 1.0, 1.0]]
+        return out
+    if not estimates:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        stacking = arviz_stats.compare(estimates, method="stacking", round_to="none")
+        # Pseudo-BMA+: Akaike-type weights regularised by the Bayesian bootstrap
+        # (Yao et al. 2018, section 3.3).
+        bma = arviz_stats.compare(estimates, method="BB-pseudo-BMA", round_to="none")
+    rows = list(estimates)
+    out.loc[rows, ["elpd_diff", "dse", "weight"]] = stacking.loc[
+        rows, ["elpd_diff", "dse", "weight"]
+    ].to_numpy(dtype=float)
+    out.loc[rows, "weight_pseudo_bma_plus"] = bma.loc[rows, "weight"].to_numpy(dtype=float)
+    return out
+
+
+def indistinguishable_rule(table: pd.DataFrame) -> tuple[int, np.ndarray, np.ndarray]:
+    """Find the models the data cannot tell from the best, and choose the simplest of them.
+
+    Among the rows with a finite ``elpd_diff`` (the eligible fits), a model is
+    *indistinguishable* from the best when its elpd difference is no larger than
+    the standard error of that difference or than 4, ``elpd_diff >= -max(dse,
+    4)`` (as in :func:`one_standard_error_rule`). The choice is the
+    indistinguishable model with the fewest free parameters, then the smallest
+    K. The difference is a Monte Carlo estimate: when ``mcse_diff`` (its Monte
+    Carlo standard error) is given, a row whose margin ``elpd_diff + max(dse, 4)``
+    is within two of those errors of zero is *undecided*: more draws can change
+    the answer. Undecided rows count as indistinguishable, so that the rule
+    errs towards the simpler model.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``elpd_diff`` (NaN for rows left out of the choice), ``dse``,
+        ``n_parameters``, ``n_components`` and optionally ``mcse_diff``.
+
+    Returns
+    -------
+    best : int
+        Row position of the chosen model.
+    indistinguishable : ndarray of bool
+    undecided : ndarray of bool
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesgmm.selection import indistinguishable_rule
+    >>> table = pd.DataFrame({"n_components": [1, 2, 3, 4], "n_parameters": [5, 11, 17, 23],
+    ...                       "elpd_diff": [-150.0, -8.0, -3.0, 0.0],
+    ...                       "dse": [15.0, 5.0, 1.5, 0.0], "mcse_diff": [0.1, 1.6, 0.3, 0.0]})
+    >>> best, same, undecided = indistinguishable_rule(table)
+    >>> best, same.tolist(), undecided.tolist()
+    (1, [False, True, True, True], [False, True, False, False])
+    """
+    diff = table["elpd_diff"].to_numpy(dtype=float)
+    eligible = np.isfinite(diff)
+    if not eligible.any():
+        raise ValueError(message("table", "at least one row with a finite elpd_diff", "none"))
+    tolerance = np.maximum(table["dse"].to_numpy(dtype=float), SMALL_ELPD_DIFFERENCE)
+    margin = np.where(eligible, diff + tolerance, -np.inf)
+    if "mcse_diff" in table:
+        noise = _MCSE_MARGIN * np.nan_to_num(table["mcse_diff"].to_numpy(dtype=float))
+    else:
+        noise = np.zeros(len(table))
+    undecided = eligible & (np.abs(margin) < noise)
+    indistinguishable = eligible & ((margin >= 0) | undecided)
+    return _choose_simplest(table, indistinguishable), indistinguishable, undecided
+
+
+def _loo_rows(fits: list[_LooFit], n_features: int) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for fit in fits:
+        result = fit.result
+        k_max, n_high, _ = _pareto_k_check(result) if result is not None else (np.nan, 0, "")
+        rows.append(
+            {
+                "n_components": fit.n_components,
+                "covariance_type": fit.covariance_type,
+                "elpd": float(result.elpd) if result is not None else np.nan,
+                "se": float(result.se) if result is not None else np.nan,
+                "mcse": fit.mcse,
+                "p": float(result.p) if result is not None else np.nan,
+                "n_parameters": n_free_parameters(
+                    fit.n_components, n_features, fit.covariance_type
+                ),
+                "pareto_k_max": k_max,
+                "n_high_pareto_k": n_high,
+                "eligible": not fit.reason,
+                "note": "; ".join([*fit.history, fit.reason] if fit.reason else fit.history),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table = pd.concat([table, _compare_table(fits)], axis=1)
+    best = int(np.nanargmax(np.where(table["eligible"], table["elpd"], np.nan)))
+    table["mcse_diff"] = np.where(
+        table["eligible"], np.hypot(table["mcse"], table.loc[best, "mcse"]), np.nan
+    )
+    table.loc[best, "mcse_diff"] = 0.0
+    return table
+
+
 def _select_loo(
-    X: np.ndarray,
+    X: Any,
     ks: list[int],
     types: list[str],
     rng: np.random.Generator,
     fit_kwargs: dict[str, Any],
 ) -> tuple[pd.DataFrame, list[Any], int]:
-    import arviz_stats
-    import pandas as pd
+    """LOO selection with checked fits and a choice that more draws would not change.
 
-    from bayesgmm.marginal import MarginalGaussianMixture
-
-    rows, models, estimates = [], [], {}
+    Every fit is checked (:func:`_fit_nuts_checked`) and refitted once with
+    twice the tuning and draws when a check fails; a fit that still fails, or
+    that PSIS-LOO cannot score, or with Pareto k above ArviZ's threshold, is
+    kept in the table with the reason in ``note`` and out of the choice. Then
+    :func:`indistinguishable_rule`; the fits whose membership of the
+    indistinguishable set is within Monte Carlo error, and the best fit, are
+    refitted once with twice the draws and the rule applied again.
+    """
+    array = np.asarray(X, dtype=np.float64)
+    resolution = _resolution(array)
     # LOO needs the pointwise log-likelihood, which fit leaves out by default on
     # large data ("auto"): ask for it.
     kwargs = {"progressbar": False, **fit_kwargs, "log_likelihood": True}
-    for covariance_type in types:
-        for k in ks:
-            seed = int(rng.integers(2**31 - 1))
-            model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
-            model.fit(X, random_state=seed, **kwargs)
-            result = arviz_stats.loo(model.idata_, pointwise=True, var_name="obs")
-            name = f"{k}/{covariance_type}"
-            estimates[name] = result
-            k_max, n_high, threshold = _pareto_k_check(result)
-            rows.append(
-                {
-                    "n_components": k,
-                    "covariance_type": covariance_type,
-                    "elpd": float(result.elpd),
-                    "se": float(result.se),
-                    "p": float(result.p),
-                    "n_parameters": n_free_parameters(k, X.shape[1], covariance_type),
-                    "pareto_k_max": k_max,
-                    "n_high_pareto_k": n_high,
-                    "note": f"{n_high} Pareto k above {threshold}: elpd unreliable"
-                    if n_high
-                    else "",
-                    "_name": name,
-                }
-            )
-            models.append(model)
-    table = pd.DataFrame(rows)
-    if len(estimates) > 1:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            diffs = arviz_stats.compare(estimates, round_to="none")
-        table["elpd_diff"] = diffs.loc[table["_name"], "elpd_diff"].to_numpy(dtype=float)
-        table["dse"] = diffs.loc[table["_name"], "dse"].to_numpy(dtype=float)
-        table["weight"] = diffs.loc[table["_name"], "weight"].to_numpy(dtype=float)
-    else:
-        table["elpd_diff"], table["dse"], table["weight"] = 0.0, 0.0, 1.0
-    table = table.drop(columns="_name")
-    best, within = one_standard_error_rule(table)
-    table["within_one_se"] = within
-    return table, models, best
+    fits = [_LooFit(k, covariance_type) for covariance_type in types for k in ks]
+    for fit in fits:
+        _fit_and_score(X, resolution, fit, rng, kwargs)
+    if all(fit.reason for fit in fits):
+        raise ValueError(
+            "X: expected data on which at least one NUTS fit passes its checks, got none ("
+            + "; ".join(f"K={f.n_components} {f.covariance_type}: {f.reason}" for f in fits)
+            + "); increase draws and tune in fit_kwargs, or reduce n_components"
+        )
+    table = _loo_rows(fits, array.shape[1])
+    best, same, undecided = indistinguishable_rule(table)
+    if undecided.any():
+        best_elpd = int(np.nanargmax(np.where(table["eligible"], table["elpd"], np.nan)))
+        for i in sorted({best_elpd, *np.flatnonzero(undecided).tolist()}):
+            refit = _LooFit(fits[i].n_components, fits[i].covariance_type)
+            _fit_and_score(X, resolution, refit, rng, _scaled(kwargs, "draws"))
+            note = "refitted with twice the draws: the choice was within Monte Carlo error"
+            if refit.reason:  # keep the first fit, say that the longer run failed
+                fits[i].history.append(f"{note}, but the longer run failed ({refit.reason})")
+            else:
+                refit.history.insert(0, note)
+                fits[i] = refit
+        table = _loo_rows(fits, array.shape[1])
+        best, same, undecided = indistinguishable_rule(table)
+    table["indistinguishable"] = same
+    table["within_mcse"] = undecided
+    return table, [fit.model for fit in fits], best
 
 
 def _occupied_probabilities(model: Any, ks: list[int]) -> np.ndarray:
