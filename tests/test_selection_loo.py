@@ -260,9 +260,8 @@ def test_loo_choice_on_old_faithful_does_not_depend_on_the_seed():
         chosen = table.loc[table["n_components"] == result.best_n_components].iloc[0]
         assert chosen["eligible"] and chosen["indistinguishable"]
         # No fit is ranked without passing its checks, and each failure says why.
-        assert (
-            table["eligible"] == (table["note"].str.contains("unreliable|not scored") == False)
-        ).all()  # noqa: E712
+        failed = table["note"].str.contains("unreliable|not scored")
+        assert (table["eligible"] == ~failed).all()
         assert table.loc[~table["eligible"], "elpd_diff"].isna().all()
         choices.append(result.best_n_components)
     assert len(set(choices)) == 1, choices
