@@ -1,6 +1,6 @@
 """Choosing the number of components K (and the covariance type).
 
-Four routes, one result type:
+Five routes, one result type:
 
 * ``"bic"``, ``"aic"``, ``"icl"``: fit EM (several restarts from the EM's own
   initialisation) for every (K, covariance type) and take the smallest criterion
@@ -8,14 +8,25 @@ Four routes, one result type:
   convention, ``2 log L - n_par log n`` (higher is better). Fits with degenerate
   components are left out of the choice, with a note in the table.
 * ``"loo"``: fit :class:`~bayesgmm.MarginalGaussianMixture` (NUTS) for every K and
-  estimate its elpd by PSIS-LOO; pick the simplest model whose elpd is within one
-  standard error of the difference from the best (the one-standard-error rule).
-  Every K compiles and samples its own PyMC model: the slowest route.
+  estimate its elpd by PSIS-LOO. Every fit is checked (divergences, R-hat, ESS,
+  chains in different modes, stuck chains, components collapsed onto tied data
+  values, Pareto k) and refitted once with more tuning and draws when a check
+  fails; a fit that still fails is shown but kept out of the choice, with the
+  reason in ``note``. The choice is the simplest of the models the data cannot
+  tell from the best (:func:`indistinguishable_rule`), refitting with more draws
+  when that decision is within Monte Carlo error. Every K compiles and samples
+  its own PyMC model: the slowest route.
 * ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
   with truncation ``max(n_components)`` and read the posterior of the number of
   occupied components. DP posteriors of the number of clusters are not
-  consistent (Miller & Harrison 2013): prefer ``"loo"`` when the number itself
-  is the question.
+  consistent (Miller & Harrison 2013): prefer ``"loo"`` or ``"sparse"`` when the
+  number itself is the question.
+* ``"sparse"``: one sparse finite mixture (the marginal model with ``max(n_components)``
+  components and a Dirichlet concentration of 0.01, Malsiner-Walli,
+  Frühwirth-Schnatter & Grün 2016) per covariance type, sampled by NUTS; the
+  posterior of the number of occupied components, computed from membership
+  draws, concentrates on the number the data support, and the DP's posterior
+  of the same number is reported beside it.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ __all__ = [
 # elpd differences below this are small whatever their standard error (Sivula et al. 2022).
 SMALL_ELPD_DIFFERENCE = 4.0
 
-METHODS = ("bic", "icl", "aic", "loo", "dp")
+METHODS = ("bic", "icl", "aic", "loo", "dp", "sparse")
 
 _CRITERION = {
     "bic": ("bic", "BIC (lower is better)"),
@@ -60,6 +71,7 @@ _CRITERION = {
     "aic": ("aic", "AIC (lower is better)"),
     "loo": ("elpd", "elpd (PSIS-LOO, higher is better)"),
     "dp": ("probability", "posterior probability of K occupied components"),
+    "sparse": ("probability", "posterior probability of K occupied components"),
 }
 
 
@@ -627,6 +639,134 @@ def _select_dp(
     return table, models, best_row, fitted[best_type]
 
 
+#: Dirichlet concentration of the sparse finite mixture: below 1 / K_max for any
+#: K_max up to 100, so that superfluous components empty (Malsiner-Walli et al. 2016
+#: use e0 = 0.01 with a fixed prior).
+SPARSE_CONCENTRATION = 0.01
+
+
+def occupied_counts(memberships: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Count the occupied components in every posterior draw, from membership draws.
+
+    For each draw ``s`` the label of every point is drawn from its membership
+    probabilities, ``z_i ~ Categorical(p(z_i = . | x_i, theta_s))``, and the
+    components that receive at least one point are counted: a draw from the
+    posterior of the number of occupied components ``K+`` (Malsiner-Walli,
+    Frühwirth-Schnatter & Grün 2016, section 2.2). The count does not depend
+    on how the components are labelled, so no relabelling is needed.
+
+    Parameters
+    ----------
+    memberships : ndarray of shape (n_draws, n_samples, n_components)
+        Membership probabilities per draw (``membership_draws``).
+    rng : numpy.random.Generator
+        Draws the labels.
+
+    Returns
+    -------
+    ndarray of int, shape (n_draws,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.selection import occupied_counts
+    >>> p = np.zeros((2, 4, 3))
+    >>> p[0, :, 0] = 1.0            # draw 0: every point in component 0
+    >>> p[1, :2, 1] = p[1, 2:, 2] = 1.0  # draw 1: two points in 1, two in 2
+    >>> occupied_counts(p, np.random.default_rng(0)).tolist()
+    [1, 2]
+    """
+    memberships = np.asarray(memberships, dtype=np.float64)
+    n_draws, _, k = memberships.shape
+    uniform = rng.random(memberships.shape[:2])
+    labels = (uniform[..., None] > memberships.cumsum(axis=-1)).sum(axis=-1).clip(max=k - 1)
+    occupied = np.zeros((n_draws, k), dtype=bool)
+    np.put_along_axis(occupied, labels, True, axis=1)
+    return occupied.sum(axis=1)
+
+
+def _select_sparse(
+    X: Any,
+    ks: list[int],
+    types: list[str],
+    rng: np.random.Generator,
+    fit_kwargs: dict[str, Any],
+) -> tuple[pd.DataFrame, list[Any], int, Any]:
+    """Fit one sparse finite mixture per covariance type and read the posterior of K+.
+
+    The marginal model with ``K_max = max(ks)`` components and Dirichlet
+    concentration ``weights_concentration`` (:data:`SPARSE_CONCENTRATION` unless
+    ``fit_kwargs`` gives one) is sampled by NUTS; the posterior of the number of
+    occupied components comes from :func:`occupied_counts`. The variational DP
+    with the same truncation is fitted beside it and its posterior of the same
+    number is the ``dp_probability`` column. Several covariance types are
+    ranked by the PSIS-LOO elpd of their sparse fits.
+    """
+    import arviz_stats
+    import pandas as pd
+
+    from bayesgmm.comparison import psis_loo
+    from bayesgmm.dirichlet_process import DPGaussianMixture
+    from bayesgmm.marginal import MarginalGaussianMixture, SamplingWarning
+
+    kwargs = {"progressbar": False, **fit_kwargs}
+    concentration = kwargs.pop("weights_concentration", SPARSE_CONCENTRATION)
+    kwargs.pop("log_likelihood", None)  # stored only to rank several covariance types
+    k_max = max(ks)
+    n_features = np.asarray(X).shape[1]
+    rows, fitted, scores = [], {}, {}
+    for covariance_type in types:
+        seed = int(rng.integers(2**31 - 1))
+        model = MarginalGaussianMixture(
+            k_max,
+            covariance_type=covariance_type,
+            priors={"weights_concentration": concentration},
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SamplingWarning)
+            model.fit(X, random_state=seed, log_likelihood=len(types) > 1, **kwargs)
+        problems = [
+            str(item.message).split(":")[0]
+            for item in caught
+            if issubclass(item.category, SamplingWarning)
+            and "divergent" in str(item.message)
+        ]
+        # Per-component R-hat and ESS mean nothing for the components that are empty
+        # (their parameters wander over the prior, and their labels with them); the
+        # check that matters is that the chains agree on the number of occupied ones.
+        post = model.idata_["posterior"]
+        counts = occupied_counts(model.membership_draws(X), rng).reshape(
+            post.sizes["chain"], post.sizes["draw"]
+        )
+        if counts.shape[0] > 1 and counts.shape[1] >= 4 and np.ptp(counts) > 0:
+            rhat = float(arviz_stats.rhat(counts.astype(float), chain_axis=0, draw_axis=1))
+            if not rhat <= 1.05:
+                problems.append(f"R-hat of the number of occupied components {rhat:.2f} > 1.05")
+        if len(types) > 1:
+            result, why = psis_loo(model.idata_)
+            scores[covariance_type] = result.elpd if result is not None else -np.inf
+        dp = DPGaussianMixture(k_max, covariance_type=covariance_type, random_state=seed).fit(X)
+        dp_probabilities = _occupied_probabilities(dp, ks)
+        fitted[covariance_type] = model
+        note = "; ".join(problems)
+        for k, dp_probability in zip(ks, dp_probabilities, strict=True):
+            rows.append(
+                {
+                    "n_components": k,
+                    "covariance_type": covariance_type,
+                    "probability": float(np.mean(counts == k)),
+                    "dp_probability": float(dp_probability),
+                    "n_parameters": n_free_parameters(k, n_features, covariance_type),
+                    "note": note,
+                }
+            )
+    table = pd.DataFrame(rows)
+    best_type = max(scores, key=lambda c: scores[c]) if scores else types[0]
+    rows_best = table[table["covariance_type"] == best_type]
+    best_row = int(table.index.get_loc(rows_best["probability"].idxmax()))
+    return table, [fitted[c] for c in table["covariance_type"]], best_row, fitted[best_type]
+
+
 def select_n_components(
     X: Any,
     n_components: Iterable[int] = range(1, 10),
@@ -645,19 +785,29 @@ def select_n_components(
     n_components : iterable of int, default range(1, 10)
         Candidate numbers of components. For ``"dp"`` the truncation is their
         maximum and the table reports the posterior probability of each.
-    method : {"bic", "icl", "aic", "loo", "dp"}, default "bic"
+    method : {"bic", "icl", "aic", "loo", "dp", "sparse"}, default "bic"
         ``"bic"``: Schwarz (1978), ``-2 log L + n_par log n``. ``"aic"``: Akaike
         (1974), ``-2 log L + 2 n_par``. ``"icl"``: BIC plus twice the entropy of
         the classification (Biernacki, Celeux & Govaert 2000,
         https://doi.org/10.1109/34.865189), which penalises overlapping
-        components. ``"loo"``: PSIS-LOO elpd of the NUTS marginal model with the
-        one-standard-error rule (Vehtari, Gelman & Gabry 2017,
-        https://doi.org/10.1007/s11222-016-9696-4): the simplest model (fewest
-        free parameters, then smallest K) whose elpd difference from the best is
-        within one standard error of that difference, or below 4 (see
-        :func:`one_standard_error_rule`). ``"dp"``: mode of the
-        posterior of the number of occupied components of the variational DP
-        (covariance type by the largest ELBO).
+        components. ``"loo"``: PSIS-LOO elpd of the NUTS marginal model
+        (Vehtari, Gelman & Gabry 2017, https://doi.org/10.1007/s11222-016-9696-4);
+        every fit is checked and repaired or left out (see the module notes), and
+        the choice is the simplest model (fewest free parameters, then smallest K)
+        among those the data cannot tell from the best, ``elpd_diff >= -max(dse,
+        4)`` (:func:`indistinguishable_rule`); when that decision is within two
+        Monte Carlo standard errors of the differences the fits concerned are
+        refitted with twice the draws. The table has the stacking and
+        pseudo-BMA+ weights (Yao et al. 2018, https://doi.org/10.1214/17-BA1091),
+        ``indistinguishable``, ``within_mcse``, ``eligible`` and ``note``.
+        ``"dp"``: mode of the posterior of the number of occupied components of
+        the variational DP (covariance type by the largest ELBO). ``"sparse"``:
+        mode of the posterior of the number of occupied components of a sparse
+        finite mixture with ``max(n_components)`` components (Malsiner-Walli,
+        Frühwirth-Schnatter & Grün 2016, https://doi.org/10.1007/s11222-014-9500-2),
+        from membership draws (:func:`occupied_counts`), with the DP's posterior
+        of the same number in ``dp_probability`` (covariance type by the
+        PSIS-LOO elpd of the sparse fits).
     covariance_types : iterable of str, default all four
         Covariance types tried.
     random_state : None, int or Generator
@@ -667,8 +817,10 @@ def select_n_components(
     fit_kwargs : dict, optional
         Extra keyword arguments: for ``"loo"`` passed to
         ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``;
-        ``log_likelihood`` is always True, since LOO needs it); for ``"dp"`` to the
-        ``DPGaussianMixture`` constructor.
+        ``log_likelihood`` is always True, since LOO needs it); for ``"sparse"``
+        the same, plus ``weights_concentration`` (default
+        :data:`SPARSE_CONCENTRATION`); for ``"dp"`` to the ``DPGaussianMixture``
+        constructor.
 
     Returns
     -------
@@ -723,6 +875,8 @@ def select_n_components(
     elif method == "loo":
         table, models, best = _select_loo(X, ks, types, rng, fit_kwargs)
         best_model = models[best]
+    elif method == "sparse":
+        table, _, best, best_model = _select_sparse(X, ks, types, rng, fit_kwargs)
     else:
         table, _, best, best_model = _select_dp(X, ks, types, rng, fit_kwargs)
     table = table.reset_index(drop=True)
