@@ -728,8 +728,7 @@ def _select_sparse(
         problems = [
             str(item.message).split(":")[0]
             for item in caught
-            if issubclass(item.category, SamplingWarning)
-            and "divergent" in str(item.message)
+            if issubclass(item.category, SamplingWarning) and "divergent" in str(item.message)
         ]
         # Per-component R-hat and ESS mean nothing for the components that are empty
         # (their parameters wander over the prior, and their labels with them); the
