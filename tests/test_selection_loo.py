@@ -119,10 +119,15 @@ def _table(diff, dse, mcse=None):
 
 
 def test_rule_chooses_the_simplest_model_the_data_cannot_tell_from_the_best():
-    table = _table([-150.0, -8.0, -3.0, 0.0, -1.0], [15.0, 5.0, 1.5, 0.0, 2.0])
+    """Within max(2 dse, 4) of the best: K=2 (-14 against 2 * 5) is out, K=3 to 5 in."""
+    table = _table([-150.0, -14.0, -3.0, 0.0, -1.0], [15.0, 5.0, 1.5, 0.0, 2.0])
     best, same, undecided = indistinguishable_rule(table)
     assert same.tolist() == [False, False, True, True, True]
     assert best == 2 and not undecided.any()
+    # Within two standard errors (-9 against 2 * 5): the data cannot tell K=2 apart.
+    table.loc[1, "elpd_diff"] = -9.0
+    best, same, _ = indistinguishable_rule(table)
+    assert best == 1 and same[1]
 
 
 def test_rule_leaves_out_rows_without_a_difference():
@@ -136,8 +141,8 @@ def test_rule_leaves_out_rows_without_a_difference():
 
 
 def test_rule_flags_a_decision_within_monte_carlo_error_and_keeps_the_simpler_model():
-    # K=2: margin -8 + 5 = -3; with an MCSE of the difference of 2 (noise 4) undecided.
-    table = _table([-150.0, -8.0, -3.0, 0.0, -1.0], [15.0, 5.0, 1.5, 0.0, 2.0])
+    # K=2: margin -13 + 2 * 5 = -3; with an MCSE of the difference of 2 (noise 4) undecided.
+    table = _table([-150.0, -13.0, -3.0, 0.0, -1.0], [15.0, 5.0, 1.5, 0.0, 2.0])
     table["mcse_diff"] = [0.1, 2.0, 0.2, 0.0, 0.3]
     best, same, undecided = indistinguishable_rule(table)
     assert undecided.tolist() == [False, True, False, False, False]
