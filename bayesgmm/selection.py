@@ -411,11 +411,14 @@ def _fit_and_score(
         if not fit.reason:
             if attempt:
                 fit.history.append(
-                    "repaired: refitted with twice the tuning and draws after " + fit.history.pop()
+                    "repaired by a refit with twice the tuning and draws (first fit "
+                    + fit.history.pop()
+                    + ")"
                 )
             return
         if attempt == 0:
             fit.history.append(fit.reason)
+    fit.history[-1] = "first fit " + fit.history[-1] + "; refitted with twice the tuning and draws"
 
 
 def _compare_table(fits: list[_LooFit]) -> pd.DataFrame:
@@ -528,7 +531,7 @@ def _loo_rows(fits: list[_LooFit], n_features: int) -> pd.DataFrame:
                 "pareto_k_max": k_max,
                 "n_high_pareto_k": n_high,
                 "eligible": not fit.reason,
-                "note": "; ".join([*fit.history, fit.reason] if fit.reason else fit.history),
+                "note": "; ".join([fit.reason, *fit.history] if fit.reason else fit.history),
             }
         )
     table = pd.DataFrame(rows)
