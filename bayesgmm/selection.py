@@ -700,6 +700,51 @@ def occupied_counts(memberships: np.ndarray, rng: np.random.Generator) -> np.nda
     return occupied.sum(axis=1)
 
 
+def _fit_sparse(
+    X: Any,
+    k_max: int,
+    covariance_type: str,
+    concentration: float,
+    seed: int,
+    rng: np.random.Generator,
+    log_likelihood: bool,
+    kwargs: dict[str, Any],
+) -> tuple[Any, np.ndarray, list[str]]:
+    """Sample one sparse mixture; its occupied counts (chain, draw) and what is wrong.
+
+    Per-component R-hat and ESS mean nothing for the components that are empty
+    (their parameters wander over the prior, and their labels with them); the
+    checks that matter are divergences and that the chains agree on the number
+    of occupied components (its R-hat).
+    """
+    import arviz_stats
+
+    from bayesgmm.marginal import MarginalGaussianMixture, SamplingWarning
+
+    model = MarginalGaussianMixture(
+        k_max,
+        covariance_type=covariance_type,
+        priors={"weights_concentration": concentration},
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        model.fit(X, random_state=seed, log_likelihood=log_likelihood, **kwargs)
+    problems = [
+        str(item.message).split(":")[0]
+        for item in caught
+        if issubclass(item.category, SamplingWarning) and "divergent" in str(item.message)
+    ]
+    post = model.idata_["posterior"]
+    counts = occupied_counts(model.membership_draws(X), rng).reshape(
+        post.sizes["chain"], post.sizes["draw"]
+    )
+    if counts.shape[0] > 1 and counts.shape[1] >= 4 and np.ptp(counts) > 0:
+        rhat = float(arviz_stats.rhat(counts.astype(float), chain_axis=0, draw_axis=1))
+        if not rhat <= 1.05:
+            problems.append(f"R-hat of the number of occupied components {rhat:.2f} > 1.05")
+    return model, counts, problems
+
+
 def _select_sparse(
     X: Any,
     ks: list[int],
@@ -717,12 +762,10 @@ def _select_sparse(
     number is the ``dp_probability`` column. Several covariance types are
     ranked by the PSIS-LOO elpd of their sparse fits.
     """
-    import arviz_stats
     import pandas as pd
 
     from bayesgmm.comparison import psis_loo
     from bayesgmm.dirichlet_process import DPGaussianMixture
-    from bayesgmm.marginal import MarginalGaussianMixture, SamplingWarning
 
     kwargs = {"progressbar": False, **fit_kwargs}
     concentration = kwargs.pop("weights_concentration", SPARSE_CONCENTRATION)
@@ -732,36 +775,34 @@ def _select_sparse(
     rows, fitted, scores = [], {}, {}
     for covariance_type in types:
         seed = int(rng.integers(2**31 - 1))
-        model = MarginalGaussianMixture(
-            k_max,
-            covariance_type=covariance_type,
-            priors={"weights_concentration": concentration},
+        model, counts, problems = _fit_sparse(
+            X, k_max, covariance_type, concentration, seed, rng, len(types) > 1, kwargs
         )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SamplingWarning)
-            model.fit(X, random_state=seed, log_likelihood=len(types) > 1, **kwargs)
-        problems = [
-            str(item.message).split(":")[0]
-            for item in caught
-            if issubclass(item.category, SamplingWarning) and "divergent" in str(item.message)
-        ]
-        # Per-component R-hat and ESS mean nothing for the components that are empty
-        # (their parameters wander over the prior, and their labels with them); the
-        # check that matters is that the chains agree on the number of occupied ones.
-        post = model.idata_["posterior"]
-        counts = occupied_counts(model.membership_draws(X), rng).reshape(
-            post.sizes["chain"], post.sizes["draw"]
-        )
-        if counts.shape[0] > 1 and counts.shape[1] >= 4 and np.ptp(counts) > 0:
-            rhat = float(arviz_stats.rhat(counts.astype(float), chain_axis=0, draw_axis=1))
-            if not rhat <= 1.05:
-                problems.append(f"R-hat of the number of occupied components {rhat:.2f} > 1.05")
+        if problems:  # one repair, as for LOO: twice the tuning and draws, another seed
+            first = "; ".join(problems)
+            model, counts, problems = _fit_sparse(
+                X,
+                k_max,
+                covariance_type,
+                concentration,
+                int(rng.integers(2**31 - 1)),
+                rng,
+                len(types) > 1,
+                _scaled(kwargs, "tune", "draws"),
+            )
+            problems.append(
+                f"refitted with twice the tuning and draws (first fit: {first})"
+                if problems
+                else f"repaired by a refit with twice the tuning and draws (first fit: {first})"
+            )
         if len(types) > 1:
             result, why = psis_loo(model.idata_)
             scores[covariance_type] = result.elpd if result is not None else -np.inf
         dp = DPGaussianMixture(k_max, covariance_type=covariance_type, random_state=seed).fit(X)
         dp_probabilities = _occupied_probabilities(dp, ks)
         fitted[covariance_type] = model
+        # The last entry says whether the refit repaired the first fit.
+        reliable = not problems or problems[-1].startswith("repaired")
         note = "; ".join(problems)
         for k, dp_probability in zip(ks, dp_probabilities, strict=True):
             rows.append(
@@ -771,6 +812,7 @@ def _select_sparse(
                     "probability": float(np.mean(counts == k)),
                     "dp_probability": float(dp_probability),
                     "n_parameters": n_free_parameters(k, n_features, covariance_type),
+                    "reliable": reliable,
                     "note": note,
                 }
             )
@@ -821,7 +863,10 @@ def select_n_components(
         Frühwirth-Schnatter & Grün 2016, https://doi.org/10.1007/s11222-014-9500-2),
         from membership draws (:func:`occupied_counts`), with the DP's posterior
         of the same number in ``dp_probability`` (covariance type by the
-        PSIS-LOO elpd of the sparse fits).
+        PSIS-LOO elpd of the sparse fits). A sparse fit with divergences or
+        chains that disagree on that number (its R-hat above 1.05) is refitted
+        once with twice the tuning and draws; ``reliable`` and ``note`` say how
+        that ended.
     covariance_types : iterable of str, default all four
         Covariance types tried.
     random_state : None, int or Generator

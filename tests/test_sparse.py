@@ -100,7 +100,7 @@ def test_sparse_posterior_concentrates_on_the_true_number(n_components):
     np.testing.assert_allclose(table["probability"].sum(), 1.0, atol=1e-12)
     assert result.best_n_components == n_components
     assert table.loc[n_components, "probability"] > 0.5
-    assert "dp_probability" in table.columns
+    assert "dp_probability" in table.columns and "reliable" in table.columns
     assert type(result.best_model).__name__ == "MarginalGaussianMixture"
 
 
