@@ -50,7 +50,7 @@ MODELS = {
     "marginal": ("bayesgmm.marginal", "MarginalGaussianMixture"),
     "dp": ("bayesgmm.dirichlet_process", "DPGaussianMixture"),
 }
-SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt")
+SELECTION_METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt", "sparse")
 
 
 class CommandError(Exception):
@@ -554,7 +554,8 @@ def _parser() -> _Parser:
             "Fit mixtures with 1 to --max-components components (and each covariance "
             "type for the information criteria) and report which the criterion prefers: bic, aic "
             "and icl from EM fits, loo from NUTS fits, dp from the posterior number of occupied "
-            "components of a Dirichlet-process mixture."
+            "components of a Dirichlet-process mixture, sparse from that of a sparse finite "
+            "mixture with --max-components components (NUTS)."
         ),
         epilog="examples:\n"
         "  bayesgmm select data.csv\n"

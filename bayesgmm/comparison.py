@@ -54,6 +54,7 @@ __all__ = [
     "WAICResult",
     "compare",
     "elpd",
+    "loo_mcse",
     "pareto_k_threshold",
     "waic",
 ]
@@ -128,6 +129,152 @@ def _pareto_k_check(result: Any) -> tuple[float, int, str]:
     good_k = result.good_k if result.good_k is not None else pareto_k_threshold(result.n_samples)
     count = int((k > good_k).sum())
     return float(k.max()), count, _threshold_text(float(good_k), int(result.n_samples))
+
+
+def loo_mcse(result: Any, log_likelihood: Any) -> float:
+    """Monte Carlo standard error of a PSIS-LOO elpd estimate.
+
+    ``elpd = sum_i log E_i`` with ``E_i = sum_s w_is p_is`` the self-normalised
+    importance-sampling estimate of ``p(x_i | x_-i)`` (``p_is = p(x_i | theta_s)``,
+    ``w_is`` the normalised Pareto-smoothed weights, summing to 1 over the S draws).
+    To first order (the delta method), its error is the mean over draws of
+
+        h_s = S sum_i w_is (p_is / E_i - 1),
+
+    so the Monte Carlo standard error of elpd is that of the mean of ``h``,
+    which :func:`arviz_stats.mcse` estimates from the chains (its effective
+    sample size accounts for autocorrelated draws). Summing ``h`` over points
+    *before* taking the variance keeps the correlation between points that
+    share a draw: a posterior draw with a wider component lowers the
+    likelihood of all its points at once, so the errors of the pointwise
+    ``elpd_i`` add up by more than their independent sum. For independent
+    points the result reduces to ``sqrt(sum_i sum_s w_is^2 (p_is / E_i - 1)^2 /
+    r_eff)``, the variance the loo R package computes per point (Vehtari et al.
+    2024, section 3). arviz_stats 1.x reports the standard error of elpd over
+    observations (``se``), not this Monte Carlo error; the two answer different
+    questions: ``se`` how much elpd would change with other data, this how much
+    it would change with other posterior draws of the same data.
+
+    Parameters
+    ----------
+    result : arviz_stats ELPDData
+        From ``arviz_stats.loo(..., pointwise=True)``, with ``log_weights``.
+    log_likelihood : xarray.DataArray
+        The pointwise log-likelihood the result was computed from, dims
+        ``chain``, ``draw`` and observation dimensions.
+
+    Returns
+    -------
+    float
+        The Monte Carlo standard error of ``result.elpd``.
+
+    References
+    ----------
+    Vehtari, A., Simpson, D., Gelman, A., Yao, Y. & Gabry, J. (2024). Pareto smoothed
+    importance sampling. JMLR 25(72), 1-58.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> import arviz_stats
+    >>> from bayesgmm.comparison import loo_mcse
+    >>> ll = np.random.default_rng(0).normal(-1.0, 0.1, size=(2, 200, 20))
+    >>> tree = xr.DataTree.from_dict({
+    ...     "posterior": xr.Dataset({"mu": (("chain", "draw"), ll[:, :, 0])}),
+    ...     "log_likelihood": xr.Dataset({"obs": (("chain", "draw", "obs_id"), ll)})})
+    >>> result = arviz_stats.loo(tree, pointwise=True)
+    >>> bool(0 < loo_mcse(result, tree["log_likelihood"]["obs"]) < 0.1)
+    True
+    """
+    import arviz_stats
+    import xarray as xr
+
+    if getattr(result, "log_weights", None) is None or result.elpd_i is None:
+        raise ValueError(
+            message(
+                "result",
+                "an ELPD result of arviz_stats.loo(..., pointwise=True) with log_weights",
+                result,
+            )
+        )
+    sample_dims = ["chain", "draw"]
+    log_lik = log_likelihood.transpose(*sample_dims, ...)
+    obs_dims = [d for d in log_lik.dims if d not in sample_dims]
+    chains, draws = log_lik.sizes["chain"], log_lik.sizes["draw"]
+    values = log_lik.values.reshape(chains, draws, -1)
+    log_weights = result.log_weights.transpose(*sample_dims, *obs_dims).values
+    log_weights = log_weights.reshape(chains, draws, -1)
+    elpd_i = result.elpd_i.transpose(*obs_dims).values.reshape(-1)
+    # w_is (p_is / E_i - 1), in log space for the ratio so that nothing overflows.
+    terms = np.exp(log_weights + values - elpd_i) - np.exp(log_weights)
+    h = chains * draws * terms.sum(axis=-1)
+    error = arviz_stats.mcse(xr.DataArray(h, dims=sample_dims), method="mean")
+    return float(np.asarray(error))
+
+
+def repeated_draws(log_likelihood: Any) -> np.ndarray:
+    """Fraction of each chain's draws that repeat the draw before them exactly.
+
+    A NUTS chain moves at every draw unless every proposal is rejected; a chain
+    stuck in a region the sampler cannot leave (a component collapsed onto tied
+    data values, where the density has a spike) repeats its draw, and its
+    constant pointwise log-likelihood breaks the Pareto fit of PSIS ("All tail
+    values are the same").
+
+    Parameters
+    ----------
+    log_likelihood : xarray.DataArray
+        Dims ``chain``, ``draw`` and observation dimensions.
+
+    Returns
+    -------
+    ndarray of shape (n_chains,)
+    """
+    values = np.asarray(log_likelihood.transpose("chain", "draw", ...).values)
+    values = values.reshape(values.shape[0], values.shape[1], -1)
+    if values.shape[1] < 2:
+        return np.zeros(values.shape[0])
+    same = (values[:, 1:] == values[:, :-1]).all(axis=-1)
+    return same.mean(axis=1)
+
+
+def psis_loo(tree: Any, var_name: str = "obs") -> tuple[Any, str]:
+    """PSIS-LOO of a NUTS fit, or why it cannot be estimated.
+
+    :func:`arviz_stats.loo` fits a generalised Pareto distribution to the largest
+    importance ratios of every observation; when those ratios are all equal
+    (a chain that did not move, so the same log-likelihood repeats in every
+    draw) the fit is impossible and arviz_stats raises. Here that becomes a
+    reason, so that a model selection can report the fit as not scored instead
+    of stopping.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        With ``posterior`` and ``log_likelihood`` groups.
+    var_name : str, default "obs"
+
+    Returns
+    -------
+    result : arviz_stats ELPDData or None
+        None when PSIS-LOO could not be computed.
+    reason : str
+        Empty, or why there is no result.
+    """
+    import arviz_stats
+
+    try:
+        return arviz_stats.loo(tree, pointwise=True, var_name=var_name), ""
+    except ValueError as exc:
+        stuck = repeated_draws(tree["log_likelihood"][var_name])
+        detail = (
+            f"; chain(s) {np.flatnonzero(stuck > 0.5).tolist()} repeat more than half their "
+            "draws (stuck)"
+            if (stuck > 0.5).any()
+            else ""
+        )
+        return None, f"PSIS-LOO impossible ({exc}){detail}"
 
 
 @dataclass(frozen=True)

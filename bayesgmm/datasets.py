@@ -30,6 +30,7 @@ __all__ = [
     "FAITHFUL_COLUMNS",
     "IRIS_COLUMNS",
     "load_faithful",
+    "load_galaxies",
     "load_iris",
     "make_mixture",
     "make_moons",
@@ -155,6 +156,62 @@ def load_iris(as_frame: bool = False) -> tuple[np.ndarray, np.ndarray] | pd.Data
         frame["species"] = pd.Categorical(species)
         return frame
     return X, species
+
+
+def load_galaxies(as_frame: bool = False) -> np.ndarray | pd.DataFrame:
+    """Load the galaxies data: velocities of 82 galaxies, one feature.
+
+    Each value is the recession velocity, in km/s, of a galaxy in the Corona
+    Borealis region, from a redshift survey (Postman, Huchra & Geller 1986) as
+    tabulated by Roeder (1990). Groups of velocities correspond to clusters of
+    galaxies at different distances, and how many there are is the classic
+    hard question for mixture models: answers from 3 to 7 are published
+    (Richardson & Green 1997; Grün, Malsiner-Walli & Frühwirth-Schnatter 2022).
+
+    This is the version R ships as ``MASS::galaxies``, sorted, with its known
+    typo: the 78th velocity is 26690 where Roeder's table has 26960. Many
+    papers use one version and many the other; results on the two can differ
+    in the tail.
+
+    Parameters
+    ----------
+    as_frame : bool, default False
+        If true, return a :class:`pandas.DataFrame` with the column ``velocity``;
+        otherwise a float array.
+
+    Returns
+    -------
+    X : ndarray of shape (82, 1) or DataFrame
+        Velocities in km/s, sorted.
+
+    References
+    ----------
+    .. [1] K. Roeder (1990). Density estimation with confidence sets exemplified by
+       superclusters and voids in the galaxies. JASA 85(411), 617-624.
+       doi:10.1080/01621459.1990.10474918
+    .. [2] M. Postman, J. P. Huchra and M. J. Geller (1986). Probes of large-scale
+       structure in the Corona Borealis region. The Astronomical Journal 92,
+       1238-1247. doi:10.1086/114257
+    .. [3] B. Grün, G. Malsiner-Walli and S. Frühwirth-Schnatter (2022). How many
+       data clusters are in the Galaxy data set? Advances in Data Analysis and
+       Classification 16, 325-349. doi:10.1007/s11634-021-00461-8
+
+    Examples
+    --------
+    >>> from bayesgmm.datasets import load_galaxies
+    >>> X = load_galaxies()
+    >>> X.shape, X[77, 0]
+    ((82, 1), np.float64(26690.0))
+    """
+    if not isinstance(as_frame, (bool, np.bool_)):
+        raise TypeError(message("as_frame", "True or False", as_frame))
+    with resources.files("bayesgmm").joinpath("data", "galaxies.csv").open("r") as f:
+        X = np.loadtxt(f, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+    if as_frame:
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=["velocity"])
+    return X
 
 
 def _random_covariances(

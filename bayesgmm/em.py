@@ -506,9 +506,7 @@ default="auto"
             prediction = np.where(given >= 0, given, prediction)
         return prediction
 
-    def _fit(
-        self, X: Any, labels: Any = None, partitions: list[Partition] | None = None
-    ) -> None:
+    def _fit(self, X: Any, labels: Any = None, partitions: list[Partition] | None = None) -> None:
         """Validate, then run every initialisation and keep the best (see ``_fit_loop``).
 
         A Dask array is not read into memory: every EM iteration maps the E-step

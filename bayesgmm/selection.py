@@ -1,6 +1,6 @@
 """Choosing the number of components K (and the covariance type).
 
-Four routes, one result type:
+Five routes, one result type:
 
 * ``"bic"``, ``"aic"``, ``"icl"``: fit EM (several restarts from the EM's own
   initialisation) for every (K, covariance type) and take the smallest criterion
@@ -8,14 +8,25 @@ Four routes, one result type:
   convention, ``2 log L - n_par log n`` (higher is better). Fits with degenerate
   components are left out of the choice, with a note in the table.
 * ``"loo"``: fit :class:`~bayesgmm.MarginalGaussianMixture` (NUTS) for every K and
-  estimate its elpd by PSIS-LOO; pick the simplest model whose elpd is within one
-  standard error of the difference from the best (the one-standard-error rule).
-  Every K compiles and samples its own PyMC model: the slowest route.
+  estimate its elpd by PSIS-LOO. Every fit is checked (divergences, R-hat, ESS,
+  chains in different modes, stuck chains, components collapsed onto tied data
+  values, Pareto k) and refitted once with more tuning and draws when a check
+  fails; a fit that still fails is shown but kept out of the choice, with the
+  reason in ``note``. The choice is the simplest of the models the data cannot
+  tell from the best (:func:`indistinguishable_rule`), refitting with more draws
+  when that decision is within Monte Carlo error. Every K compiles and samples
+  its own PyMC model: the slowest route.
 * ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
   with truncation ``max(n_components)`` and read the posterior of the number of
   occupied components. DP posteriors of the number of clusters are not
-  consistent (Miller & Harrison 2013): prefer ``"loo"`` when the number itself
-  is the question.
+  consistent (Miller & Harrison 2013): prefer ``"loo"`` or ``"sparse"`` when the
+  number itself is the question.
+* ``"sparse"``: one sparse finite mixture (the marginal model with ``max(n_components)``
+  components and a Dirichlet concentration of 0.01, Malsiner-Walli,
+  Frühwirth-Schnatter & Grün 2016) per covariance type, sampled by NUTS; the
+  posterior of the number of occupied components, computed from membership
+  draws, concentrates on the number the data support, and the DP's posterior
+  of the same number is reported beside it.
 * ``"lrt"``: for every covariance type, the sequential bootstrap
   likelihood-ratio test of K against K + 1 (:func:`bayesgmm.bootstrap_lrt`,
   mclust's ``mclustBootstrapLRT``) keeps the first K it does not reject; among
@@ -53,12 +64,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from bayesgmm._reports import SelectionSummary
 
-__all__ = ["METHODS", "SelectionResult", "one_standard_error_rule", "select_n_components"]
+__all__ = [
+    "METHODS",
+    "SelectionResult",
+    "indistinguishable_rule",
+    "one_standard_error_rule",
+    "select_n_components",
+]
 
 # elpd differences below this are small whatever their standard error (Sivula et al. 2022).
 SMALL_ELPD_DIFFERENCE = 4.0
+#: Two models are indistinguishable when their elpd difference is within this many
+#: standard errors of that difference (about a 95 % normal interval).
+INDISTINGUISHABLE_SE = 2.0
 
-METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt")
+METHODS = ("bic", "icl", "aic", "loo", "dp", "lrt", "sparse")
 
 _CRITERION = {
     "bic": ("bic", "BIC (lower is better)"),
@@ -67,6 +87,7 @@ _CRITERION = {
     "loo": ("elpd", "elpd (PSIS-LOO, higher is better)"),
     "dp": ("probability", "posterior probability of K occupied components"),
     "lrt": ("p_value", "p-value of K against K + 1 components (bootstrap LRT)"),
+    "sparse": ("probability", "posterior probability of K occupied components"),
 }
 
 
@@ -186,7 +207,7 @@ def _check_covariance_types(covariance_types: Any, method: str) -> list[str]:
     ``"all"`` stands for mclust's fourteen models (which include the four under
     their mclust names).
     """
-    em = method in ("bic", "icl", "aic")
+    em = method in ("bic", "icl", "aic", "lrt")
     if isinstance(covariance_types, str) and covariance_types == "all" and em:
         covariance_types = MCLUST_MODELS
     if isinstance(covariance_types, str):
@@ -384,62 +405,327 @@ def _select_em(
     return table, models, np.array(eligible, dtype=bool)
 
 
+#: Refits allowed for a NUTS fit in LOO selection: one repair (twice the tuning and
+#: draws, another seed) after a failed check, one with twice the draws when the
+#: choice is within Monte Carlo error.
+_LOO_REFIT_FACTOR = 2
+#: A chain is stuck when more than this fraction of its draws repeat the previous one.
+_STUCK_FRACTION = 0.5
+#: The choice is within Monte Carlo error when a margin is below this many MCSE.
+_MCSE_MARGIN = 2.0
+
+
+def _resolution(X: np.ndarray) -> np.ndarray:
+    """Smallest gap between distinct values of every feature (inf for a constant one)."""
+    out = np.full(X.shape[1], np.inf)
+    for j in range(X.shape[1]):
+        gaps = np.diff(np.unique(X[:, j]))
+        if gaps.size:
+            out[j] = gaps.min()
+    return out
+
+
+def _collapsed_components(model: Any, resolution: np.ndarray) -> str:
+    """Say which chains hold a component narrower than the data's resolution.
+
+    Rounded data repeat values (Old Faithful's durations are given to the
+    second, its waiting times to the minute). On ``m >= 2`` tied values of a
+    feature, the likelihood of a component centred there grows like
+    ``sigma^-(m - 1)`` as its standard deviation ``sigma`` in that feature
+    shrinks (after integrating over its mean), which a prior with positive
+    density at ``sigma = 0`` (the HalfNormal) does not stop: the posterior has
+    a non-integrable spike, and a chain that finds it stays there. A component
+    whose standard deviation in some feature is below half the smallest gap
+    between distinct values of that feature can only be sitting on ties.
+    """
+    post = model.idata_["posterior"]
+    covariances = np.asarray(post["covariances"].values)
+    stds = np.sqrt(np.clip(np.diagonal(covariances, axis1=-2, axis2=-1), 0.0, None))
+    collapsed = (stds < resolution / 2.0).any(axis=(-1, -2))  # (chain, draw)
+    chains = np.flatnonzero(collapsed.mean(axis=1) > 0.01)
+    if not chains.size:
+        return ""
+    return (
+        f"chain(s) {chains.tolist()} hold a component narrower than the data's resolution "
+        "(collapsed onto tied values, where the posterior density has a spike)"
+    )
+
+
+def _fit_nuts_checked(
+    X: Any,
+    resolution: np.ndarray,
+    k: int,
+    covariance_type: str,
+    seed: int,
+    kwargs: dict[str, Any],
+) -> tuple[Any, list[str]]:
+    """Fit the marginal model and list what is wrong with its draws.
+
+    The checks: the fit's own (divergences, chains in different modes after
+    relabelling, R-hat, bulk ESS: :func:`bayesgmm._nuts.convergence_problems`),
+    chains that do not move, and components collapsed onto tied values.
+    """
+    from bayesgmm.comparison import repeated_draws
+    from bayesgmm.marginal import MarginalGaussianMixture, SamplingWarning
+
+    model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        model.fit(X, random_state=seed, **kwargs)
+    problems = []
+    for item in caught:
+        if issubclass(item.category, SamplingWarning):
+            problems.append(str(item.message).split(":")[0])
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    stuck = np.flatnonzero(repeated_draws(model.idata_["log_likelihood"]["obs"]) > _STUCK_FRACTION)
+    if stuck.size:
+        problems.append(f"chain(s) {stuck.tolist()} stuck (repeat most draws)")
+    collapsed = _collapsed_components(model, resolution)
+    if collapsed:
+        problems.append(collapsed)
+    return model, problems
+
+
+def _scaled(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``kwargs`` with the sampler settings ``names`` multiplied by the refit factor."""
+    defaults = {"draws": 1000, "tune": 1000}
+    return {**kwargs, **{n: _LOO_REFIT_FACTOR * kwargs.get(n, defaults[n]) for n in names}}
+
+
+@dataclass
+class _LooFit:
+    """One (K, covariance type) of a LOO selection, as it goes through its checks."""
+
+    n_components: int
+    covariance_type: str
+    model: Any = None
+    problems: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    result: Any = None
+    mcse: float = np.nan
+    reason: str = ""  # why the fit is left out of the choice; empty when it is not
+
+    def score(self) -> None:
+        """PSIS-LOO, its Monte Carlo error and Pareto-k check: the fit's reason if any fails."""
+        from bayesgmm.comparison import loo_mcse, psis_loo
+
+        self.result, why = psis_loo(self.model.idata_)
+        if self.result is None:
+            self.reason = f"not scored: {why}"
+            return
+        self.mcse = loo_mcse(self.result, self.model.idata_["log_likelihood"]["obs"])
+        _, n_high, threshold = _pareto_k_check(self.result)
+        if self.problems:
+            self.reason = "unreliable: " + "; ".join(self.problems)
+        elif n_high:
+            self.reason = f"unreliable: {n_high} Pareto k above {threshold}"
+        else:
+            self.reason = ""
+
+
+def _fit_and_score(
+    X: Any,
+    resolution: np.ndarray,
+    fit: _LooFit,
+    rng: np.random.Generator,
+    kwargs: dict[str, Any],
+) -> None:
+    """Fit, check, and repair once (twice the tuning and draws, another seed) on failure."""
+    for attempt, settings in enumerate((kwargs, _scaled(kwargs, "tune", "draws"))):
+        seed = int(rng.integers(2**31 - 1))
+        with warnings.catch_warnings():
+            # High Pareto k are reported in the row, not as warnings.
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+            fit.model, fit.problems = _fit_nuts_checked(
+                X, resolution, fit.n_components, fit.covariance_type, seed, settings
+            )
+            fit.score()
+        if not fit.reason:
+            if attempt:
+                fit.history.append(
+                    "repaired by a refit with twice the tuning and draws (first fit "
+                    + fit.history.pop()
+                    + ")"
+                )
+            return
+        if attempt == 0:
+            fit.history.append(fit.reason)
+    fit.history[-1] = "first fit " + fit.history[-1] + "; refitted with twice the tuning and draws"
+
+
+def _compare_table(fits: list[_LooFit]) -> pd.DataFrame:
+    """Compare the eligible fits: elpd differences, their standard errors, two kinds of weight."""
+    import arviz_stats
+    import pandas as pd
+
+    estimates = {i: f.result for i, f in enumerate(fits) if not f.reason}
+    columns = ["elpd_diff", "dse", "weight", "weight_pseudo_bma_plus"]
+    out = pd.DataFrame(np.nan, index=range(len(fits)), columns=columns)
+    if len(estimates) == 1:
+        out.loc[list(estimates)] = [[0.0, 0.0, 1.0, 1.0]]
+        return out
+    if not estimates:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        stacking = arviz_stats.compare(estimates, method="stacking", round_to="none")
+        # Pseudo-BMA+: Akaike-type weights regularised by the Bayesian bootstrap
+        # (Yao et al. 2018, section 3.3).
+        bma = arviz_stats.compare(estimates, method="BB-pseudo-BMA", round_to="none")
+    rows = list(estimates)
+    out.loc[rows, ["elpd_diff", "dse", "weight"]] = stacking.loc[
+        rows, ["elpd_diff", "dse", "weight"]
+    ].to_numpy(dtype=float)
+    out.loc[rows, "weight_pseudo_bma_plus"] = bma.loc[rows, "weight"].to_numpy(dtype=float)
+    return out
+
+
+def indistinguishable_rule(table: pd.DataFrame) -> tuple[int, np.ndarray, np.ndarray]:
+    """Find the models the data cannot tell from the best, and choose the simplest of them.
+
+    Among the rows with a finite ``elpd_diff`` (the eligible fits), a model is
+    *indistinguishable* from the best when its elpd difference is within two
+    standard errors of that difference (:data:`INDISTINGUISHABLE_SE`, a 95 %
+    normal interval: the data cannot tell which predicts better) or below 4,
+    ``elpd_diff >= -max(2 dse, 4)``. Differences below 4 are small whatever
+    their standard error (Sivula, Magnusson & Vehtari 2022, arXiv:2008.10296).
+    The choice is the indistinguishable model with the fewest free parameters,
+    then the smallest K. The difference is a Monte Carlo estimate: when
+    ``mcse_diff`` (its Monte Carlo standard error) is given, a row whose margin
+    ``elpd_diff + max(2 dse, 4)`` is within two of those errors of zero is
+    *undecided*: more draws can change the answer. Undecided rows count as
+    indistinguishable, so that the rule errs towards the simpler model.
+
+    A one-standard-error threshold (:func:`one_standard_error_rule`) is less
+    stable: on Old Faithful (full covariances) the elpd of K = 3 exceeds that of
+    K = 2 by 4.9 with a standard error of 4.0, so whether K = 2 is within one
+    standard error turns on the Monte Carlo noise of a fraction of an elpd unit.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``elpd_diff`` (NaN for rows left out of the choice), ``dse``,
+        ``n_parameters``, ``n_components`` and optionally ``mcse_diff``.
+
+    Returns
+    -------
+    best : int
+        Row position of the chosen model.
+    indistinguishable : ndarray of bool
+    undecided : ndarray of bool
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesgmm.selection import indistinguishable_rule
+    >>> table = pd.DataFrame({"n_components": [1, 2, 3, 4], "n_parameters": [5, 11, 17, 23],
+    ...                       "elpd_diff": [-150.0, -12.0, -3.0, 0.0],
+    ...                       "dse": [15.0, 5.0, 1.5, 0.0], "mcse_diff": [0.1, 1.6, 0.3, 0.0]})
+    >>> best, same, undecided = indistinguishable_rule(table)
+    >>> best, same.tolist(), undecided.tolist()
+    (1, [False, True, True, True], [False, True, False, False])
+    """
+    diff = table["elpd_diff"].to_numpy(dtype=float)
+    eligible = np.isfinite(diff)
+    if not eligible.any():
+        raise ValueError(message("table", "at least one row with a finite elpd_diff", "none"))
+    tolerance = np.maximum(
+        INDISTINGUISHABLE_SE * table["dse"].to_numpy(dtype=float), SMALL_ELPD_DIFFERENCE
+    )
+    margin = np.where(eligible, diff + tolerance, -np.inf)
+    if "mcse_diff" in table:
+        noise = _MCSE_MARGIN * np.nan_to_num(table["mcse_diff"].to_numpy(dtype=float))
+    else:
+        noise = np.zeros(len(table))
+    undecided = eligible & (np.abs(margin) < noise)
+    indistinguishable = eligible & ((margin >= 0) | undecided)
+    return _choose_simplest(table, indistinguishable), indistinguishable, undecided
+
+
+def _loo_rows(fits: list[_LooFit], n_features: int) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for fit in fits:
+        result = fit.result
+        k_max, n_high, _ = _pareto_k_check(result) if result is not None else (np.nan, 0, "")
+        rows.append(
+            {
+                "n_components": fit.n_components,
+                "covariance_type": fit.covariance_type,
+                "elpd": float(result.elpd) if result is not None else np.nan,
+                "se": float(result.se) if result is not None else np.nan,
+                "mcse": fit.mcse,
+                "p": float(result.p) if result is not None else np.nan,
+                "n_parameters": n_free_parameters(
+                    fit.n_components, n_features, fit.covariance_type
+                ),
+                "pareto_k_max": k_max,
+                "n_high_pareto_k": n_high,
+                "eligible": not fit.reason,
+                "note": "; ".join([fit.reason, *fit.history] if fit.reason else fit.history),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table = pd.concat([table, _compare_table(fits)], axis=1)
+    best = int(np.nanargmax(np.where(table["eligible"], table["elpd"], np.nan)))
+    table["mcse_diff"] = np.where(
+        table["eligible"], np.hypot(table["mcse"], table.loc[best, "mcse"]), np.nan
+    )
+    table.loc[best, "mcse_diff"] = 0.0
+    return table
+
+
 def _select_loo(
-    X: np.ndarray,
+    X: Any,
     ks: list[int],
     types: list[str],
     rng: np.random.Generator,
     fit_kwargs: dict[str, Any],
 ) -> tuple[pd.DataFrame, list[Any], int]:
-    import arviz_stats
-    import pandas as pd
+    """LOO selection with checked fits and a choice that more draws would not change.
 
-    from bayesgmm.marginal import MarginalGaussianMixture
-
-    rows, models, estimates = [], [], {}
+    Every fit is checked (:func:`_fit_nuts_checked`) and refitted once with
+    twice the tuning and draws when a check fails; a fit that still fails, or
+    that PSIS-LOO cannot score, or with Pareto k above ArviZ's threshold, is
+    kept in the table with the reason in ``note`` and out of the choice. Then
+    :func:`indistinguishable_rule`; the fits whose membership of the
+    indistinguishable set is within Monte Carlo error, and the best fit, are
+    refitted once with twice the draws and the rule applied again.
+    """
+    array = np.asarray(X, dtype=np.float64)
+    resolution = _resolution(array)
     # LOO needs the pointwise log-likelihood, which fit leaves out by default on
     # large data ("auto"): ask for it.
     kwargs = {"progressbar": False, **fit_kwargs, "log_likelihood": True}
-    for covariance_type in types:
-        for k in ks:
-            seed = int(rng.integers(2**31 - 1))
-            model = MarginalGaussianMixture(n_components=k, covariance_type=covariance_type)
-            model.fit(X, random_state=seed, **kwargs)
-            result = arviz_stats.loo(model.idata_, pointwise=True, var_name="obs")
-            name = f"{k}/{covariance_type}"
-            estimates[name] = result
-            k_max, n_high, threshold = _pareto_k_check(result)
-            rows.append(
-                {
-                    "n_components": k,
-                    "covariance_type": covariance_type,
-                    "elpd": float(result.elpd),
-                    "se": float(result.se),
-                    "p": float(result.p),
-                    "n_parameters": n_free_parameters(k, X.shape[1], covariance_type),
-                    "pareto_k_max": k_max,
-                    "n_high_pareto_k": n_high,
-                    "note": f"{n_high} Pareto k above {threshold}: elpd unreliable"
-                    if n_high
-                    else "",
-                    "_name": name,
-                }
-            )
-            models.append(model)
-    table = pd.DataFrame(rows)
-    if len(estimates) > 1:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            diffs = arviz_stats.compare(estimates, round_to="none")
-        table["elpd_diff"] = diffs.loc[table["_name"], "elpd_diff"].to_numpy(dtype=float)
-        table["dse"] = diffs.loc[table["_name"], "dse"].to_numpy(dtype=float)
-        table["weight"] = diffs.loc[table["_name"], "weight"].to_numpy(dtype=float)
-    else:
-        table["elpd_diff"], table["dse"], table["weight"] = 0.0, 0.0, 1.0
-    table = table.drop(columns="_name")
-    best, within = one_standard_error_rule(table)
-    table["within_one_se"] = within
-    return table, models, best
+    fits = [_LooFit(k, covariance_type) for covariance_type in types for k in ks]
+    for fit in fits:
+        _fit_and_score(X, resolution, fit, rng, kwargs)
+    if all(fit.reason for fit in fits):
+        raise ValueError(
+            "X: expected data on which at least one NUTS fit passes its checks, got none ("
+            + "; ".join(f"K={f.n_components} {f.covariance_type}: {f.reason}" for f in fits)
+            + "); increase draws and tune in fit_kwargs, or reduce n_components"
+        )
+    table = _loo_rows(fits, array.shape[1])
+    best, same, undecided = indistinguishable_rule(table)
+    if undecided.any():
+        best_elpd = int(np.nanargmax(np.where(table["eligible"], table["elpd"], np.nan)))
+        for i in sorted({best_elpd, *np.flatnonzero(undecided).tolist()}):
+            refit = _LooFit(fits[i].n_components, fits[i].covariance_type)
+            _fit_and_score(X, resolution, refit, rng, _scaled(kwargs, "draws"))
+            note = "refitted with twice the draws: the choice was within Monte Carlo error"
+            if refit.reason:  # keep the first fit, say that the longer run failed
+                fits[i].history.append(f"{note}, but the longer run failed ({refit.reason})")
+            else:
+                refit.history.insert(0, note)
+                fits[i] = refit
+        table = _loo_rows(fits, array.shape[1])
+        best, same, undecided = indistinguishable_rule(table)
+    table["indistinguishable"] = same
+    table["within_mcse"] = undecided
+    return table, [fit.model for fit in fits], best
 
 
 def _select_lrt(
@@ -572,6 +858,175 @@ def _select_dp(
     return table, models, best_row, fitted[best_type]
 
 
+#: Dirichlet concentration of the sparse finite mixture: below 1 / K_max for any
+#: K_max up to 100, so that superfluous components empty (Malsiner-Walli et al. 2016
+#: use e0 = 0.01 with a fixed prior).
+SPARSE_CONCENTRATION = 0.01
+
+
+def occupied_counts(memberships: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Count the occupied components in every posterior draw, from membership draws.
+
+    For each draw ``s`` the label of every point is drawn from its membership
+    probabilities, ``z_i ~ Categorical(p(z_i = . | x_i, theta_s))``, and the
+    components that receive at least one point are counted: a draw from the
+    posterior of the number of occupied components ``K+`` (Malsiner-Walli,
+    Frühwirth-Schnatter & Grün 2016, section 2.2). The count does not depend
+    on how the components are labelled, so no relabelling is needed.
+
+    Parameters
+    ----------
+    memberships : ndarray of shape (n_draws, n_samples, n_components)
+        Membership probabilities per draw (``membership_draws``).
+    rng : numpy.random.Generator
+        Draws the labels.
+
+    Returns
+    -------
+    ndarray of int, shape (n_draws,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.selection import occupied_counts
+    >>> p = np.zeros((2, 4, 3))
+    >>> p[0, :, 0] = 1.0            # draw 0: every point in component 0
+    >>> p[1, :2, 1] = p[1, 2:, 2] = 1.0  # draw 1: two points in 1, two in 2
+    >>> occupied_counts(p, np.random.default_rng(0)).tolist()
+    [1, 2]
+    """
+    memberships = np.asarray(memberships, dtype=np.float64)
+    n_draws, _, k = memberships.shape
+    uniform = rng.random(memberships.shape[:2])
+    labels = (uniform[..., None] > memberships.cumsum(axis=-1)).sum(axis=-1).clip(max=k - 1)
+    occupied = np.zeros((n_draws, k), dtype=bool)
+    np.put_along_axis(occupied, labels, True, axis=1)
+    return occupied.sum(axis=1)
+
+
+def _fit_sparse(
+    X: Any,
+    k_max: int,
+    covariance_type: str,
+    concentration: float,
+    seed: int,
+    rng: np.random.Generator,
+    log_likelihood: bool,
+    kwargs: dict[str, Any],
+) -> tuple[Any, np.ndarray, list[str]]:
+    """Sample one sparse mixture; its occupied counts (chain, draw) and what is wrong.
+
+    Per-component R-hat and ESS mean nothing for the components that are empty
+    (their parameters wander over the prior, and their labels with them); the
+    checks that matter are divergences and that the chains agree on the number
+    of occupied components (its R-hat).
+    """
+    import arviz_stats
+
+    from bayesgmm.marginal import MarginalGaussianMixture, SamplingWarning
+
+    model = MarginalGaussianMixture(
+        k_max,
+        covariance_type=covariance_type,
+        priors={"weights_concentration": concentration},
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        model.fit(X, random_state=seed, log_likelihood=log_likelihood, **kwargs)
+    problems = [
+        str(item.message).split(":")[0]
+        for item in caught
+        if issubclass(item.category, SamplingWarning) and "divergent" in str(item.message)
+    ]
+    post = model.idata_["posterior"]
+    counts = occupied_counts(model.membership_draws(X), rng).reshape(
+        post.sizes["chain"], post.sizes["draw"]
+    )
+    if counts.shape[0] > 1 and counts.shape[1] >= 4 and np.ptp(counts) > 0:
+        rhat = float(arviz_stats.rhat(counts.astype(float), chain_axis=0, draw_axis=1))
+        if not rhat <= 1.05:
+            problems.append(f"R-hat of the number of occupied components {rhat:.2f} > 1.05")
+    return model, counts, problems
+
+
+def _select_sparse(
+    X: Any,
+    ks: list[int],
+    types: list[str],
+    rng: np.random.Generator,
+    fit_kwargs: dict[str, Any],
+) -> tuple[pd.DataFrame, list[Any], int, Any]:
+    """Fit one sparse finite mixture per covariance type and read the posterior of K+.
+
+    The marginal model with ``K_max = max(ks)`` components and Dirichlet
+    concentration ``weights_concentration`` (:data:`SPARSE_CONCENTRATION` unless
+    ``fit_kwargs`` gives one) is sampled by NUTS; the posterior of the number of
+    occupied components comes from :func:`occupied_counts`. The variational DP
+    with the same truncation is fitted beside it and its posterior of the same
+    number is the ``dp_probability`` column. Several covariance types are
+    ranked by the PSIS-LOO elpd of their sparse fits.
+    """
+    import pandas as pd
+
+    from bayesgmm.comparison import psis_loo
+    from bayesgmm.dirichlet_process import DPGaussianMixture
+
+    kwargs = {"progressbar": False, **fit_kwargs}
+    concentration = kwargs.pop("weights_concentration", SPARSE_CONCENTRATION)
+    kwargs.pop("log_likelihood", None)  # stored only to rank several covariance types
+    k_max = max(ks)
+    n_features = np.asarray(X).shape[1]
+    rows, fitted, scores = [], {}, {}
+    for covariance_type in types:
+        seed = int(rng.integers(2**31 - 1))
+        model, counts, problems = _fit_sparse(
+            X, k_max, covariance_type, concentration, seed, rng, len(types) > 1, kwargs
+        )
+        if problems:  # one repair, as for LOO: twice the tuning and draws, another seed
+            first = "; ".join(problems)
+            model, counts, problems = _fit_sparse(
+                X,
+                k_max,
+                covariance_type,
+                concentration,
+                int(rng.integers(2**31 - 1)),
+                rng,
+                len(types) > 1,
+                _scaled(kwargs, "tune", "draws"),
+            )
+            problems.append(
+                f"refitted with twice the tuning and draws (first fit: {first})"
+                if problems
+                else f"repaired by a refit with twice the tuning and draws (first fit: {first})"
+            )
+        if len(types) > 1:
+            result, why = psis_loo(model.idata_)
+            scores[covariance_type] = result.elpd if result is not None else -np.inf
+        dp = DPGaussianMixture(k_max, covariance_type=covariance_type, random_state=seed).fit(X)
+        dp_probabilities = _occupied_probabilities(dp, ks)
+        fitted[covariance_type] = model
+        # The last entry says whether the refit repaired the first fit.
+        reliable = not problems or problems[-1].startswith("repaired")
+        note = "; ".join(problems)
+        for k, dp_probability in zip(ks, dp_probabilities, strict=True):
+            rows.append(
+                {
+                    "n_components": k,
+                    "covariance_type": covariance_type,
+                    "probability": float(np.mean(counts == k)),
+                    "dp_probability": float(dp_probability),
+                    "n_parameters": n_free_parameters(k, n_features, covariance_type),
+                    "reliable": reliable,
+                    "note": note,
+                }
+            )
+    table = pd.DataFrame(rows)
+    best_type = max(scores, key=lambda c: scores[c]) if scores else types[0]
+    rows_best = table[table["covariance_type"] == best_type]
+    best_row = int(table.index.get_loc(rows_best["probability"].idxmax()))
+    return table, [fitted[c] for c in table["covariance_type"]], best_row, fitted[best_type]
+
+
 def select_n_components(
     X: Any,
     n_components: Iterable[int] = range(1, 10),
@@ -590,21 +1045,33 @@ def select_n_components(
     n_components : iterable of int, default range(1, 10)
         Candidate numbers of components. For ``"dp"`` the truncation is their
         maximum and the table reports the posterior probability of each.
-    method : {"bic", "icl", "aic", "loo", "dp", "lrt"}, default "bic"
+    method : {"bic", "icl", "aic", "loo", "dp", "lrt", "sparse"}, default "bic"
         ``"bic"``: Schwarz (1978), ``-2 log L + n_par log n``. ``"aic"``: Akaike
         (1974), ``-2 log L + 2 n_par``. ``"icl"``: mclust's ICL, BIC minus twice
         the log-probability of each point's most probable component
         (Biernacki, Celeux & Govaert 2000, https://doi.org/10.1109/34.865189;
         :meth:`EMGaussianMixture.icl`), which penalises overlapping components;
-        the table of the EM methods carries BIC and ICL together. ``"loo"``:
-        PSIS-LOO elpd of the NUTS marginal model with the one-standard-error
-        rule (Vehtari, Gelman & Gabry 2017,
-        https://doi.org/10.1007/s11222-016-9696-4): the simplest model (fewest
-        free parameters, then smallest K) whose elpd difference from the best is
-        within one standard error of that difference, or below 4 (see
-        :func:`one_standard_error_rule`). ``"dp"``: mode of the
-        posterior of the number of occupied components of the variational DP
-        (covariance type by the largest ELBO). ``"lrt"``: the sequential
+        the table of the EM methods carries BIC and ICL together. ``"loo"``: PSIS-LOO elpd of the NUTS marginal model
+        (Vehtari, Gelman & Gabry 2017, https://doi.org/10.1007/s11222-016-9696-4);
+        every fit is checked and repaired or left out (see the module notes), and
+        the choice is the simplest model (fewest free parameters, then smallest K)
+        among those the data cannot tell from the best, ``elpd_diff >= -max(2 dse,
+        4)`` (:func:`indistinguishable_rule`); when that decision is within two
+        Monte Carlo standard errors of the differences the fits concerned are
+        refitted with twice the draws. The table has the stacking and
+        pseudo-BMA+ weights (Yao et al. 2018, https://doi.org/10.1214/17-BA1091),
+        ``indistinguishable``, ``within_mcse``, ``eligible`` and ``note``.
+        ``"dp"``: mode of the posterior of the number of occupied components of
+        the variational DP (covariance type by the largest ELBO). ``"sparse"``:
+        mode of the posterior of the number of occupied components of a sparse
+        finite mixture with ``max(n_components)`` components (Malsiner-Walli,
+        Frühwirth-Schnatter & Grün 2016, https://doi.org/10.1007/s11222-014-9500-2),
+        from membership draws (:func:`occupied_counts`), with the DP's posterior
+        of the same number in ``dp_probability`` (covariance type by the
+        PSIS-LOO elpd of the sparse fits). A sparse fit with divergences or
+        chains that disagree on that number (its R-hat above 1.05) is refitted
+        once with twice the tuning and draws; ``reliable`` and ``note`` say how
+        that ended. ``"lrt"``: the sequential
         bootstrap likelihood-ratio test of K against K + 1 (McLachlan 1987,
         https://doi.org/10.2307/2347790; :func:`bayesgmm.bootstrap_lrt`) keeps the
         first K not rejected at 5%, per covariance type, up to
@@ -614,7 +1081,7 @@ def select_n_components(
         Covariance types tried. With ``"bic"``, ``"icl"``, ``"aic"`` and ``"lrt"``
         any type :class:`~bayesgmm.EMGaussianMixture` fits, including mclust's
         fourteen models by name (``"EII"``, ..., ``"VVV"``), and ``"all"`` for
-        those fourteen; ``"loo"`` and ``"dp"`` take ``"full"``, ``"tied"``,
+        those fourteen; ``"loo"``, ``"dp"`` and ``"sparse"`` take ``"full"``, ``"tied"``,
         ``"diag"`` and ``"spherical"`` only.
     random_state : None, int or Generator
         Seeds every fit.
@@ -628,8 +1095,10 @@ def select_n_components(
     fit_kwargs : dict, optional
         Extra keyword arguments: for ``"loo"`` passed to
         ``MarginalGaussianMixture.fit`` (e.g. ``draws``, ``tune``, ``chains``;
-        ``log_likelihood`` is always True, since LOO needs it); for ``"dp"`` to the
-        ``DPGaussianMixture`` constructor; for ``"lrt"`` ``n_boot`` (default 999)
+        ``log_likelihood`` is always True, since LOO needs it); for ``"sparse"``
+        the same, plus ``weights_concentration`` (default
+        :data:`SPARSE_CONCENTRATION`); for ``"dp"`` to the ``DPGaussianMixture``
+        constructor; for ``"lrt"`` ``n_boot`` (default 999)
         and ``level`` (default 0.05) of :func:`bayesgmm.bootstrap_lrt`.
 
     Returns
@@ -687,6 +1156,8 @@ def select_n_components(
         best_model = models[best]
     elif method == "lrt":
         table, best, best_model = _select_lrt(X, array, ks, types, rng, n_init, fit_kwargs)
+    elif method == "sparse":
+        table, _, best, best_model = _select_sparse(X, ks, types, rng, fit_kwargs)
     else:
         table, _, best, best_model = _select_dp(X, ks, types, rng, fit_kwargs)
     table = table.reset_index(drop=True)

@@ -146,7 +146,7 @@ def test_loo_picks_the_true_number_of_components(n_components):
         fit_kwargs={"draws": 300, "tune": 300, "chains": 2},
     )
     table = result.table
-    for column in ("elpd", "se", "elpd_diff", "dse", "within_one_se"):
+    for column in ("elpd", "se", "elpd_diff", "dse", "indistinguishable", "note"):
         assert column in table.columns
     assert result.best_n_components == n_components
     ax = result.plot()
