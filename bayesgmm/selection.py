@@ -1051,7 +1051,8 @@ def select_n_components(
         the log-probability of each point's most probable component
         (Biernacki, Celeux & Govaert 2000, https://doi.org/10.1109/34.865189;
         :meth:`EMGaussianMixture.icl`), which penalises overlapping components;
-        the table of the EM methods carries BIC and ICL together. ``"loo"``: PSIS-LOO elpd of the NUTS marginal model
+        the table of the EM methods carries BIC and ICL together. ``"loo"``:
+        PSIS-LOO elpd of the NUTS marginal model
         (Vehtari, Gelman & Gabry 2017, https://doi.org/10.1007/s11222-016-9696-4);
         every fit is checked and repaired or left out (see the module notes), and
         the choice is the simplest model (fewest free parameters, then smallest K)
