@@ -543,7 +543,7 @@ default="auto"
 
         # Work in a centred frame: the expanded quadratic form loses precision
         # when the data sit far from the origin (see bayesgmm._gaussian).
-        Xc: np.ndarray | DaskRows | LabelledRows
+        Xc: np.ndarray | DaskRows
         if dask_input:
             shift = column_means(data)
             Xc = DaskRows(data, shift)
@@ -562,14 +562,15 @@ default="auto"
             v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n)
 
         n_init = 1 if continuing else v["n_init"]
+        rows: np.ndarray | DaskRows | LabelledRows = Xc
         if known is not None:
             assert isinstance(Xc, np.ndarray)
             if not continuing:
                 inits = _labelled_start(Xc, shift, known, inits, k, kind, v["reg"], rng)
-            Xc, n_init = LabelledRows.split(Xc, known, k, kind), 1
+            rows, n_init = LabelledRows.split(Xc, known, k, kind), 1
         with compute_pool(init_rows.shape[0], d, kind) as pool:
             best = self._fit_loop(
-                Xc, init_rows, shift, inits, v, rng, pool, n_init, continuing, partitions
+                rows, init_rows, shift, inits, v, rng, pool, n_init, continuing, partitions
             )
         self._finish_fit(best, shift, n, d, kind, v, feature_names)
 
