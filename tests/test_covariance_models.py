@@ -283,6 +283,7 @@ def test_iris_vev_two_components_reproduces_mclust():
     assert g.n_free_parameters(2, 4, "VEV") == 26
 
 
+@pytest.mark.slow
 def test_select_all_models_on_iris_is_at_least_as_good_as_mclust():
     """All fourteen models, K = 1..3: the best BIC is at least mclust's best (VEV, 2, -561.73)."""
     X, _ = load_iris()
