@@ -381,12 +381,20 @@ def run_em(
 
 
 def state_from_responsibilities(
-    Xc: np.ndarray, resp: np.ndarray, covariance_type: str, reg_covar: np.ndarray
+    Xc: np.ndarray,
+    resp: np.ndarray,
+    covariance_type: str,
+    reg_covar: np.ndarray,
+    prior: ResolvedPrior | None = None,
 ) -> EMState:
-    """Run the M-step on given responsibilities: a start for EM."""
+    """Run the M-step on given responsibilities: a start for EM.
+
+    With ``prior`` it is the posterior-mode M-step, as mclust's ``me`` starts
+    from a classification.
+    """
     stats = statistics_from_responsibilities(Xc, resp, covariance_type)
     try:
-        weights, means, covariances, chol = m_step(stats, reg_covar)
+        weights, means, covariances, chol = m_step(stats, reg_covar, None, prior)
     except DegenerateCovarianceError as exc:
         raise DegenerateCovarianceError(
             f"EMGaussianMixture.fit, initialisation: {exc} ({describe_regularisation(reg_covar)})"

@@ -29,6 +29,7 @@ from bayesgmm._em_steps import EMState, Pool, run_em, state_from_responsibilitie
 from bayesgmm._gaussian import DegenerateCovarianceError
 from bayesgmm._hc import HC_MAX_SAMPLES, hc_partitions
 from bayesgmm._kmeans import kmeans, kmeans_plusplus
+from bayesgmm._mclust_models import ResolvedPrior
 
 __all__ = ["INIT_PARAMS", "GivenParameters", "Partition", "initial_state", "initial_states"]
 
@@ -247,12 +248,19 @@ def hc_partition(Xc: np.ndarray, n_components: int, rng: np.random.Generator) ->
 
 
 def state_from_partition(
-    Xc: np.ndarray, partition: Partition, n_components: int, covariance_type: str, reg: np.ndarray
+    Xc: np.ndarray,
+    partition: Partition,
+    n_components: int,
+    covariance_type: str,
+    reg: np.ndarray,
+    prior: ResolvedPrior | None = None,
 ) -> EMState:
-    """Run the M-step on a hard partition of (some of) the rows."""
+    """Run the M-step (the posterior-mode one with ``prior``) on a hard partition of some rows."""
     rows, labels = partition
     sub = Xc if rows is None else Xc[rows]
-    return state_from_responsibilities(sub, _one_hot(labels, n_components), covariance_type, reg)
+    return state_from_responsibilities(
+        sub, _one_hot(labels, n_components), covariance_type, reg, prior
+    )
 
 
 def initial_states(
@@ -268,6 +276,7 @@ def initial_states(
     pool: Pool,
     partitions: list[Partition] | None = None,
     with_hc: bool = True,
+    prior: ResolvedPrior | None = None,
 ) -> list[EMState]:
     """Return the starts the long EM runs from; the most likely end is kept.
 
@@ -300,7 +309,7 @@ def initial_states(
     states = []
     for partition in partitions:
         try:
-            states.append(state_from_partition(Xc, partition, k, kind, reg))
+            states.append(state_from_partition(Xc, partition, k, kind, reg, prior))
         except DegenerateCovarianceError:
             continue
     if init_params == "auto" or not states:

@@ -640,6 +640,7 @@ default="auto"
                     pool=pool,
                     partitions=partitions if init == 0 else [],
                     with_hc=init == 0,
+                    prior=v["resolved_prior"],
                 )
             for state in states:
                 if v["max_iter"] == 0:

@@ -88,6 +88,7 @@ def test_row_weights_are_duplicated_rows(covariance_type):
             covariance_type=covariance_type,
             tol=0.0,
             max_iter=5,
+            reg_covar=1e-6,
             reg_covar_scale="absolute",
             weights_init=start.weights_,
             means_init=start.means_,
