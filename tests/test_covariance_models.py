@@ -353,7 +353,7 @@ MCLUST_PRIOR_FITS = [
 
 @pytest.mark.parametrize(("model", "k", "loglik", "bic"), MCLUST_PRIOR_FITS)
 def test_prior_reproduces_mclust_on_iris(model, k, loglik, bic):
-    """From mclust's start, the MAP fit and its BIC (at the MAP, as mclust computes it) are mclust's.
+    """From mclust's start, the MAP fit and its BIC (at the MAP, as mclust has it) are mclust's.
 
     mclust runs its EM from the hierarchical partition alone (``init_params="hc"``,
     whose first M-step is the posterior-mode one); the default starts add k-means
