@@ -25,13 +25,13 @@ import numpy as np
 
 from bayesgmm._chunks import check_dask_array, is_dask_array, map_rows
 from bayesgmm._intervals import check_ci, credible_interval
+from bayesgmm._validation import check_array, check_fitted, check_n_features, message
 from bayesgmm.conditional import (
     ConditionalMixture,
     check_conditioning,
     conditional_mixture,
     full_covariances,
 )
-from bayesgmm._validation import check_array, check_fitted, check_n_features, message
 
 __all__ = ["MixtureBase", "ParamsMixin"]
 

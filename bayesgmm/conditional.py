@@ -75,7 +75,7 @@ class ConditionalMixture:
     remaining: np.ndarray
 
     def mean(self) -> np.ndarray:
-        """Mean of each row's mixture, ``sum_k w_k(x_a) mu_kb(x_a)``, shape (n_samples, n_remaining)."""
+        """Mean of each row's mixture, ``sum_k w_k(x_a) mu_kb(x_a)``, (n_samples, n_remaining)."""
         result: np.ndarray = np.einsum("nk,nkb->nb", self.weights, self.means)
         return result
 
@@ -206,9 +206,7 @@ def conditional_mixture(
     whitened = np.linalg.solve(chol[:, None], residual[..., None])[..., 0]  # (K, n, da)
     log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (K,)
     log_density = (
-        -0.5 * np.square(whitened).sum(axis=-1)
-        - log_det[:, None]
-        - 0.5 * observed.size * _LOG_2PI
+        -0.5 * np.square(whitened).sum(axis=-1) - log_det[:, None] - 0.5 * observed.size * _LOG_2PI
     )  # (K, n)
     with np.errstate(divide="ignore"):
         log_joint = (np.log(weights)[:, None] + log_density).T  # (n, K)

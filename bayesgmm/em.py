@@ -563,7 +563,7 @@ class EMGaussianMixture(MixtureBase):
         return self.params_.predict_proba(X)
 
     def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The bootstrap replicates kept by ``bootstrap`` (its ``bootstrap`` group), if any.
+        """Return the bootstrap replicates kept by ``bootstrap`` (its ``bootstrap`` group), if any.
 
         Covariances stored in the covariance type's layout are expanded to full
         matrices; replicates are relabelled to the fit when they are made.
