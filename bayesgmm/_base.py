@@ -302,8 +302,13 @@ class MixtureBase(ParamsMixin):
         >>> bool(abs(mixture.mean()[0, 0] - np.sin(1.0)) < 0.1)
         True
         """
+        return self._condition_at_point(*self._check_conditioning(X_a, indices))
+
+    def _check_conditioning(self, X_a: Any, indices: Any) -> tuple[np.ndarray, np.ndarray]:
         check_fitted(self, self._fitted_attributes)
-        data, positions = check_conditioning(X_a, indices, self.n_features_in_)
+        return check_conditioning(X_a, indices, self.n_features_in_)
+
+    def _condition_at_point(self, data: np.ndarray, positions: np.ndarray) -> ConditionalMixture:
         params = self.params_
         return conditional_mixture(
             params.weights, params.means, full_covariances(params), data, positions
@@ -349,7 +354,8 @@ class MixtureBase(ParamsMixin):
             With ``ci_prob`` on a model without parameter draws (EM without a bootstrap).
         """
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, default=None)
-        mixture = self.condition(X_a, indices)
+        data, positions = self._check_conditioning(X_a, indices)
+        mixture = self._condition_at_point(data, positions)
         if ci_prob is None:
             return mixture.mean()
         draws = self._parameter_draws()
@@ -362,7 +368,6 @@ class MixtureBase(ParamsMixin):
                     ci_prob,
                 )
             )
-        data, positions = check_conditioning(X_a, indices, self.n_features_in_)
         weights, means, covariances = draws
         per_draw = np.stack(
             [
