@@ -8,9 +8,11 @@ argument needs no change here (:class:`ParamsMixin`).
 scikit-learn's ``BaseMixture`` does: checking new data against the fit (number
 of features, feature names), ``score_samples``, ``score`` (the mean
 log-likelihood), ``predict_proba``, ``predict``, ``fit_predict``, ``save``, lazy
-evaluation over the row blocks of a Dask array, and the tags scikit-learn's
-utilities read. An estimator supplies ``fit`` and two pure array methods,
-``_score_samples_array`` and ``_predict_proba_array``.
+evaluation over the row blocks of a Dask array, conditional prediction
+(``condition``, ``predict_conditional``) and the tags scikit-learn's utilities
+read. An estimator supplies ``fit`` and two pure array methods,
+``_score_samples_array`` and ``_predict_proba_array``, and, when it has
+parameter draws to give intervals from, ``_parameter_draws``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from typing import Any, Self
 import numpy as np
 
 from bayesgmm._chunks import check_dask_array, is_dask_array, map_rows
+from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._validation import check_array, check_fitted, check_n_features, message
+from bayesgmm.conditional import (
+    ConditionalMixture,
+    check_conditioning,
+    conditional_mixture,
+    full_covariances,
+)
 
 __all__ = ["MixtureBase", "ParamsMixin"]
 
@@ -122,6 +131,14 @@ class MixtureBase(ParamsMixin):
     def _n_membership_columns(self) -> int:
         """Columns of ``predict_proba``: the number of components."""
         return int(self.params_.n_components)
+
+    def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Draws of the parameters behind intervals, or None for a point fit.
+
+        Weights (S, K), means (S, K, d) and full covariances (S, K, d, d), in the
+        data's units; the components of every draw in the same order (relabelled).
+        """
+        return None
 
     # ---------------------------------------------------------------- checks
     def _set_feature_names(self, feature_names: list[str] | None) -> None:
@@ -245,6 +262,138 @@ class MixtureBase(ParamsMixin):
         ndarray of shape (n_samples,)
         """
         return self.fit(X).predict(X)
+
+    # -------------------------------------------------- conditional prediction
+    def condition(self, X_a: Any, indices: Any) -> ConditionalMixture:
+        """Mixture of the remaining features given observed values of the features ``indices``.
+
+        Every component's conditional Gaussian, reweighted by the marginal density
+        of the observed features: weights ``w_k N(x_a | mu_ka, Sigma_kaa)``
+        normalised, means ``mu_kb + Sigma_kba Sigma_kaa^{-1} (x_a - mu_ka)`` and
+        covariances the Schur complement ``Sigma_kbb - Sigma_kba Sigma_kaa^{-1}
+        Sigma_kab`` (see :mod:`bayesgmm.conditional`), at the fitted point
+        parameters ``params_`` (the posterior means for the Bayesian models).
+
+        Parameters
+        ----------
+        X_a : array-like of shape (n_samples, len(indices))
+            Observed values, one column per index (a 1-D array for one index).
+        indices : int or sequence of int
+            Positions of the observed features: in range, unique, not all of them.
+
+        Returns
+        -------
+        bayesgmm.conditional.ConditionalMixture
+            ``weights`` (n_samples, K), ``means`` (n_samples, K, n_remaining),
+            ``covariances`` (K, n_remaining, n_remaining), and ``remaining``, the
+            positions of the predicted features.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bayesgmm import EMGaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.uniform(-3, 3, 500)
+        >>> X = np.column_stack([x, np.sin(x) + rng.normal(0, 0.1, 500)])
+        >>> model = EMGaussianMixture(6, random_state=0).fit(X)
+        >>> mixture = model.condition([[1.0]], [0])
+        >>> mixture.weights.shape, mixture.means.shape, mixture.covariances.shape
+        ((1, 6), (1, 6, 1), (6, 1, 1))
+        >>> bool(abs(mixture.mean()[0, 0] - np.sin(1.0)) < 0.1)
+        True
+        """
+        return self._condition_at_point(*self._check_conditioning(X_a, indices))
+
+    def _check_conditioning(self, X_a: Any, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        check_fitted(self, self._fitted_attributes)
+        return check_conditioning(X_a, indices, self.n_features_in_)
+
+    def _condition_at_point(self, data: np.ndarray, positions: np.ndarray) -> ConditionalMixture:
+        params = self.params_
+        return conditional_mixture(
+            params.weights, params.means, full_covariances(params), data, positions
+        )
+
+    def predict_conditional(
+        self, X_a: Any, indices: Any, *, ci_prob: float | None = None, ci_kind: str = "eti"
+    ) -> Any:
+        """Conditional mean of the remaining features given observed ones, with intervals.
+
+        Gaussian-mixture regression: ``E[x_b | x_a] = sum_k w_k(x_a) mu_kb(x_a)``,
+        the mean of :meth:`condition`'s mixture.
+
+        Parameters
+        ----------
+        X_a : array-like of shape (n_samples, len(indices))
+            Observed values, one column per index (a 1-D array for one index).
+        indices : int or sequence of int
+            Positions of the observed features: in range, unique, not all of them.
+        ci_prob : float in (0, 1), optional
+            Without it, the conditional mean at the point parameters ``params_``,
+            an (n_samples, n_remaining) array. With it, an ``xarray.Dataset`` with
+            ``mean``, ``median``, ``lower`` and ``upper`` (dims ``obs_id`` and
+            ``feature``) of the conditional mean ``E[x_b | x_a, theta_s]`` over
+            parameter draws ``theta_s``: the posterior draws of the marginal model
+            (at most 1000, spread evenly over the chains), 200 draws of the DP's
+            variational posterior (seed 0), and the bootstrap replicates of an EM
+            fit that has them. The interval is over the parameters' uncertainty:
+            it says where the regression function lies, not where a new ``x_b`` falls.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Equal-tailed or highest-density interval (``"hdi"`` needs ``ci_prob > 0.5``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_remaining) or xarray.Dataset
+            The Dataset's attributes ``ci_prob`` and ``ci_kind`` say which interval;
+            its ``feature`` coordinate holds the names of the predicted features
+            when the fit saw a DataFrame, else their positions.
+
+        Raises
+        ------
+        ValueError
+            With ``ci_prob`` on a model without parameter draws (EM without a bootstrap).
+        """
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, default=None)
+        data, positions = self._check_conditioning(X_a, indices)
+        mixture = self._condition_at_point(data, positions)
+        if ci_prob is None:
+            return mixture.mean()
+        draws = self._parameter_draws()
+        if draws is None:
+            raise ValueError(
+                message(
+                    "ci_prob",
+                    f"None for a {type(self).__name__} without parameter draws "
+                    "(intervals need posterior draws or bootstrap replicates)",
+                    ci_prob,
+                )
+            )
+        weights, means, covariances = draws
+        per_draw = np.stack(
+            [
+                conditional_mixture(w, m, c, data, positions).mean()
+                for w, m, c in zip(weights, means, covariances, strict=True)
+            ]
+        )
+        median, lower, upper = credible_interval(per_draw, ci_prob, ci_kind, axis=0)
+        import xarray as xr
+
+        dims = ("obs_id", "feature")
+        return xr.Dataset(
+            {
+                "mean": (dims, per_draw.mean(axis=0)),
+                "median": (dims, median),
+                "lower": (dims, lower),
+                "upper": (dims, upper),
+            },
+            coords={"obs_id": np.arange(data.shape[0]), "feature": self._feature_labels(mixture)},
+            attrs={"ci_prob": ci_prob, "ci_kind": ci_kind},
+        )
+
+    def _feature_labels(self, mixture: ConditionalMixture) -> np.ndarray:
+        """Names of the predicted features when the fit saw names, else their positions."""
+        names = getattr(self, "feature_names_in_", None)
+        return mixture.remaining if names is None else np.asarray(names)[mixture.remaining]
 
     # -------------------------------------------------------------------- io
     def save(self, path: Any, *, overwrite: bool = False) -> None:

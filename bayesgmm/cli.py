@@ -2,8 +2,9 @@
 
 Sub-commands: ``demo`` (the whole workflow on the Old Faithful data, with a
 report), ``fit`` (fit one model to a CSV or .npy file and save it), ``select``
-(choose the number of components) and ``compare`` (compare saved models on the
-same data).
+(choose the number of components), ``compare`` (compare saved models on the
+same data) and ``predict`` (labels and membership probabilities of new rows
+from a saved model).
 
 Errors are one line on stderr that starts with ``bayesgmm: error:``; the exit
 status is 0 on success, 1 for a data or runtime error (a missing or malformed
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import os
 import shutil
 import signal
@@ -346,6 +348,79 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_model_for(file: str, X: np.ndarray, names: list[str] | None, data: str) -> Any:
+    """Load a saved model and check that it was fitted on columns like those of ``data``."""
+    from bayesgmm.io import load
+
+    path = Path(file)
+    if not path.exists():
+        raise CommandError(f"{file}: no such file")
+    try:
+        model = load(path)
+    except ValueError as exc:
+        raise CommandError(_one_line(str(exc))) from None
+    n_features = int(model.n_features_in_)
+    if n_features != X.shape[1]:
+        raise CommandError(
+            f"{file}: the model was fitted on {n_features} column(s) but {data} has "
+            f"{X.shape[1]} (choose columns with --columns)"
+        )
+    fitted_names = getattr(model, "feature_names_in_", None)
+    if fitted_names is not None and names is not None and list(fitted_names) != names:
+        raise CommandError(
+            f"{file}: the model was fitted on columns {list(fitted_names)} but {data} "
+            f"has {names} (choose columns with --columns)"
+        )
+    return model
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bayesgmm.io import read_data
+
+    if args.ci_kind is not None and args.ci_prob is None:
+        raise CommandError("--ci-kind: given without --ci-prob (add --ci-prob P)", EXIT_USAGE)
+    ci_kind = args.ci_kind or "eti"
+    if ci_kind == "hdi" and args.ci_prob <= 0.5:
+        raise CommandError(
+            f"--ci-prob: expected a probability above 0.5 with --ci-kind hdi, got {args.ci_prob:g}",
+            EXIT_USAGE,
+        )
+    output = _check_output(args.output, args.force)
+    X, names = read_data(args.data, args.columns)
+    model = _load_model_for(args.model_file, X, names, args.data)
+    data = _as_input(X, names)
+    if args.ci_prob is None:
+        probabilities = np.asarray(model.predict_proba(data))
+        columns = {}
+    else:
+        if "ci_prob" not in inspect.signature(model.predict_proba).parameters:
+            raise CommandError(
+                f"--ci-prob: {args.model_file} holds a {type(model).__name__} without "
+                "parameter draws, so its probabilities have no intervals (leave out --ci-prob)",
+                EXIT_USAGE,
+            )
+        summary = model.predict_proba(data, ci_prob=args.ci_prob, ci_kind=ci_kind)
+        probabilities = np.asarray(summary["mean"].values)
+        columns = {part: np.asarray(summary[part].values) for part in ("median", "lower", "upper")}
+    # The label is the component of highest (posterior mean) probability, as model.predict.
+    table = pd.DataFrame({"label": probabilities.argmax(axis=1)})
+    for k in range(probabilities.shape[1]):
+        table[f"proba_{k}"] = probabilities[:, k]
+        for part, values in columns.items():
+            table[f"proba_{k}_{part}"] = values[:, k]
+    _INTERRUPTION.check()
+    _write_text(output, table.to_csv(index=False), args.force)
+    counts = np.bincount(table["label"], minlength=probabilities.shape[1])
+    occupied = ", ".join(f"{k}: {c}" for k, c in enumerate(counts) if c)
+    _echo(f"{X.shape[0]} row(s) of {args.data} labelled by {args.model_file} ({occupied})")
+    if columns:
+        _echo(f"with {ci_kind} intervals of probability {args.ci_prob:g}")
+    _echo(f"written to {output}")
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -404,6 +479,17 @@ def _integer_at_least(minimum: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+def _probability(text: str) -> float:
+    """Parse a probability strictly between 0 and 1 (an interval's mass)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}")
+    return value
+
+
 _positive_int = _integer_at_least(1, "a positive integer")
 _seed = _integer_at_least(0, "a non-negative integer")
 
@@ -426,7 +512,8 @@ def _parser() -> _Parser:
         "  bayesgmm demo --output demo-output\n"
         "  bayesgmm fit data.csv --model em --components 3 --output model.json\n"
         "  bayesgmm select data.csv --method bic --max-components 8\n"
-        "  bayesgmm compare em.json dp.json --data data.csv\n\n"
+        "  bayesgmm compare em.json dp.json --data data.csv\n"
+        "  bayesgmm predict dp.json new.csv --output labels.csv --ci-prob 0.9\n\n"
         "Run 'bayesgmm COMMAND --help' for the options of a command.\n" + _EXIT_STATUS,
     )
     from bayesgmm import __version__
@@ -628,6 +715,44 @@ def _parser() -> _Parser:
     )
     comp.add_argument("--force", action="store_true", help="overwrite an existing CSV")
     comp.set_defaults(func=_cmd_compare)
+
+    pred = commands.add_parser(
+        "predict",
+        formatter_class=_Formatter,
+        help="label new rows with a saved model",
+        description=_wrap(
+            "Load a model saved by 'bayesgmm fit' (or model.save) and write, for every row "
+            "of DATA, its label (the most probable component) and its membership "
+            "probabilities, one column proba_K per component. With --ci-prob, a model with "
+            "parameter draws (marginal, dp) adds the median and the credible interval of each "
+            "probability over those draws (columns proba_K_median, proba_K_lower, "
+            "proba_K_upper); proba_K is then the posterior mean."
+        ),
+        epilog="examples:\n"
+        "  bayesgmm predict em.json new.csv --output labels.csv\n"
+        "  bayesgmm predict nuts.nc new.csv --columns x,y --output labels.csv --ci-prob 0.9\n\n"
+        + _EXIT_STATUS,
+    )
+    pred.add_argument("model_file", metavar="MODEL", help="a saved model")
+    pred.add_argument("data", metavar="DATA", help=data_help)
+    pred.add_argument("--output", required=True, metavar="CSV", help="where to write the table")
+    pred.add_argument("--force", action="store_true", help="overwrite an existing CSV")
+    pred.add_argument("--columns", default=None, help=columns_help)
+    pred.add_argument(
+        "--ci-prob",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="also write credible intervals of this mass (marginal and dp models)",
+    )
+    pred.add_argument(
+        "--ci-kind",
+        default=None,
+        choices=("eti", "hdi"),
+        help="with --ci-prob: equal-tailed or highest-density intervals (default: eti; hdi "
+        "needs P > 0.5)",
+    )
+    pred.set_defaults(func=_cmd_predict)
     return parser
 
 

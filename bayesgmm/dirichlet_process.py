@@ -536,6 +536,11 @@ class DPGaussianMixture(MixtureBase):
         result = membership_intervals(draws.mean(axis=0), median, lower, upper, ci_prob, ci_kind)
         return result.assign_attrs(interval_method=self.interval_method_)
 
+    def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """200 draws from the variational posterior (seed 0), in the data's units."""
+        draws = self._posterior.draws(_DEFAULT_MEMBERSHIP_DRAWS, check_random_state(0))
+        return np.exp(draws.log_weights), draws.means + self._center, draws.full_covariances()
+
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.
 

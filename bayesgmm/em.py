@@ -755,6 +755,25 @@ default="auto"
         """Responsibilities ``p(z_i = k | x_i)`` under the fitted parameters."""
         return self.params_.predict_proba(X)
 
+    def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Return the bootstrap replicates kept by ``bootstrap`` (its ``bootstrap`` group), if any.
+
+        Covariances stored in the covariance type's layout are expanded to full
+        matrices; replicates are relabelled to the fit when they are made.
+        """
+        tree = getattr(self, "bootstrap_", None)
+        if tree is None:
+            return None
+        group = tree["bootstrap"]
+        weights = np.asarray(group["weights"].values, dtype=float)
+        means = np.asarray(group["means"].values, dtype=float)
+        covariances = np.asarray(group["covariances"].values, dtype=float)
+        n_draws, k, d = means.shape
+        if covariances.shape[1:] != (k, d, d):
+            layout = LAYOUTS[self.params_.covariance_type]
+            covariances = np.stack([layout.to_full(c, k, d) for c in covariances])
+        return weights, means, covariances
+
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
 

@@ -665,6 +665,13 @@ class MarginalGaussianMixture(MixtureBase):
         s = w.shape[0] * w.shape[1]
         return w.reshape(s, -1), m.reshape((s,) + m.shape[2:]), c.reshape((s,) + c.shape[2:])
 
+    def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """At most 1000 relabelled posterior draws, spread evenly over the chains."""
+        w, m, c = self._flat_posterior()
+        select = np.unique(np.linspace(0, w.shape[0] - 1, min(_INTERVAL_DRAWS, w.shape[0])))
+        select = select.astype(int)
+        return w[select], m[select], c[select]
+
     def _log_joint_blocks(self, X: np.ndarray, select: np.ndarray | None = None) -> Any:
         """:func:`_log_joint_blocks` over the fitted posterior (or the ``select``-ed draws)."""
         w, m, c = self._flat_posterior()
