@@ -765,14 +765,17 @@ default="auto"
         if tree is None:
             return None
         group = tree["bootstrap"]
-        weights = np.asarray(group["weights"].values, dtype=float)
-        means = np.asarray(group["means"].values, dtype=float)
+        k, d = self.params_.n_components, self.params_.n_features
+        # One row per replicate, over the (chain, draw) sample dims.
+        weights = np.asarray(group["weights"].values, dtype=float).reshape(-1, k)
+        means = np.asarray(group["means"].values, dtype=float).reshape(-1, k, d)
         covariances = np.asarray(group["covariances"].values, dtype=float)
-        n_draws, k, d = means.shape
-        if covariances.shape[1:] != (k, d, d):
+        if covariances.shape[-3:] != (k, d, d):
             layout = LAYOUTS[self.params_.covariance_type]
-            covariances = np.stack([layout.to_full(c, k, d) for c in covariances])
-        return weights, means, covariances
+            shape = layout.parameter_shape(k, d)
+            flat = covariances.reshape((-1,) + shape)
+            return weights, means, np.stack([layout.to_full(c, k, d) for c in flat])
+        return weights, means, covariances.reshape(-1, k, d, d)
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.

@@ -295,3 +295,21 @@ def test_marginal_intervals_cover_the_true_regression_function(marginal_fit):
     assert covered.mean() >= 0.6, (covered.mean(), lower, truth, upper)
     # The intervals are informative, not the whole range of x_1.
     assert np.median(upper - lower) < 0.15 * np.ptp(X[:, 1])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "VEV"])
+def test_em_intervals_from_its_own_bootstrap(covariance_type):
+    """EM's conditional intervals read the replicates ``bootstrap`` keeps, in every layout."""
+    from bayesgmm.datasets import load_faithful
+
+    X = load_faithful()
+    model = EMGaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    model.bootstrap(X, 60, random_state=0)
+    result = model.predict_conditional(X[:5, [0]], [0], ci_prob=0.9)
+    point = model.predict_conditional(X[:5, [0]], [0])
+    lower, upper = result["lower"].values, result["upper"].values
+    assert lower.shape == upper.shape == point.shape
+    assert np.all(lower < upper)
+    # The fit's own conditional mean lies inside the bootstrap's 90 % interval here:
+    # the replicates scatter around the fit on 272 points.
+    assert np.all((lower <= point) & (point <= upper))
