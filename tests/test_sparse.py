@@ -119,3 +119,31 @@ def test_sparse_on_old_faithful():
     # Two groups are plain in the scatter plot; full covariances need no third.
     assert result.best_n_components in (2, 3)
     assert table.loc[[2, 3], "probability"].sum() > 0.8
+
+
+def test_sparse_refits_once_and_says_how_it_ended(monkeypatch):
+    """A failed check triggers one refit with twice the tuning and draws (no NUTS here)."""
+    calls = []
+
+    def fake_fit_sparse(X, k_max, covariance_type, concentration, seed, rng, log_lik, kwargs):
+        calls.append((kwargs["draws"], kwargs["tune"], concentration))
+        counts = np.full((2, 50), 2)
+        problems = ["12 divergent transition(s)"] if len(calls) == 1 else []
+        return object(), counts, problems
+
+    monkeypatch.setattr(selection_module, "_fit_sparse", fake_fit_sparse)
+    X, _, _ = make_mixture(120, 2, 2, separation=4.0, random_state=0)
+    result = select_n_components(
+        X,
+        range(1, 4),
+        method="sparse",
+        covariance_types=("full",),
+        random_state=0,
+        fit_kwargs={"draws": 100, "tune": 50},
+    )
+    assert calls == [(100, 50, SPARSE_CONCENTRATION), (200, 100, SPARSE_CONCENTRATION)]
+    table = result.table
+    assert table["reliable"].all()
+    assert table.loc[0, "note"].startswith("repaired") and "12 divergent" in table.loc[0, "note"]
+    assert result.best_n_components == 2
+    np.testing.assert_allclose(table["probability"], [0.0, 1.0, 0.0])
