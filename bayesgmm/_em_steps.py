@@ -284,8 +284,8 @@ def _should_stop(
         # No gain: EM never lowers the likelihood, only rounding can. tol=0 asks for
         # every one of max_iter iterations, as with scikit-learn's rule.
         return tol > 0.0
-    if total_change > threshold or not previous_change > 0.0:
-        return False
+    if total_change > threshold or not 0.0 < previous_change < np.inf:
+        return False  # too large, or no rate yet (the first change is from -inf)
     ratio = change / previous_change
     if ratio >= 1.0:
         return False

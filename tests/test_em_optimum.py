@@ -148,7 +148,7 @@ PANEL = [
     (_ring, "spherical", 9),
     pytest.param(_ring, "full", 7, marks=_KNOWN_MISS),
     pytest.param(_unequal, "full", 5, marks=_KNOWN_MISS),
-    pytest.param(_unequal, "tied", 4, marks=_KNOWN_MISS),
+    (_unequal, "tied", 4),
     (_ten_dimensions, "full", 4),
     pytest.param(_ten_dimensions, "diag", 5, marks=_KNOWN_MISS),
 ]
