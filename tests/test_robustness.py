@@ -571,7 +571,7 @@ AWKWARD = [
     "all rows equal",
 ]
 # What a warning on such data must talk about: what happened and what to try.
-ADVICE = re.compile(r"reg_covar|n_components|scale|Standardise|duplicat", re.IGNORECASE)
+ADVICE = re.compile(r"refine\(X\)|reg_covar|n_components|scale|Standardise|duplicat", re.IGNORECASE)
 
 
 def _fit_and_score(model, X):
