@@ -75,6 +75,19 @@ def bootstrap_summary(tree: Any, ci_prob: float = 0.9) -> pd.DataFrame:
         ``(S - 1) / S sum_s (theta_s - mean)^2``, as mclust computes it) and the
         interval is ``estimate -+ z se`` with ``z`` the normal quantile. The
         attrs say which, and how many replicates were left out.
+
+    Examples
+    --------
+    >>> from bayesgmm import EMGaussianMixture, bootstrap_summary
+    >>> from bayesgmm.datasets import load_faithful
+    >>> X = load_faithful()
+    >>> model = EMGaussianMixture(2, random_state=0).fit(X)
+    >>> tree = model.bootstrap(X, 99, random_state=0)
+    >>> table = bootstrap_summary(tree, ci_prob=0.9)
+    >>> list(table.columns)
+    ['estimate', 'mean', 'se', 'lower', 'upper']
+    >>> bool((table["se"] > 0).all())
+    True
     """
     import pandas as pd
 
@@ -217,6 +230,18 @@ def bootstrap_lrt(
     McLachlan, G. J. (1987). On bootstrapping the likelihood ratio test
     statistic for the number of components in a normal mixture. Applied
     Statistics 36(3), 318-324. doi:10.2307/2347790
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import bootstrap_lrt
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+    >>> tests = bootstrap_lrt(X, "full", max_components=3, n_boot=19, random_state=0)
+    >>> tests.attrs["n_components"]
+    2
+    >>> bool(tests.loc[0, "rejected"])
+    True
     """
     import pandas as pd
 

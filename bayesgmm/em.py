@@ -1011,7 +1011,8 @@ default="auto"
         tree = getattr(self, "bootstrap_", None)
         if tree is None:
             raise ValueError(
-                "EMGaussianMixture has no bootstrap: call bootstrap(X) after fit(X) first"
+                "EMGaussianMixture has no bootstrap replicates, which its intervals (ci_prob) "
+                "and their summary come from: call bootstrap(X) after fit(X) first"
             )
         if draws and tree.attrs["bootstrap_method"] == "jackknife":
             raise ValueError(

@@ -138,7 +138,7 @@ class GaussianMixtureParams:
                     message("covariances", "symmetric matrices", "non-symmetric matrices", raw=True)
                 )
         chol = layout.precision_cholesky(covariances)
-        object.__setattr__(self, "weights", _readonly(weights / weights.sum()))
+        object.__setattr__(self, "weights", _readonly(_normalised(weights)))
         object.__setattr__(self, "means", _readonly(means))
         object.__setattr__(self, "covariances", _readonly(covariances))
         object.__setattr__(self, "_precisions_cholesky", _readonly(chol))
@@ -258,3 +258,17 @@ class GaussianMixtureParams:
             f"GaussianMixtureParams(n_components={self.n_components}, "
             f"n_features={self.n_features}, covariance_type={self.covariance_type!r})"
         )
+
+
+def _normalised(weights: np.ndarray) -> np.ndarray:
+    """Divide by the sum until it is 1 in floating point, so normalising is idempotent.
+
+    One division can leave a sum one rounding unit off 1, and normalising those weights
+    again (when a saved model is loaded) would change them in the last bit.
+    """
+    for _ in range(4):
+        total = weights.sum()
+        if total == 1.0:
+            break
+        weights = weights / total
+    return weights
