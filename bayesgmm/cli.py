@@ -308,31 +308,14 @@ def _cmd_select(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bayesgmm._demo import comparison_lines
     from bayesgmm.comparison import compare
-    from bayesgmm.io import load, read_data
+    from bayesgmm.io import read_data
 
     output = _check_output(args.output, args.force) if args.output else None
     X, names = read_data(args.data, args.columns)
     models: dict[str, Any] = {}
     for file in args.files:
         path = Path(file)
-        if not path.exists():
-            raise CommandError(f"{file}: no such file")
-        try:
-            model = load(path)
-        except ValueError as exc:
-            raise CommandError(_one_line(str(exc))) from None
-        n_features = int(model.n_features_in_)
-        if n_features != X.shape[1]:
-            raise CommandError(
-                f"{file}: the model was fitted on {n_features} column(s) but {args.data} has "
-                f"{X.shape[1]} (choose columns with --columns)"
-            )
-        fitted_names = getattr(model, "feature_names_in_", None)
-        if fitted_names is not None and names is not None and list(fitted_names) != names:
-            raise CommandError(
-                f"{file}: the model was fitted on columns {list(fitted_names)} but {args.data} "
-                f"has {names} (choose columns with --columns)"
-            )
+        model = _load_model_for(file, X, names, args.data)
         key = path.stem if path.stem not in models else str(path)
         if key in models:
             raise CommandError(f"{file}: given twice")
