@@ -635,7 +635,9 @@ def test_recovery_of_known_parameters(kind):
     """R-hat and ESS first, then the 94% intervals cover the truth at about the expected rate.
 
     15 scalars (3 weights, 6 mean coordinates, 6 variances); with 94% coverage each,
-    fewer than 10 covered has probability below 1e-4.
+    fewer than 10 covered has probability below 1e-4. Four chains: with two of 500
+    draws the largest split R-hat of nine scalars reached 1.023 at a bulk ESS of 1400,
+    noise in the diagnostic rather than a sampler that had not mixed.
     """
     import arviz_stats
 
@@ -643,7 +645,7 @@ def test_recovery_of_known_parameters(kind):
     truth = _truth(kind, rng)
     X, _ = truth.sample(600, rng)
     model = MarginalGaussianMixture(3, covariance_type=kind)
-    model.fit(X, draws=500, tune=500, chains=2, random_state=7, progressbar=False)
+    model.fit(X, draws=500, tune=500, chains=4, random_state=7, progressbar=False)
     post = model.idata_["posterior"].to_dataset()[["weights", "means"]]
     assert float(arviz_stats.rhat(post).to_array().max()) <= 1.02
     assert float(arviz_stats.ess(post, method="bulk").to_array().min()) >= 200
@@ -652,10 +654,10 @@ def test_recovery_of_known_parameters(kind):
     assert sorted(order) == [0, 1, 2]
     full = model.idata_["posterior"]
     samples = {
-        "weights": full["weights"].values.reshape(1000, 3)[:, order],
-        "means": full["means"].values.reshape(1000, 3, 2)[:, order],
+        "weights": full["weights"].values.reshape(-1, 3)[:, order],
+        "means": full["means"].values.reshape(-1, 3, 2)[:, order],
         "variances": np.diagonal(
-            full["covariances"].values.reshape(1000, 3, 2, 2), axis1=-2, axis2=-1
+            full["covariances"].values.reshape(-1, 3, 2, 2), axis1=-2, axis2=-1
         )[:, order],
     }
     true = {
