@@ -7,10 +7,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import assert_one_line_error, run
 from hypothesis import HealthCheck
 
 import bayesgmm
-from bayesgmm import _demo, cli
+from bayesgmm import _demo
 from bayesgmm import dirichlet_process as dp_module
 from bayesgmm import em as em_module
 from bayesgmm.datasets import make_mixture
@@ -32,22 +33,6 @@ def csv_file(tmp_path, mixture):
     path = tmp_path / "data.csv"
     pd.DataFrame(X, columns=["x", "y"]).to_csv(path, index=False)
     return path
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, out, err, expected_code, *fragments):
-    assert code == expected_code
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("bayesgmm: error: ")
-    assert "Traceback" not in err + out
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 # ---------------------------------------------------------------------- help

@@ -4,10 +4,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import run
 from sklearn.datasets import load_iris
 
 import bayesgmm
-from bayesgmm import EMGaussianMixture, cli
+from bayesgmm import EMGaussianMixture
 from bayesgmm.io import read_data, read_labelled_data
 
 MEASUREMENTS = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
@@ -22,12 +23,6 @@ def iris_csv(tmp_path):
     path = tmp_path / "iris.csv"
     frame.to_csv(path, index=False, quoting=2)  # csv.QUOTE_NONNUMERIC
     return path, frame
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_text_column_left_out_is_never_parsed(iris_csv):

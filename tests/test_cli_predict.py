@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import assert_one_line_error, run
 
 import bayesgmm
-from bayesgmm import cli
 from bayesgmm import em as em_module
 from bayesgmm.datasets import make_mixture
 
@@ -35,22 +35,6 @@ def files(tmp_path, mixture):
     model = em_module.EMGaussianMixture(2, random_state=0).fit(frame)
     model.save(tmp_path / "em.json")
     return tmp_path, data, frame
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, out, err, expected_code, *fragments):
-    assert code == expected_code
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("bayesgmm: error: ")
-    assert "Traceback" not in err + out
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def listing(folder):
