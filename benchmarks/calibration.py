@@ -38,8 +38,8 @@ Engines (``--engines``): ``nuts`` (NUTS by nutpie, 2 chains of 500 draws after 5
 tuning steps, thinned to L = 100; one compiled model per shape, reused by every
 replication through the package's compile cache), ``laplace`` (Laplace's method,
 1000 independent draws, L = 100 of them), ``dp`` (the variational DP mixture; its
-prior differs, see :func:`fit_dp`) and ``em-bootstrap`` (EM's bootstrap, skipped with
-a message when ``EMGaussianMixture.bootstrap`` does not exist). Each replication's
+prior differs, see :func:`fit_dp`) and ``em-bootstrap`` (EM's bootstrap,
+``EMGaussianMixture.bootstrap`` with 200 nonparametric replicates). Each replication's
 result is appended to ``<out>/runs/<setting>.csv`` as it finishes: a later run skips
 replications already there (``--fresh`` starts again), so an interrupted run resumes
 and a new engine can be added to the table without redoing the others.
@@ -316,21 +316,10 @@ def fit_dp(X: np.ndarray, setting: Setting, seed: int) -> Fit:
     )
 
 
-def _em_bootstrap_missing() -> str | None:
-    from bayesgmm.em import EMGaussianMixture
-
-    if hasattr(EMGaussianMixture, "bootstrap"):
-        return None
-    return "EMGaussianMixture.bootstrap does not exist in this checkout"
-
-
 def fit_em_bootstrap(X: np.ndarray, setting: Setting, seed: int) -> Fit:
     """EM's bootstrap replicates as draws (``EMGaussianMixture.bootstrap``)."""
     from bayesgmm.em import EMGaussianMixture
 
-    missing = _em_bootstrap_missing()
-    if missing:
-        raise NotImplementedError(missing)
     em = EMGaussianMixture(
         setting.n_components, covariance_type=setting.covariance_type, random_state=seed
     )
@@ -346,9 +335,6 @@ def fit_em_bootstrap(X: np.ndarray, setting: Setting, seed: int) -> Fit:
     reference = (weights.mean(axis=0), means.mean(axis=0), covariances.mean(axis=0))
     return Fit(weights, means, covariances, reference, bool(caught))
 
-
-# Why an engine cannot run in this checkout (None: it can).
-UNAVAILABLE: dict[str, Callable[[], str | None]] = {"em-bootstrap": _em_bootstrap_missing}
 
 ENGINES: dict[str, Callable[[np.ndarray, Setting, int], Fit]] = {
     "nuts": fit_nuts,
@@ -467,8 +453,7 @@ _FIELDS = ("replication", "scalar", "truth", "rank", "pit", "in50", "in90", "war
 def run_setting(setting: Setting, runs: Path, *, verbose: bool = True) -> list[dict[str, Any]]:
     """Run the replications of ``setting`` not yet in ``runs/<name>.csv``, appending each.
 
-    Returns every row in the file (earlier runs' included), or raises
-    NotImplementedError when the engine is not available.
+    Returns every row in the file (earlier runs' included).
     """
     path = runs / f"{setting.name}.csv"
     rows = read_rows(path)
@@ -676,19 +661,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         if args.fresh and selected:
             (runs / f"{setting.name}.csv").unlink(missing_ok=True)
-        try:
-            if selected and not args.report_only:
-                rows = run_setting(setting, runs)
-            else:
-                rows = read_rows(runs / f"{setting.name}.csv")
-                rows = [row for row in rows if row["replication"] < setting.replications]
-        except NotImplementedError as exc:
-            print(f"{setting.name}: skipped: {exc}", flush=True)
-            results.append((setting, str(exc)))
-            continue
+        if selected and not args.report_only:
+            rows = run_setting(setting, runs)
+        else:
+            rows = read_rows(runs / f"{setting.name}.csv")
+            rows = [row for row in rows if row["replication"] < setting.replications]
         if not rows:
-            missing = UNAVAILABLE.get(setting.engine, lambda: None)()
-            results.append((setting, missing or "no replications yet"))
+            results.append((setting, "no replications yet"))
             continue
         summary = summarize(rows)
         results.append((setting, summary))
