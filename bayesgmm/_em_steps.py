@@ -204,7 +204,11 @@ class Pool:
 
 @dataclass
 class EMState:
-    """Parameters in the centred frame, plus the EM run's bookkeeping."""
+    """Parameters in the centred frame, plus the EM run's bookkeeping.
+
+    With a uniform noise component, ``noise_weight`` is its weight ``w_0`` and
+    ``weights`` sum to ``1 - w_0``; None without one.
+    """
 
     weights: np.ndarray
     means: np.ndarray
@@ -215,24 +219,38 @@ class EMState:
     n_iter: int = 0
     converged: bool = False
     abandoned: bool = False
+    noise_weight: float | None = None
 
 
 def e_step(
-    Xc: np.ndarray | DaskRows | LabelledRows, state: EMState, covariance_type: str, pool: Pool
+    Xc: np.ndarray | DaskRows | LabelledRows,
+    state: EMState,
+    covariance_type: str,
+    pool: Pool,
+    log_volume: float | None = None,
 ) -> SufficientStatistics:
-    """Sufficient statistics of the centred data under the state's parameters."""
+    """Sufficient statistics of the centred data under the state's parameters.
+
+    With ``log_volume`` (``log V``) and the state's ``noise_weight``, each row's
+    log-sum-exp also runs over the uniform noise column ``log w_0 - log V``.
+    """
     if isinstance(Xc, LabelledRows):
         unlabelled = e_step(Xc.unlabelled, state, covariance_type, pool)
         return unlabelled + Xc.statistics(state, covariance_type)
     eta, const = natural_parameters(state.means, state.precisions_cholesky, covariance_type)
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
+    options: dict[str, Any] = {}
+    if log_volume is not None and state.noise_weight is not None:
+        with np.errstate(divide="ignore"):
+            options["noise_log_density"] = float(np.log(state.noise_weight) - log_volume)
     kernel = partial(
         e_step_statistics,
         log_weights=log_weights,
         eta=eta,
         const=const,
         covariance_type=covariance_type,
+        **options,
     )
     if isinstance(Xc, DaskRows):
         return map_reduce(kernel, Xc.data, shift=Xc.shift)
@@ -325,6 +343,7 @@ def run_em(
     verbose: int = 0,
     verbose_interval: int = 10,
     prior: ResolvedPrior | None = None,
+    log_volume: float | None = None,
 ) -> EMState:
     """EM iterations with scikit-learn's semantics.
 
@@ -338,7 +357,12 @@ def run_em(
     log-likelihood another start reached), the run stops early, marked
     ``abandoned``, once it cannot reach it (see :func:`_hopeless`). With
     ``prior`` each M-step is the posterior mode under mclust's conjugate prior
-    (see :func:`m_step`).
+    (see :func:`m_step`). With ``log_volume`` (``log V``) and a state with a
+    ``noise_weight``, the mixture has mclust's uniform noise component: the
+    E-step adds its column, the Gaussian M-step reads the Gaussian
+    responsibilities only, and the noise weight becomes the mean noise
+    responsibility ``w_0 = sum_i r_i0 / n``, the Gaussian weights ``N_k / n``
+    (Banfield and Raftery 1993, doi:10.2307/2532201).
     """
     n = Xc.shape[0]
     lower_bound = state.lower_bound
@@ -348,7 +372,7 @@ def run_em(
     change = np.inf
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        stats = e_step(Xc, state, covariance_type, pool)
+        stats = e_step(Xc, state, covariance_type, pool, log_volume)
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
         try:
@@ -358,7 +382,11 @@ def run_em(
                 f"EMGaussianMixture.fit, EM iteration {n_iter}: {exc} "
                 f"({describe_regularisation(reg_covar)})"
             ) from exc
-        state = EMState(weights, means, covariances, chol)
+        noise_weight = None
+        if state.noise_weight is not None:
+            noise_weight = stats.noise_nk / n
+            weights = weights * (1.0 - noise_weight)
+        state = EMState(weights, means, covariances, chol, noise_weight=noise_weight)
         previous_change, change = change, lower_bound - previous
         if verbose >= 2 and n_iter % verbose_interval == 0:
             print(f"  Iteration {n_iter}\t lower bound {lower_bound:.6f}\t change {change:.3e}")

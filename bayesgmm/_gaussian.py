@@ -727,6 +727,9 @@ class SufficientStatistics:
         ``sum_i log sum_k exp(s_ik)`` of the unnormalised log responsibilities
         ``s``: the log-likelihood in EM, and the data part of the ELBO in CAVI.
     n_samples : int
+    noise_nk : float
+        ``sum_i r_i0``, the responsibilities of a uniform noise component (0
+        without one); ``nk`` then counts the Gaussian components' share only.
     """
 
     covariance_type: str
@@ -735,6 +738,7 @@ class SufficientStatistics:
     sum_xx: np.ndarray
     log_normalizer: float
     n_samples: int
+    noise_nk: float = 0.0
 
     def __add__(self, other: SufficientStatistics) -> SufficientStatistics:
         if other.covariance_type != self.covariance_type:
@@ -746,6 +750,7 @@ class SufficientStatistics:
             self.sum_xx + other.sum_xx,
             self.log_normalizer + other.log_normalizer,
             self.n_samples + other.n_samples,
+            self.noise_nk + other.noise_nk,
         )
 
     @classmethod
@@ -784,8 +789,14 @@ def _chunk_statistics(
     offset: np.ndarray,
     covariance_type: str,
     resp_out: np.ndarray | None,
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per-chunk ``(phi' R, N, log-normaliser)`` for consecutive chunks, sharing buffers."""
+    noise_log_density: float | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+    """Per-chunk ``(phi' R, N, log-normaliser, noise N)`` for consecutive chunks, sharing buffers.
+
+    With ``noise_log_density`` the log-sum-exp of each row also runs over that
+    constant (a uniform component's ``log w_0 - log V``), whose responsibilities
+    are summed apart; without it the noise sum is 0 and nothing else changes.
+    """
     n_components, width = eta_t.shape
     most = max(stop - start for start, stop in bounds)
     features_buffer = np.empty((width, most))
@@ -802,14 +813,24 @@ def _chunk_statistics(
         np.matmul(eta_t, features, out=scores)
         scores += offset
         top = scores.max(axis=0)
+        if noise_log_density is not None:
+            np.maximum(top, noise_log_density, out=top)
         scores -= top
         np.exp(scores, out=scores)
         total = scores.sum(axis=0)
+        noise_sum = 0.0
+        if noise_log_density is not None:
+            noise = np.exp(noise_log_density - top)
+            total += noise
+            noise /= total
+            noise_sum = float(noise.sum())
+            if resp_out is not None and resp_out.shape[1] > n_components:
+                resp_out[start:stop, n_components] = noise
         log_normalizer = float(np.log(total).sum() + top.sum())
         scores /= total
         if resp_out is not None:
-            resp_out[start:stop] = scores.T
-        out.append((features @ scores.T, scores.sum(axis=1), log_normalizer))
+            resp_out[start:stop, :n_components] = scores.T
+        out.append((features @ scores.T, scores.sum(axis=1), log_normalizer, noise_sum))
     return out
 
 
@@ -824,6 +845,7 @@ def e_step_statistics(
     resp_out: np.ndarray | None = None,
     executor: Executor | None = None,
     n_workers: int = 1,
+    noise_log_density: float | None = None,
 ) -> SufficientStatistics:
     """One pass over ``X``: responsibilities and the sufficient statistics they weight.
 
@@ -851,11 +873,18 @@ def e_step_statistics(
     chunk_size : int, optional
         Rows per chunk (default: about 2 MiB of features).
     resp_out : ndarray of shape (n_samples, n_components), optional
-        If given, the responsibilities are written into it.
+        If given, the responsibilities are written into it (with a noise
+        component and ``n_components + 1`` columns, the noise's in the last).
     executor : concurrent.futures.Executor, optional
         Thread pool for the chunks; serial if None.
     n_workers : int
         Number of groups of consecutive chunks handed to ``executor``.
+    noise_log_density : float, optional
+        ``log w_0 - log V`` of a uniform noise component over a region of
+        volume ``V`` (Banfield and Raftery 1993, doi:10.2307/2532201): one more
+        term, the same for every row, in each row's log-sum-exp. The Gaussian
+        statistics are then weighted by the Gaussian responsibilities only and
+        ``noise_nk`` is the sum of the noise responsibilities.
 
     Returns
     -------
@@ -872,7 +901,9 @@ def e_step_statistics(
     if not bounds:
         return SufficientStatistics.zeros(n_components, d, covariance_type)
     if executor is None or n_workers <= 1 or len(bounds) < 2:
-        parts = _chunk_statistics(X, bounds, eta_t, offset, covariance_type, resp_out)
+        parts = _chunk_statistics(
+            X, bounds, eta_t, offset, covariance_type, resp_out, noise_log_density
+        )
     else:
         groups = [g.tolist() for g in np.array_split(np.arange(len(bounds)), n_workers) if g.size]
         futures = [
@@ -884,19 +915,23 @@ def e_step_statistics(
                 offset,
                 covariance_type,
                 resp_out,
+                noise_log_density,
             )
             for g in groups
         ]
         parts = [part for future in futures for part in future.result()]
     packed_t = np.zeros((width, n_components))
     nk = np.zeros(n_components)
-    log_normalizer = 0.0
-    for chunk_packed, chunk_nk, chunk_log_normalizer in parts:
+    log_normalizer = noise_nk = 0.0
+    for chunk_packed, chunk_nk, chunk_log_normalizer, chunk_noise_nk in parts:
         packed_t += chunk_packed
         nk += chunk_nk
         log_normalizer += chunk_log_normalizer
+        noise_nk += chunk_noise_nk
     sum_x, sum_xx = unpack_feature_sums(packed_t.T, d, covariance_type)
-    return SufficientStatistics(covariance_type, nk, sum_x, sum_xx, log_normalizer, n)
+    return SufficientStatistics(
+        covariance_type, nk, sum_x, sum_xx, log_normalizer, n, noise_nk=noise_nk
+    )
 
 
 def statistics_from_responsibilities(

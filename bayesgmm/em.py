@@ -62,6 +62,7 @@ from bayesgmm._gaussian import (
     LAYOUTS,
     MCLUST_ALIASES,
     DegenerateCovarianceError,
+    log_gaussian_prob,
     log_mixture_density,
     min_points,
 )
@@ -74,6 +75,7 @@ from bayesgmm._init import (
 )
 from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
 from bayesgmm._mclust_models import PRIOR_MODELS, ConjugatePrior, ResolvedPrior, resolve_prior
+from bayesgmm._noise import log_hypervolume, log_noise_mixture, nearest_neighbour_noise
 from bayesgmm._validation import (
     check_array,
     check_fitted,
@@ -283,6 +285,37 @@ default="auto"
         other models refuse it. The weights get no prior. ``bic``, ``aic`` and
         ``icl`` are then computed at the MAP estimate, as mclust does;
         ``reg_covar`` is still added (``reg_covar=0`` gives mclust's estimates).
+    noise : bool, default=False
+        Add mclust's noise component for outliers (Banfield and Raftery 1993,
+        doi:10.2307/2532201; Fraley and Raftery 1998,
+        doi:10.1093/comjnl/41.8.578): a uniform density ``1 / V`` over a
+        region of volume ``V`` that holds the data, with its own weight ``w_0``,
+        so the density is ``sum_k w_k N(x | mu_k, Sigma_k) + w_0 / V`` with
+        ``w_0 + sum_k w_k = 1``. EM's E-step gives every row a noise
+        responsibility besides the Gaussian ones; the Gaussians' M-step reads
+        their own responsibilities only, and ``w_0`` becomes the mean noise
+        responsibility. ``n_components`` still counts the Gaussians.
+        :meth:`predict` labels a point whose most probable component is the
+        noise ``-1``, :meth:`predict_proba` has the noise probability as its
+        last column (as mclust's ``z``), and :meth:`bic`, :meth:`aic` and
+        :meth:`icl` count ``w_0`` as one more free parameter (``V`` is fixed).
+        Not available with ``labels``, Dask arrays or :meth:`bootstrap`.
+    noise_init : array-like of bool, shape (n_samples,), optional
+        With ``noise=True``: the rows that start in the noise (True), like
+        mclust's ``Mclust(initialization = list(noise = ...))``. By default they
+        are found by nearest-neighbour cleaning (Byers and Raftery 1998,
+        doi:10.1080/01621459.1998.10474103; prabclus' ``NNclean`` with k = 5,
+        on the standardised features: the 5th-nearest-neighbour distances are
+        split into a dense and a sparse Poisson intensity and a row is noise
+        when the sparse one is the more probable). EM's start for the
+        Gaussians (``init_params``) is computed on the other rows, and ``w_0``
+        starts at the share of the noise rows (at least ``1 / n_samples``).
+    hypervolume : float, optional
+        With ``noise=True``: the volume ``V`` of the noise's region, in the
+        data's units (product of the features' units). Default: mclust's
+        ``hypvol``, the smaller of the volume of the box bounded by each
+        feature's range and that of the box bounded by the ranges of the
+        principal-component scores.
 
     Attributes
     ----------
@@ -315,7 +348,14 @@ default="auto"
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
     params_ : GaussianMixtureParams
-        The fitted mixture.
+        The fitted mixture; with ``noise=True`` its Gaussian part, the weights
+        ``weights_ / (1 - noise_weight_)`` (given that a point is not noise).
+    noise_weight_ : float
+        Weight ``w_0`` of the noise component (mclust's last ``pro``); 0.0
+        without ``noise``. ``weights_.sum() + noise_weight_ == 1``.
+    hypervolume_ : float or None
+        Volume ``V`` of the noise's region (mclust's ``hypvol``); None
+        without ``noise``.
     degenerate_components_ : ndarray of int
         Components judged degenerate (see Notes); empty if none.
 
@@ -367,6 +407,9 @@ default="auto"
         verbose: int = 0,
         verbose_interval: int = 10,
         prior: Any = None,
+        noise: bool = False,
+        noise_init: Any = None,
+        hypervolume: float | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -385,6 +428,9 @@ default="auto"
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.prior = prior
+        self.noise = noise
+        self.noise_init = noise_init
+        self.hypervolume = hypervolume
 
     # -------------------------------------------------------------- validation
     def _validated(self) -> dict[str, Any]:
@@ -409,6 +455,23 @@ default="auto"
         v["verbose_interval"] = check_int(self.verbose_interval, "verbose_interval", minimum=1)
         v["rng"] = check_random_state(self.random_state)
         v["prior"] = _check_prior(self.prior, v["covariance_type"])
+        if not isinstance(self.noise, (bool, np.bool_)):
+            raise TypeError(message("noise", "a bool", self.noise))
+        v["noise"] = bool(self.noise)
+        v["hypervolume"] = None
+        if self.hypervolume is not None:
+            v["hypervolume"] = check_float(
+                self.hypervolume, "hypervolume", minimum=0.0, include_minimum=False
+            )
+        for name in ("noise_init", "hypervolume"):
+            if getattr(self, name) is not None and not v["noise"]:
+                raise ValueError(
+                    message(
+                        name,
+                        "None when noise=False (it sets up the noise component)",
+                        getattr(self, name),
+                    )
+                )
         return v
 
     def _validated_inits(
@@ -528,12 +591,16 @@ default="auto"
                 message("X", f"at least n_components={k} samples", f"{n} sample(s)", raw=True)
             )
         known = _check_labels(labels, n, k, dask_input)
+        noise_rows = None
+        if v["noise"]:
+            noise_rows = _check_noise_init(self.noise_init, data, known, k, dask_input)
         inits = self._validated_inits(k, d, kind)
         continuing = (
             bool(self.warm_start)
             and hasattr(self, "params_")
             and self.params_.covariance_type == kind
             and self.params_.n_components == k
+            and (getattr(self, "hypervolume_", None) is not None) == v["noise"]
         )
         if continuing:
             check_n_features(data, self.n_features_in_)
@@ -558,6 +625,15 @@ default="auto"
         v["resolved_prior"] = None
         if v["prior"] is not None:
             v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n)
+        v["log_volume"] = v["noise_start"] = None
+        if noise_rows is not None:
+            assert isinstance(Xc, np.ndarray)
+            if v["hypervolume"] is None:
+                v["log_volume"] = log_hypervolume(Xc)
+            else:
+                v["log_volume"] = float(np.log(v["hypervolume"]))
+            v["noise_start"] = max(float(noise_rows.mean()), 1.0 / n)
+            init_rows = Xc[~noise_rows]
 
         n_init = 1 if continuing else v["n_init"]
         rows: np.ndarray | DaskRows | LabelledRows = Xc
@@ -640,6 +716,10 @@ default="auto"
                     with_hc=init == 0,
                     prior=v["resolved_prior"],
                 )
+                if v["noise_start"] is not None:
+                    for state in states:
+                        state.weights = state.weights * (1.0 - v["noise_start"])
+                        state.noise_weight = v["noise_start"]
             for state in states:
                 if v["max_iter"] == 0:
                     result = state
@@ -660,6 +740,7 @@ default="auto"
                             verbose_interval=v["verbose_interval"],
                             pool=pool,
                             prior=v["resolved_prior"],
+                            log_volume=v["log_volume"],
                         )
                     except DegenerateCovarianceError as exc:
                         if len(states) == 1 and n_init == 1:
@@ -686,15 +767,21 @@ default="auto"
         """Whether an EM end has degenerate components (see the class Notes)."""
         if state.covariances is None:
             return False
+        signal = 1.0 - (state.noise_weight or 0.0)
         params = GaussianMixtureParams(
-            state.weights, state.means + shift, state.covariances, v["covariance_type"]
+            state.weights / signal, state.means + shift, state.covariances, v["covariance_type"]
         )
-        return bool(_degenerate_components(params, n, v["data_variance"], v["reg"]).size)
+        return bool(_degenerate_components(params, n * signal, v["data_variance"], v["reg"]).size)
 
     def _warm_state(self, shift: np.ndarray) -> EMState:
         p = self.params_
+        noise_weight = self.noise_weight_ if self.hypervolume_ is not None else None
         return EMState(
-            p.weights.copy(), p.means - shift, p.covariances.copy(), p.precisions_cholesky.copy()
+            self.weights_.copy(),
+            p.means - shift,
+            p.covariances.copy(),
+            p.precisions_cholesky.copy(),
+            noise_weight=noise_weight,
         )
 
     def _set_fitted(
@@ -710,14 +797,20 @@ default="auto"
         covariances = state.covariances
         if covariances is None:  # max_iter=0 with precisions_init: invert the precisions
             covariances = LAYOUTS[kind].covariances_from_cholesky(state.precisions_cholesky)
-        params = GaussianMixtureParams(state.weights, state.means + shift, covariances, kind)
+        noise_weight = float(state.noise_weight or 0.0)
+        signal = 1.0 - noise_weight
+        params = GaussianMixtureParams(
+            state.weights / signal, state.means + shift, covariances, kind
+        )
         data_variance, reg = v["data_variance"], v["reg"]
-        degenerate = _degenerate_components(params, n, data_variance, reg)
+        degenerate = _degenerate_components(params, n * signal, data_variance, reg)
         if v["reg_covar_scale"] == "absolute":
             _warn_if_reg_covar_dominates(data_variance, v["reg_covar"])
         # Everything is computed; now change the estimator's state.
         self.params_ = params
-        self.weights_ = params.weights.copy()
+        self.weights_ = params.weights * signal if v["noise"] else params.weights.copy()
+        self.noise_weight_ = noise_weight
+        self.hypervolume_ = float(np.exp(v["log_volume"])) if v["noise"] else None
         self.means_ = params.means.copy()
         self.covariances_ = params.covariances.copy()
         self.precisions_cholesky_ = state.precisions_cholesky.copy()
@@ -745,13 +838,66 @@ default="auto"
             )
 
     # ------------------------------------------------------------- prediction
+    def _has_noise(self) -> bool:
+        return getattr(self, "hypervolume_", None) is not None
+
+    def _noise_log_responsibilities(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log density and log responsibilities, the noise's last, of a fit with noise."""
+        p = self.params_
+        with np.errstate(divide="ignore"):
+            weighted = log_gaussian_prob(
+                X, p.means, p.precisions_cholesky, p.covariance_type
+            ) + np.log(self.weights_)
+            noise = float(np.log(self.noise_weight_) - np.log(self.hypervolume_))
+        return log_noise_mixture(weighted, noise)
+
     def _score_samples_array(self, X: np.ndarray) -> np.ndarray:
-        """``log sum_k w_k N(x_i | mu_k, Sigma_k)`` for every row."""
+        """``log sum_k w_k N(x_i | mu_k, Sigma_k)`` (plus ``w_0 / V`` with noise) for every row."""
+        if self._has_noise():
+            return self._noise_log_responsibilities(X)[0]
         return self.params_.score_samples(X)
 
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
-        """Responsibilities ``p(z_i = k | x_i)`` under the fitted parameters."""
+        """Responsibilities ``p(z_i = k | x_i)`` under the fitted parameters (noise last)."""
+        if self._has_noise():
+            return np.exp(self._noise_log_responsibilities(X)[1])
         return self.params_.predict_proba(X)
+
+    def _n_membership_columns(self) -> int:
+        """Columns of ``predict_proba``: the Gaussians, and the noise when there is one."""
+        return int(self.params_.n_components) + int(self._has_noise())
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of every sample; -1 where it is the noise component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            A lazy Dask array when ``X`` is a Dask array.
+        """
+        labels = super().predict(X)
+        if self._has_noise():
+            return np.where(labels == self.params_.n_components, -1, labels)
+        return labels
+
+    def _condition_at_point(self, data: np.ndarray, positions: np.ndarray) -> Any:
+        self._refuse_noise("condition", "the uniform noise has no conditional Gaussian")
+        return super()._condition_at_point(data, positions)
+
+    def _refuse_noise(self, method: str, why: str) -> None:
+        if self._has_noise():
+            raise ValueError(
+                message(
+                    "noise",
+                    f"False for {method} ({why})",
+                    "True; refit with noise=False",
+                    raw=True,
+                )
+            )
 
     def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Return the bootstrap replicates kept by ``bootstrap`` (its ``bootstrap`` group), if any.
@@ -790,13 +936,15 @@ default="auto"
         labels : ndarray of shape (n_samples,)
         """
         check_fitted(self)
+        self._refuse_noise("sample", "the noise's region is not kept, only its volume")
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         rng = check_random_state(random_state)
         return self.params_.sample(n_samples, rng)
 
     # ------------------------------------------------------- model selection
     def _n_parameters(self) -> int:
-        return self.params_.n_parameters()
+        """Count free parameters; the noise weight is one more (mclust: ``noise=TRUE``)."""
+        return self.params_.n_parameters() + int(self._has_noise())
 
     def bic(self, X: Any) -> float:
         """Bayesian information criterion, ``-2 log L + p log n`` (lower is better).
@@ -869,6 +1017,9 @@ default="auto"
             resp = self._predict_proba_array(X)
             with np.errstate(divide="ignore", invalid="ignore"):
                 value += -2.0 * float(np.where(resp > 0, resp * np.log(resp), 0.0).sum())
+        elif criterion == "icl_map" and self._has_noise():
+            log_resp = self._noise_log_responsibilities(X)[1]
+            value += -2.0 * float(log_resp.max(axis=1).sum())
         elif criterion == "icl_map":
             _, log_resp = log_mixture_density(
                 X,
@@ -963,6 +1114,7 @@ default="auto"
         Computational Statistics 34, 1779-1813. doi:10.1007/s00180-019-00897-9
         """
         check_fitted(self)
+        self._refuse_noise("bootstrap", "its replicates have no noise component")
         data = self._check_X(X)
         n_boot = check_int(n_boot, "n_boot", minimum=2)
         method = check_option(method, "method", BOOTSTRAP_METHODS)
@@ -1177,6 +1329,9 @@ default="auto"
             "reg_covar": self.reg_covar_.tolist(),
             "degenerate_components": self.degenerate_components_.tolist(),
         }
+        if self._has_noise():
+            state["noise_weight"] = self.noise_weight_
+            state["hypervolume"] = self.hypervolume_
         if hasattr(self, "feature_names_in_"):
             state["feature_names_in"] = [str(s) for s in self.feature_names_in_]
         tree = getattr(self, "bootstrap_", None)
@@ -1209,7 +1364,10 @@ default="auto"
         params = GaussianMixtureParams.from_dict(state["mixture"])
         kind = params.covariance_type
         model.params_ = params
-        model.weights_ = params.weights.copy()
+        model.noise_weight_ = float(state.get("noise_weight", 0.0))
+        hypervolume = state.get("hypervolume")
+        model.hypervolume_ = None if hypervolume is None else float(hypervolume)
+        model.weights_ = params.weights * (1.0 - model.noise_weight_)
         model.means_ = params.means.copy()
         model.covariances_ = params.covariances.copy()
         model.precisions_cholesky_ = np.asarray(state["precisions_cholesky"], dtype=float)
@@ -1392,6 +1550,59 @@ def _check_labels(labels: Any, n_samples: int, n_components: int, dask_input: bo
         shown = np.unique(array[bad])[:5].tolist()
         raise ValueError(message("labels", expected, f"value(s) {shown}", raw=True))
     return integers if (integers >= 0).any() else None
+
+
+def _check_noise_init(
+    noise_init: Any, data: Any, labels: np.ndarray | None, n_components: int, dask_input: bool
+) -> np.ndarray:
+    """Return the rows that start in the noise: ``noise_init`` checked, or NN cleaning."""
+    if dask_input:
+        raise TypeError(
+            message(
+                "noise",
+                "False when X is a Dask array (the noise's start and volume need X in "
+                "memory: call X.compute())",
+                "True",
+                raw=True,
+            )
+        )
+    if labels is not None:
+        raise ValueError(
+            message(
+                "noise", "False with labels (semi-supervised fits have no noise)", "True", raw=True
+            )
+        )
+    n = data.shape[0]
+    if noise_init is None:
+        rows = nearest_neighbour_noise(data)
+    else:
+        array = np.asarray(noise_init)
+        if array.dtype != np.bool_:
+            raise TypeError(
+                message(
+                    "noise_init",
+                    f"a bool array of shape ({n},), True for noise rows",
+                    f"dtype {array.dtype}",
+                    raw=True,
+                )
+            )
+        if array.shape != (n,):
+            raise ValueError(
+                message("noise_init", f"shape ({n},), one flag per row of X", array.shape, raw=True)
+            )
+        rows = array.copy()
+    signal = n - int(rows.sum())
+    if signal < n_components:
+        raise ValueError(
+            message(
+                "noise_init",
+                f"at least n_components={n_components} rows that are not noise to start the "
+                "Gaussians from",
+                f"{signal}",
+                raw=True,
+            )
+        )
+    return rows
 
 
 def _labelled_start(
