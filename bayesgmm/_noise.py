@@ -25,6 +25,7 @@ from bayesgmm._validation import message
 
 __all__ = [
     "NEAREST_NEIGHBOURS",
+    "clutter_log_odds",
     "log_hypervolume",
     "log_noise_mixture",
     "nearest_neighbour_noise",
@@ -136,13 +137,7 @@ def nearest_neighbour_noise(X: np.ndarray, k: int = NEAREST_NEIGHBOURS) -> np.nd
     previous = np.inf
     resp = clutter.astype(float)
     for _ in range(_NN_MAX_ITER):
-        # log p(clutter | y) - log p(feature | y); the (k - 1) log y terms cancel.
-        log_odds = (
-            np.log(share)
-            - np.log1p(-share)
-            + k * (np.log(sparse) - np.log(dense))
-            - (sparse - dense) * volumes
-        )
+        log_odds = clutter_log_odds(volumes, k, share, dense, sparse)
         resp = 0.5 * (1.0 + np.tanh(0.5 * log_odds))
         total = resp.sum()
         if not 0.0 < total < n:
@@ -159,6 +154,24 @@ def nearest_neighbour_noise(X: np.ndarray, k: int = NEAREST_NEIGHBOURS) -> np.nd
     if not sparse < dense:
         return np.zeros(n, dtype=bool)
     return resp > 0.5
+
+
+def clutter_log_odds(
+    volumes: np.ndarray, k: int, share: float, dense: float, sparse: float
+) -> np.ndarray:
+    """Log odds of clutter against feature for neighbour volumes ``y``.
+
+    ``log(p Gamma(y; k, sparse)) - log((1 - p) Gamma(y; k, dense))`` with ``p``
+    the clutter's share and Gamma's rate parametrisation; the ``(k - 1) log y``
+    and ``log Gamma(k)`` terms cancel, so a volume of zero (duplicated points)
+    is no special case.
+    """
+    return (
+        np.log(share)
+        - np.log1p(-share)
+        + k * (np.log(sparse) - np.log(dense))
+        - (sparse - dense) * volumes
+    )
 
 
 def log_noise_mixture(

@@ -810,7 +810,10 @@ default="auto"
         self.params_ = params
         self.weights_ = params.weights * signal if v["noise"] else params.weights.copy()
         self.noise_weight_ = noise_weight
-        self.hypervolume_ = float(np.exp(v["log_volume"])) if v["noise"] else None
+        self.hypervolume_ = None
+        if v["noise"]:
+            given = v["hypervolume"]
+            self.hypervolume_ = float(np.exp(v["log_volume"])) if given is None else given
         self.means_ = params.means.copy()
         self.covariances_ = params.covariances.copy()
         self.precisions_cholesky_ = state.precisions_cholesky.copy()

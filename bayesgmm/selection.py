@@ -49,6 +49,7 @@ from bayesgmm._gaussian import (
     DegenerateCovarianceError,
     n_free_parameters,
 )
+from bayesgmm._noise import nearest_neighbour_noise
 from bayesgmm._validation import (
     check_array,
     check_int,
@@ -311,6 +312,7 @@ def _select_em(
     method: str,
     rng: np.random.Generator,
     n_init: int,
+    noise: bool = False,
 ) -> tuple[pd.DataFrame, list[Any], np.ndarray]:
     """Fit EM for every candidate and say which fits may be chosen.
 
@@ -322,6 +324,8 @@ def _select_em(
     cannot catch the best are given up early (``init_params="auto"``).
     A fit may be chosen unless it failed, has a degenerate component or a
     criterion that is not finite; the table's ``note`` says why, for people.
+    With ``noise`` every fit has mclust's noise component, all started from
+    one nearest-neighbour cleaning, and the tree grows on the rows it keeps.
     """
     import pandas as pd
 
@@ -330,10 +334,12 @@ def _select_em(
 
     array = np.asarray(X, dtype=float)
     n = array.shape[0]
+    noise_rows = nearest_neighbour_noise(array) if noise else None
+    signal = array if noise_rows is None else array[~noise_rows]
     hc_rows = None
-    if n > HC_MAX_SAMPLES:
-        hc_rows = np.sort(rng.choice(n, size=HC_MAX_SAMPLES, replace=False))
-    tree = hc_partitions(array if hc_rows is None else array[hc_rows], ks)
+    if signal.shape[0] > HC_MAX_SAMPLES:
+        hc_rows = np.sort(rng.choice(signal.shape[0], size=HC_MAX_SAMPLES, replace=False))
+    tree = hc_partitions(signal if hc_rows is None else signal[hc_rows], ks)
     rows: list[dict[str, Any]] = []
     models: list[Any] = []
     eligible: list[bool] = []
@@ -344,9 +350,11 @@ def _select_em(
             model = EMGaussianMixture(
                 k, covariance_type=covariance_type, n_init=n_init, random_state=seed
             )
+            if noise_rows is not None:
+                model.set_params(noise=True, noise_init=noise_rows)
             starts = [] if k not in tree else [(hc_rows, tree[k])]
             split = None
-            if previous is not None and previous.n_components == k - 1:
+            if noise_rows is None and previous is not None and previous.n_components == k - 1:
                 split = _split_partition(previous, array)
             if split is not None:
                 starts.append((None, split))
@@ -361,7 +369,7 @@ def _select_em(
                 except DegenerateCovarianceError as exc:
                     note = f"fit failed: {exc}"
             previous = None if note else model
-            n_par = n_free_parameters(k, array.shape[1], covariance_type)
+            n_par = n_free_parameters(k, array.shape[1], covariance_type) + int(noise)
             if note:
                 values = dict.fromkeys(("bic", "aic", "icl", "log_likelihood"), np.nan)
                 converged = usable = False
@@ -1036,6 +1044,7 @@ def select_n_components(
     random_state: Any = None,
     n_init: int = 1,
     fit_kwargs: dict[str, Any] | None = None,
+    noise: bool = False,
 ) -> SelectionResult:
     """Choose the number of mixture components (and the covariance type).
 
@@ -1101,6 +1110,11 @@ def select_n_components(
         :data:`SPARSE_CONCENTRATION`); for ``"dp"`` to the ``DPGaussianMixture``
         constructor; for ``"lrt"`` ``n_boot`` (default 999)
         and ``level`` (default 0.05) of :func:`bayesgmm.bootstrap_lrt`.
+    noise : bool, default False
+        With ``"bic"``, ``"icl"`` or ``"aic"``: every candidate has mclust's
+        uniform noise component (``EMGaussianMixture(noise=True)``), started
+        from one nearest-neighbour cleaning of ``X``; the noise weight counts
+        as one more free parameter. Refused with the other methods.
 
     Returns
     -------
@@ -1138,10 +1152,21 @@ def select_n_components(
                 raw=True,
             )
         )
+    if not isinstance(noise, (bool, np.bool_)):
+        raise TypeError(message("noise", "a bool", noise))
+    if noise and method not in ("bic", "icl", "aic"):
+        raise ValueError(
+            message(
+                "noise",
+                "False with method=" + repr(method) + " (noise needs bic, icl or aic)",
+                "True",
+                raw=True,
+            )
+        )
     rng = check_random_state(random_state)
     criterion, label = _CRITERION[method]
     if method in ("bic", "icl", "aic"):
-        table, models, eligible = _select_em(X, ks, types, method, rng, n_init)
+        table, models, eligible = _select_em(X, ks, types, method, rng, n_init, bool(noise))
         values = table[method].to_numpy(dtype=float)
         if not eligible.any():
             raise ValueError(
