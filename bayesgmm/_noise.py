@@ -25,12 +25,16 @@ from bayesgmm._validation import message
 
 __all__ = [
     "NEAREST_NEIGHBOURS",
+    "NOISE_PARAMETERS",
     "clutter_log_odds",
     "log_hypervolume",
     "log_noise_mixture",
     "nearest_neighbour_noise",
 ]
 
+#: Free parameters the noise adds to BIC's count: its weight and the volume V, which
+#: mclust counts as estimated from the data (``nMclustParams(noise = TRUE)`` adds 2).
+NOISE_PARAMETERS = 2
 #: k of the kth-nearest-neighbour distances that start the noise split (NNclean's k).
 NEAREST_NEIGHBOURS = 5
 # EM on the two-intensity mixture of the neighbour volumes stops when the log

@@ -75,7 +75,12 @@ from bayesgmm._init import (
 )
 from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
 from bayesgmm._mclust_models import PRIOR_MODELS, ConjugatePrior, ResolvedPrior, resolve_prior
-from bayesgmm._noise import log_hypervolume, log_noise_mixture, nearest_neighbour_noise
+from bayesgmm._noise import (
+    NOISE_PARAMETERS,
+    log_hypervolume,
+    log_noise_mixture,
+    nearest_neighbour_noise,
+)
 from bayesgmm._validation import (
     check_array,
     check_fitted,
@@ -298,7 +303,9 @@ default="auto"
         :meth:`predict` labels a point whose most probable component is the
         noise ``-1``, :meth:`predict_proba` has the noise probability as its
         last column (as mclust's ``z``), and :meth:`bic`, :meth:`aic` and
-        :meth:`icl` count ``w_0`` as one more free parameter (``V`` is fixed).
+        :meth:`icl` count two more free parameters, ``w_0`` and ``V``, as
+        mclust's ``nMclustParams(noise = TRUE)`` does (``V`` is estimated from
+        the data), so the criteria equal mclust's.
         Not available with ``labels``, Dask arrays or :meth:`bootstrap`.
     noise_init : array-like of bool, shape (n_samples,), optional
         With ``noise=True``: the rows that start in the noise (True), like
@@ -946,8 +953,8 @@ default="auto"
 
     # ------------------------------------------------------- model selection
     def _n_parameters(self) -> int:
-        """Count free parameters; the noise weight is one more (mclust: ``noise=TRUE``)."""
-        return self.params_.n_parameters() + int(self._has_noise())
+        """Count free parameters; with noise, ``w_0`` and ``V`` are two more, as in mclust."""
+        return self.params_.n_parameters() + NOISE_PARAMETERS * int(self._has_noise())
 
     def bic(self, X: Any) -> float:
         """Bayesian information criterion, ``-2 log L + p log n`` (lower is better).

@@ -49,7 +49,7 @@ from bayesgmm._gaussian import (
     DegenerateCovarianceError,
     n_free_parameters,
 )
-from bayesgmm._noise import nearest_neighbour_noise
+from bayesgmm._noise import NOISE_PARAMETERS, nearest_neighbour_noise
 from bayesgmm._validation import (
     check_array,
     check_int,
@@ -369,7 +369,8 @@ def _select_em(
                 except DegenerateCovarianceError as exc:
                     note = f"fit failed: {exc}"
             previous = None if note else model
-            n_par = n_free_parameters(k, array.shape[1], covariance_type) + int(noise)
+            n_par = n_free_parameters(k, array.shape[1], covariance_type)
+            n_par += NOISE_PARAMETERS * int(noise)
             if note:
                 values = dict.fromkeys(("bic", "aic", "icl", "log_likelihood"), np.nan)
                 converged = usable = False
@@ -1113,8 +1114,9 @@ def select_n_components(
     noise : bool, default False
         With ``"bic"``, ``"icl"`` or ``"aic"``: every candidate has mclust's
         uniform noise component (``EMGaussianMixture(noise=True)``), started
-        from one nearest-neighbour cleaning of ``X``; the noise weight counts
-        as one more free parameter. Refused with the other methods.
+        from one nearest-neighbour cleaning of ``X``; the noise weight and
+        volume count as two more free parameters, as in mclust. Refused with
+        the other methods.
 
     Returns
     -------

@@ -184,22 +184,41 @@ def test_log_likelihood_with_noise_never_decreases(background, kind):
     assert model.score(X) >= trace[-1] - 1e-10
 
 
-def test_bic_icl_count_the_noise_weight(noise_fit, background):
+def test_bic_icl_count_the_noise_weight_and_volume(noise_fit, background):
+    """mclust's nMclustParams(noise = TRUE) adds 2: VVV, d = 2, G = 3 has 17 + 2 = 19."""
     X, _ = background
     model = noise_fit
     n = len(X)
-    gaussian_parameters = model.params_.n_parameters()
-    assert model._n_parameters() == gaussian_parameters + 1
+    assert model._n_parameters() == 19
     log_likelihood = model.score_samples(X).sum()
-    np.testing.assert_allclose(
-        model.bic(X), -2 * log_likelihood + (gaussian_parameters + 1) * np.log(n), rtol=1e-12
-    )
+    np.testing.assert_allclose(model.bic(X), -2 * log_likelihood + 19 * np.log(n), rtol=1e-12)
     log_resp = np.log(model.predict_proba(X))
     np.testing.assert_allclose(
         model.icl(X), model.bic(X) - 2 * log_resp.max(axis=1).sum(), rtol=1e-12
     )
     plain = EMGaussianMixture(K, random_state=0).fit(X)
     assert model.bic(X) < plain.bic(X)
+
+
+def test_parity_with_mclust(background):
+    """mclust 6.0.0 on the same data from the same noise rows (benchmarks/bench_noise.py).
+
+    ``Mclust(X, G = 3, modelNames = "VVV", initialization = list(noise = mask),
+    control = emControl(tol = c(1e-10, sqrt(.Machine$double.eps))))`` printed
+    hypvol 243.343990864991, loglik -2687.7952567818, noise proportion
+    0.152039141791 and BIC -5500.0610399295 (mclust's sign); the noise proportion
+    sits in a flat direction of the likelihood, where the two stopping rules
+    leave it 2e-6 apart.
+    """
+    X, _ = background
+    mask = nearest_neighbour_noise(X)
+    model = EMGaussianMixture(
+        K, noise=True, noise_init=mask, reg_covar=0.0, tol=1e-10, random_state=0
+    ).fit(X)
+    np.testing.assert_allclose(model.hypervolume_, 243.343990864991, rtol=1e-12)
+    np.testing.assert_allclose(model.score_samples(X).sum(), -2687.7952567818, rtol=1e-9)
+    np.testing.assert_allclose(-model.bic(X), -5500.0610399295, rtol=1e-9)
+    np.testing.assert_allclose(model.noise_weight_, 0.152039141791, atol=1e-5)
 
 
 def test_user_mask_and_hypervolume(background):
@@ -250,7 +269,7 @@ def test_select_n_components_passes_noise_through(background):
     assert result.best_n_components == K
     assert result.best_model.noise_weight_ > 0.05
     plain = result.table["n_parameters"].to_numpy()
-    assert np.array_equal(plain, [6 * k - 1 + 1 for k in (2, 3, 4)])
+    assert np.array_equal(plain, [6 * k - 1 + 2 for k in (2, 3, 4)])
 
 
 # ---------------------------------------------------------------------- inputs
