@@ -240,17 +240,17 @@ def e_step(
     eta, const = natural_parameters(state.means, state.precisions_cholesky, covariance_type)
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
-    options: dict[str, Any] = {}
+    noise_log_density = None
     if log_volume is not None and state.noise_weight is not None:
         with np.errstate(divide="ignore"):
-            options["noise_log_density"] = float(np.log(state.noise_weight) - log_volume)
+            noise_log_density = float(np.log(state.noise_weight) - log_volume)
     kernel = partial(
         e_step_statistics,
         log_weights=log_weights,
         eta=eta,
         const=const,
         covariance_type=covariance_type,
-        **options,
+        noise_log_density=noise_log_density,
     )
     if isinstance(Xc, DaskRows):
         return map_reduce(kernel, Xc.data, shift=Xc.shift)

@@ -853,12 +853,13 @@ default="auto"
 
     def _noise_log_responsibilities(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log density and log responsibilities, the noise's last, of a fit with noise."""
-        p = self.params_
+        p, volume = self.params_, self.hypervolume_
+        assert volume is not None
         with np.errstate(divide="ignore"):
             weighted = log_gaussian_prob(
                 X, p.means, p.precisions_cholesky, p.covariance_type
             ) + np.log(self.weights_)
-            noise = float(np.log(self.noise_weight_) - np.log(self.hypervolume_))
+            noise = float(np.log(self.noise_weight_) - np.log(volume))
         return log_noise_mixture(weighted, noise)
 
     def _score_samples_array(self, X: np.ndarray) -> np.ndarray:
@@ -1501,12 +1502,17 @@ def _warn_if_reg_covar_dominates(data_variance: np.ndarray, reg_covar: float) ->
 
 
 def _degenerate_components(
-    params: GaussianMixtureParams, n_samples: int, data_variance: np.ndarray, reg: np.ndarray
+    params: GaussianMixtureParams,
+    n_samples: float,
+    data_variance: np.ndarray,
+    reg: np.ndarray,
 ) -> np.ndarray:
     """Return the indices of degenerate components (rule in :class:`EMGaussianMixture`'s Notes).
 
     ``reg`` is the per-feature amount the M-step added to the diagonals
     (``reg_covar_``); it is taken off before the scatter is judged.
+    ``n_samples`` is the number of points the Gaussians share: with a noise
+    component, ``n (1 - w_0)``, the weights then given that a point is not noise.
     """
     k, d, kind = params.n_components, params.n_features, params.covariance_type
     too_few = params.weights * n_samples < min_points(d, kind)
