@@ -192,6 +192,11 @@ class MixtureSummary:
     weights, means, covariances : ndarray or None
         The parameters, when ``parameters=True`` (covariances as full matrices).
     feature_names : list of str
+    noise_size : int or None
+        With a noise component: how many rows its MAP classification holds
+        (printed as the column ``noise``).
+    noise_weight : float or None
+        With a noise component and ``parameters=True``: its weight.
     """
 
     estimator: str
@@ -209,9 +214,12 @@ class MixtureSummary:
     weights: np.ndarray | None = field(default=None, repr=False)
     means: np.ndarray | None = field(default=None, repr=False)
     covariances: np.ndarray | None = field(default=None, repr=False)
+    noise_size: int | None = None
+    noise_weight: float | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         lines = _frame("Gaussian finite mixture model fitted by EM algorithm")
+        noise = [] if self.noise_size is None else ["noise"]
         plural = "component" if self.n_components == 1 else "components"
         alias = (
             f" [covariance_type={self.covariance_type!r}]"
@@ -243,8 +251,8 @@ class MixtureSummary:
             "",
             "Clustering table:",
             _bare_table(
-                [str(k) for k in range(self.n_components)],
-                [str(int(c)) for c in self.cluster_sizes],
+                [str(k) for k in range(self.n_components)] + noise,
+                [str(int(c)) for c in self.cluster_sizes] + [str(self.noise_size) for _ in noise],
             ),
         ]
         if self.weights is not None and self.means is not None and self.covariances is not None:
@@ -252,7 +260,11 @@ class MixtureSummary:
             lines += [
                 "",
                 "Mixing probabilities:",
-                _bare_table(components, [f"{w:.7g}" for w in self.weights]),
+                _bare_table(
+                    components + (["noise"] if self.noise_weight is not None else []),
+                    [f"{w:.7g}" for w in self.weights]
+                    + ([f"{self.noise_weight:.7g}"] if self.noise_weight is not None else []),
+                ),
                 "",
                 "Means:",
                 _matrix(self.means.T, self.feature_names, components),

@@ -1282,6 +1282,8 @@ default="auto"
         data = self._check_X(X)
         p = self.params_
         resp = self._predict_proba_array(data)
+        columns = resp.shape[1]
+        noise = self._has_noise()
         bic = -self.bic(data)
         name = mclust_name(p.covariance_type, p.n_features, p.n_components)
         feature_names = getattr(self, "feature_names_in_", None)
@@ -1296,13 +1298,15 @@ default="auto"
             log_likelihood=float(self._score_samples_array(data).sum()),
             bic=bic,
             icl=-self.icl(data, kind="map"),
-            cluster_sizes=np.bincount(resp.argmax(axis=1), minlength=p.n_components),
+            cluster_sizes=np.bincount(resp.argmax(axis=1), minlength=columns)[: p.n_components],
             feature_names=[str(f) for f in feature_names]
             if feature_names is not None
             else [f"x{j}" for j in range(p.n_features)],
-            weights=p.weights.copy() if parameters else None,
+            weights=self.weights_.copy() if parameters else None,
             means=p.means.copy() if parameters else None,
             covariances=p.full_covariances() if parameters else None,
+            noise_size=int((resp.argmax(axis=1) == p.n_components).sum()) if noise else None,
+            noise_weight=self.noise_weight_ if noise and parameters else None,
         )
 
     # -------------------------------------------------------------------- io

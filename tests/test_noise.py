@@ -333,3 +333,15 @@ def test_clutter_log_odds_are_gamma_log_odds():
         - stats.gamma(k, scale=1 / dense).logpdf(y)
     )
     np.testing.assert_allclose(clutter_log_odds(y, k, share, dense, sparse), expected, rtol=1e-10)
+
+
+def test_summary_shows_the_noise(noise_fit, background):
+    X, _ = background
+    report = noise_fit.summary(X, parameters=True)
+    labels = noise_fit.predict(X)
+    assert report.n_parameters == 19
+    assert report.noise_size == int((labels == -1).sum())
+    assert report.cluster_sizes.tolist() == np.bincount(labels[labels >= 0], minlength=K).tolist()
+    text = str(report)
+    assert "noise" in text.split("Clustering table:")[1].splitlines()[1]
+    assert f"{noise_fit.noise_weight_:.7g}" in text
