@@ -48,6 +48,9 @@ def _axes(ax: Any) -> Axes:
     return ax
 
 
+_NOISE_COLOR = (0.5, 0.5, 0.5, 1.0)
+
+
 def _colors(n: int) -> np.ndarray:
     import matplotlib as mpl
 
@@ -138,7 +141,8 @@ def plot_clusters(
     estimate ``model.params_``. For Bayesian models, faint ellipses at the
     middle entry of ``n_std`` are added for ``n_posterior_draws`` posterior draws
     (relabelled), so the posterior spread of the components is visible; these
-    patches carry ``gid="posterior"``.
+    patches carry ``gid="posterior"``. Points whose most probable component is
+    the noise (``EMGaussianMixture(noise=True)``) are grey.
 
     Parameters
     ----------
@@ -193,7 +197,9 @@ def plot_clusters(
     proba = np.asarray(model.predict_proba(X))
     labels = proba.argmax(axis=1)
     colors = _colors(params.n_components)
-    point_colors = colors[labels].copy()
+    # A noise component's column comes last; its points are grey.
+    palette = np.vstack([colors, np.tile(_NOISE_COLOR, (proba.shape[1] - len(colors), 1))])
+    point_colors = palette[labels].copy()
     point_colors[:, 3] = np.clip(proba.max(axis=1), 0.15, 1.0)
     ax.scatter(X[:, i], X[:, j], c=point_colors, s=12, linewidths=0)
     sub = np.ix_([i, j], [i, j])

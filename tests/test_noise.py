@@ -345,3 +345,19 @@ def test_summary_shows_the_noise(noise_fit, background):
     text = str(report)
     assert "noise" in text.split("Clustering table:")[1].splitlines()[1]
     assert f"{noise_fit.noise_weight_:.7g}" in text
+
+
+def test_plot_clusters_greys_the_noise(noise_fit, background):
+    import matplotlib.pyplot as plt
+
+    from bayesgmm.plotting import plot_clusters
+
+    X, _ = background
+    ax = plot_clusters(noise_fit, X)
+    try:
+        colours = ax.collections[0].get_facecolors()
+        noise = noise_fit.predict(X) == -1
+        np.testing.assert_allclose(colours[noise, :3], 0.5)
+        assert not np.allclose(colours[~noise, :3], 0.5)
+    finally:
+        plt.close("all")
