@@ -11,6 +11,12 @@ free parameters, the noise proportion and the recall and precision of the
 points labelled noise against the simulated truth, and the share of points on
 which the two programs' labels agree (noise against not noise).
 
+A second table starts each program from its own cleaning: bayesgmm's default
+(``noise_init=None``) and mclust with prabclus' ``NNclean(X, k = 5)``, the
+start mclust's documentation uses; it gives the share of rows each cleaning
+puts in the noise, the recall and precision of the final noise labels, and the
+agreement of the two cleanings and of the two final labellings.
+
 Without ``Rscript`` and mclust only bayesgmm's columns are filled.
 
 Usage::
@@ -48,6 +54,13 @@ for (seed in seeds) {
   )
   write.table(fit$classification, file.path(folder, sprintf("labels%d.csv", seed)),
               sep = ",", row.names = FALSE, col.names = FALSE)
+  if (requireNamespace("prabclus", quietly = TRUE)) {
+    own <- prabclus::NNclean(X, k = 5)$z == 0
+    fit <- Mclust(X, G = 3, modelNames = "VVV", initialization = list(noise = own),
+                  control = emControl(tol = c(1e-10, sqrt(.Machine$double.eps))), verbose = FALSE)
+    write.table(cbind(own, fit$classification), file.path(folder, sprintf("own%d.csv", seed)),
+                sep = ",", row.names = FALSE, col.names = FALSE)
+  }
 }
 """
 
@@ -119,6 +132,32 @@ def main() -> None:
                     f"{float(row['loglik']):>11.4f} {float(row['bic']):>11.4f} "
                     f"{int(row['df']):>3} {float(row['noise']):>7.4f} {r:>6.3f} {p:>6.3f} "
                     f"{agree:>6.3f}"
+                )
+        print()
+        print(
+            f"{'seed':>4} {'start':>8} {'bg_share':>8} {'clean_recall':>12} {'recall':>6} "
+            f"{'precis':>6} {'agree_start':>11} {'agree_labels':>12}"
+        )
+        for seed in seeds:
+            X, truth, mask = data[seed]
+            model = EMGaussianMixture(3, noise=True, random_state=seed).fit(X)
+            ours = model.predict(X) == -1
+            r, p = recall_precision(ours, truth)
+            start_recall = recall_precision(mask, truth)[0]
+            print(
+                f"{seed:>4} {'bayesgmm':>8} {mask.mean():>8.3f} {start_recall:>12.3f} "
+                f"{r:>6.3f} {p:>6.3f}"
+            )
+            own_file = folder / f"own{seed}.csv"
+            if have_r and own_file.exists():
+                own = np.loadtxt(own_file, delimiter=",")
+                their_start, theirs = own[:, 0] == 1, own[:, 1] == 0
+                r, p = recall_precision(theirs, truth)
+                start_recall = recall_precision(their_start, truth)[0]
+                print(
+                    f"{seed:>4} {'NNclean':>8} {their_start.mean():>8.3f} {start_recall:>12.3f} "
+                    f"{r:>6.3f} {p:>6.3f} {(their_start == mask).mean():>11.3f} "
+                    f"{(theirs == ours).mean():>12.3f}"
                 )
 
 
