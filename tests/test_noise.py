@@ -129,22 +129,22 @@ def test_nearest_neighbour_cleaning_of_one_cluster_finds_few():
 
 
 # -------------------------------------------------------------------------- EM
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", range(5))
 def test_em_labels_the_uniform_background_as_noise(seed):
     """Recall and precision of the -1 labels on three clusters plus 100 uniform points.
 
-    About 10% of the background falls inside the clusters' 95% ellipses and is
-    indistinguishable from them, so recall cannot reach 1; the thresholds
-    (recall > 0.75, precision > 0.8; 0.83 and 0.86 measured on seed 0) leave
-    room for sampling variation on any seed.
+    Background points that fall inside the clusters cannot be told from them, so
+    recall cannot reach 1. Over seeds 0-19 recall was 0.72-0.92 (mean 0.81),
+    precision 0.88-1.0 (mean 0.94) and the noise weight within 0.022 of the
+    background's share; the thresholds below hold on every one of those seeds.
     """
     X, is_noise = _clusters_with_background(seed)
     model = EMGaussianMixture(K, noise=True, random_state=seed).fit(X)
     labelled = model.predict(X) == -1
     hits = (labelled & is_noise).sum()
-    assert hits / is_noise.sum() > 0.75
-    assert hits / labelled.sum() > 0.8
-    assert abs(model.noise_weight_ - is_noise.mean()) < 0.06
+    assert hits / is_noise.sum() > 0.7
+    assert hits / labelled.sum() > 0.85
+    assert abs(model.noise_weight_ - is_noise.mean()) < 0.04
     assert np.array_equal(model.fit_predict(X), model.predict(X))
 
 
@@ -219,6 +219,24 @@ def test_parity_with_mclust(background):
     np.testing.assert_allclose(model.score_samples(X).sum(), -2687.7952567818, rtol=1e-9)
     np.testing.assert_allclose(-model.bic(X), -5500.0610399295, rtol=1e-9)
     np.testing.assert_allclose(model.noise_weight_, 0.152039141791, atol=1e-5)
+
+
+def test_bic_prefers_no_noise_on_one_gaussian():
+    """Without outliers the noise absorbs a little of the tails and BIC's two extra
+    parameters cost more than that gains (measured: BIC 2857.3 with noise, 2847.9 without).
+    """
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    with_noise = EMGaussianMixture(1, noise=True, random_state=0).fit(X)
+    assert with_noise.noise_weight_ < 0.05
+    assert with_noise.bic(X) > EMGaussianMixture(1, random_state=0).fit(X).bic(X)
+
+
+def test_one_feature():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, 300), rng.normal(8, 1, 300), rng.uniform(-10, 20, 60)][:, None]
+    model = EMGaussianMixture(2, noise=True, random_state=0).fit(X)
+    np.testing.assert_allclose(model.hypervolume_, np.ptp(X))
+    assert (model.predict(X)[600:] == -1).mean() > 0.6
 
 
 def test_user_mask_and_hypervolume(background):
