@@ -118,6 +118,8 @@ ICL_KINDS = ("map", "entropy")
 _DEGENERATE_RELATIVE_VARIANCE = 1e-6
 # reg_covar above this share of a feature's variance dominates the covariances: warn.
 _REG_COVAR_SHARE = 1e-3
+# Logs of the smallest normal and the largest float: a hypervolume outside is refused.
+_LOG_FLOAT_RANGE = (float(np.log(np.finfo(float).tiny)), float(np.log(np.finfo(float).max)))
 # Most iterations of the constrained k-means that starts a semi-supervised fit.
 _SEEDED_KMEANS_MAX_ITER = 100
 
@@ -637,6 +639,15 @@ default="auto"
             assert isinstance(Xc, np.ndarray)
             if v["hypervolume"] is None:
                 v["log_volume"] = log_hypervolume(Xc)
+                if not _LOG_FLOAT_RANGE[0] < v["log_volume"] < _LOG_FLOAT_RANGE[1]:
+                    raise ValueError(
+                        message(
+                            "X",
+                            "data whose hypervolume (for the noise component) a float holds",
+                            f"exp({v['log_volume']:.4g}); rescale the features or give hypervolume",
+                            raw=True,
+                        )
+                    )
             else:
                 v["log_volume"] = float(np.log(v["hypervolume"]))
             v["noise_start"] = max(float(noise_rows.mean()), 1.0 / n)

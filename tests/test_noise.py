@@ -320,6 +320,13 @@ def test_bad_noise_arguments_are_refused_by_name(background, kwargs, error, matc
     assert not hasattr(model, "params_")
 
 
+def test_hypervolume_out_of_float_range_is_refused():
+    X = np.random.default_rng(0).normal(size=(200, 80)) * 1e5
+    start = np.zeros(200, bool)
+    with pytest.raises(ValueError, match="^X: expected data whose hypervolume"):
+        EMGaussianMixture(1, noise=True, noise_init=start, covariance_type="diag").fit(X)
+
+
 def test_noise_refuses_what_it_cannot_do(noise_fit, background):
     X, _ = background
     with pytest.raises(ValueError, match="^noise: expected False with labels"):
