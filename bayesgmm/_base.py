@@ -118,7 +118,8 @@ class MixtureBase(ParamsMixin):
     _fitted_attributes: tuple[str, ...] = ("params_",)
     params_: Any
     n_features_in_: int
-    #: Whether ``fit`` accepts ``NaN`` as missing values (scikit-learn's ``allow_nan`` tag).
+    #: Whether ``fit``, the predictions and ``impute`` take ``NaN`` as missing values
+    #: (scikit-learn's ``allow_nan`` tag); when false they refuse it.
     _allow_nan: bool = False
 
     # ----------------------------------------------------------- to implement
@@ -176,11 +177,21 @@ class MixtureBase(ParamsMixin):
     def _check_X(self, X: Any, *, allow_nan: bool = False) -> np.ndarray:
         """Check new data against the fit; return it as a float array.
 
-        With ``allow_nan``, ``NaN`` entries are accepted as missing values (rows
+        With ``allow_nan``, and when the estimator takes missing values
+        (``_allow_nan``), ``NaN`` entries are accepted as missing values (rows
         entirely ``NaN`` are not).
         """
         check_fitted(self, self._fitted_attributes)
-        array, feature_names = check_array(X, allow_nan=allow_nan)
+        array, feature_names = check_array(
+            X,
+            allow_nan=allow_nan and self._allow_nan,
+            missing_hint=(
+                "drop or impute missing values first"
+                if self._allow_nan
+                else f"{type(self).__name__} does not take missing values: EMGaussianMixture "
+                "does, or drop or impute them first"
+            ),
+        )
         self._check_feature_names(feature_names)
         check_n_features(array, self.n_features_in_, estimator=type(self).__name__)
         return array
@@ -253,6 +264,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -269,6 +281,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
         y : ignored
@@ -285,6 +298,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -301,6 +315,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -321,9 +336,10 @@ class MixtureBase(ParamsMixin):
         k and ``p(k | x_o)`` the membership given the observed features alone
         (Ghahramani and Jordan 1994; Little and Rubin 2019, section 11.2,
         doi:10.1002/9781119482260). Observed entries are returned unchanged.
-        The parameters are the fitted point estimate ``params_`` (for Bayesian
-        fits, the posterior means). This is the best single guess in squared
-        error under the model, not a draw: its spread is smaller than the data's.
+        The parameters are the fitted point estimate ``params_``. This is the
+        best single guess in squared error under the model, not a draw: its
+        spread is smaller than the data's. Estimators that do not take missing
+        values refuse ``NaN`` here too.
 
         Parameters
         ----------

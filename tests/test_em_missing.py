@@ -195,3 +195,14 @@ def test_dask_input_with_nan_is_refused_clearly():
     X[3, 1] = np.nan
     with pytest.raises(ValueError, match="X: .*in-memory"):
         EMGaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=10))
+
+
+def test_information_criteria_use_the_observed_data_likelihood(incomplete, fitted):
+    _, X, _ = incomplete
+    model = fitted[0]
+    log_likelihood = model.score_samples(X).sum()
+    n_parameters = model.params_.n_parameters()
+    assert model.bic(X) == pytest.approx(
+        -2 * log_likelihood + n_parameters * np.log(X.shape[0]), rel=1e-12
+    )
+    assert model.aic(X) == pytest.approx(-2 * log_likelihood + 2 * n_parameters, rel=1e-12)
