@@ -1089,6 +1089,9 @@ default="auto"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Without ``ci_prob``, ``NaN`` marks a missing entry: such a row's
+            membership is given its observed features alone. The intervals
+            need complete rows.
         ci_prob : float in (0, 1), optional
             Without it, ``p(z_i = k | x_i)`` under the fitted parameters, an (n, K)
             array (a lazy Dask array for Dask input). With it (after
