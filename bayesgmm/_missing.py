@@ -51,8 +51,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg
-from scipy.special import logsumexp
 
 from bayesgmm._gaussian import LAYOUTS, DegenerateCovarianceError, SufficientStatistics
 
@@ -134,49 +132,60 @@ def _pattern_terms(
 
     ``rows`` are the full-width rows (their missing entries are ignored). One
     Cholesky factor ``L_k`` of ``Sigma_koo`` per component gives the log density
-    ``-|o|/2 log 2 pi - log|L_k| - |L_k^{-1} (x_o - mu_ko)|^2 / 2``, the regression
-    coefficients ``Sigma_kmo Sigma_koo^{-1}`` and the Schur complement.
+    ``-|o|/2 log 2 pi - log|L_k| - |L_k^{-1} (x_o - mu_ko)|^2 / 2``; the regression
+    coefficients ``Sigma_kmo Sigma_koo^{-1}`` and the Schur complement follow by
+    solving with ``Sigma_koo``. All components are handled at once (batched
+    linear algebra), so the cost per pattern does not grow with Python calls.
     """
     n_components = means.shape[0]
     obs = np.flatnonzero(observed)
     mis = np.flatnonzero(~observed)
     n_rows = rows.shape[0]
+    sigma_oo = covariances_full[:, obs[:, None], obs]  # (K, |o|, |o|)
+    sigma_om = covariances_full[:, obs[:, None], mis]  # (K, |o|, |m|)
+    sigma_mm = covariances_full[:, mis[:, None], mis]  # (K, |m|, |m|)
+    diff = rows[None, :, obs] - means[:, None, obs]  # (K, n, |o|)
     log_density = np.zeros((n_rows, n_components))
-    cond_means = np.empty((n_components, n_rows, mis.size))
-    cond_covs = np.empty((n_components, mis.size, mis.size))
-    x_obs = rows[:, obs]
-    for k in range(n_components):
-        sigma = covariances_full[k]
-        sigma_oo = sigma[np.ix_(obs, obs)]
-        diff = x_obs - means[k, obs]
-        if obs.size:
-            try:
-                chol = linalg.cholesky(sigma_oo, lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                raise DegenerateCovarianceError(
-                    f"covariances: component {k} is not positive definite on the observed "
-                    f"features {obs.tolist()}. Increase reg_covar, reduce n_components, or "
-                    "scale the features to comparable ranges."
-                ) from None
-            whitened = linalg.solve_triangular(chol, diff.T, lower=True, check_finite=False)
-            log_det = float(np.log(np.diagonal(chol)).sum())
-            log_density[:, k] = (
-                -0.5 * obs.size * _LOG_2PI - log_det - 0.5 * np.square(whitened).sum(axis=0)
-            )
-        if not moments:
-            continue
-        sigma_mo = sigma[np.ix_(mis, obs)]
-        sigma_mm = sigma[np.ix_(mis, mis)]
-        if obs.size:
-            # coefficients' = Sigma_oo^{-1} Sigma_om, by the Cholesky factor.
-            coefficients = linalg.cho_solve((chol, True), sigma_mo.T, check_finite=False).T
-            cond_means[k] = means[k, mis] + diff @ coefficients.T
-            schur = sigma_mm - coefficients @ sigma_mo.T
-            cond_covs[k] = 0.5 * (schur + schur.T)
-        else:
-            cond_means[k] = means[k, mis]
-            cond_covs[k] = sigma_mm
-    return _PatternTerms(observed, log_density, cond_means, cond_covs)
+    if obs.size:
+        try:
+            chol = np.linalg.cholesky(sigma_oo)
+        except np.linalg.LinAlgError:
+            bad = [k for k in range(n_components) if np.linalg.eigvalsh(sigma_oo[k])[0] <= 0]
+            raise DegenerateCovarianceError(
+                f"covariances: component(s) {bad or '?'} are not positive definite on the "
+                f"observed features {obs.tolist()}. Increase reg_covar, reduce n_components, "
+                "or scale the features to comparable ranges."
+            ) from None
+        whitened = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))  # (K, |o|, n)
+        log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        log_density[:] = (
+            -0.5 * obs.size * _LOG_2PI - log_det[:, None] - 0.5 * np.square(whitened).sum(axis=1)
+        ).T
+    if not moments:
+        empty = np.empty((n_components, n_rows, mis.size))
+        return _PatternTerms(observed, log_density, empty, sigma_mm)
+    if obs.size:
+        # coefficients' = Sigma_oo^{-1} Sigma_om (K, |o|, |m|).
+        coefficients_t = np.linalg.solve(sigma_oo, sigma_om)
+        cond_means = means[:, None, mis] + diff @ coefficients_t
+        schur = sigma_mm - np.swapaxes(sigma_om, 1, 2) @ coefficients_t
+        cond_covs = 0.5 * (schur + np.swapaxes(schur, 1, 2))
+    else:
+        cond_means = np.broadcast_to(means[:, None, mis], (n_components, n_rows, mis.size))
+        cond_covs = sigma_mm
+    return _PatternTerms(observed, log_density, np.array(cond_means), np.array(cond_covs))
+
+
+def _normalise(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``logsumexp`` of each row of ``scores`` and the row normalised by it, in one pass.
+
+    Plain NumPy: SciPy's ``logsumexp`` costs more in dispatch than in arithmetic
+    on the small per-pattern blocks.
+    """
+    top = scores.max(axis=1, keepdims=True)
+    shifted = np.exp(scores - top)
+    total = shifted.sum(axis=1, keepdims=True)
+    return (np.log(total) + top)[:, 0], shifted / total
 
 
 def observed_log_density(
@@ -279,7 +288,7 @@ def observed_log_mixture_density(
     with np.errstate(divide="ignore"):
         log_weights = np.log(weights)
     weighted = observed_log_density(X, means, covariances_full, patterns=patterns) + log_weights
-    log_density = logsumexp(weighted, axis=1)
+    log_density, _ = _normalise(weighted)
     return log_density, weighted - log_density[:, None]
 
 
@@ -340,8 +349,7 @@ def missing_statistics(
         rows = X[index]
         terms = _pattern_terms(rows, observed, means, covariances_full)
         scores = terms.log_density + log_weights
-        normalizer = logsumexp(scores, axis=1)
-        resp = np.exp(scores - normalizer[:, None])
+        normalizer, resp = _normalise(scores)
         if resp_out is not None:
             resp_out[index] = resp
         nk = resp.sum(axis=0)
@@ -395,7 +403,7 @@ def impute_conditional_mean(
             continue
         terms = _pattern_terms(X[index], observed, means, covariances_full)
         scores = terms.log_density + log_weights
-        resp = np.exp(scores - logsumexp(scores, axis=1)[:, None])
+        _, resp = _normalise(scores)
         filled = np.einsum("nk,knm->nm", resp, terms.conditional_means)
         out[np.ix_(index, np.flatnonzero(~observed))] = filled
     return out
