@@ -76,7 +76,8 @@ def _checked_block(block: np.ndarray) -> np.ndarray:
         raise ValueError(
             message(
                 "X",
-                "finite values (drop or impute missing values first)",
+                "finite values (missing values, NaN, are supported for in-memory arrays "
+                "only: call X.compute(), or drop or impute them first)",
                 "NaN or infinite values in a chunk",
                 raw=True,
             )

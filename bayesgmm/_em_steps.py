@@ -40,12 +40,14 @@ from bayesgmm._gaussian import (
     statistics_from_responsibilities,
 )
 from bayesgmm._mclust_models import ResolvedPrior, map_m_step
+from bayesgmm._missing import MissingnessPatterns, missing_statistics, missingness_patterns
 
 __all__ = [
     "STOPPING_RULES",
     "DaskRows",
     "EMState",
     "LabelledRows",
+    "MissingRows",
     "Pool",
     "compute_pool",
     "describe_regularisation",
@@ -195,6 +197,56 @@ class LabelledRows:
 
 
 @dataclass
+class MissingRows:
+    """Centred data with missing entries (NaN), standing where the centred array would.
+
+    Stands where the centred array would in :func:`run_em`. The complete rows
+    go through the E-step kernel as ever; the rows with missing entries,
+    grouped by missingness pattern, through
+    :func:`bayesgmm._missing.missing_statistics`, whose responsibilities come
+    from each row's observed coordinates and whose statistics fill in the
+    missing ones with their conditional moments (Ghahramani and Jordan 1994).
+    The sum of both is the expected complete-data statistics, and its
+    ``log_normalizer`` the observed-data log-likelihood, which EM increases.
+    """
+
+    complete: np.ndarray
+    incomplete: np.ndarray
+    patterns: MissingnessPatterns
+
+    @classmethod
+    def split(cls, Xc: np.ndarray) -> MissingRows:
+        """Split centred rows into complete ones and ones with a NaN, grouped by pattern."""
+        has_missing = np.isnan(Xc).any(axis=1)
+        incomplete = Xc[has_missing]
+        return cls(
+            np.ascontiguousarray(Xc[~has_missing]), incomplete, missingness_patterns(incomplete)
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.complete.shape[0] + self.incomplete.shape[0], self.complete.shape[1])
+
+    def statistics(self, state: EMState, covariance_type: str) -> SufficientStatistics:
+        """Return the expected statistics of the rows with missing entries under ``state``."""
+        layout = LAYOUTS[covariance_type]
+        k, d = state.means.shape
+        covariances = state.covariances
+        if covariances is None:
+            covariances = layout.covariances_from_cholesky(state.precisions_cholesky)
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(state.weights)
+        return missing_statistics(
+            self.incomplete,
+            log_weights,
+            state.means,
+            layout.to_full(covariances, k, d),
+            covariance_type,
+            patterns=self.patterns,
+        )
+
+
+@dataclass
 class Pool:
     """Where E-steps run: an optional thread pool and how many groups of chunks to hand it."""
 
@@ -223,7 +275,7 @@ class EMState:
 
 
 def e_step(
-    Xc: np.ndarray | DaskRows | LabelledRows,
+    Xc: np.ndarray | DaskRows | LabelledRows | MissingRows,
     state: EMState,
     covariance_type: str,
     pool: Pool,
@@ -237,6 +289,9 @@ def e_step(
     if isinstance(Xc, LabelledRows):
         unlabelled = e_step(Xc.unlabelled, state, covariance_type, pool)
         return unlabelled + Xc.statistics(state, covariance_type)
+    if isinstance(Xc, MissingRows):
+        complete = e_step(Xc.complete, state, covariance_type, pool)
+        return complete + Xc.statistics(state, covariance_type)
     eta, const = natural_parameters(state.means, state.precisions_cholesky, covariance_type)
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
@@ -330,7 +385,7 @@ def _hopeless(
 
 
 def run_em(
-    Xc: np.ndarray | DaskRows | LabelledRows,
+    Xc: np.ndarray | DaskRows | LabelledRows | MissingRows,
     state: EMState,
     *,
     covariance_type: str,

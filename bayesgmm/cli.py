@@ -3,8 +3,9 @@
 Sub-commands: ``demo`` (the whole workflow on the Old Faithful data, with a
 report), ``fit`` (fit one model to a CSV or .npy file and save it), ``select``
 (choose the number of components), ``compare`` (compare saved models on the
-same data) and ``predict`` (labels and membership probabilities of new rows
-from a saved model).
+same data), ``predict`` (labels and membership probabilities of new rows
+from a saved model) and ``impute`` (fill the missing values of a data file
+with a saved model).
 
 Errors are one line on stderr that starts with ``bayesgmm: error:``; the exit
 status is 0 on success, 1 for a data or runtime error (a missing or malformed
@@ -404,6 +405,33 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_impute(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bayesgmm.io import read_data
+
+    output = _check_output(args.output, args.force)
+    X, names = read_data(args.data, args.columns, allow_nan=True)
+    model = _load_model_for(args.model_file, X, names, args.data)
+    if not hasattr(model, "impute"):
+        raise CommandError(
+            f"{args.model_file}: a {type(model).__name__} cannot impute missing values "
+            "(save an em, dp or marginal model)"
+        )
+    missing = np.isnan(X)
+    filled = np.asarray(model.impute(X))
+    table = pd.DataFrame(filled, columns=names)
+    _INTERRUPTION.check()
+    _write_text(output, table.to_csv(index=False, header=names is not None), args.force)
+    rows = int(missing.any(axis=1).sum())
+    _echo(
+        f"{int(missing.sum())} missing value(s) in {rows} of the {X.shape[0]} row(s) of "
+        f"{args.data} filled by {args.model_file}"
+    )
+    _echo(f"written to {output}")
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -496,7 +524,8 @@ def _parser() -> _Parser:
         "  bayesgmm fit data.csv --model em --components 3 --output model.json\n"
         "  bayesgmm select data.csv --method bic --max-components 8\n"
         "  bayesgmm compare em.json dp.json --data data.csv\n"
-        "  bayesgmm predict dp.json new.csv --output labels.csv --ci-prob 0.9\n\n"
+        "  bayesgmm predict dp.json new.csv --output labels.csv --ci-prob 0.9\n"
+        "  bayesgmm impute em.json holes.csv --output filled.csv\n\n"
         "Run 'bayesgmm COMMAND --help' for the options of a command.\n" + _EXIT_STATUS,
     )
     from bayesgmm import __version__
@@ -736,6 +765,30 @@ def _parser() -> _Parser:
         "needs P > 0.5)",
     )
     pred.set_defaults(func=_cmd_predict)
+
+    imp = commands.add_parser(
+        "impute",
+        formatter_class=_Formatter,
+        help="fill the missing values of a data file with a saved model",
+        description=_wrap(
+            "Load a model saved by 'bayesgmm fit' (or model.save) and write DATA with every "
+            "missing value (an empty cell, NA, NaN, null) replaced by its conditional mean "
+            "given the row's observed values under the model: each component's regression "
+            "of the missing features on the observed ones, averaged with the row's "
+            "membership probabilities. Observed values are written unchanged; with "
+            "--columns, only those columns are read and written. Rows with no value at all "
+            "are refused."
+        ),
+        epilog="examples:\n"
+        "  bayesgmm fit complete.csv --model em --components 3 --output em.json\n"
+        "  bayesgmm impute em.json holes.csv --output filled.csv\n\n" + _EXIT_STATUS,
+    )
+    imp.add_argument("model_file", metavar="MODEL", help="a saved model")
+    imp.add_argument("data", metavar="DATA", help=data_help)
+    imp.add_argument("--output", required=True, metavar="CSV", help="where to write the data")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing CSV")
+    imp.add_argument("--columns", default=None, help=columns_help)
+    imp.set_defaults(func=_cmd_impute)
     return parser
 
 

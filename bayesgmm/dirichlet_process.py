@@ -341,7 +341,9 @@ class DPGaussianMixture(MixtureBase):
         ----------
         X : array-like of shape (n_samples, n_features) or dask.array.Array
             A Dask array is fitted block by block (see the class notes, "Dask
-            input"); its chunk sizes must be known.
+            input"); its chunk sizes must be known. Missing values (NaN) are
+            refused: fit :class:`~bayesgmm.EMGaussianMixture` to such data, or
+            impute them first. Prediction accepts rows with NaN.
         y : ignored
 
         Returns
@@ -371,7 +373,14 @@ class DPGaussianMixture(MixtureBase):
             data_cov = _cavi_fit.chunked_covariance(data, center)
             rows = _cavi_fit.ChunkedRows(data, center, kind, t)
         else:
-            data, names = check_array(X, min_samples=2)
+            data, names = check_array(
+                X,
+                min_samples=2,
+                missing_hint=(
+                    "DPGaussianMixture does not fit missing values: EMGaussianMixture does, "
+                    "or drop or impute them first"
+                ),
+            )
             center = data.mean(axis=0)
             centred = data - center
             d = data.shape[1]

@@ -51,6 +51,7 @@ from bayesgmm._em_steps import (
     DaskRows,
     EMState,
     LabelledRows,
+    MissingRows,
     Pool,
     compute_pool,
     m_step,
@@ -86,6 +87,7 @@ from bayesgmm._validation import (
     check_fitted,
     check_float,
     check_int,
+    check_missing,
     check_n_features,
     check_option,
     check_random_state,
@@ -396,6 +398,8 @@ default="auto"
     True
     """
 
+    _allow_nan = True
+
     def __init__(
         self,
         n_components: int = 1,
@@ -532,6 +536,16 @@ default="auto"
         ----------
         X : array-like of shape (n_samples, n_features)
             Data; a pandas DataFrame keeps its column names in ``feature_names_in_``.
+            ``NaN`` marks a missing entry, taken as missing at random: EM then
+            maximises the observed-data likelihood, each row evaluated on its
+            observed features and the M-step given the conditional expectations
+            of the missing ones (Ghahramani and Jordan 1994; Little and Rubin
+            2019, doi:10.1002/9781119482260; see :mod:`bayesgmm._missing`).
+            The starting values (k-means, hierarchical, and mclust's prior
+            defaults when ``prior`` is given) are computed from the data with
+            each missing entry replaced by its column's mean. Rows or columns
+            that are entirely ``NaN`` are refused, and so are ``labels`` and
+            Dask arrays together with ``NaN``.
         y : ignored
             Accepted for scikit-learn compatibility (a pipeline passes its target
             to every step; it is not read as labels).
@@ -592,17 +606,32 @@ default="auto"
         if dask_input:
             data, feature_names = check_dask_array(X), None
         else:
-            data, feature_names = check_array(X)
+            data, feature_names = check_array(X, allow_nan=True)
         n, d = data.shape
         k, kind = v["n_components"], v["covariance_type"]
         if n < k:
             raise ValueError(
                 message("X", f"at least n_components={k} samples", f"{n} sample(s)", raw=True)
             )
+        incomplete = not dask_input and bool(np.isnan(data).any())
+        if incomplete:
+            check_missing(data, "X", columns=True)
         known = _check_labels(labels, n, k, dask_input)
+        if incomplete and known is not None:
+            raise ValueError(
+                message(
+                    "labels",
+                    "None when X has missing values (semi-supervised fitting needs complete "
+                    "rows; fit without labels, or drop or impute the rows with NaN)",
+                    "labels",
+                    raw=True,
+                )
+            )
         noise_rows = None
         if v["noise"]:
-            noise_rows = _check_noise_init(self.noise_init, data, known, k, dask_input)
+            noise_rows = _check_noise_init(
+                self.noise_init, data, known, k, dask_input, incomplete=incomplete
+            )
         inits = self._validated_inits(k, d, kind)
         continuing = (
             bool(self.warm_start)
@@ -623,6 +652,15 @@ default="auto"
             Xc = DaskRows(data, shift)
             init_rows = sample_rows(data, SHORT_EM_MAX_SAMPLES, rng) - shift
             data_variance = Xc.variance()  # one chunked pass over the centred blocks
+        elif incomplete:
+            # k-means and hierarchical starts need complete rows: they see the data with
+            # each missing entry replaced by its column's mean (0 once centred); EM then
+            # maximises the observed-data likelihood (see MissingRows).
+            shift = np.nanmean(data, axis=0)
+            centred = data - shift
+            init_rows = np.where(np.isnan(centred), 0.0, centred)
+            Xc = init_rows
+            data_variance = np.nanvar(data, axis=0)
         else:
             shift = data.mean(axis=0)
             init_rows = data - shift
@@ -654,7 +692,9 @@ default="auto"
             init_rows = Xc[~noise_rows]
 
         n_init = 1 if continuing else v["n_init"]
-        rows: np.ndarray | DaskRows | LabelledRows = Xc
+        rows: np.ndarray | DaskRows | LabelledRows | MissingRows = Xc
+        if incomplete:
+            rows = MissingRows.split(data - shift)
         if known is not None:
             assert isinstance(Xc, np.ndarray)
             if not continuing:
@@ -688,7 +728,7 @@ default="auto"
 
     def _fit_loop(
         self,
-        Xc: np.ndarray | DaskRows | LabelledRows,
+        Xc: np.ndarray | DaskRows | LabelledRows | MissingRows,
         init_rows: np.ndarray,
         shift: np.ndarray,
         given: GivenParameters,
@@ -978,7 +1018,7 @@ default="auto"
         -------
         float
         """
-        return self._penalised(self._check_X(X), "bic")
+        return self._penalised(self._check_X(X, allow_nan=True), "bic")
 
     def aic(self, X: Any) -> float:
         """Akaike information criterion, ``-2 log L + 2 p`` (lower is better).
@@ -989,7 +1029,7 @@ default="auto"
         -------
         float
         """
-        return self._penalised(self._check_X(X), "aic")
+        return self._penalised(self._check_X(X, allow_nan=True), "aic")
 
     def icl(self, X: Any, kind: str = "map") -> float:
         """Integrated completed likelihood criterion (lower is better).
@@ -1031,7 +1071,7 @@ default="auto"
         if self.degenerate_components_.size:
             return float("inf")
         n = X.shape[0]
-        value = -2.0 * float(self._score_samples_array(X).mean()) * n
+        value = -2.0 * float(self._on_observed(X, "_score_samples_array").mean()) * n
         if criterion == "aic":
             return value + 2.0 * self._n_parameters()
         value += self._n_parameters() * np.log(n)
@@ -1225,6 +1265,9 @@ default="auto"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Without ``ci_prob``, ``NaN`` marks a missing entry: such a row's
+            membership is given its observed features alone. The intervals
+            need complete rows.
         ci_prob : float in (0, 1), optional
             Without it, ``p(z_i = k | x_i)`` under the fitted parameters, an (n, K)
             array (a lazy Dask array for Dask input). With it (after
@@ -1584,9 +1627,25 @@ def _check_labels(labels: Any, n_samples: int, n_components: int, dask_input: bo
 
 
 def _check_noise_init(
-    noise_init: Any, data: Any, labels: np.ndarray | None, n_components: int, dask_input: bool
+    noise_init: Any,
+    data: Any,
+    labels: np.ndarray | None,
+    n_components: int,
+    dask_input: bool,
+    *,
+    incomplete: bool = False,
 ) -> np.ndarray:
     """Return the rows that start in the noise: ``noise_init`` checked, or NN cleaning."""
+    if incomplete:
+        raise ValueError(
+            message(
+                "noise",
+                "False when X has missing values (the noise's start and hypervolume need "
+                "complete rows: drop or impute the rows with NaN)",
+                "True",
+                raw=True,
+            )
+        )
     if dask_input:
         raise TypeError(
             message(

@@ -504,12 +504,13 @@ def _csv_layout(path: Path) -> tuple[str, str, list[str] | None, int]:
 
 
 def _read_csv(
-    path: Path, columns: str | None = None, exclude: int | None = None
+    path: Path, columns: str | None = None, exclude: int | None = None, allow_nan: bool = False
 ) -> tuple[np.ndarray, list[str] | None]:
     """Parse the chosen columns of a CSV file (all but ``exclude`` when none are chosen).
 
     Only the chosen columns are parsed as numbers, so the others may hold text
-    (a class label, an identifier).
+    (a class label, an identifier). With ``allow_nan``, a missing-value cell
+    (:data:`_MISSING`) is read as ``NaN`` instead of refused.
     """
     text, delimiter, names, n_columns = _csv_layout(path)
     if columns is not None:
@@ -519,7 +520,7 @@ def _read_csv(
     X = _parse_csv_fast(text, delimiter, names is not None, n_columns, positions)
     if X is None:  # something is wrong: find the line and column, and say what
         X = _parse_csv_checked(
-            path, text, delimiter, names is not None, names, n_columns, positions
+            path, text, delimiter, names is not None, names, n_columns, positions, allow_nan
         )
     return X, [names[p] for p in positions] if names is not None else None
 
@@ -571,8 +572,12 @@ def _parse_csv_checked(
     names: list[str] | None,
     n_columns: int,
     positions: list[int] | None = None,
+    allow_nan: bool = False,
 ) -> np.ndarray:
-    """Parse columns ``positions`` (all by default) field by field; raise at the first bad one."""
+    """Parse columns ``positions`` (all by default) field by field; raise at the first bad one.
+
+    A missing-value cell is ``NaN`` with ``allow_nan``, and refused without.
+    """
     rows = _csv_rows(path, text, delimiter, has_header, n_columns)
     if positions is None:
         positions = list(range(n_columns))
@@ -582,6 +587,9 @@ def _parse_csv_checked(
         for column, j in enumerate(positions):
             field = fields[j]
             if field.lower() in _MISSING:
+                if allow_nan:
+                    X[i, column] = np.nan
+                    continue
                 raise ValueError(
                     f"{path}, line {number}, column {label[j]}: missing value; drop or impute "
                     "missing values first"
@@ -745,7 +753,7 @@ def _single_column(path: Path, names: list[str] | None, n_columns: int, column: 
 
 
 def read_data(
-    path: str | os.PathLike[str], columns: str | None = None
+    path: str | os.PathLike[str], columns: str | None = None, *, allow_nan: bool = False
 ) -> tuple[np.ndarray, list[str] | None]:
     r"""Read a data matrix from a CSV or ``.npy`` file, checking every value.
 
@@ -765,6 +773,9 @@ def read_data(
         Comma-separated column names (from the header) or 0-based positions to
         keep, in that order. Only these columns of a CSV file are parsed, so the
         others may hold text (a class label, an identifier).
+    allow_nan : bool, default False
+        Return missing values as ``NaN`` instead of refusing them (rows with
+        no value at all are refused all the same).
 
     Returns
     -------
@@ -803,10 +814,10 @@ def read_data(
     if path.suffix.lower() == ".npy":
         raw, names = _read_npy(path), None
     else:
-        raw, names = _read_csv(path, columns)
+        raw, names = _read_csv(path, columns, allow_nan=allow_nan)
         columns = None  # chosen while parsing
     try:
-        X, _ = check_array(raw, str(path), allow_1d=True)
+        X, _ = check_array(raw, str(path), allow_1d=True, allow_nan=allow_nan)
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if columns is not None:

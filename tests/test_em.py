@@ -508,7 +508,7 @@ def test_dataframe_keeps_feature_names(data):
     ("X", "exc"),
     [
         (np.arange(10.0), ValueError),
-        (np.array([[1.0, np.nan], [2.0, 3.0], [1.0, 1.0]]), ValueError),
+        (np.array([[np.nan, np.nan], [2.0, 3.0], [1.0, 1.0]]), ValueError),
         (np.array([[1.0, np.inf], [2.0, 3.0], [1.0, 1.0]]), ValueError),
         (np.empty((0, 2)), ValueError),
         ([["a", "b"], ["c", "d"]], TypeError),
@@ -516,7 +516,7 @@ def test_dataframe_keeps_feature_names(data):
         (np.array([[object(), 1.0], [2.0, 3.0]], dtype=object), TypeError),
         ("not an array", TypeError),
     ],
-    ids=["1d", "nan", "inf", "empty", "strings", "complex", "object", "str"],
+    ids=["1d", "all-NaN row", "inf", "empty", "strings", "complex", "object", "str"],
 )
 def test_bad_X_is_rejected(X, exc):
     model = EMGaussianMixture(1)

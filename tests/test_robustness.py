@@ -121,7 +121,7 @@ def _fitted_arrays(model):
 
 # --------------------------------------------------------------------- bad X
 BAD_X = {
-    "nan": (np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0], [0.0, 1.0]]), ValueError),
+    "all-NaN row": (np.array([[np.nan, np.nan], [2.0, 3.0], [4.0, 5.0], [0.0, 1.0]]), ValueError),
     "inf": (np.array([[1.0, -np.inf], [2.0, 3.0], [4.0, 5.0], [0.0, 1.0]]), ValueError),
     "1-D": (np.arange(10.0), ValueError),
     "3-D": (np.zeros((4, 2, 2)), ValueError),
@@ -171,29 +171,65 @@ def _non_finite_X(draw):
     return X
 
 
-@pytest.mark.parametrize("make", [lambda: EMGaussianMixture(2, random_state=0), _dp])
-def test_fit_refuses_any_non_finite_value(make):
+def test_dp_fit_refuses_any_non_finite_value():
     @HYPOTHESIS
     @given(X=_non_finite_X())
     def check(X):
         with pytest.raises(ValueError, match=r"^X: expected finite values .*, got \d+ NaN"):
-            make().fit(X)
+            _dp().fit(X)
 
     check()
 
 
-@pytest.mark.parametrize("which", ["fitted_em", "fitted_dp"])
-def test_predictions_refuse_any_non_finite_value(request, which):
-    model = request.getfixturevalue(which)
+def _missing_value_refusal(X):
+    """The message a NaN-accepting method gives ``X``, or None when it accepts it."""
+    if np.isinf(X).any():
+        return r"^X: expected finite values or NaN for missing entries, got \d+ infinite"
+    if np.isnan(X).all(axis=1).any():
+        return r"^X: expected at least one observed \(non-NaN\) value in every row"
+    return None
 
+
+def test_em_fit_refuses_infinities_and_empty_rows():
+    @HYPOTHESIS
+    @given(X=_non_finite_X())
+    def check(X):
+        refusal = _missing_value_refusal(X)
+        if refusal is None and np.isnan(X).all(axis=0).any():
+            refusal = r"^X: expected at least one observed \(non-NaN\) value in every column"
+        if refusal is not None:
+            with pytest.raises(ValueError, match=refusal):
+                EMGaussianMixture(2, random_state=0).fit(X)
+
+    check()
+
+
+def test_dp_predictions_refuse_any_non_finite_value(fitted_dp):
     @HYPOTHESIS
     @given(X=_non_finite_X().map(lambda X: np.resize(X, (len(X), 2))))
     def check(X):
         if np.isfinite(X).all():  # np.resize may drop the bad cells
             return
-        for method in ("predict", "predict_proba", "score_samples"):
+        for method in ("predict", "predict_proba", "score_samples", "impute"):
             with pytest.raises(ValueError, match=r"^X: expected finite values"):
-                getattr(model, method)(X)
+                getattr(fitted_dp, method)(X)
+
+    check()
+
+
+def test_em_predictions_take_nan_as_missing_and_refuse_infinities(fitted_em):
+    model = fitted_em
+
+    @HYPOTHESIS
+    @given(X=_non_finite_X().map(lambda X: np.resize(X, (len(X), 2))))
+    def check(X):
+        refusal = _missing_value_refusal(X)
+        for method in ("predict", "predict_proba", "score_samples"):
+            if refusal is None:
+                assert np.isfinite(getattr(model, method)(X)).all()
+            else:
+                with pytest.raises(ValueError, match=refusal):
+                    getattr(model, method)(X)
 
     check()
 
