@@ -925,6 +925,26 @@ default="auto"
             return np.exp(self._noise_log_responsibilities(X)[1])
         return self.params_.predict_proba(X)
 
+    def _observed_log_joint(self, X: np.ndarray) -> np.ndarray:
+        if self._has_noise():
+            raise ValueError(
+                message(
+                    "X",
+                    "complete rows for a fit with a noise component (its uniform density "
+                    "is over the full feature space, so it has no marginal on the observed "
+                    "features alone)",
+                    f"{X.shape[0]} row(s) with NaN",
+                    raw=True,
+                )
+            )
+        return super()._observed_log_joint(X)
+
+    def impute(self, X: Any) -> Any:
+        self._refuse_noise("impute", "the uniform noise has no conditional mean")
+        return super().impute(X)
+
+    impute.__doc__ = MixtureBase.impute.__doc__
+
     def _n_membership_columns(self) -> int:
         """Columns of ``predict_proba``: the Gaussians, and the noise when there is one."""
         return int(self.params_.n_components) + int(self._has_noise())

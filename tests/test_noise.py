@@ -386,3 +386,16 @@ def test_plot_clusters_greys_the_noise(noise_fit, background):
         assert not np.allclose(colours[~noise, :3], 0.5)
     finally:
         plt.close("all")
+
+
+def test_noise_fit_refuses_rows_with_missing_values_in_predictions():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(150, 2)), rng.normal(size=(150, 2)) + 6])
+    X = np.vstack([X, rng.uniform(-4, 10, size=(30, 2))])
+    model = EMGaussianMixture(2, noise=True, random_state=0).fit(X)
+    rows = X[:4].copy()
+    rows[1, 0] = np.nan
+    for method in (model.predict_proba, model.predict, model.score_samples, model.impute):
+        with pytest.raises(ValueError, match="noise"):
+            method(rows)
+    assert model.predict_proba(X[:4]).shape == (4, 3)
