@@ -940,10 +940,22 @@ default="auto"
         return super()._observed_log_joint(X)
 
     def impute(self, X: Any) -> Any:
+        """Fill the missing entries of ``X`` with their conditional mean under the fit.
+
+        As :meth:`bayesgmm._base.MixtureBase.impute`; a fit with a noise component
+        refuses, since its uniform density has no conditional mean.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with ``NaN`` for missing entries; no row may be entirely ``NaN``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or pandas.DataFrame
+        """
         self._refuse_noise("impute", "the uniform noise has no conditional mean")
         return super().impute(X)
-
-    impute.__doc__ = MixtureBase.impute.__doc__
 
     def _n_membership_columns(self) -> int:
         """Columns of ``predict_proba``: the Gaussians, and the noise when there is one."""
