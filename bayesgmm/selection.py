@@ -433,8 +433,11 @@ def _collapsed_components(model: Any, resolution: np.ndarray) -> str:
     feature, the likelihood of a component centred there grows like
     ``sigma^-(m - 1)`` as its standard deviation ``sigma`` in that feature
     shrinks (after integrating over its mean), which a prior with positive
-    density at ``sigma = 0`` (the HalfNormal) does not stop: the posterior has
-    a non-integrable spike, and a chain that finds it stays there. A component
+    density at ``sigma = 0`` does not stop: the posterior has a non-integrable
+    spike, and a chain that finds it stays there. The marginal model's
+    InverseGamma prior on ``sigma`` removes the spike down to about
+    ``stds_scale / (m + 3)`` standardised units (see
+    :mod:`bayesgmm._marginal_model`); a small ``stds_scale`` brings it back. A component
     whose standard deviation in some feature is below half the smallest gap
     between distinct values of that feature can only be sitting on ties.
     """
