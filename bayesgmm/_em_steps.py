@@ -356,6 +356,12 @@ def run_em(
         stats = e_step(Xc, state, covariance_type, pool)
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
+        if stopping == "relative" and _should_stop(
+            stopping, tol, n, lower_bound, lower_bound - previous, change
+        ):
+            # mclust's me() keeps the parameters its last E-step scored: no M-step after.
+            converged = True
+            break
         try:
             weights, means, covariances, chol = m_step(stats, reg_covar, state.covariances, prior)
         except DegenerateCovarianceError as exc:

@@ -14,8 +14,9 @@ Five routes, one result type:
   fails; a fit that still fails is shown but kept out of the choice, with the
   reason in ``note``. The choice is the simplest of the models the data cannot
   tell from the best (:func:`indistinguishable_rule`), refitting with more draws
-  when that decision is within Monte Carlo error. Every K compiles and samples
-  its own PyMC model: the slowest route.
+  when that decision is within Monte Carlo error. Every K samples the one
+  compiled numba density (loaded once per process); still the slowest route,
+  about three K_max fits on Old Faithful (``benchmarks/bench_select_loo.py``).
 * ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
   with truncation ``max(n_components)`` and read the posterior of the number of
   occupied components. DP posteriors of the number of clusters are not
