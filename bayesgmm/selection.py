@@ -435,12 +435,14 @@ def _collapsed_components(model: Any, resolution: np.ndarray) -> str:
     ``sigma^-(m - 1)`` as its standard deviation ``sigma`` in that feature
     shrinks (after integrating over its mean), which a prior with positive
     density at ``sigma = 0`` does not stop: the posterior has a non-integrable
-    spike, and a chain that finds it stays there. The marginal model's
-    InverseGamma prior on ``sigma`` removes the spike down to about
-    ``stds_scale / (m + 3)`` standardised units (see
-    :mod:`bayesgmm._marginal_model`); a small ``stds_scale`` brings it back. A component
-    whose standard deviation in some feature is below half the smallest gap
-    between distinct values of that feature can only be sitting on ties.
+    spike, and a chain that finds it stays there. Under the marginal model's
+    InverseGamma(3, ``stds_scale``) prior on ``sigma`` (see
+    :mod:`bayesgmm._marginal_model`) the density of ``log sigma`` there turns
+    down below about ``stds_scale / (m + 2)`` standardised units and vanishes
+    at zero; a small ``stds_scale`` moves that point below the data's
+    resolution, and this check still catches it. A component whose standard
+    deviation in some feature is below half the smallest gap between distinct
+    values of that feature can only be sitting on ties.
     """
     post = model.idata_["posterior"]
     covariances = np.asarray(post["covariances"].values)
