@@ -67,8 +67,9 @@ _SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 _MAX_THREADS = 8
 # "aitken": EM stops once the change of the log-likelihood and the gain still to
 # come (Aitken's estimate) are both below ``tol * (1 + |log L|)``; "change":
-# scikit-learn's rule, the change of the mean log-likelihood below ``tol``.
-STOPPING_RULES = ("aitken", "change")
+# scikit-learn's rule, the change of the mean log-likelihood below ``tol``;
+# "relative": mclust's rule, the change alone below ``tol * (1 + |log L|)``.
+STOPPING_RULES = ("aitken", "change", "relative")
 # A restart is given up once, after at least this many iterations, the most it can
 # still reach (Aitken's limit, see run_em) falls short of the best so far...
 _ABANDON_AFTER = 20
@@ -348,11 +349,15 @@ def _should_stop(
     Lindsay 1994, doi:10.1007/BF00773476; McNicholas, Murphy, McDaid and Frost
     2010, doi:10.1016/j.csda.2009.02.011). When EM slows down (``r`` near 1)
     the relative rule alone stops far below the maximum; this one does not.
+    ``"relative"``: mclust's rule alone, ``|L_t - L_{t-1}| <= tol * (1 + |L_t|)``
+    (``emControl()$tol[1]``, 1e-5 in mclust), to reproduce mclust's fits.
     """
     if stopping == "change":
         return abs(change) < tol
     threshold = tol * (1.0 + n * abs(lower_bound))
     total_change = n * change
+    if stopping == "relative":
+        return abs(total_change) <= threshold
     if total_change <= 0.0:
         # No gain: EM never lowers the likelihood, only rounding can. tol=0 asks for
         # every one of max_iter iterations, as with scikit-learn's rule.
@@ -430,6 +435,12 @@ def run_em(
         stats = e_step(Xc, state, covariance_type, pool, log_volume)
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
+        if stopping == "relative" and _should_stop(
+            stopping, tol, n, lower_bound, lower_bound - previous, change
+        ):
+            # mclust's me() keeps the parameters its last E-step scored: no M-step after.
+            converged = True
+            break
         try:
             weights, means, covariances, chol = m_step(stats, reg_covar, state.covariances, prior)
         except DegenerateCovarianceError as exc:

@@ -7,10 +7,26 @@ default priors mean the same thing whatever the units of the data; fixed ``m`` a
 
     w ~ Dirichlet(alpha, ..., alpha)
     mu_k ~ Normal(means_loc, means_scale^2 I)                      (each feature)
-    sigma_k ~ HalfNormal(stds_scale)                               (each feature)
+    sigma_k ~ InverseGamma(STDS_SHAPE, stds_scale)                 (each feature)
     L_k ~ LKJCholesky(lkj_eta)                                     (full and tied)
     Sigma_k = diag(sigma_k) L_k L_k' diag(sigma_k)
     p(z_i | theta) = sum_k w_k N(z_i | mu_k, Sigma_k)              (labels summed out)
+
+The prior on each standard deviation is zero-avoiding: the InverseGamma density
+``b^a / Gamma(a) sigma^-(a+1) exp(-b / sigma)``, shape ``a = STDS_SHAPE = 3`` and scale
+``b = stds_scale = 1`` (median 0.37, mean 0.5 in standardised units; prior probability
+0.003 below 0.1 and 0.014 above 2), vanishes faster than any power of ``sigma`` at zero.
+A prior with positive density at zero (a HalfNormal) lets a component collapse onto
+``m >= 2`` tied values of a feature (rounded data): the likelihood of a component
+centred there grows like ``sigma^-(m - 1)`` as ``sigma`` shrinks, so the posterior has
+a non-integrable spike that a chain can fall into. A Gamma(2) prior, zero-avoiding for a
+single variance (Chung et al. 2013), removes one power of ``sigma`` and so only helps for
+two ties; ``exp(-b / sigma)`` outweighs every power. On Old Faithful, along the path on
+which a component collapses onto its fifteen waiting times of 78 minutes, the posterior
+mass below half the data's resolution (0.037 standardised units) is 6e-10
+(``tests/test_stds_prior.py``). The same regularisation of variances away from
+zero is what Fraley & Raftery (2007) add to mclust's EM for the same reason
+(BDA3, Gelman et al. 2013, ch. 22, discusses such priors for mixtures).
 
 ``tied`` shares one ``sigma`` and ``L`` between components, ``diag`` has no ``L``
 and ``spherical`` one ``sigma`` per component. The likelihood is one vectorised
@@ -27,6 +43,18 @@ coords, dims and log densities can be checked without sampling.
 
 References
 ----------
+Chung, Y., Rabe-Hesketh, S., Dorie, V., Gelman, A. and Liu, J. (2013). A nondegenerate
+penalized likelihood estimator for variance parameters in multilevel models.
+Psychometrika 78(4), 685-709. doi:10.1007/s11336-013-9328-2
+
+Fraley, C. and Raftery, A. E. (2007). Bayesian regularization for normal mixture
+estimation and model-based clustering. Journal of Classification 24(2), 155-181.
+doi:10.1007/s00357-007-0004-5
+
+Gelman, A., Carlin, J. B., Stern, H. S., Dunson, D. B., Vehtari, A. and Rubin, D. B.
+(2013). Bayesian Data Analysis, 3rd edition, chapter 22 (finite mixture models).
+Chapman & Hall/CRC.
+
 Lewandowski, D., Kurowicka, D. and Joe, H. (2009). Generating random correlation
 matrices based on vines and extended onion method. Journal of Multivariate
 Analysis 100(9), 1989-2001. doi:10.1016/j.jmva.2009.04.008
@@ -49,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_PRIORS",
+    "STDS_SHAPE",
     "ModelDraws",
     "ModelSpec",
     "build_pymc_model",
@@ -72,10 +101,15 @@ DEFAULT_PRIORS: dict[str, float] = {
 
 ``weights_concentration``: Dirichlet concentration alpha of every component;
 ``means_loc``, ``means_scale``: location and scale of the Normal prior on each
-coordinate of each mean; ``stds_scale``: scale of the HalfNormal prior on each
-component standard deviation; ``lkj_eta``: LKJ shape of the correlations (1 is
+coordinate of each mean; ``stds_scale``: scale ``b`` of the InverseGamma prior
+(shape :data:`STDS_SHAPE`) on each component standard deviation, which keeps it
+away from zero (see the module notes); ``lkj_eta``: LKJ shape of the correlations (1 is
 uniform, larger shrinks towards no correlation).
 """
+
+
+STDS_SHAPE = 3.0
+"""Shape ``a`` of the InverseGamma prior on every component standard deviation."""
 
 
 def check_priors(priors: Any) -> dict[str, float]:
@@ -286,7 +320,14 @@ def build_pymc_model(
             dims=("component", "feature"),
         )
         std_dims = LAYOUTS[covariance_type].scale_dims
-        stds = pm.HalfNormal("stds", sigma=priors["stds_scale"], dims=std_dims)
+        # NumPy float64s: PyTensor stores a whole Python float (3.0) as an integer
+        # constant and takes its log-gamma or log in float32.
+        stds = pm.InverseGamma(
+            "stds",
+            alpha=np.float64(STDS_SHAPE),
+            beta=np.float64(priors["stds_scale"]),
+            dims=std_dims,
+        )
         if correlated:
             # LKJCorr needs a static shape: its sampler is a scan that cannot see dims.
             shape = (k, d, d) if covariance_type == "full" else (d, d)

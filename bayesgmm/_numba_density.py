@@ -64,6 +64,7 @@ import numba
 import numpy as np
 
 from bayesgmm._gaussian import LAYOUTS
+from bayesgmm._marginal_model import STDS_SHAPE
 
 __all__ = [
     "KIND_CODES",
@@ -199,7 +200,8 @@ def bind_buffer(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float]) 
         - k * math.lgamma(alpha)
         + math.log(k)  # the simplex transform's Jacobian
         - k * d * (_HALF_LOG_2PI + math.log(priors["means_scale"]))
-        + n_stds * (0.5 * math.log(2.0 / math.pi) - math.log(priors["stds_scale"]))
+        # InverseGamma(a, b) on every sd: a log b - log Gamma(a).
+        + n_stds * (STDS_SHAPE * math.log(priors["stds_scale"]) - math.lgamma(STDS_SHAPE))
         + n_corr * _lkj_log_normaliser(eta, d)
     )
     phi = _quadratic_features(np.ascontiguousarray(Z, dtype=np.float64))
@@ -422,10 +424,12 @@ def logp_and_grad(theta: np.ndarray, buffer: np.ndarray, grad: np.ndarray) -> fl
             grad[pos + c * d + a] = -dev / means_scale
     pos_u = pos + k * d
     n_u = u.shape[0]
+    # stds: InverseGamma(STDS_SHAPE, stds_scale) with the Jacobian of s = exp(u),
+    # log p(u) = -a u - b exp(-u) + const.
     for j in range(n_u):
-        s = math.exp(u[j])
-        logp += u[j] - 0.5 * (s / stds_scale) ** 2
-        grad[pos_u + j] = 1.0 - (s / stds_scale) ** 2
+        inverse_s = stds_scale * math.exp(-u[j])
+        logp += -STDS_SHAPE * u[j] - inverse_s
+        grad[pos_u + j] = inverse_s - STDS_SHAPE
     pos_c = pos_u + n_u
 
     # Likelihood gradients through w, mu and L_k = diag(s_k) C_k.

@@ -176,7 +176,7 @@ class EMGaussianMixture(MixtureBase):
         (K, d, d) otherwise (see :mod:`bayesgmm._mclust_models`).
     tol : float, default=1e-6
         Convergence threshold of the stopping rule ``stopping``.
-    stopping : {"aitken", "change"}, default="aitken"
+    stopping : {"aitken", "change", "relative"}, default="aitken"
         When EM stops.
 
         * ``"aitken"``: when, in total log-likelihood units ``L``, both the last
@@ -191,6 +191,11 @@ class EMGaussianMixture(MixtureBase):
           doi:10.1016/j.csda.2009.02.011).
         * ``"change"``: scikit-learn's rule, when the mean log-likelihood per
           sample changes by less than ``tol`` (scikit-learn's ``tol=1e-3``).
+        * ``"relative"``: mclust's rule alone, when the last change of ``L`` is
+          at most ``tol * (1 + |L|)``; with ``tol=1e-5`` (mclust's
+          ``emControl()$tol[1]``), ``init_params="hc"`` and a negligible
+          ``reg_covar`` it reproduces mclust's fits, including where mclust
+          stops short of the maximum.
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of every covariance,
         keeping them positive definite; what it is relative to is set by

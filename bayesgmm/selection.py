@@ -14,8 +14,9 @@ Five routes, one result type:
   fails; a fit that still fails is shown but kept out of the choice, with the
   reason in ``note``. The choice is the simplest of the models the data cannot
   tell from the best (:func:`indistinguishable_rule`), refitting with more draws
-  when that decision is within Monte Carlo error. Every K compiles and samples
-  its own PyMC model: the slowest route.
+  when that decision is within Monte Carlo error. Every K samples the one
+  compiled numba density (loaded once per process); still the slowest route,
+  about three K_max fits on Old Faithful (``benchmarks/bench_select_loo.py``).
 * ``"dp"``: fit one :class:`~bayesgmm.DPGaussianMixture` per covariance type
   with truncation ``max(n_components)`` and read the posterior of the number of
   occupied components. DP posteriors of the number of clusters are not
@@ -442,10 +443,15 @@ def _collapsed_components(model: Any, resolution: np.ndarray) -> str:
     feature, the likelihood of a component centred there grows like
     ``sigma^-(m - 1)`` as its standard deviation ``sigma`` in that feature
     shrinks (after integrating over its mean), which a prior with positive
-    density at ``sigma = 0`` (the HalfNormal) does not stop: the posterior has
-    a non-integrable spike, and a chain that finds it stays there. A component
-    whose standard deviation in some feature is below half the smallest gap
-    between distinct values of that feature can only be sitting on ties.
+    density at ``sigma = 0`` does not stop: the posterior has a non-integrable
+    spike, and a chain that finds it stays there. Under the marginal model's
+    InverseGamma(3, ``stds_scale``) prior on ``sigma`` (see
+    :mod:`bayesgmm._marginal_model`) the density of ``log sigma`` there turns
+    down below about ``stds_scale / (m + 2)`` standardised units and vanishes
+    at zero; a small ``stds_scale`` moves that point below the data's
+    resolution, and this check still catches it. A component whose standard
+    deviation in some feature is below half the smallest gap between distinct
+    values of that feature can only be sitting on ties.
     """
     post = model.idata_["posterior"]
     covariances = np.asarray(post["covariances"].values)

@@ -15,6 +15,7 @@ from conftest import make_mixture_data
 from scipy import stats
 from scipy.special import logsumexp
 
+from bayesgmm._marginal_model import STDS_SHAPE
 from bayesgmm._validation import NotFittedError
 from bayesgmm.marginal import DEFAULT_PRIORS, MarginalGaussianMixture, SamplingWarning
 from bayesgmm.params import GaussianMixtureParams
@@ -140,7 +141,7 @@ def test_total_log_density_equals_scipy_likelihood_plus_priors(small_data):
         _scipy_mixture_loglik(Z, values["weights"], values["means"], covs).sum()
         + stats.dirichlet.logpdf(values["weights"], np.full(2, 1.5))
         + stats.norm.logpdf(values["means"], 0.2, 1.7).sum()
-        + stats.halfnorm.logpdf(values["stds"], scale=0.9).sum()
+        + stats.invgamma.logpdf(values["stds"], STDS_SHAPE, scale=0.9).sum()
         # LKJ(eta) in 2-D: (r + 1) / 2 ~ Beta(eta, eta).
         + (stats.beta.logpdf((r + 1) / 2, eta, eta) - np.log(2)).sum()
     )
