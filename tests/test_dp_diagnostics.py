@@ -28,10 +28,11 @@ from bayesgmm.datasets import make_mixture  # noqa: E402
 
 
 def _fit(X, truncation, **kwargs):
-    """Fit quietly; return the model and whether it warned about its approximation."""
+    """Fit and check quietly; return the model and whether it warned about its approximation."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ApproximationWarning)
         model = DPGaussianMixture(truncation, random_state=0, **kwargs).fit(X)
+        model._approximation_check()  # made when first needed
     return model, any(issubclass(w.category, ApproximationWarning) for w in caught)
 
 
@@ -119,9 +120,52 @@ def test_an_exact_posterior_gives_minus_infinite_k(covariance_type):
 
 def test_the_warning_says_what_to_do(two_clusters):
     with pytest.warns(ApproximationWarning, match=r"Pareto k \d\.\d\d .* call refine\(X\)"):
-        DPGaussianMixture(5, random_state=0).fit(two_clusters)
+        DPGaussianMixture(5, random_state=0).fit(two_clusters).to_datatree(n_draws=5)
     assert bayesgmm.ApproximationWarning is ApproximationWarning
     assert issubclass(ApproximationWarning, UserWarning)
+
+
+@pytest.mark.parametrize(
+    "first_interval",
+    [
+        lambda model, X: model.to_datatree(n_draws=5),
+        lambda model, X: model.predict_proba(X, ci_prob=0.9),
+        lambda model, X: cluster_uncertainty(model, X),
+        lambda model, X: model.pareto_k_,
+    ],
+    ids=["to_datatree", "predict_proba", "cluster_uncertainty", "pareto_k_"],
+)
+def test_the_check_is_made_and_warns_once_with_the_first_interval(
+    flagged, two_clusters, first_interval
+):
+    """fit and point estimates skip the check; the first interval makes it and warns, once."""
+    model = DPGaussianMixture(5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ApproximationWarning)
+        model.fit(two_clusters)
+        model.predict(two_clusters)
+        model.predict_proba(two_clusters)
+        model.score_samples(two_clusters)
+    assert model._importance is None
+    with pytest.warns(ApproximationWarning) as record:
+        first_interval(model, two_clusters[::10])
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
+    # seeded at fit: the same k and weights as the fixture's check, whenever it is made
+    assert model.pareto_k_ == flagged.pareto_k_
+    np.testing.assert_array_equal(model._importance.log_weights, flagged._importance.log_weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ApproximationWarning)
+        model.to_datatree(n_draws=5)
+        assert model.interval_method_ == "VI"
+
+
+def test_a_model_saved_before_its_check_makes_the_same_check(flagged, two_clusters, tmp_path):
+    model = DPGaussianMixture(5, random_state=0).fit(two_clusters)
+    model.save(tmp_path / "dp.json")
+    assert model._importance is None  # saving an in-memory fit keeps the check pending
+    loaded = bayesgmm.load(tmp_path / "dp.json")
+    with pytest.warns(ApproximationWarning):
+        assert loaded.pareto_k_ == flagged.pareto_k_
 
 
 def test_pareto_k_is_deterministic_and_survives_saving(flagged, two_clusters, tmp_path):
