@@ -619,6 +619,7 @@ class DPGaussianMixture(MixtureBase):
         self,
         X: Any,
         *,
+        n_components: int | str = "bic",
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
@@ -626,34 +627,50 @@ class DPGaussianMixture(MixtureBase):
         progressbar: bool = False,
         nuts_sampler_kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        """Sample the finite mixture of the occupied components by NUTS, started from this fit.
+        """Sample a finite mixture by NUTS, started from this fit or from EM.
 
         The route to intervals that can be trusted when :attr:`pareto_k_` is
-        above ArviZ's threshold (the fit then issues an
-        :class:`ApproximationWarning`). The fit's occupied components (those
-        with an expected count of at least one training point,
-        ``effective_n_components_`` of them) give the number of components K
-        and the start of every chain: their posterior mean weights
-        (renormalised), means and covariances. The result is a
-        :class:`~bayesgmm.MarginalGaussianMixture` with K components and the
+        above ArviZ's threshold (an :class:`ApproximationWarning` says so).
+        The result is a :class:`~bayesgmm.MarginalGaussianMixture` with the
         same covariance type, fitted to ``X`` by NUTS with the compiled
         marginal likelihood: ``predict_proba(X, ci_prob=...)``,
         ``to_datatree()``, :func:`~bayesgmm.cluster_uncertainty` and the plots
         work on it as on this model, with ``interval_method_ == "NUTS"``.
 
+        How many components it has is a choice the intervals are conditional
+        on. The DP's occupied components (expected count of at least one
+        training point, ``effective_n_components_`` of them) are one answer,
+        but a variational DP can merge clusters that the data separate (its
+        mean-field posterior cannot hold two clusters' worth of points in
+        doubt) or keep a spare one, and no Pareto k of its own posterior can
+        see that. So by default (``n_components="bic"``) the number K is chosen
+        by BIC among the DP's count K_DP and its neighbours K_DP - 1 to
+        K_DP + 2 (at least 1), each fitted by EM (:class:`~bayesgmm.EMGaussianMixture`;
+        the fit with K_DP starts from the DP's occupied components, the others
+        from EM's own starts). Every chain starts from the DP's occupied
+        components (their posterior mean weights, renormalised, means and
+        covariances) when BIC keeps K_DP, and from the EM fit otherwise, in
+        which case a ``UserWarning`` says that the DP's count was not kept.
+
         It samples a different model: a finite mixture with the marginal
         model's priors (:data:`bayesgmm.marginal.DEFAULT_PRIORS`, in
         standardised units), not the Dirichlet process. With the data pinning
-        the occupied components down, their posteriors agree; the DP's mass on
-        extra tiny components is left out.
+        the components down, their posteriors agree; the DP's mass on extra
+        tiny components is left out.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             The training data (or other data of the same features).
+        n_components : "bic", "dp" or int, default "bic"
+            ``"bic"``: as above. ``"dp"``: the DP's occupied components, started
+            from this fit (conditioning on the DP's K). An int: that many
+            components, started from this fit when it equals the DP's count,
+            else from an EM fit.
         draws, tune, chains : int
             As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
         random_state : None, int or numpy.random.Generator
+            Seeds the EM fits and NUTS.
         progressbar : bool, default False
         nuts_sampler_kwargs : dict, optional
             As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
@@ -665,6 +682,8 @@ class DPGaussianMixture(MixtureBase):
 
         Warns
         -----
+        UserWarning
+            When the number of components sampled differs from the DP's.
         bayesgmm.marginal.SamplingWarning
             When NUTS reports divergences, chains in different modes, R-hat
             above 1.01 or a low ESS.
@@ -673,28 +692,81 @@ class DPGaussianMixture(MixtureBase):
         from bayesgmm.marginal import MarginalGaussianMixture
 
         data = self._check_X(X)
-        occupied = np.flatnonzero(self.expected_counts_ >= 1.0)
-        if occupied.size == 0:
-            occupied = np.array([int(np.argmax(self.expected_counts_))])
-        kind = self._posterior.prior.covariance_type
-        weights = self.weights_[occupied]
-        start = GaussianMixtureParams(
-            weights / weights.sum(),
-            self.means_[occupied],
-            self.covariances_ if kind == "tied" else self.covariances_[occupied],
-            kind,
-        )
-        model = MarginalGaussianMixture(occupied.size, covariance_type=kind)
+        rng = check_random_state(random_state)
+        start = self._refine_start(data, n_components, rng)
+        k_dp = self._occupied_components().size
+        if start.n_components != k_dp:
+            warnings.warn(
+                f"refine: sampling {start.n_components} components, not the DP's {k_dp} "
+                f"occupied ones ({_refine_reason(n_components)}); started from EM's fit. "
+                "Pass n_components='dp' to condition on the DP's number of components",
+                UserWarning,
+                stacklevel=2,
+            )
+        model = MarginalGaussianMixture(start.n_components, covariance_type=start.covariance_type)
         return model.fit(
             data,
             draws=draws,
             tune=tune,
             chains=chains,
-            random_state=random_state,
+            random_state=rng,
             progressbar=progressbar,
             nuts_sampler_kwargs=nuts_sampler_kwargs,
             start=start,
         )
+
+    def _occupied_components(self) -> np.ndarray:
+        """Return the components with an expected count of at least one (else the largest)."""
+        occupied = np.flatnonzero(self.expected_counts_ >= 1.0)
+        if occupied.size == 0:
+            occupied = np.array([int(np.argmax(self.expected_counts_))])
+        return occupied
+
+    def _refine_start(
+        self, data: np.ndarray, n_components: Any, rng: np.random.Generator
+    ) -> GaussianMixtureParams:
+        """Return the mixture :meth:`refine` starts NUTS from; its size is the K it samples."""
+        from bayesgmm.em import EMGaussianMixture
+
+        occupied = self._occupied_components()
+        kind = self._posterior.prior.covariance_type
+        weights = self.weights_[occupied]
+        from_dp = GaussianMixtureParams(
+            weights / weights.sum(),
+            self.means_[occupied],
+            self.covariances_ if kind == "tied" else self.covariances_[occupied],
+            kind,
+        )
+        k_dp = occupied.size
+        candidates: list[int]
+        if isinstance(n_components, str):
+            choice = check_option(n_components, "n_components", ("bic", "dp"))
+            if choice == "dp":
+                return from_dp
+            candidates = list(range(max(1, k_dp - 1), k_dp + 3))
+        else:
+            candidates = [check_int(n_components, "n_components", minimum=1)]
+            if candidates[0] == k_dp:
+                return from_dp
+        fits: dict[int, EMGaussianMixture] = {}
+        for k in candidates:
+            given = (
+                {
+                    "weights_init": from_dp.weights,
+                    "means_init": from_dp.means,
+                    "precisions_init": from_dp.precisions,
+                }
+                if k == k_dp
+                else {}
+            )
+            em = EMGaussianMixture(
+                k, covariance_type=kind, random_state=int(rng.integers(2**31 - 1)), **given
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # a poor K only loses on BIC
+                fits[k] = em.fit(data)
+        best = min(fits, key=lambda k: fits[k].bic(data))
+        return from_dp if best == k_dp else fits[best].params_
 
     # ------------------------------------------------------ draws from q
     def membership_draws(
@@ -1106,6 +1178,13 @@ def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> s
         f"call refine(X): NUTS on the finite mixture of the {occupied} occupied "
         f"component{'s' if occupied != 1 else ''}, started from this fit"
     )
+
+
+def _refine_reason(n_components: Any) -> str:
+    """Say why :meth:`DPGaussianMixture.refine` did not keep the DP's number of components."""
+    if isinstance(n_components, str):
+        return "BIC of EM fits with the DP's count and its neighbours prefers it"
+    return f"n_components={n_components}"
 
 
 def _check_concentration(value: Any) -> _cavi.Concentration:

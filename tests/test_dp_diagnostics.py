@@ -375,3 +375,52 @@ def test_demo_report_says_how_the_dp_intervals_were_made(flagged, two_clusters):
     assert "intervals from VI draws" in report
     assert f"is {flagged.pareto_k_:.2f}, above ArviZ's threshold" in report
     assert "`dp.refine(X)`" in report
+
+
+# ------------------------------------------------------ refine's number of components
+@pytest.fixture(scope="module")
+def merged():
+    """make_mixture(400, 3, 2, random_state=11): the DP occupies 2 components for 3 clusters."""
+    X, _, truth = make_mixture(400, 3, 2, random_state=11)
+    model = DPGaussianMixture(20, random_state=0).fit(X)
+    assert model.effective_n_components_ == 2
+    return X, truth, model
+
+
+def _matched_distances(means, truth_means):
+    cost = np.linalg.norm(truth_means[:, None] - means[None], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    return cost[rows, cols]
+
+
+def test_refine_start_splits_what_the_dp_merged(merged):
+    """BIC over K_DP - 1 .. K_DP + 2 recovers the third cluster that the DP merged away."""
+    X, truth, model = merged
+    start = model._refine_start(X, "bic", np.random.default_rng(0))
+    assert start.n_components == 3
+    # every true mean has a start mean near it (the true means are 2 to 3 apart)
+    assert np.all(_matched_distances(start.means, truth.means) < 0.3)
+    # the DP's own components leave a true mean far from both of theirs
+    nearest = np.linalg.norm(truth.means[:, None] - model.means_[None, :2], axis=2).min(axis=1)
+    assert nearest.max() > 1.0
+    dp_start = model._refine_start(X, "dp", np.random.default_rng(0))
+    assert dp_start.n_components == 2
+    np.testing.assert_allclose(dp_start.means, model.means_[:2], rtol=1e-12)
+    assert model._refine_start(X, 2, np.random.default_rng(0)).n_components == 2
+    assert model._refine_start(X, 4, np.random.default_rng(0)).n_components == 4
+
+
+def test_refine_keeps_the_dp_start_when_bic_agrees(flagged, two_clusters):
+    start = flagged._refine_start(two_clusters, "bic", np.random.default_rng(0))
+    occupied = np.flatnonzero(flagged.expected_counts_ >= 1)
+    np.testing.assert_allclose(start.means, flagged.means_[occupied], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("aic", ValueError), (0, ValueError), (2.5, TypeError), (None, TypeError)],
+)
+def test_refine_rejects_a_bad_number_of_components(merged, value, error):
+    X, _, model = merged
+    with pytest.raises(error, match="^n_components: expected"):
+        model.refine(X, n_components=value)
