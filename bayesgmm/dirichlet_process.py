@@ -750,18 +750,15 @@ class DPGaussianMixture(MixtureBase):
                 return from_dp
         fits: dict[int, EMGaussianMixture] = {}
         for k in candidates:
-            given = (
-                {
-                    "weights_init": from_dp.weights,
-                    "means_init": from_dp.means,
-                    "precisions_init": from_dp.precisions,
-                }
-                if k == k_dp
-                else {}
-            )
             em = EMGaussianMixture(
-                k, covariance_type=kind, random_state=int(rng.integers(2**31 - 1)), **given
+                k, covariance_type=kind, random_state=int(rng.integers(2**31 - 1))
             )
+            if k == k_dp:
+                em.set_params(
+                    weights_init=from_dp.weights,
+                    means_init=from_dp.means,
+                    precisions_init=from_dp.precisions,
+                )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # a poor K only loses on BIC
                 fits[k] = em.fit(data)
