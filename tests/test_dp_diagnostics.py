@@ -424,3 +424,13 @@ def test_refine_rejects_a_bad_number_of_components(merged, value, error):
     X, _, model = merged
     with pytest.raises(error, match="^n_components: expected"):
         model.refine(X, n_components=value)
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+def test_refine_samples_the_clusters_the_dp_merged(merged):
+    X, truth, model = merged
+    with pytest.warns(UserWarning, match=r"^refine: sampling 3 components, not the DP's 2"):
+        nuts = model.refine(X, draws=100, tune=100, chains=1, random_state=0)
+    assert nuts.n_components == 3
+    assert np.all(_matched_distances(nuts.params_.means, truth.means) < 0.3)
