@@ -1172,8 +1172,8 @@ def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> s
         "importance sampling to correct it, and its intervals (to_datatree, "
         "predict_proba(X, ci_prob=...), cluster_uncertainty) are typically too narrow. The "
         "point estimates (params_, predict) are not affected. For intervals to trust, "
-        f"call refine(X): NUTS on the finite mixture of the {occupied} occupied "
-        f"component{'s' if occupied != 1 else ''}, started from this fit"
+        "call refine(X): NUTS on a finite mixture whose number of components BIC chooses "
+        f"around the {occupied} occupied here, started from this fit when BIC keeps it"
     )
 
 
