@@ -127,32 +127,42 @@ class ImportanceCheck:
 def log_likelihood_sums(draws: ParameterDraws, data: np.ndarray) -> np.ndarray:
     """``sum_i log sum_k pi_k N(x_i | mu_k, Sigma_k)`` for every draw, shape (S,).
 
-    ``data`` is centred as the draws are. The draws are taken ``_BATCH`` at a
-    time, their natural parameters side by side, so that one matrix product
-    gives every row's log joint density under all of them.
+    ``data`` is centred as the draws are. The natural parameters of all S x T
+    components are computed in one call (the draws' components side by side, a
+    tied covariance repeated for every component of its draw, whose feature map
+    is the full one); then ``_BATCH`` draws at a time, one matrix product gives
+    every row's log joint density under all their components.
     """
     # Rows last, so that the sums over components add contiguous rows of length n.
     features = np.ascontiguousarray(feature_map(data, draws.covariance_type).T)
     n_draws, t = draws.log_weights.shape
+    eta, const = _natural_parameters_of_draws(draws)
+    offset = const + draws.log_weights.ravel()
     out = np.empty(n_draws)
     for start in range(0, n_draws, _BATCH):
-        batch = range(start, min(start + _BATCH, n_draws))
-        etas, consts = zip(
-            *(
-                natural_parameters(draws.means[s], draws.prec_chol[s], draws.covariance_type)
-                for s in batch
-            ),
-            strict=True,
-        )
-        offset = np.concatenate(consts) + draws.log_weights[batch.start : batch.stop].ravel()
-        joint = np.concatenate(etas, axis=1).T @ features
-        joint += offset[:, None]
-        joint = joint.reshape(len(batch), t, -1)
+        stop = min(start + _BATCH, n_draws)
+        columns = slice(start * t, stop * t)
+        joint = eta[:, columns].T @ features
+        joint += offset[columns, None]
+        joint = joint.reshape(stop - start, t, -1)
         top = joint.max(axis=1)
         joint -= top[:, None, :]  # in place: the (batch, T, n) array is the whole cost
         np.exp(joint, out=joint)
-        out[batch.start : batch.stop] = (top + np.log(joint.sum(axis=1))).sum(axis=1)
+        out[start:stop] = (top + np.log(joint.sum(axis=1))).sum(axis=1)
     return out
+
+
+def _natural_parameters_of_draws(draws: ParameterDraws) -> tuple[np.ndarray, np.ndarray]:
+    """``eta`` (columns, S * T) and ``c`` (S * T,) of every component of every draw, draw-major."""
+    kind = draws.covariance_type
+    n_draws, t, d = draws.means.shape
+    chol = draws.prec_chol
+    if kind == "tied":
+        chol = np.broadcast_to(chol[:, None], (n_draws, t, d, d))
+        kind = "full"
+    flat_chol = chol.reshape((n_draws * t,) + chol.shape[2:])
+    eta, const = natural_parameters(draws.means.reshape(n_draws * t, d), flat_chol, kind)
+    return eta, const
 
 
 def check_approximation(posterior: Any, X: Any, center: np.ndarray, seed: int) -> ImportanceCheck:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import numbers
+import os
 import warnings
 from typing import Any, ClassVar, Protocol
 
@@ -70,6 +71,8 @@ _DEFAULT_MEMBERSHIP_DRAWS = 200
 # Largest per-observation result (n_draws x n_samples doubles plus the data) that the
 # pointwise methods compute for a model fitted on a Dask array.
 _POINTWISE_MAX_BYTES = 2**30
+# The ApproximationWarning points at the first frame outside the package (the user's call).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class DPGaussianMixture(MixtureBase):
@@ -155,8 +158,9 @@ class DPGaussianMixture(MixtureBase):
         Posterior mean of alpha.
     pareto_k_ : float
         Pareto k of the importance ratios ``p(theta, X) / q(theta)`` over 1000
-        draws of the approximation (Yao et al. 2018); see the notes. Above
-        ArviZ's threshold (0.67 for 1000 draws) ``fit`` warns.
+        draws of the approximation (Yao et al. 2018); see the notes. Computed
+        when first needed; above ArviZ's threshold (0.67 for 1000 draws) an
+        :class:`~bayesgmm.ApproximationWarning` is issued then.
     interval_method_ : {"VI+PSIS", "VI"}
         How the draws behind every interval are made: reweighted by PSIS when
         ``pareto_k_`` is at most the threshold, plain draws from q otherwise.
@@ -235,10 +239,12 @@ class DPGaussianMixture(MixtureBase):
 
     **Checking and repairing the approximation.** Mean-field q is a guess at
     the posterior that says nothing about its own quality, and for mixtures it
-    is typically too narrow. At the end of ``fit`` 1000 draws ``theta_s ~ q``
-    are made and their importance ratios ``r_s = p(theta_s, X) / q(theta_s)``
-    (log joint density, the likelihood marginal over labels plus every log
-    prior, minus the log density under q, in the same parametrisation) are
+    is typically too narrow. The first time an interval, ``pareto_k_`` or
+    ``interval_method_`` is asked for, 1000 draws ``theta_s ~ q`` (seeded at
+    ``fit``, so the result does not depend on when) are made and their
+    importance ratios ``r_s = p(theta_s, X) / q(theta_s)`` (log joint
+    density, the likelihood marginal over labels plus every log prior, minus
+    the log density under q, in the same parametrisation) are
     Pareto-smoothed by ArviZ's PSIS (Vehtari et al. 2024), whose tail shape is
     ``pareto_k_`` (Yao et al. 2018). At or below ArviZ's sample-size-aware
     threshold ``min(1 - 1 / log10(S), 0.7)`` the smoothed weights correct q:
@@ -246,12 +252,16 @@ class DPGaussianMixture(MixtureBase):
     ``membership_draws`` and so :func:`~bayesgmm.cluster_uncertainty`,
     ``n_occupied_distribution``) is computed from draws of that pool taken in
     proportion to their weights (``interval_method_ == "VI+PSIS"``). Above it
-    no reweighting can be trusted: ``fit`` issues an
-    :class:`~bayesgmm.ApproximationWarning`, the intervals come from q itself
-    (``"VI"``), and :meth:`refine` samples the mixture of the occupied
+    no reweighting can be trusted: an :class:`~bayesgmm.ApproximationWarning`
+    is issued (once, with that first interval), the intervals come from q
+    itself (``"VI"``), and :meth:`refine` samples the mixture of the occupied
     components by NUTS from this fit. The point estimates (``params_``,
-    ``predict``, ``score_samples``) are unchanged by either. The check costs
-    about as much as 1000 E-steps (one pass over the data per draw, in batches).
+    ``predict``, ``score_samples``) are unchanged by either, which is why
+    ``fit`` does not make the check: it costs about as much as 1000 E-steps
+    (the log-likelihood of every draw, 32 draws per matrix product), several
+    times the fit itself on well-separated data. ``save`` keeps the pending
+    seed (or the check, once made); a fit on a Dask array, whose data are not
+    saved, is checked when saved.
 
     **Number of clusters.** DP posteriors over the number of clusters are
     inconsistent (Miller and Harrison 2013): they keep putting mass on extra
@@ -350,12 +360,12 @@ class DPGaussianMixture(MixtureBase):
         -------
         self
 
-        Warns
+        Notes
         -----
-        ApproximationWarning
-            When ``pareto_k_`` exceeds ArviZ's threshold: the variational
-            intervals are not to be trusted (see the class notes, "Checking and
-            repairing the approximation", and :meth:`refine`).
+        The check of the approximation (``pareto_k_``, and the
+        :class:`ApproximationWarning` when it exceeds ArviZ's threshold) is
+        made when an interval is first asked for, not here; see the class
+        notes, "Checking and repairing the approximation".
         """
         options = self._validated()
         kind, t = options["covariance_type"], options["truncation"]
@@ -410,13 +420,13 @@ class DPGaussianMixture(MixtureBase):
             )
             run = _cavi_fit.run_cavi(rows, prior, conc, settings, options["rng"])
         pool_seed = int(options["rng"].integers(0, 2**31 - 1))
-        check = _vi_diagnostics.check_approximation(run.posterior, data, center, pool_seed)
         self._set_fitted(
             run.posterior,
             center,
             data,
             names,
-            importance=check,
+            importance=None,
+            pool_seed=pool_seed,
             elbo=run.elbo,
             trace=run.trace,
             converged=run.converged,
@@ -424,8 +434,6 @@ class DPGaussianMixture(MixtureBase):
             n_merges=run.n_merges,
             expected_counts=run.expected_counts,
         )
-        if not check.reliable:
-            warnings.warn(_approximation_advice(check, self), ApproximationWarning, stacklevel=2)
         return self
 
     def _set_fitted(
@@ -437,6 +445,7 @@ class DPGaussianMixture(MixtureBase):
         n_samples: int | None = None,
         *,
         importance: ImportanceCheck | None,
+        pool_seed: int | None = None,
         elbo: float,
         trace: Any,
         converged: bool,
@@ -448,7 +457,9 @@ class DPGaussianMixture(MixtureBase):
 
         ``data`` is the training data: a NumPy array, a reference to the Dask
         array, or None for a model loaded from a fit on Dask data. ``importance``
-        is None only for a model saved before the check existed.
+        is the approximation check when it has been made; otherwise ``pool_seed``
+        seeds the check that :meth:`_approximation_check` makes when first
+        needed (both None only for a model saved before the check existed).
         """
         weights, means, covariances, concentration = posterior.summary()
         means = means + center
@@ -473,8 +484,46 @@ class DPGaussianMixture(MixtureBase):
         self.effective_n_components_ = int(np.sum(counts >= 1.0))
         self.params_ = params
         self._importance = importance
-        self.pareto_k_ = float("nan") if importance is None else importance.pareto_k
-        self.interval_method_ = "VI" if importance is None else importance.interval_method
+        self._pool_seed = None if importance is not None else pool_seed
+
+    # ------------------------------------------------ checking the approximation
+    @property
+    def pareto_k_(self) -> float:
+        """Pareto k of the importance ratios ``p / q`` (see the class notes); NaN if unknown.
+
+        Computed on first access (or first interval), which may issue the
+        :class:`ApproximationWarning`.
+        """
+        check = self._approximation_check()
+        return float("nan") if check is None else check.pareto_k
+
+    @property
+    def interval_method_(self) -> str:
+        """``"VI+PSIS"`` or ``"VI"``: how the draws behind every interval are made."""
+        check = self._approximation_check()
+        return "VI" if check is None else check.interval_method
+
+    def _approximation_check(self) -> ImportanceCheck | None:
+        """Return the check of the approximation, making it (and warning) the first time.
+
+        None when it cannot be made: a model saved before the check existed, or
+        loaded from a fit on a Dask array whose check was not made before saving.
+        """
+        check_fitted(self)
+        if self._importance is None and self._pool_seed is not None:
+            if self._X_train is None:
+                return None
+            check = _vi_diagnostics.check_approximation(
+                self._posterior, self._X_train, self._center, self._pool_seed
+            )
+            self._importance, self._pool_seed = check, None
+            if not check.reliable:
+                warnings.warn(
+                    _approximation_advice(check, self),
+                    ApproximationWarning,
+                    skip_file_prefixes=(_PACKAGE_DIR,),
+                )
+        return self._importance
 
     # ------------------------------------------------------------- prediction
     def _for_workers(self) -> DPGaussianMixture:
@@ -482,6 +531,7 @@ class DPGaussianMixture(MixtureBase):
         light = copy.copy(self)
         light._X_train = None
         light._importance = None  # the pool's weights serve intervals, not predictions
+        light._pool_seed = None
         return light
 
     def _n_membership_columns(self) -> int:
@@ -578,6 +628,7 @@ class DPGaussianMixture(MixtureBase):
         self,
         X: Any,
         *,
+        n_components: int | str = "bic",
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
@@ -585,34 +636,50 @@ class DPGaussianMixture(MixtureBase):
         progressbar: bool = False,
         nuts_sampler_kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        """Sample the finite mixture of the occupied components by NUTS, started from this fit.
+        """Sample a finite mixture by NUTS, started from this fit or from EM.
 
         The route to intervals that can be trusted when :attr:`pareto_k_` is
-        above ArviZ's threshold (the fit then issues an
-        :class:`ApproximationWarning`). The fit's occupied components (those
-        with an expected count of at least one training point,
-        ``effective_n_components_`` of them) give the number of components K
-        and the start of every chain: their posterior mean weights
-        (renormalised), means and covariances. The result is a
-        :class:`~bayesgmm.MarginalGaussianMixture` with K components and the
+        above ArviZ's threshold (an :class:`ApproximationWarning` says so).
+        The result is a :class:`~bayesgmm.MarginalGaussianMixture` with the
         same covariance type, fitted to ``X`` by NUTS with the compiled
         marginal likelihood: ``predict_proba(X, ci_prob=...)``,
         ``to_datatree()``, :func:`~bayesgmm.cluster_uncertainty` and the plots
         work on it as on this model, with ``interval_method_ == "NUTS"``.
 
+        How many components it has is a choice the intervals are conditional
+        on. The DP's occupied components (expected count of at least one
+        training point, ``effective_n_components_`` of them) are one answer,
+        but a variational DP can merge clusters that the data separate (its
+        mean-field posterior cannot hold two clusters' worth of points in
+        doubt) or keep a spare one, and no Pareto k of its own posterior can
+        see that. So by default (``n_components="bic"``) the number K is chosen
+        by BIC among the DP's count K_DP and its neighbours K_DP - 1 to
+        K_DP + 2 (at least 1), each fitted by EM (:class:`~bayesgmm.EMGaussianMixture`;
+        the fit with K_DP starts from the DP's occupied components, the others
+        from EM's own starts). Every chain starts from the DP's occupied
+        components (their posterior mean weights, renormalised, means and
+        covariances) when BIC keeps K_DP, and from the EM fit otherwise, in
+        which case a ``UserWarning`` says that the DP's count was not kept.
+
         It samples a different model: a finite mixture with the marginal
         model's priors (:data:`bayesgmm.marginal.DEFAULT_PRIORS`, in
         standardised units), not the Dirichlet process. With the data pinning
-        the occupied components down, their posteriors agree; the DP's mass on
-        extra tiny components is left out.
+        the components down, their posteriors agree; the DP's mass on extra
+        tiny components is left out.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             The training data (or other data of the same features).
+        n_components : "bic", "dp" or int, default "bic"
+            ``"bic"``: as above. ``"dp"``: the DP's occupied components, started
+            from this fit (conditioning on the DP's K). An int: that many
+            components, started from this fit when it equals the DP's count,
+            else from an EM fit.
         draws, tune, chains : int
             As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
         random_state : None, int or numpy.random.Generator
+            Seeds the EM fits and NUTS.
         progressbar : bool, default False
         nuts_sampler_kwargs : dict, optional
             As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
@@ -624,6 +691,8 @@ class DPGaussianMixture(MixtureBase):
 
         Warns
         -----
+        UserWarning
+            When the number of components sampled differs from the DP's.
         bayesgmm.marginal.SamplingWarning
             When NUTS reports divergences, chains in different modes, R-hat
             above 1.01 or a low ESS.
@@ -632,28 +701,78 @@ class DPGaussianMixture(MixtureBase):
         from bayesgmm.marginal import MarginalGaussianMixture
 
         data = self._check_X(X)
-        occupied = np.flatnonzero(self.expected_counts_ >= 1.0)
-        if occupied.size == 0:
-            occupied = np.array([int(np.argmax(self.expected_counts_))])
-        kind = self._posterior.prior.covariance_type
-        weights = self.weights_[occupied]
-        start = GaussianMixtureParams(
-            weights / weights.sum(),
-            self.means_[occupied],
-            self.covariances_ if kind == "tied" else self.covariances_[occupied],
-            kind,
-        )
-        model = MarginalGaussianMixture(occupied.size, covariance_type=kind)
+        rng = check_random_state(random_state)
+        start = self._refine_start(data, n_components, rng)
+        k_dp = self._occupied_components().size
+        if start.n_components != k_dp:
+            warnings.warn(
+                f"refine: sampling {start.n_components} components, not the DP's {k_dp} "
+                f"occupied ones ({_refine_reason(n_components)}); started from EM's fit. "
+                "Pass n_components='dp' to condition on the DP's number of components",
+                UserWarning,
+                stacklevel=2,
+            )
+        model = MarginalGaussianMixture(start.n_components, covariance_type=start.covariance_type)
         return model.fit(
             data,
             draws=draws,
             tune=tune,
             chains=chains,
-            random_state=random_state,
+            random_state=rng,
             progressbar=progressbar,
             nuts_sampler_kwargs=nuts_sampler_kwargs,
             start=start,
         )
+
+    def _occupied_components(self) -> np.ndarray:
+        """Return the components with an expected count of at least one (else the largest)."""
+        occupied = np.flatnonzero(self.expected_counts_ >= 1.0)
+        if occupied.size == 0:
+            occupied = np.array([int(np.argmax(self.expected_counts_))])
+        return occupied
+
+    def _refine_start(
+        self, data: np.ndarray, n_components: Any, rng: np.random.Generator
+    ) -> GaussianMixtureParams:
+        """Return the mixture :meth:`refine` starts NUTS from; its size is the K it samples."""
+        from bayesgmm.em import EMGaussianMixture
+
+        occupied = self._occupied_components()
+        kind = self._posterior.prior.covariance_type
+        weights = self.weights_[occupied]
+        from_dp = GaussianMixtureParams(
+            weights / weights.sum(),
+            self.means_[occupied],
+            self.covariances_ if kind == "tied" else self.covariances_[occupied],
+            kind,
+        )
+        k_dp = occupied.size
+        candidates: list[int]
+        if isinstance(n_components, str):
+            choice = check_option(n_components, "n_components", ("bic", "dp"))
+            if choice == "dp":
+                return from_dp
+            candidates = list(range(max(1, k_dp - 1), k_dp + 3))
+        else:
+            candidates = [check_int(n_components, "n_components", minimum=1)]
+            if candidates[0] == k_dp:
+                return from_dp
+        fits: dict[int, EMGaussianMixture] = {}
+        for k in candidates:
+            em = EMGaussianMixture(
+                k, covariance_type=kind, random_state=int(rng.integers(2**31 - 1))
+            )
+            if k == k_dp:
+                em.set_params(
+                    weights_init=from_dp.weights,
+                    means_init=from_dp.means,
+                    precisions_init=from_dp.precisions,
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # a poor K only loses on BIC
+                fits[k] = em.fit(data)
+        best = min(fits, key=lambda k: fits[k].bic(data))
+        return from_dp if best == k_dp else fits[best].params_
 
     # ------------------------------------------------------ draws from q
     def membership_draws(
@@ -851,7 +970,7 @@ class DPGaussianMixture(MixtureBase):
         approximation, ``log q + log w_s`` (weights of mean one); ``"VI"``: fresh
         draws from q.
         """
-        check = self._importance
+        check = self._approximation_check()
         if check is None or not check.reliable:
             return self._posterior.draws(n_draws, rng)
         pool = self._posterior.draws(_vi_diagnostics.POOL_SIZE, np.random.default_rng(check.seed))
@@ -931,6 +1050,9 @@ class DPGaussianMixture(MixtureBase):
     def _export_state(self) -> dict[str, Any]:
         """JSON-able state from which :meth:`_import_state` rebuilds this model."""
         check_fitted(self)
+        if is_dask_array(self._X_train):
+            # the data of a Dask fit are not saved, so the check is made now or never
+            self._approximation_check()
         params = {}
         for name, value in self.get_params().items():
             if isinstance(
@@ -967,6 +1089,7 @@ class DPGaussianMixture(MixtureBase):
             "n_merges": self.n_merges_,
             "expected_counts": self.expected_counts_.tolist(),
             "importance": None if self._importance is None else self._importance.to_dict(),
+            "pool_seed": self._pool_seed,
             **self._posterior.to_dict(),
         }
         if hasattr(self, "feature_names_in_"):
@@ -995,6 +1118,7 @@ class DPGaussianMixture(MixtureBase):
             importance=None
             if state.get("importance") is None
             else ImportanceCheck.from_dict(state["importance"]),
+            pool_seed=state.get("pool_seed"),
             elbo=state["elbo"],
             trace=state["elbo_trace"],
             converged=state["converged"],
@@ -1057,9 +1181,16 @@ def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> s
         "importance sampling to correct it, and its intervals (to_datatree, "
         "predict_proba(X, ci_prob=...), cluster_uncertainty) are typically too narrow. The "
         "point estimates (params_, predict) are not affected. For intervals to trust, "
-        f"call refine(X): NUTS on the finite mixture of the {occupied} occupied "
-        f"component{'s' if occupied != 1 else ''}, started from this fit"
+        "call refine(X): NUTS on a finite mixture whose number of components BIC chooses "
+        f"around the {occupied} occupied here, started from this fit when BIC keeps it"
     )
+
+
+def _refine_reason(n_components: Any) -> str:
+    """Say why :meth:`DPGaussianMixture.refine` did not keep the DP's number of components."""
+    if isinstance(n_components, str):
+        return "BIC of EM fits with the DP's count and its neighbours prefers it"
+    return f"n_components={n_components}"
 
 
 def _check_concentration(value: Any) -> _cavi.Concentration:

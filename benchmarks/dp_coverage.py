@@ -87,6 +87,7 @@ def fit_dp(X: np.ndarray) -> tuple[DPGaussianMixture, bool]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ApproximationWarning)
         dp = DPGaussianMixture(20, random_state=0).fit(X)
+        dp._approximation_check()  # made on first need; here, with the fit
     flagged = any(issubclass(w.category, ApproximationWarning) for w in caught)
     return dp, flagged
 

@@ -209,8 +209,11 @@ def test_save_of_a_dask_fit_stores_no_data(fits, data, tmp_path):
     chunked.save(path)
     state = json.loads(path.read_text())
     assert state["state"]["X_train"] is None
+    # the approximation check, which needs the data, was made before saving them away
+    assert state["state"]["importance"] is not None and state["state"]["pool_seed"] is None
     loaded = bayesgmm.load(path)
     assert loaded.n_samples_ == 1200
+    assert loaded.pareto_k_ == chunked.pareto_k_
     np.testing.assert_array_equal(loaded.predict_proba(data), chunked.predict_proba(data))
     np.testing.assert_array_equal(loaded.score_samples(data), chunked.score_samples(data))
     with pytest.raises(ValueError, match="^to_datatree: expected a model that holds"):

@@ -28,10 +28,11 @@ from bayesgmm.datasets import make_mixture  # noqa: E402
 
 
 def _fit(X, truncation, **kwargs):
-    """Fit quietly; return the model and whether it warned about its approximation."""
+    """Fit and check quietly; return the model and whether it warned about its approximation."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ApproximationWarning)
         model = DPGaussianMixture(truncation, random_state=0, **kwargs).fit(X)
+        model._approximation_check()  # made when first needed
     return model, any(issubclass(w.category, ApproximationWarning) for w in caught)
 
 
@@ -119,9 +120,52 @@ def test_an_exact_posterior_gives_minus_infinite_k(covariance_type):
 
 def test_the_warning_says_what_to_do(two_clusters):
     with pytest.warns(ApproximationWarning, match=r"Pareto k \d\.\d\d .* call refine\(X\)"):
-        DPGaussianMixture(5, random_state=0).fit(two_clusters)
+        DPGaussianMixture(5, random_state=0).fit(two_clusters).to_datatree(n_draws=5)
     assert bayesgmm.ApproximationWarning is ApproximationWarning
     assert issubclass(ApproximationWarning, UserWarning)
+
+
+@pytest.mark.parametrize(
+    "first_interval",
+    [
+        lambda model, X: model.to_datatree(n_draws=5),
+        lambda model, X: model.predict_proba(X, ci_prob=0.9),
+        lambda model, X: cluster_uncertainty(model, X),
+        lambda model, X: model.pareto_k_,
+    ],
+    ids=["to_datatree", "predict_proba", "cluster_uncertainty", "pareto_k_"],
+)
+def test_the_check_is_made_and_warns_once_with_the_first_interval(
+    flagged, two_clusters, first_interval
+):
+    """fit and point estimates skip the check; the first interval makes it and warns, once."""
+    model = DPGaussianMixture(5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ApproximationWarning)
+        model.fit(two_clusters)
+        model.predict(two_clusters)
+        model.predict_proba(two_clusters)
+        model.score_samples(two_clusters)
+    assert model._importance is None
+    with pytest.warns(ApproximationWarning) as record:
+        first_interval(model, two_clusters[::10])
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
+    # seeded at fit: the same k and weights as the fixture's check, whenever it is made
+    assert model.pareto_k_ == flagged.pareto_k_
+    np.testing.assert_array_equal(model._importance.log_weights, flagged._importance.log_weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ApproximationWarning)
+        model.to_datatree(n_draws=5)
+        assert model.interval_method_ == "VI"
+
+
+def test_a_model_saved_before_its_check_makes_the_same_check(flagged, two_clusters, tmp_path):
+    model = DPGaussianMixture(5, random_state=0).fit(two_clusters)
+    model.save(tmp_path / "dp.json")
+    assert model._importance is None  # saving an in-memory fit keeps the check pending
+    loaded = bayesgmm.load(tmp_path / "dp.json")
+    with pytest.warns(ApproximationWarning):
+        assert loaded.pareto_k_ == flagged.pareto_k_
 
 
 def test_pareto_k_is_deterministic_and_survives_saving(flagged, two_clusters, tmp_path):
@@ -331,3 +375,62 @@ def test_demo_report_says_how_the_dp_intervals_were_made(flagged, two_clusters):
     assert "intervals from VI draws" in report
     assert f"is {flagged.pareto_k_:.2f}, above ArviZ's threshold" in report
     assert "`dp.refine(X)`" in report
+
+
+# ------------------------------------------------------ refine's number of components
+@pytest.fixture(scope="module")
+def merged():
+    """make_mixture(400, 3, 2, random_state=11): the DP occupies 2 components for 3 clusters."""
+    X, _, truth = make_mixture(400, 3, 2, random_state=11)
+    model = DPGaussianMixture(20, random_state=0).fit(X)
+    assert model.effective_n_components_ == 2
+    return X, truth, model
+
+
+def _matched_distances(means, truth_means):
+    cost = np.linalg.norm(truth_means[:, None] - means[None], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    return cost[rows, cols]
+
+
+def test_refine_start_splits_what_the_dp_merged(merged):
+    """BIC over K_DP - 1 .. K_DP + 2 recovers the third cluster that the DP merged away."""
+    X, truth, model = merged
+    start = model._refine_start(X, "bic", np.random.default_rng(0))
+    assert start.n_components == 3
+    # every true mean has a start mean near it (the true means are 2 to 3 apart)
+    assert np.all(_matched_distances(start.means, truth.means) < 0.3)
+    # the DP's own components leave a true mean far from both of theirs
+    nearest = np.linalg.norm(truth.means[:, None] - model.means_[None, :2], axis=2).min(axis=1)
+    assert nearest.max() > 1.0
+    dp_start = model._refine_start(X, "dp", np.random.default_rng(0))
+    assert dp_start.n_components == 2
+    np.testing.assert_allclose(dp_start.means, model.means_[:2], rtol=1e-12)
+    assert model._refine_start(X, 2, np.random.default_rng(0)).n_components == 2
+    assert model._refine_start(X, 4, np.random.default_rng(0)).n_components == 4
+
+
+def test_refine_keeps_the_dp_start_when_bic_agrees(flagged, two_clusters):
+    start = flagged._refine_start(two_clusters, "bic", np.random.default_rng(0))
+    occupied = np.flatnonzero(flagged.expected_counts_ >= 1)
+    np.testing.assert_allclose(start.means, flagged.means_[occupied], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("aic", ValueError), (0, ValueError), (2.5, TypeError), (None, TypeError)],
+)
+def test_refine_rejects_a_bad_number_of_components(merged, value, error):
+    X, _, model = merged
+    with pytest.raises(error, match="^n_components: expected"):
+        model.refine(X, n_components=value)
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+def test_refine_samples_the_clusters_the_dp_merged(merged):
+    X, truth, model = merged
+    with pytest.warns(UserWarning, match=r"^refine: sampling 3 components, not the DP's 2"):
+        nuts = model.refine(X, draws=100, tune=100, chains=1, random_state=0)
+    assert nuts.n_components == 3
+    assert np.all(_matched_distances(nuts.params_.means, truth.means) < 0.3)
