@@ -214,3 +214,68 @@ def test_too_few_positive_weights_and_bad_score_weights(weighted_data):
         model.score(X, sample_weight=-np.ones(len(X)))
     with pytest.raises(ValueError, match="^sample_weight: expected"):
         model.bic(X, sample_weight=np.ones(3))
+
+
+def test_marginal_weighted_fit_refuses_stored_log_likelihood_and_bad_weights(weighted_data):
+    from bayesgmm import MarginalGaussianMixture
+
+    X, _, w = weighted_data
+    with pytest.raises(ValueError, match="^log_likelihood: expected False or 'auto' with sample"):
+        MarginalGaussianMixture(3).fit(X, sample_weight=w, log_likelihood=True)
+    with pytest.raises(ValueError, match="^sample_weight: expected .*got negative values"):
+        MarginalGaussianMixture(3).fit(X, sample_weight=-np.ones(len(X)))
+
+
+# ---------------------------------------------------------------- sampled (slow tier)
+@pytest.fixture(scope="module")
+def marginal_weighted_pair():
+    """The marginal model by NUTS on weighted rows and on the same rows repeated.
+
+    Small (one feature, two components, 40 distinct rows), two short chains each.
+    """
+    from bayesgmm import MarginalGaussianMixture
+
+    rng = np.random.default_rng(31)
+    X = np.r_[rng.normal(-2.0, 0.6, 20), rng.normal(2.0, 0.8, 20)][:, None]
+    w = rng.integers(1, 4, size=40)
+    settings = dict(draws=500, tune=400, chains=2, random_state=4, progressbar=False)
+    model = MarginalGaussianMixture(2, covariance_type="diag")
+    weighted = _quietly(model.fit, X, sample_weight=w, **settings)
+    weighted_posterior = weighted.idata_["posterior"].to_dataset()
+    repeated = _quietly(
+        MarginalGaussianMixture(2, covariance_type="diag").fit, np.repeat(X, w, 0), **settings
+    )
+    return weighted, weighted_posterior, repeated, X, w
+
+
+@pytest.mark.slow
+@pytest.mark.sampling
+def test_marginal_nuts_weights_equal_repeated_rows_within_monte_carlo_error(
+    marginal_weighted_pair,
+):
+    """Posterior means of the weights and means agree within 4 Monte Carlo standard errors.
+
+    The two posteriors are the same distribution, so each difference is the sum of two
+    independent Monte Carlo errors; at 4 combined standard errors a false failure has
+    probability below 1e-4 per quantity (6e-4 over the six compared).
+    """
+    import arviz_stats
+
+    weighted, weighted_posterior, repeated, _, w = marginal_weighted_pair
+    repeated_posterior = repeated.idata_["posterior"].to_dataset()
+    # each fit's draws are relabelled to its own EM start: put components in order of their means
+    orders = [
+        np.argsort(np.asarray(p["means"].mean(("chain", "draw")))[:, 0])
+        for p in (weighted_posterior, repeated_posterior)
+    ]
+    for name in ("weights", "means"):
+        a = weighted_posterior[name].isel(component=orders[0])
+        b = repeated_posterior[name].isel(component=orders[1])
+        se = np.hypot(
+            np.asarray(arviz_stats.mcse(a, method="mean")),
+            np.asarray(arviz_stats.mcse(b, method="mean")),
+        )
+        difference = np.asarray(a.mean(("chain", "draw"))) - np.asarray(b.mean(("chain", "draw")))
+        assert np.all(np.abs(difference) < 4 * se), (name, difference, se)
+    assert "log_likelihood" not in weighted.idata_
+    np.testing.assert_array_equal(weighted.idata_["constant_data"]["sample_weight"], w)
