@@ -333,7 +333,7 @@ def compute_pool(n_samples: int, n_features: int, covariance_type: str) -> Itera
 
 
 def _should_stop(
-    stopping: str, tol: float, n: int, lower_bound: float, change: float, previous_change: float
+    stopping: str, tol: float, n: float, lower_bound: float, change: float, previous_change: float
 ) -> bool:
     """Decide whether EM stops, from the mean log-likelihood and its last two changes.
 
@@ -364,7 +364,7 @@ def _should_stop(
 
 
 def _hopeless(
-    n: int, lower_bound: float, change: float, previous_change: float, target: float
+    n: float, lower_bound: float, change: float, previous_change: float, target: float
 ) -> bool:
     """Whether an EM run can no longer reach ``target`` (a mean log-likelihood).
 

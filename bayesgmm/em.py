@@ -31,6 +31,7 @@ doi:10.1016/S0167-9473(02)00163-9
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -1373,7 +1374,8 @@ def _resolve_prior(
     else:
         covariance = np.zeros((shift.shape[0], shift.shape[0]))
     model = MCLUST_ALIASES.get(covariance_type, covariance_type)
-    return resolve_prior(prior, model, n_components, shift, covariance, n_samples)
+    # The prior compares n with d only: the smallest whole number of rows >= n compares alike.
+    return resolve_prior(prior, model, n_components, shift, covariance, math.ceil(n_samples))
 
 
 def _cross_products(block: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
