@@ -54,6 +54,7 @@ from bayesgmm._validation import (
     check_int,
     check_option,
     check_random_state,
+    check_sample_weight,
     message,
 )
 from bayesgmm.comparison import _pareto_k_check
@@ -311,6 +312,7 @@ def _select_em(
     method: str,
     rng: np.random.Generator,
     n_init: int,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[Any], np.ndarray]:
     """Fit EM for every candidate and say which fits may be chosen.
 
@@ -322,6 +324,9 @@ def _select_em(
     cannot catch the best are given up early (``init_params="auto"``).
     A fit may be chosen unless it failed, has a degenerate component or a
     criterion that is not finite; the table's ``note`` says why, for people.
+    With ``sample_weight`` (frequency weights) every fit and criterion is
+    weighted, ``n`` is the total weight, and no hierarchical or split start is
+    used (EM starts weighted fits from k-means).
     """
     import pandas as pd
 
@@ -329,11 +334,14 @@ def _select_em(
     from bayesgmm.em import ConvergenceWarning, DegenerateComponentWarning, EMGaussianMixture
 
     array = np.asarray(X, dtype=float)
-    n = array.shape[0]
+    n = array.shape[0] if sample_weight is None else float(sample_weight.sum())
     hc_rows = None
-    if n > HC_MAX_SAMPLES:
-        hc_rows = np.sort(rng.choice(n, size=HC_MAX_SAMPLES, replace=False))
-    tree = hc_partitions(array if hc_rows is None else array[hc_rows], ks)
+    if sample_weight is not None:
+        tree: dict[int, np.ndarray] = {}
+    else:
+        if n > HC_MAX_SAMPLES:
+            hc_rows = np.sort(rng.choice(array.shape[0], size=HC_MAX_SAMPLES, replace=False))
+        tree = hc_partitions(array if hc_rows is None else array[hc_rows], ks)
     rows: list[dict[str, Any]] = []
     models: list[Any] = []
     eligible: list[bool] = []
@@ -346,7 +354,7 @@ def _select_em(
             )
             starts = [] if k not in tree else [(hc_rows, tree[k])]
             split = None
-            if previous is not None and previous.n_components == k - 1:
+            if previous is not None and previous.n_components == k - 1 and sample_weight is None:
                 split = _split_partition(previous, array)
             if split is not None:
                 starts.append((None, split))
@@ -357,7 +365,7 @@ def _select_em(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateComponentWarning)
                 try:
-                    model._fit(X, partitions=starts)
+                    model._fit(X, partitions=starts, sample_weight=sample_weight)
                 except DegenerateCovarianceError as exc:
                     note = f"fit failed: {exc}"
             previous = None if note else model
@@ -367,11 +375,12 @@ def _select_em(
                 converged = usable = False
                 models.append(None)
             else:
+                w = sample_weight
                 values = {
-                    "bic": float(model.bic(X)),
-                    "aic": float(model.aic(X)),
-                    "icl": float(model.icl(X)),
-                    "log_likelihood": float(model.score(X) * n),
+                    "bic": float(model.bic(X, sample_weight=w)),
+                    "aic": float(model.aic(X, sample_weight=w)),
+                    "icl": float(model.icl(X, sample_weight=w)),
+                    "log_likelihood": float(model.score(X, sample_weight=w) * n),
                 }
                 converged = bool(model.converged_)
                 degenerate = np.asarray(model.degenerate_components_)
@@ -1036,6 +1045,7 @@ def select_n_components(
     random_state: Any = None,
     n_init: int = 1,
     fit_kwargs: dict[str, Any] | None = None,
+    sample_weight: Any = None,
 ) -> SelectionResult:
     """Choose the number of mixture components (and the covariance type).
 
@@ -1101,6 +1111,12 @@ def select_n_components(
         :data:`SPARSE_CONCENTRATION`); for ``"dp"`` to the ``DPGaussianMixture``
         constructor; for ``"lrt"`` ``n_boot`` (default 999)
         and ``level`` (default 0.05) of :func:`bayesgmm.bootstrap_lrt`.
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights of the rows (see :meth:`EMGaussianMixture.fit`), for
+        ``"bic"``, ``"icl"`` and ``"aic"``: every fit and criterion is weighted,
+        with ``n`` the total weight in the penalty. The other methods refuse them
+        (LOO and the posterior of the number of components need exchangeable rows;
+        the bootstrap LRT resamples rows).
 
     Returns
     -------
@@ -1138,10 +1154,20 @@ def select_n_components(
                 raw=True,
             )
         )
+    weights = check_sample_weight(sample_weight, array.shape[0])
+    if weights is not None and method not in ("bic", "icl", "aic"):
+        raise ValueError(
+            message(
+                "sample_weight",
+                f"None with method={method!r} (weights are honoured by 'bic', 'icl' and 'aic')",
+                "weights",
+                raw=True,
+            )
+        )
     rng = check_random_state(random_state)
     criterion, label = _CRITERION[method]
     if method in ("bic", "icl", "aic"):
-        table, models, eligible = _select_em(X, ks, types, method, rng, n_init)
+        table, models, eligible = _select_em(X, ks, types, method, rng, n_init, weights)
         values = table[method].to_numpy(dtype=float)
         if not eligible.any():
             raise ValueError(

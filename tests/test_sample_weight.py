@@ -279,3 +279,56 @@ def test_marginal_nuts_weights_equal_repeated_rows_within_monte_carlo_error(
         assert np.all(np.abs(difference) < 4 * se), (name, difference, se)
     assert "log_likelihood" not in weighted.idata_
     np.testing.assert_array_equal(weighted.idata_["constant_data"]["sample_weight"], w)
+
+
+def test_select_n_components_with_weights_equals_repeated_rows(weighted_data):
+    from bayesgmm import select_n_components
+
+    X, _, w = weighted_data
+    kwargs = dict(n_components=range(1, 5), covariance_types=("full", "diag"), random_state=0)
+    weighted = select_n_components(X, sample_weight=w, **kwargs)
+    repeated = select_n_components(np.repeat(X, w, axis=0), **kwargs)
+    assert weighted.best_n_components == repeated.best_n_components == 3
+    assert weighted.best_covariance_type == repeated.best_covariance_type
+    best = weighted.best_model
+    assert weighted.table["bic"].min() == pytest.approx(
+        best.bic(np.repeat(X, w, axis=0)), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="^sample_weight: expected None with method='loo'"):
+        select_n_components(X, method="loo", sample_weight=w)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical", "VEV"])
+def test_weighted_em_on_dask_equals_in_memory(weighted_data, covariance_type):
+    da = pytest.importorskip("dask.array")
+    X, _, w = weighted_data
+    params = _em_params(covariance_type, X)
+    memory = _quietly(EMGaussianMixture(**params).fit, X, sample_weight=w)
+    lazy = _quietly(
+        EMGaussianMixture(**params).fit,
+        da.from_array(X, chunks=(35, 2)),
+        sample_weight=da.from_array(w, chunks=50),  # rechunked like X's rows
+    )
+    np.testing.assert_allclose(
+        lazy.log_likelihood_trace_, memory.log_likelihood_trace_, rtol=1e-10, atol=1e-10
+    )
+    np.testing.assert_allclose(lazy.means_, memory.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(lazy.covariances_, memory.covariances_, rtol=1e-9, atol=1e-9)
+    assert lazy.score(da.from_array(X, chunks=40), sample_weight=w) == pytest.approx(
+        memory.score(X, sample_weight=w), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="^sample_weight: expected .*got negative values"):
+        EMGaussianMixture(**params).fit(da.from_array(X, chunks=40), sample_weight=-w)
+
+
+def test_weighted_dp_on_dask_equals_in_memory(weighted_data):
+    da = pytest.importorskip("dask.array")
+    X, _, w = weighted_data
+    kwargs = dict(truncation=6, random_state=3, tol=1e-10)
+    memory = _quietly(DPGaussianMixture(**kwargs).fit, X, sample_weight=w)
+    lazy = _quietly(
+        DPGaussianMixture(**kwargs).fit, da.from_array(X, chunks=(35, 2)), sample_weight=w
+    )
+    assert lazy.elbo_ == pytest.approx(memory.elbo_, rel=1e-10)
+    np.testing.assert_allclose(lazy.means_, memory.means_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(lazy.covariances_, memory.covariances_, rtol=1e-8, atol=1e-8)
