@@ -332,3 +332,31 @@ def test_weighted_dp_on_dask_equals_in_memory(weighted_data):
     assert lazy.elbo_ == pytest.approx(memory.elbo_, rel=1e-10)
     np.testing.assert_allclose(lazy.means_, memory.means_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(lazy.covariances_, memory.covariances_, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_marginal_laplace_weights_equal_repeated_rows():
+    """The posterior mode and curvature Laplace's method finds are those of the repeated rows.
+
+    The two fits may order the components differently (each follows its own EM start),
+    so the mode is compared component by component in order of the means.
+    """
+    from bayesgmm import MarginalGaussianMixture
+
+    rng = np.random.default_rng(31)
+    X = np.r_[rng.normal(-2.0, 0.6, 20), rng.normal(2.0, 0.8, 20)][:, None]
+    w = rng.integers(1, 4, size=40)
+    settings = dict(method="laplace", draws=100, random_state=1)
+    weighted = _quietly(
+        MarginalGaussianMixture(2, covariance_type="diag").fit, X, sample_weight=w, **settings
+    )
+    repeated = _quietly(
+        MarginalGaussianMixture(2, covariance_type="diag").fit, np.repeat(X, w, 0), **settings
+    )
+    # unconstrained mode: [y_w, means (2), log stds (2)]; y_w changes sign with the order
+    modes = [fit.idata_["laplace"]["mode"].values for fit in (weighted, repeated)]
+    orders = [np.argsort(mode[1:3]) for mode in modes]
+    for mode, order in zip(modes, orders, strict=True):
+        mode[1:3], mode[3:5] = mode[1:3][order], mode[3:5][order]
+        mode[0] = abs(mode[0])
+    np.testing.assert_allclose(modes[0], modes[1], rtol=1e-6, atol=1e-6)
