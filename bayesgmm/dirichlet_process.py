@@ -602,6 +602,7 @@ class DPGaussianMixture(MixtureBase):
     def refine(
         self,
         X: Any,
+        sample_weight: Any = None,
         *,
         draws: int = 1000,
         tune: int = 1000,
@@ -635,6 +636,10 @@ class DPGaussianMixture(MixtureBase):
         ----------
         X : array-like of shape (n_samples, n_features)
             The training data (or other data of the same features).
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights of the rows, as in
+            :meth:`bayesgmm.MarginalGaussianMixture.fit` (a weighted fit is
+            refined on the same weights).
         draws, tune, chains : int
             As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
         random_state : None, int or numpy.random.Generator
@@ -671,6 +676,7 @@ class DPGaussianMixture(MixtureBase):
         model = MarginalGaussianMixture(occupied.size, covariance_type=kind)
         return model.fit(
             data,
+            sample_weight=sample_weight,
             draws=draws,
             tune=tune,
             chains=chains,
