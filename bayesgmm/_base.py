@@ -27,7 +27,14 @@ from scipy.special import logsumexp
 from bayesgmm._chunks import check_dask_array, is_dask_array, map_rows
 from bayesgmm._intervals import check_ci, credible_interval
 from bayesgmm._missing import impute_conditional_mean, observed_log_density
-from bayesgmm._validation import check_array, check_fitted, check_n_features, message
+from bayesgmm._validation import (
+    check_array,
+    check_dask_sample_weight,
+    check_fitted,
+    check_n_features,
+    check_sample_weight,
+    message,
+)
 from bayesgmm.conditional import (
     ConditionalMixture,
     check_conditioning,
@@ -275,7 +282,7 @@ class MixtureBase(ParamsMixin):
         """
         return self._by_rows(X, "_score_samples_array", per_component=False)
 
-    def score(self, X: Any, y: Any = None) -> float:
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Mean log-likelihood per sample, as scikit-learn's mixtures.
 
         Parameters
@@ -285,12 +292,24 @@ class MixtureBase(ParamsMixin):
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights: the weighted mean ``sum_i w_i log p(x_i) / sum_i w_i``,
+            the mean over the data with row i repeated ``w_i`` times.
 
         Returns
         -------
         float
         """
-        return float(np.mean(self.score_samples(X)))
+        scores = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(scores))
+        n = int(scores.shape[0])
+        if is_dask_array(scores):
+            weights = check_dask_sample_weight(sample_weight, n)
+            return float(((scores * weights).sum() / weights.sum()).compute())
+        checked = check_sample_weight(sample_weight, n)
+        assert checked is not None
+        return float(checked @ np.asarray(scores) / checked.sum())
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Membership probabilities ``p(z_i = k | x_i)``.

@@ -48,7 +48,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from bayesgmm import _cavi
-from bayesgmm._chunks import map_reduce, sample_rows
+from bayesgmm._chunks import map_reduce, sample_rows_with_weights
 from bayesgmm._gaussian import (
     SufficientStatistics,
     e_step_statistics,
@@ -185,6 +185,11 @@ class RowSource(Protocol):
     @property
     def n_samples(self) -> int: ...
 
+    @property
+    def total_weight(self) -> float:
+        """The number of rows, or the sum of their frequency weights."""
+        ...
+
     def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
         """Statistics of the starting responsibilities ("kmeans" or "random")."""
         ...
@@ -215,58 +220,130 @@ def _one_hot(labels: np.ndarray, t: int) -> np.ndarray:
 
 
 def _initial_responsibilities(
-    X: np.ndarray, t: int, init: str, rng: np.random.Generator
+    X: np.ndarray,
+    t: int,
+    init: str,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Flat-Dirichlet responsibilities, or every row to its nearest k-means centre.
 
     The centres come from k-means++ seeded Lloyd iterations on at most
-    ``INIT_SUBSAMPLE`` rows.
+    ``INIT_SUBSAMPLE`` rows, weighted by ``sample_weight`` when given.
     """
     n = X.shape[0]
     if init == "random":
         return rng.dirichlet(np.ones(t), size=n)
-    from bayesgmm._kmeans import assign_labels, kmeans
+    from bayesgmm._kmeans import assign_labels
 
-    sub = X if n <= INIT_SUBSAMPLE else X[rng.choice(n, INIT_SUBSAMPLE, replace=False)]
-    k = min(t, n, sub.shape[0])
-    centers = kmeans(sub, k, rng, n_init=1, max_iter=20).centers
+    if n <= INIT_SUBSAMPLE:
+        sub, sub_weight = X, sample_weight
+    else:
+        chosen = rng.choice(n, INIT_SUBSAMPLE, replace=False)
+        sub = X[chosen]
+        sub_weight = None if sample_weight is None else sample_weight[chosen]
+    centers = _kmeans_centres(sub, sub_weight, t, rng)
     labels, _ = assign_labels(X, centers)
     return _one_hot(labels, t)
+
+
+def _kmeans_centres(
+    sub: np.ndarray, sub_weight: np.ndarray | None, t: int, rng: np.random.Generator
+) -> np.ndarray:
+    """k-means centres (at most ``t``) of rows ``sub``, the same for weights as for repeated rows.
+
+    k-means++ draws rows by inverting the cumulative mass of the rows in their
+    order, so the rows are first put in lexicographic order (equal rows side by
+    side): rows with integer weights and the same rows repeated that many times,
+    in any order, then give the same seeds from the same random numbers, and the
+    weighted Lloyd iterations the same centres. Rows of zero weight are never seeds.
+    """
+    from bayesgmm._kmeans import kmeans
+
+    if sub_weight is None or not (sub_weight > 0).any():  # no weight in the sample: the rows
+        weight = np.ones(sub.shape[0])
+    else:
+        weight = sub_weight
+    order = np.lexsort(sub.T[::-1])
+    k = min(t, int((weight > 0).sum()))
+    result = kmeans(sub[order], k, rng, n_init=1, max_iter=20, sample_weight=weight[order])
+    return result.centers
 
 
 class InMemoryRows:
     """The centred training data in memory, with the responsibilities of the last E-step.
 
-    The merge moves read the (n, T) responsibility matrix directly.
+    The merge moves read the (n, T) responsibility matrix directly. With
+    ``sample_weight`` (frequency weights) every sum over rows, the statistics,
+    the ELBO's data term, the overlaps and the entropies, counts row i ``w_i`` times.
     """
 
-    def __init__(self, X: np.ndarray, kind: str, t: int) -> None:
+    def __init__(
+        self, X: np.ndarray, kind: str, t: int, sample_weight: np.ndarray | None = None
+    ) -> None:
         self.X = X
         self.kind = kind
         self.t = t
         self.resp = np.empty((0, t))
+        self.sample_weight = sample_weight
 
     @property
     def n_samples(self) -> int:
         return int(self.X.shape[0])
 
+    @property
+    def total_weight(self) -> float:
+        """The number of rows, or the sum of their weights."""
+        w = self.sample_weight
+        return float(self.X.shape[0] if w is None else w.sum())
+
     def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
-        self.resp = _initial_responsibilities(self.X, self.t, init, rng)
-        return statistics_from_responsibilities(self.X, self.resp, self.kind)
+        self.resp = _initial_responsibilities(self.X, self.t, init, rng, self.sample_weight)
+        return statistics_from_responsibilities(
+            self.X, self.resp, self.kind, sample_weight=self.sample_weight
+        )
 
     def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
         e_log_pi, eta, const = _expected_terms(state)
-        return e_step_statistics(self.X, e_log_pi, eta, const, self.kind, resp_out=self.resp)
+        return e_step_statistics(
+            self.X,
+            e_log_pi,
+            eta,
+            const,
+            self.kind,
+            resp_out=self.resp,
+            sample_weight=self.sample_weight,
+        )
 
     def overlap(self, active: np.ndarray) -> np.ndarray:
         sub = self.resp[:, active]
         # a copy on one side: NumPy sends ``A.T @ A`` to BLAS syrk, which is much
         # slower than gemm with threads on a loaded machine
-        return sub.T @ sub.copy()
+        if self.sample_weight is None:
+            return sub.T @ sub.copy()
+        return sub.T @ (sub * self.sample_weight[:, None])
 
     def entropy_changes(self, pairs: list[tuple[int, int]]) -> np.ndarray:
-        rlogr = xlogy(self.resp, self.resp).sum(axis=0)
-        return _cavi.merge_entropy_change(self.resp, pairs, rlogr)
+        return _weighted_entropy_changes(self.resp, pairs, self.sample_weight)
+
+
+def _weighted_entropy_changes(
+    resp: np.ndarray, pairs: list[tuple[int, int]], sample_weight: np.ndarray | None
+) -> np.ndarray:
+    """:func:`bayesgmm._cavi.merge_entropy_change` with row i counted ``w_i`` times.
+
+    The entropy is linear in the rows, so the weighted change is the change of
+    the rows' responsibilities weighted by ``w_i``, computed here as
+    ``sum_i w_i [r log r terms]`` through a weighted column-sum.
+    """
+    if sample_weight is None:
+        return _cavi.merge_entropy_change(resp, pairs, xlogy(resp, resp).sum(axis=0))
+    rlogr = sample_weight @ xlogy(resp, resp)
+    out = np.empty(len(pairs))
+    for p, (j, k) in enumerate(pairs):
+        merged = resp[:, j] + resp[:, k]
+        out[p] = rlogr[j] + rlogr[k] - float(sample_weight @ xlogy(merged, merged))
+    return out
 
 
 @dataclass
@@ -290,11 +367,17 @@ def _block_e_step(
     const: np.ndarray,
     kind: str,
     overlap: bool,
+    sample_weight: np.ndarray | None = None,
 ) -> _BlockSummary:
     """E-step of one centred row block (the unit of work on a Dask worker)."""
     resp = np.empty((block.shape[0], eta.shape[1])) if overlap else None
-    stats = e_step_statistics(block, e_log_pi, eta, const, kind, resp_out=resp)
-    return _BlockSummary(stats, None if resp is None else resp.T @ resp.copy())
+    stats = e_step_statistics(
+        block, e_log_pi, eta, const, kind, resp_out=resp, sample_weight=sample_weight
+    )
+    if resp is None:
+        return _BlockSummary(stats, None)
+    weighted = resp.copy() if sample_weight is None else resp * sample_weight[:, None]
+    return _BlockSummary(stats, resp.T @ weighted)
 
 
 def _block_entropy_changes(
@@ -304,29 +387,42 @@ def _block_entropy_changes(
     const: np.ndarray,
     kind: str,
     pairs: list[tuple[int, int]],
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """One block's share of the entropy change of each merge (a sum over rows)."""
     resp = np.empty((block.shape[0], eta.shape[1]))
     e_step_statistics(block, e_log_pi, eta, const, kind, resp_out=resp)
-    return _cavi.merge_entropy_change(resp, pairs, xlogy(resp, resp).sum(axis=0))
+    return _weighted_entropy_changes(resp, pairs, sample_weight)
 
 
 def _block_initial_statistics(
-    block: np.ndarray, centers: np.ndarray, t: int, kind: str
+    block: np.ndarray,
+    centers: np.ndarray,
+    t: int,
+    kind: str,
+    sample_weight: np.ndarray | None = None,
 ) -> SufficientStatistics:
     """Statistics of one block with every row given to its nearest k-means centre."""
     from bayesgmm._kmeans import assign_labels
 
     labels, _ = assign_labels(block, centers)
-    return statistics_from_responsibilities(block, _one_hot(labels, t), kind)
+    return statistics_from_responsibilities(
+        block, _one_hot(labels, t), kind, sample_weight=sample_weight
+    )
 
 
-def _block_moments(block: np.ndarray) -> np.ndarray:
-    """Column sums (first row) and cross products ``B' B`` (the rest) of one block."""
-    return np.vstack([block.sum(axis=0), block.T @ block])
+def _block_moments(block: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Column sums (first row) and cross products ``B' B`` (the rest) of one block.
+
+    With ``sample_weight`` the weighted sums ``w' B`` and ``B' W B``.
+    """
+    if sample_weight is None:
+        return np.vstack([block.sum(axis=0), block.T @ block])
+    weighted = block * sample_weight[:, None]
+    return np.vstack([weighted.sum(axis=0), weighted.T @ block])
 
 
-def chunked_covariance(data: Any, center: np.ndarray) -> np.ndarray:
+def chunked_covariance(data: Any, center: np.ndarray, sample_weight: Any = None) -> np.ndarray:
     """Biased covariance matrix (d, d) of a Dask array's rows, in one pass.
 
     Parameters
@@ -335,13 +431,18 @@ def chunked_covariance(data: Any, center: np.ndarray) -> np.ndarray:
         Chunked along rows only.
     center : ndarray of shape (n_features,)
         The column means; the sums are taken of the rows minus ``center``.
+    sample_weight : dask.array.Array of shape (n_samples,), optional
+        Frequency weights: the weighted covariance, ``n`` their sum.
 
     Returns
     -------
     ndarray of shape (n_features, n_features)
     """
-    n = data.shape[0]
-    moments = map_reduce(_block_moments, data, shift=center)
+    if sample_weight is None:
+        n = float(data.shape[0])
+    else:
+        n = float(sample_weight.sum().compute())
+    moments = map_reduce(_block_moments, data, shift=center, sample_weight=sample_weight)
     residual = moments[0] / n
     result: np.ndarray = moments[1:] / n - np.outer(residual, residual)
     return result
@@ -354,38 +455,57 @@ class ChunkedRows:
     is kept so that the merge moves can recompute its responsibilities block by block.
     """
 
-    def __init__(self, data: Any, center: np.ndarray, kind: str, t: int) -> None:
+    def __init__(
+        self, data: Any, center: np.ndarray, kind: str, t: int, sample_weight: Any = None
+    ) -> None:
         self.data = data
         self.center = center
         self.kind = kind
         self.t = t
+        self.sample_weight = sample_weight
         self._state: _cavi.GlobalState | None = None
         self._overlap: np.ndarray | None = None
+        self._total_weight: float | None = None
 
     @property
     def n_samples(self) -> int:
         return int(self.data.shape[0])
 
+    @property
+    def total_weight(self) -> float:
+        """The number of rows, or the sum of their weights (computed once)."""
+        if self.sample_weight is None:
+            return float(self.data.shape[0])
+        if self._total_weight is None:
+            self._total_weight = float(self.sample_weight.sum().compute())
+        return self._total_weight
+
     def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
         """Start from a row sample: k-means centres on it, then all rows to their nearest centre.
 
         With ``init="random"`` the Dirichlet responsibilities of the sampled rows
-        give statistics scaled up to ``n`` rows (only a starting point).
+        give statistics scaled up to ``n`` rows (only a starting point). With
+        weights, k-means and the statistics are weighted.
         """
-        sample = sample_rows(self.data, INIT_SUBSAMPLE, rng) - self.center
+        sample, weight = sample_rows_with_weights(
+            self.data, INIT_SUBSAMPLE, rng, self.sample_weight
+        )
+        sample = sample - self.center
         n, m = self.n_samples, sample.shape[0]
         if init == "random":
             resp = rng.dirichlet(np.ones(self.t), size=m)
-            stats = statistics_from_responsibilities(sample, resp, self.kind)
-            factor = n / m
+            stats = statistics_from_responsibilities(sample, resp, self.kind, sample_weight=weight)
+            factor = (n if weight is None else self.total_weight) / (
+                m if weight is None else max(float(weight.sum()), 1e-300)
+            )
             return SufficientStatistics(
                 self.kind, stats.nk * factor, stats.sum_x * factor, stats.sum_xx * factor, 0.0, n
             )
-        from bayesgmm._kmeans import kmeans
-
-        centers = kmeans(sample, min(self.t, m), rng, n_init=1, max_iter=20).centers
+        centers = _kmeans_centres(sample, weight, self.t, rng)
         func = partial(_block_initial_statistics, centers=centers, t=self.t, kind=self.kind)
-        result: SufficientStatistics = map_reduce(func, self.data, shift=self.center)
+        result: SufficientStatistics = map_reduce(
+            func, self.data, shift=self.center, sample_weight=self.sample_weight
+        )
         return result
 
     def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
@@ -393,7 +513,9 @@ class ChunkedRows:
         func = partial(
             _block_e_step, e_log_pi=e_log_pi, eta=eta, const=const, kind=self.kind, overlap=overlap
         )
-        summary: _BlockSummary = map_reduce(func, self.data, shift=self.center)
+        summary: _BlockSummary = map_reduce(
+            func, self.data, shift=self.center, sample_weight=self.sample_weight
+        )
         self._state, self._overlap = state, summary.overlap
         return summary.stats
 
@@ -417,7 +539,8 @@ class ChunkedRows:
             kind=self.kind,
             pairs=pairs,
         )
-        return np.asarray(map_reduce(func, self.data, shift=self.center), dtype=float)
+        changes = map_reduce(func, self.data, shift=self.center, sample_weight=self.sample_weight)
+        return np.asarray(changes, dtype=float)
 
 
 # ---------------------------------------------------------------- the driver
@@ -495,7 +618,7 @@ def _run_once(
 ) -> CAVIRun:
     """One CAVI run from one initialisation."""
     t, tol, merge = settings.truncation, settings.tol, settings.merge
-    n = rows.n_samples
+    n = rows.total_weight
     stats = rows.initial_statistics(settings.init, rng)
     state, _, _ = _cavi.fit_globals(stats, 0.0, prior, conc)
     trace: list[float] = []

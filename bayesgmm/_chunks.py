@@ -25,6 +25,7 @@ __all__ = [
     "map_reduce",
     "map_rows",
     "sample_rows",
+    "sample_rows_with_weights",
 ]
 
 
@@ -85,28 +86,53 @@ def _checked_block(block: np.ndarray) -> np.ndarray:
     return block
 
 
-def _apply(func: Callable[..., Any], block: np.ndarray, shift: np.ndarray | None) -> Any:
+def _apply(
+    func: Callable[..., Any],
+    block: np.ndarray,
+    shift: np.ndarray | None,
+    weight_block: np.ndarray | None = None,
+) -> Any:
     block = _checked_block(block)
     if shift is not None:
         block = block - shift
-    return func(block)
+    if weight_block is None:
+        return func(block)
+    return func(block, sample_weight=np.asarray(weight_block, dtype=np.float64))
 
 
 def map_reduce(
-    func: Callable[[np.ndarray], Any], X: Any, *, shift: np.ndarray | None = None
+    func: Callable[..., Any],
+    X: Any,
+    *,
+    shift: np.ndarray | None = None,
+    sample_weight: Any = None,
 ) -> Any:
     """Return ``func(X - shift)`` for NumPy input, or the sum of ``func`` over Dask row blocks.
 
     ``func`` must return something that supports ``+`` (an array, a float or a
     :class:`~bayesgmm._gaussian.SufficientStatistics`) and be a sum over rows,
     so that applying it block by block and adding equals applying it once.
-    The blocks' results are added in a tree on the workers.
+    The blocks' results are added in a tree on the workers. With
+    ``sample_weight`` (per-row weights: a NumPy array, or a Dask array that is
+    rechunked like ``X``'s rows), ``func`` is called as
+    ``func(block, sample_weight=weights_of_the_block)``.
     """
     if not is_dask_array(X):
-        return func(X if shift is None else X - shift)
+        block = X if shift is None else X - shift
+        if sample_weight is None:
+            return func(block)
+        return func(block, sample_weight=np.asarray(sample_weight, dtype=np.float64))
     import dask
 
-    parts = [dask.delayed(_apply)(func, block, shift) for block in X.to_delayed().ravel()]
+    blocks = X.to_delayed().ravel()
+    if sample_weight is None:
+        parts = [dask.delayed(_apply)(func, block, shift) for block in blocks]
+    else:
+        weight_blocks = _row_chunked(sample_weight, X.chunks[0]).to_delayed().ravel()
+        parts = [
+            dask.delayed(_apply)(func, block, shift, weights)
+            for block, weights in zip(blocks, weight_blocks, strict=True)
+        ]
     while len(parts) > 1:
         parts = [
             dask.delayed(reduce)(add, parts[i : i + 8]) if len(parts[i : i + 8]) > 1 else parts[i]
@@ -114,6 +140,15 @@ def map_reduce(
         ]
     (result,) = dask.compute(parts[0])
     return result
+
+
+def _row_chunked(values: Any, row_chunks: tuple[int, ...]) -> Any:
+    """Return a 1-D array (Dask or NumPy) as a Dask array whose chunks are ``row_chunks``."""
+    import dask.array as da
+
+    if is_dask_array(values):
+        return values.rechunk((row_chunks,))
+    return da.from_array(np.asarray(values, dtype=np.float64), chunks=(row_chunks,))
 
 
 def map_rows(func: Callable[[np.ndarray], np.ndarray], X: Any, n_columns: int | None) -> Any:
@@ -131,12 +166,23 @@ def map_rows(func: Callable[[np.ndarray], np.ndarray], X: Any, n_columns: int | 
     )
 
 
-def column_means(X: Any) -> np.ndarray:
-    """Column means, computed in one pass (lazily reduced for Dask input)."""
-    if not is_dask_array(X):
-        return X.mean(axis=0)
-    total = map_reduce(lambda block: block.sum(axis=0), X)
-    return np.asarray(total) / X.shape[0]
+def column_means(X: Any, sample_weight: Any = None) -> np.ndarray:
+    """Column means, computed in one pass (lazily reduced for Dask input).
+
+    With ``sample_weight``, the weighted means ``sum_i w_i x_i / sum_i w_i``.
+    """
+    if sample_weight is None:
+        if not is_dask_array(X):
+            return X.mean(axis=0)
+        total = map_reduce(lambda block: block.sum(axis=0), X)
+        return np.asarray(total) / X.shape[0]
+    sums = map_reduce(_weighted_column_sums, X, sample_weight=sample_weight)
+    return np.asarray(sums[1:]) / sums[0]
+
+
+def _weighted_column_sums(block: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """``[sum_i w_i, sum_i w_i x_i]`` of a block, one array so that blocks add."""
+    return np.concatenate([[sample_weight.sum()], sample_weight @ block])
 
 
 def sample_rows(X: Any, n_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -145,8 +191,20 @@ def sample_rows(X: Any, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     Used to initialise a fit on data too large to hold: k-means and the
     starting values see the sample, the EM or CAVI iterations see all rows.
     """
+    return sample_rows_with_weights(X, n_rows, rng, None)[0]
+
+
+def sample_rows_with_weights(
+    X: Any, n_rows: int, rng: np.random.Generator, sample_weight: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`sample_rows`, and the sampled rows' weights (NumPy) from a Dask or NumPy array.
+
+    The rows drawn do not depend on the weights; ``sample_weight=None`` gives None.
+    """
     n = X.shape[0]
-    if n <= n_rows:
-        return _checked_block(np.asarray(X))
-    index = np.sort(rng.choice(n, size=n_rows, replace=False))
-    return _checked_block(np.asarray(X[index]))
+    index = None if n <= n_rows else np.sort(rng.choice(n, size=n_rows, replace=False))
+    rows = _checked_block(np.asarray(X if index is None else X[index]))
+    if sample_weight is None:
+        return rows, None
+    weights = sample_weight if index is None else sample_weight[index]
+    return rows, np.asarray(weights, dtype=np.float64)

@@ -55,6 +55,7 @@ __all__ = [
     "regularisation",
     "run_em",
     "state_from_responsibilities",
+    "total_weight",
 ]
 
 # A feature whose standard deviation is below this many rounding units of its mean
@@ -133,21 +134,44 @@ class DaskRows:
     The E-step maps :func:`bayesgmm._gaussian.e_step_statistics` over the row
     blocks, centred by ``shift``, and adds their statistics (see
     :func:`bayesgmm._chunks.map_reduce`), so only K x d x d arrays travel.
+    ``sample_weight`` (frequency weights, a Dask array of shape (n_samples,)
+    or None) is mapped over the same row blocks.
     """
 
     data: Any
     shift: np.ndarray
+    sample_weight: Any = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return (int(self.data.shape[0]), int(self.data.shape[1]))
 
+    @property
+    def total_weight(self) -> float:
+        """The number of rows, or the sum of their weights."""
+        if self.sample_weight is None:
+            return float(self.data.shape[0])
+        return float(self.sample_weight.sum().compute())
+
     def variance(self) -> np.ndarray:
-        """Per-feature variance of the data, in one pass."""
-        squares = map_reduce(
-            lambda block: np.square(block).sum(axis=0), self.data, shift=self.shift
+        """Per-feature variance of the data (weighted with ``sample_weight``), in one pass.
+
+        ``shift`` must be the (weighted) column means.
+        """
+        if self.sample_weight is None:
+            squares = map_reduce(
+                lambda block: np.square(block).sum(axis=0), self.data, shift=self.shift
+            )
+            return np.asarray(squares) / self.data.shape[0]
+        sums = map_reduce(
+            _weighted_squares, self.data, shift=self.shift, sample_weight=self.sample_weight
         )
-        return np.asarray(squares) / self.data.shape[0]
+        return np.asarray(sums[1:]) / sums[0]
+
+
+def _weighted_squares(block: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """``[sum_i w_i, sum_i w_i x_i**2]`` of a block, one array so that blocks add."""
+    return np.concatenate([[sample_weight.sum()], sample_weight @ np.square(block)])
 
 
 @dataclass
@@ -161,29 +185,50 @@ class LabelledRows:
     EM then increases the log-likelihood of the unlabelled rows under the mixture
     plus the complete-data log-likelihood of the labelled ones,
     ``sum_unlabelled log sum_k w_k N(x_i | k) + sum_labelled log w_{y_i} N(x_i | y_i)``,
-    whose per-row mean is the lower bound of each iteration.
+    whose per-row mean is the lower bound of each iteration. With frequency
+    weights every row's terms count ``w_i`` times and the mean is per unit of weight.
     """
 
     unlabelled: np.ndarray
     labelled: np.ndarray
     labels: np.ndarray
     fixed: SufficientStatistics
+    unlabelled_weight: np.ndarray | None = None
+    labelled_weight: np.ndarray | None = None
 
     @classmethod
     def split(
-        cls, Xc: np.ndarray, labels: np.ndarray, n_components: int, covariance_type: str
+        cls,
+        Xc: np.ndarray,
+        labels: np.ndarray,
+        n_components: int,
+        covariance_type: str,
+        sample_weight: np.ndarray | None = None,
     ) -> LabelledRows:
-        """Split centred rows by ``labels`` (-1: unlabelled, else the component)."""
+        """Split centred rows and their weights by ``labels`` (-1: unlabelled, else a component)."""
         known = labels >= 0
         one_hot = np.zeros((int(known.sum()), n_components))
         one_hot[np.arange(one_hot.shape[0]), labels[known]] = 1.0
         labelled = Xc[known]
-        fixed = statistics_from_responsibilities(labelled, one_hot, covariance_type)
-        return cls(Xc[~known], labelled, labels[known], fixed)
+        if sample_weight is None:
+            labelled_weight = unlabelled_weight = None
+        else:
+            labelled_weight, unlabelled_weight = sample_weight[known], sample_weight[~known]
+        fixed = statistics_from_responsibilities(
+            labelled, one_hot, covariance_type, sample_weight=labelled_weight
+        )
+        return cls(Xc[~known], labelled, labels[known], fixed, unlabelled_weight, labelled_weight)
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.unlabelled.shape[0] + self.labelled.shape[0], self.labelled.shape[1])
+
+    @property
+    def total_weight(self) -> float:
+        """The number of rows, or the sum of their weights."""
+        if self.unlabelled_weight is None or self.labelled_weight is None:
+            return float(self.shape[0])
+        return float(self.unlabelled_weight.sum() + self.labelled_weight.sum())
 
     def statistics(self, state: EMState, covariance_type: str) -> SufficientStatistics:
         """Return the labelled rows' fixed statistics, with their log-likelihood under ``state``."""
@@ -193,7 +238,11 @@ class LabelledRows:
         with np.errstate(divide="ignore"):
             log_weights = np.log(state.weights)
         rows = np.arange(self.labels.shape[0])
-        log_likelihood = float((log_density[rows, self.labels] + log_weights[self.labels]).sum())
+        per_row = log_density[rows, self.labels] + log_weights[self.labels]
+        if self.labelled_weight is None:
+            log_likelihood = float(per_row.sum())
+        else:
+            log_likelihood = float(self.labelled_weight @ per_row)
         return replace(self.fixed, log_normalizer=log_likelihood)
 
 
@@ -275,20 +324,40 @@ class EMState:
     noise_weight: float | None = None
 
 
+def total_weight(
+    Xc: np.ndarray | DaskRows | LabelledRows | MissingRows,
+    sample_weight: np.ndarray | None = None,
+) -> float:
+    """Return the number of rows of ``Xc``, or the sum of their frequency weights.
+
+    ``sample_weight`` is for in-memory rows; Dask and labelled rows carry their own.
+    """
+    if isinstance(Xc, DaskRows | LabelledRows):
+        return Xc.total_weight
+    if sample_weight is None:
+        return float(Xc.shape[0])
+    return float(sample_weight.sum())
+
+
 def e_step(
     Xc: np.ndarray | DaskRows | LabelledRows | MissingRows,
     state: EMState,
     covariance_type: str,
     pool: Pool,
+    sample_weight: np.ndarray | None = None,
     log_volume: float | None = None,
 ) -> SufficientStatistics:
     """Sufficient statistics of the centred data under the state's parameters.
 
+    ``sample_weight`` holds the frequency weights of in-memory rows; Dask and
+    labelled rows carry their own (see :class:`DaskRows`, :class:`LabelledRows`).
     With ``log_volume`` (``log V``) and the state's ``noise_weight``, each row's
     log-sum-exp also runs over the uniform noise column ``log w_0 - log V``.
     """
     if isinstance(Xc, LabelledRows):
-        unlabelled = e_step(Xc.unlabelled, state, covariance_type, pool)
+        unlabelled = e_step(
+            Xc.unlabelled, state, covariance_type, pool, sample_weight=Xc.unlabelled_weight
+        )
         return unlabelled + Xc.statistics(state, covariance_type)
     if isinstance(Xc, MissingRows):
         complete = e_step(Xc.complete, state, covariance_type, pool)
@@ -309,8 +378,8 @@ def e_step(
         noise_log_density=noise_log_density,
     )
     if isinstance(Xc, DaskRows):
-        return map_reduce(kernel, Xc.data, shift=Xc.shift)
-    return kernel(Xc, executor=pool.executor, n_workers=pool.n_workers)
+        return map_reduce(kernel, Xc.data, shift=Xc.shift, sample_weight=Xc.sample_weight)
+    return kernel(Xc, executor=pool.executor, n_workers=pool.n_workers, sample_weight=sample_weight)
 
 
 @contextmanager
@@ -336,7 +405,7 @@ def compute_pool(n_samples: int, n_features: int, covariance_type: str) -> Itera
 
 
 def _should_stop(
-    stopping: str, tol: float, n: int, lower_bound: float, change: float, previous_change: float
+    stopping: str, tol: float, n: float, lower_bound: float, change: float, previous_change: float
 ) -> bool:
     """Decide whether EM stops, from the mean log-likelihood and its last two changes.
 
@@ -371,7 +440,7 @@ def _should_stop(
 
 
 def _hopeless(
-    n: int, lower_bound: float, change: float, previous_change: float, target: float
+    n: float, lower_bound: float, change: float, previous_change: float, target: float
 ) -> bool:
     """Whether an EM run can no longer reach ``target`` (a mean log-likelihood).
 
@@ -404,6 +473,7 @@ def run_em(
     verbose_interval: int = 10,
     prior: ResolvedPrior | None = None,
     log_volume: float | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> EMState:
     """EM iterations with scikit-learn's semantics.
 
@@ -422,9 +492,12 @@ def run_em(
     E-step adds its column, the Gaussian M-step reads the Gaussian
     responsibilities only, and the noise weight becomes the mean noise
     responsibility ``w_0 = sum_i r_i0 / n``, the Gaussian weights ``N_k / n``
-    (Banfield and Raftery 1993, doi:10.2307/2532201).
+    (Banfield and Raftery 1993, doi:10.2307/2532201). With frequency weights
+    (``sample_weight`` for in-memory rows, or those ``Xc`` carries) the lower
+    bound is the weighted log-likelihood per unit of weight,
+    ``sum_i w_i log p(x_i) / sum_i w_i``, and ``n`` above is ``sum_i w_i``.
     """
-    n = Xc.shape[0]
+    n = total_weight(Xc, sample_weight)
     lower_bound = state.lower_bound
     trace: list[float] = []
     converged = abandoned = False
@@ -432,7 +505,9 @@ def run_em(
     change = np.inf
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        stats = e_step(Xc, state, covariance_type, pool, log_volume)
+        stats = e_step(
+            Xc, state, covariance_type, pool, sample_weight=sample_weight, log_volume=log_volume
+        )
         lower_bound = stats.log_normalizer / n
         trace.append(lower_bound)
         if stopping == "relative" and _should_stop(
@@ -480,13 +555,14 @@ def state_from_responsibilities(
     covariance_type: str,
     reg_covar: np.ndarray,
     prior: ResolvedPrior | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> EMState:
     """Run the M-step on given responsibilities: a start for EM.
 
     With ``prior`` it is the posterior-mode M-step, as mclust's ``me`` starts
-    from a classification.
+    from a classification; ``sample_weight`` are the rows' frequency weights.
     """
-    stats = statistics_from_responsibilities(Xc, resp, covariance_type)
+    stats = statistics_from_responsibilities(Xc, resp, covariance_type, sample_weight=sample_weight)
     try:
         weights, means, covariances, chol = m_step(stats, reg_covar, None, prior)
     except DegenerateCovarianceError as exc:

@@ -790,12 +790,15 @@ def _chunk_statistics(
     covariance_type: str,
     resp_out: np.ndarray | None,
     noise_log_density: float | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
     """Per-chunk ``(phi' R, N, log-normaliser, noise N)`` for consecutive chunks, sharing buffers.
 
     With ``noise_log_density`` the log-sum-exp of each row also runs over that
     constant (a uniform component's ``log w_0 - log V``), whose responsibilities
     are summed apart; without it the noise sum is 0 and nothing else changes.
+    With ``sample_weight``, row i's responsibilities count ``w_i`` times in the
+    statistics and its log-normaliser ``w_i`` times in the sum.
     """
     n_components, width = eta_t.shape
     most = max(stop - start for start, stop in bounds)
@@ -818,18 +821,24 @@ def _chunk_statistics(
         scores -= top
         np.exp(scores, out=scores)
         total = scores.sum(axis=0)
-        noise_sum = 0.0
+        noise = None
         if noise_log_density is not None:
             noise = np.exp(noise_log_density - top)
             total += noise
             noise /= total
-            noise_sum = float(noise.sum())
             if resp_out is not None and resp_out.shape[1] > n_components:
                 resp_out[start:stop, n_components] = noise
-        log_normalizer = float(np.log(total).sum() + top.sum())
         scores /= total
         if resp_out is not None:
             resp_out[start:stop, :n_components] = scores.T
+        if sample_weight is None:
+            log_normalizer = float(np.log(total).sum() + top.sum())
+            noise_sum = 0.0 if noise is None else float(noise.sum())
+        else:
+            weight = sample_weight[start:stop]
+            log_normalizer = float(weight @ (np.log(total) + top))
+            noise_sum = 0.0 if noise is None else float(weight @ noise)
+            scores *= weight
         out.append((features @ scores.T, scores.sum(axis=1), log_normalizer, noise_sum))
     return out
 
@@ -846,6 +855,7 @@ def e_step_statistics(
     executor: Executor | None = None,
     n_workers: int = 1,
     noise_log_density: float | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> SufficientStatistics:
     """One pass over ``X``: responsibilities and the sufficient statistics they weight.
 
@@ -885,12 +895,20 @@ def e_step_statistics(
         term, the same for every row, in each row's log-sum-exp. The Gaussian
         statistics are then weighted by the Gaussian responsibilities only and
         ``noise_nk`` is the sum of the noise responsibilities.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights ``w_i >= 0``: row i counts as ``w_i`` copies of itself,
+        so the statistics are ``N_k = sum_i w_i r_ik`` and ``phi(X)' W R``, and the
+        log-normaliser is ``sum_i w_i logsumexp_k s_ik``. Integer weights give the
+        statistics of the data with each row repeated ``w_i`` times, and a zero
+        weight those of the data without the row. ``resp_out`` still receives the
+        unweighted responsibilities.
 
     Returns
     -------
     SufficientStatistics
         Additive over blocks: the statistics of a concatenation are the sum of
-        the blocks' statistics.
+        the blocks' statistics. ``n_samples`` is the number of rows, whatever
+        the weights.
     """
     n, d = X.shape
     width, n_components = eta.shape
@@ -902,7 +920,7 @@ def e_step_statistics(
         return SufficientStatistics.zeros(n_components, d, covariance_type)
     if executor is None or n_workers <= 1 or len(bounds) < 2:
         parts = _chunk_statistics(
-            X, bounds, eta_t, offset, covariance_type, resp_out, noise_log_density
+            X, bounds, eta_t, offset, covariance_type, resp_out, noise_log_density, sample_weight
         )
     else:
         groups = [g.tolist() for g in np.array_split(np.arange(len(bounds)), n_workers) if g.size]
@@ -916,6 +934,7 @@ def e_step_statistics(
                 covariance_type,
                 resp_out,
                 noise_log_density,
+                sample_weight,
             )
             for g in groups
         ]
@@ -935,12 +954,21 @@ def e_step_statistics(
 
 
 def statistics_from_responsibilities(
-    X: np.ndarray, resp: np.ndarray, covariance_type: str, *, chunk_size: int | None = None
+    X: np.ndarray,
+    resp: np.ndarray,
+    covariance_type: str,
+    *,
+    chunk_size: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> SufficientStatistics:
     """Sufficient statistics for given responsibilities (used by initialisation).
 
-    ``log_normalizer`` is set to 0 because no log density was evaluated.
+    ``log_normalizer`` is set to 0 because no log density was evaluated. With
+    ``sample_weight`` (frequency weights), row i's responsibilities count
+    ``w_i`` times, as in :func:`e_step_statistics`.
     """
+    if sample_weight is not None:
+        resp = resp * sample_weight[:, None]
     n, d = X.shape
     step = chunk_size or default_chunk_size(d, covariance_type)
     width = n_feature_columns(d, covariance_type)

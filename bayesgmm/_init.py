@@ -79,7 +79,10 @@ def _canonical(labels: np.ndarray) -> bytes:
 
 
 def kmeans_candidates(
-    Xc: np.ndarray, n_components: int, rng: np.random.Generator
+    Xc: np.ndarray,
+    n_components: int,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Distinct k-means partitions of the data on three scales.
 
@@ -89,13 +92,19 @@ def kmeans_candidates(
 
     On each scale, k-means runs from three k-means++ seedings. The partitions
     come back without duplicates, the lowest-inertia standardised one first.
+    With ``sample_weight`` (frequency weights) the scales, the correlation and
+    k-means itself are weighted.
     """
-    scale = Xc.std(axis=0)
+    if sample_weight is None:
+        scale = Xc.std(axis=0)
+    else:
+        mean = sample_weight @ Xc / sample_weight.sum()
+        scale = np.sqrt(sample_weight @ np.square(Xc - mean) / sample_weight.sum())
     scale[~(scale > 0)] = 1.0
     standardised = Xc / scale
     spaces = [standardised, Xc]
     if Xc.shape[1] > 1:
-        corr = np.atleast_2d(np.cov(standardised, rowvar=False))
+        corr = np.atleast_2d(np.cov(standardised, rowvar=False, aweights=sample_weight))
         values, vectors = np.linalg.eigh(corr)
         keep = values > 1e-10 * max(values.max(), 0.0)
         if keep.any():
@@ -103,7 +112,10 @@ def kmeans_candidates(
     candidates: list[np.ndarray] = []
     seen: set[bytes] = set()
     for space in spaces:
-        runs = [kmeans(space, n_components, rng, n_init=1) for _ in range(_KMEANS_SEEDINGS)]
+        runs = [
+            kmeans(space, n_components, rng, n_init=1, sample_weight=sample_weight)
+            for _ in range(_KMEANS_SEEDINGS)
+        ]
         for run in sorted(runs, key=lambda r: r.inertia):
             key = _canonical(run.labels)
             if key not in seen:
@@ -113,7 +125,12 @@ def kmeans_candidates(
 
 
 def _short_em_ranked(
-    Xc: np.ndarray, states: list[EMState], kind: str, reg: np.ndarray, pool: Pool
+    Xc: np.ndarray,
+    states: list[EMState],
+    kind: str,
+    reg: np.ndarray,
+    pool: Pool,
+    sample_weight: np.ndarray | None = None,
 ) -> list[EMState]:
     """Short EM from every candidate; the ends, most likely first."""
     ends: list[EMState] = []
@@ -128,6 +145,7 @@ def _short_em_ranked(
                 max_iter=_SHORT_EM_ITER,
                 tol=_SHORT_EM_TOL,
                 pool=pool,
+                sample_weight=sample_weight,
             )
         except DegenerateCovarianceError as exc:
             error = exc
@@ -142,10 +160,26 @@ def _short_em_ranked(
 
 
 def _short_em(
-    Xc: np.ndarray, states: list[EMState], kind: str, reg: np.ndarray, pool: Pool
+    Xc: np.ndarray,
+    states: list[EMState],
+    kind: str,
+    reg: np.ndarray,
+    pool: Pool,
+    sample_weight: np.ndarray | None = None,
 ) -> EMState:
     """Short EM from every candidate; keep the one with the best log-likelihood."""
-    return _short_em_ranked(Xc, states, kind, reg, pool)[0]
+    return _short_em_ranked(Xc, states, kind, reg, pool, sample_weight)[0]
+
+
+def _subsample(
+    Xc: np.ndarray, sample_weight: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """At most ``SHORT_EM_MAX_SAMPLES`` uniformly drawn rows (in order) and their weights."""
+    n = Xc.shape[0]
+    if n <= SHORT_EM_MAX_SAMPLES:
+        return Xc, sample_weight
+    rows = np.sort(rng.choice(n, size=SHORT_EM_MAX_SAMPLES, replace=False))
+    return Xc[rows], None if sample_weight is None else sample_weight[rows]
 
 
 def kmeans_starts(
@@ -156,17 +190,17 @@ def kmeans_starts(
     rng: np.random.Generator,
     pool: Pool,
     n_best: int,
+    sample_weight: np.ndarray | None = None,
 ) -> list[EMState]:
     """Return the ``n_best`` most likely short-EM ends from the multi-scale k-means partitions."""
-    n = Xc.shape[0]
-    sub = Xc
-    if n > SHORT_EM_MAX_SAMPLES:
-        sub = Xc[np.sort(rng.choice(n, size=SHORT_EM_MAX_SAMPLES, replace=False))]
+    sub, sub_weight = _subsample(Xc, sample_weight, rng)
     states = [
-        state_from_responsibilities(sub, _one_hot(labels, n_components), covariance_type, reg)
-        for labels in kmeans_candidates(sub, n_components, rng)
+        state_from_responsibilities(
+            sub, _one_hot(labels, n_components), covariance_type, reg, sample_weight=sub_weight
+        )
+        for labels in kmeans_candidates(sub, n_components, rng, sub_weight)
     ]
-    return _short_em_ranked(sub, states, covariance_type, reg, pool)[:n_best]
+    return _short_em_ranked(sub, states, covariance_type, reg, pool, sub_weight)[:n_best]
 
 
 def initial_state(
@@ -180,6 +214,7 @@ def initial_state(
     reg: np.ndarray,
     rng: np.random.Generator,
     pool: Pool,
+    sample_weight: np.ndarray | None = None,
 ) -> EMState:
     """Choose starting parameters in the centred frame of ``Xc = X - shift``.
 
@@ -187,41 +222,51 @@ def initial_state(
     ``init_params``. With all three given, nothing else runs. With ``"kmeans"``
     and some given, no short EM runs: the lowest-inertia standardised k-means
     partition supplies the rest. k-means and the short EM see at most
-    ``SHORT_EM_MAX_SAMPLES`` rows (a uniform subsample).
+    ``SHORT_EM_MAX_SAMPLES`` rows (a uniform subsample). With
+    ``sample_weight`` (frequency weights) every start is weighted: k-means,
+    k-means++ and the M-steps weight the rows, and ``"random_from_data"`` draws
+    rows with probability proportional to their weights.
     """
     k, kind = n_components, covariance_type
     n = Xc.shape[0]
+    w = sample_weight
     if all(given.given):
         assert given.means is not None and given.weights is not None
         assert given.precisions_cholesky is not None
         return EMState(given.weights, given.means - shift, None, given.precisions_cholesky)
     if init_params == "kmeans" and k == 1:
-        state = state_from_responsibilities(Xc, np.ones((n, 1)), kind, reg)
+        state = state_from_responsibilities(Xc, np.ones((n, 1)), kind, reg, sample_weight=w)
     elif init_params == "kmeans":
-        sub = Xc
-        if n > SHORT_EM_MAX_SAMPLES:
-            sub = Xc[np.sort(rng.choice(n, size=SHORT_EM_MAX_SAMPLES, replace=False))]
+        sub, sub_weight = _subsample(Xc, w, rng)
         states = [
-            state_from_responsibilities(sub, _one_hot(labels, k), kind, reg)
-            for labels in kmeans_candidates(sub, k, rng)
+            state_from_responsibilities(
+                sub, _one_hot(labels, k), kind, reg, sample_weight=sub_weight
+            )
+            for labels in kmeans_candidates(sub, k, rng, sub_weight)
         ]
         if any(given.given) or len(states) == 1:
             state = states[0]
         else:
-            state = _short_em(sub, states, kind, reg, pool)
+            state = _short_em(sub, states, kind, reg, pool, sub_weight)
     elif init_params == "k-means++":
-        _, indices = kmeans_plusplus(Xc, k, rng)
+        _, indices = kmeans_plusplus(Xc, k, rng, sample_weight=w)
         resp = np.zeros((n, k))
         resp[indices, np.arange(k)] = 1.0
-        state = state_from_responsibilities(Xc, resp, kind, reg)
+        state = state_from_responsibilities(Xc, resp, kind, reg, sample_weight=w)
     elif init_params == "random":
         resp = rng.uniform(size=(n, k))
         resp /= resp.sum(axis=1, keepdims=True)
-        state = state_from_responsibilities(Xc, resp, kind, reg)
+        state = state_from_responsibilities(Xc, resp, kind, reg, sample_weight=w)
     else:
-        indices = rng.choice(n, size=k, replace=False)
+        if w is None:
+            indices = rng.choice(n, size=k, replace=False)
+        else:
+            positive = np.flatnonzero(w > 0)
+            p = w[positive] / w[positive].sum()
+            chosen = rng.choice(positive.size, size=min(k, positive.size), replace=False, p=p)
+            indices = positive[chosen]
         resp = np.zeros((n, k))
-        resp[indices, np.arange(k)] = 1.0
+        resp[indices, np.arange(indices.size)] = 1.0
         state = state_from_responsibilities(Xc, resp, kind, reg)
     if given.weights is not None:
         state.weights = given.weights
@@ -277,6 +322,7 @@ def initial_states(
     partitions: list[Partition] | None = None,
     with_hc: bool = True,
     prior: ResolvedPrior | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> list[EMState]:
     """Return the starts the long EM runs from; the most likely end is kept.
 
@@ -286,9 +332,13 @@ def initial_states(
     model selection, which grows one tree for every K) replace the
     hierarchical partition when given. With any of the ``*_init`` arrays, or
     another ``init_params``, the one start of :func:`initial_state`.
+
+    With ``sample_weight`` (frequency weights) no hierarchical partition is
+    used: the agglomeration of :mod:`bayesgmm._hc` merges rows, not weighted
+    rows, so ``"auto"`` and ``"hc"`` both take the weighted ``"kmeans"`` start.
     """
     k, kind = n_components, covariance_type
-    if init_params not in ("auto", "hc") or any(given.given) or k == 1:
+    if init_params not in ("auto", "hc") or any(given.given) or k == 1 or sample_weight is not None:
         method = "kmeans" if init_params in ("auto", "hc") else init_params
         return [
             initial_state(
@@ -301,6 +351,7 @@ def initial_states(
                 reg=reg,
                 rng=rng,
                 pool=pool,
+                sample_weight=sample_weight,
             )
         ]
     if partitions is None:

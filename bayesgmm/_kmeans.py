@@ -88,6 +88,7 @@ def kmeans_plusplus(
     *,
     n_local_trials: int | None = None,
     x_squared: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy k-means++ seeding, as scikit-learn's ``kmeans_plusplus``.
 
@@ -95,7 +96,10 @@ def kmeans_plusplus(
     among ``n_local_trials`` points drawn with probability proportional to their
     squared distance to the nearest centre so far (D^2 sampling; Arthur and
     Vassilvitskii 2007), keeping the candidate that lowers the total potential
-    (the sum of those squared distances) most.
+    (the sum of those squared distances) most. With ``sample_weight``
+    (frequency weights) the first centre is drawn with probability
+    proportional to the weights and the potential is ``sum_i w_i D_i^2``, as
+    if row i were repeated ``w_i`` times; rows of zero weight are never chosen.
 
     Parameters
     ----------
@@ -106,6 +110,8 @@ def kmeans_plusplus(
         Candidates per step; default ``2 + int(log(n_clusters))``.
     x_squared : ndarray of shape (n_samples,), optional
         Precomputed ``|x_i|^2``.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Non-negative frequency weights, not all zero.
 
     Returns
     -------
@@ -127,24 +133,36 @@ def kmeans_plusplus(
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(n_clusters))
     indices = np.empty(n_clusters, dtype=np.intp)
-    indices[0] = rng.integers(n)
+    w = sample_weight
+    if w is None:
+        indices[0] = rng.integers(n)
+    else:
+        indices[0] = _weighted_draw(w, rng.uniform(size=1) * w.sum(), n)[0]
     closest = _squared_distances(X, X[indices[:1]], x_squared)[:, 0]
-    potential = closest.sum()
+    potential = closest.sum() if w is None else w @ closest
     for c in range(1, n_clusters):
         if potential > 0:
             draws = rng.uniform(size=n_local_trials) * potential
-            candidates = np.searchsorted(np.cumsum(closest), draws)
-            np.clip(candidates, None, n - 1, out=candidates)
-        else:  # every point coincides with a centre: any choice is as good
+            candidates = _weighted_draw(closest if w is None else w * closest, draws, n)
+        elif w is None:  # every point coincides with a centre: any choice is as good
             candidates = rng.integers(n, size=n_local_trials)
+        else:
+            candidates = _weighted_draw(w, rng.uniform(size=n_local_trials) * w.sum(), n)
         dist = _squared_distances(X, X[candidates], x_squared)
         np.minimum(dist, closest[:, None], out=dist)
-        potentials = dist.sum(axis=0)
+        potentials = dist.sum(axis=0) if w is None else w @ dist
         best = int(np.argmin(potentials))
         indices[c] = candidates[best]
         closest = dist[:, best].copy()
         potential = potentials[best]
     return X[indices].copy(), indices
+
+
+def _weighted_draw(mass: np.ndarray, draws: np.ndarray, n: int) -> np.ndarray:
+    """Return indices drawn by inverting the cumulative ``mass`` at ``draws``."""
+    candidates = np.searchsorted(np.cumsum(mass), draws)
+    np.clip(candidates, None, n - 1, out=candidates)
+    return candidates
 
 
 def _lloyd(
@@ -154,22 +172,28 @@ def _lloyd(
     *,
     max_iter: int,
     tol: float,
+    sample_weight: np.ndarray | None = None,
 ) -> KMeansResult:
-    """Lloyd iterations from ``centers`` until the centres move less than ``tol``."""
+    """Lloyd iterations from ``centers`` until the centres move less than ``tol``.
+
+    With ``sample_weight`` the centres are weighted means and the inertia is
+    ``sum_i w_i |x_i - c_{l_i}|^2``.
+    """
     n_clusters = centers.shape[0]
     labels, dist = assign_labels(X, centers, x_squared)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
-        counts = np.bincount(labels, minlength=n_clusters)
-        sums = _group_sums(X, labels, np.zeros_like(centers))
+        counts = np.bincount(labels, weights=sample_weight, minlength=n_clusters)
+        sums = _group_sums(X, labels, np.zeros_like(centers), sample_weight)
         new_centers = centers.copy()
         filled = counts > 0
         new_centers[filled] = sums[filled] / counts[filled, None]
         empty = np.flatnonzero(~filled)
         if empty.size:
             # Relocate empty clusters to the points farthest from their centres,
-            # as scikit-learn does.
-            far = np.argsort(-dist, kind="stable")[: empty.size]
+            # as scikit-learn does (among rows of positive weight).
+            farness = dist if sample_weight is None else np.where(sample_weight > 0, dist, -1.0)
+            far = np.argsort(-farness, kind="stable")[: empty.size]
             new_centers[empty] = X[far]
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
@@ -178,14 +202,18 @@ def _lloyd(
         labels = new_labels
         if unchanged or shift <= tol:
             break
-    return KMeansResult(centers, labels, float(dist.sum()), n_iter)
+    inertia = float(dist.sum() if sample_weight is None else sample_weight @ dist)
+    return KMeansResult(centers, labels, inertia, n_iter)
 
 
-def _group_sums(X: np.ndarray, labels: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Per-cluster sums of the rows of ``X`` (one ``bincount`` per feature)."""
+def _group_sums(
+    X: np.ndarray, labels: np.ndarray, out: np.ndarray, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-cluster (weighted) sums of the rows of ``X`` (one ``bincount`` per feature)."""
     n_clusters = out.shape[0]
     for j in range(X.shape[1]):
-        out[:, j] = np.bincount(labels, weights=X[:, j], minlength=n_clusters)
+        column = X[:, j] if sample_weight is None else X[:, j] * sample_weight
+        out[:, j] = np.bincount(labels, weights=column, minlength=n_clusters)
     return out
 
 
@@ -197,6 +225,7 @@ def kmeans(
     n_init: int = 3,
     max_iter: int = 300,
     tol: float = 1e-4,
+    sample_weight: np.ndarray | None = None,
 ) -> KMeansResult:
     """k-means: the best (lowest inertia) of ``n_init`` k-means++ seeded Lloyd runs.
 
@@ -213,6 +242,9 @@ def kmeans(
         Stop when the summed squared movement of the centres falls below
         ``tol`` times the mean per-feature variance of ``X`` (scikit-learn's rule),
         or when no label changes.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Non-negative frequency weights, not all zero: the seeding, the centres,
+        the inertia and the scale of ``tol`` are weighted.
 
     Returns
     -------
@@ -228,11 +260,20 @@ def kmeans(
     [20, 20]
     """
     x_squared = np.einsum("ij,ij->i", X, X)
-    scaled_tol = tol * float(np.mean(np.var(X, axis=0)))
+    if sample_weight is None:
+        variance = np.var(X, axis=0)
+    else:
+        mean = sample_weight @ X / sample_weight.sum()
+        variance = sample_weight @ np.square(X - mean) / sample_weight.sum()
+    scaled_tol = tol * float(np.mean(variance))
     best: KMeansResult | None = None
     for _ in range(n_init):
-        centers, _ = kmeans_plusplus(X, n_clusters, rng, x_squared=x_squared)
-        result = _lloyd(X, centers, x_squared, max_iter=max_iter, tol=scaled_tol)
+        centers, _ = kmeans_plusplus(
+            X, n_clusters, rng, x_squared=x_squared, sample_weight=sample_weight
+        )
+        result = _lloyd(
+            X, centers, x_squared, max_iter=max_iter, tol=scaled_tol, sample_weight=sample_weight
+        )
         if best is None or result.inertia < best.inertia:
             best = result
     assert best is not None

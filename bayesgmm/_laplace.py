@@ -106,24 +106,41 @@ class LaplaceModel:
         constrain = pytensor.function(value_vars, model.replace_rvs_by_values(free))
         return cls(model, value_and_grad, log_density, constrain, layout, [rv.name for rv in free])
 
-    def set_data(self, Z: np.ndarray, weight: float = 1.0) -> None:
-        """Evaluate on rows ``Z``, their log-likelihood multiplied by ``weight``."""
-        self.model.set_data("X", Z, coords={"obs_id": np.arange(Z.shape[0])})
+    def set_data(
+        self, Z: np.ndarray, weight: float = 1.0, sample_weight: np.ndarray | None = None
+    ) -> None:
+        """Evaluate on rows ``Z``, their log-likelihood multiplied by ``weight``.
+
+        ``sample_weight``: the rows' frequency weights, for a model built with them.
+        """
+        coords = {"obs_id": np.arange(Z.shape[0])}
+        if sample_weight is None:
+            self.model.set_data("X", Z, coords=coords)
+        else:
+            import pymc as pm
+
+            pm.set_data({"X": Z, "sample_weight": sample_weight}, model=self.model, coords=coords)
         self.value_and_grad.set_weights(np.array([weight], dtype=np.float64))
 
     def subsample_precision(
-        self, Z: np.ndarray, x: np.ndarray, rows: int, rng: np.random.Generator
+        self,
+        Z: np.ndarray,
+        x: np.ndarray,
+        rows: int,
+        rng: np.random.Generator,
+        sample_weight: np.ndarray | None = None,
     ) -> np.ndarray:
         """Minus the Hessian at ``x`` with the likelihood of ``rows`` rows scaled to all of Z."""
         n = Z.shape[0]
         chosen = np.sort(rng.choice(n, size=rows, replace=False))
+        sub_weight = None if sample_weight is None else sample_weight[chosen]
         try:
-            self.set_data(Z[chosen], weight=n / rows)
+            self.set_data(Z[chosen], weight=n / rows, sample_weight=sub_weight)
             return finite_difference_precision(
                 lambda y: np.asarray(self.value_and_grad(y)[1], dtype=np.float64), x
             )
         finally:
-            self.set_data(Z)
+            self.set_data(Z, sample_weight=sample_weight)
 
     @property
     def labels(self) -> list[str]:
@@ -406,7 +423,12 @@ def problems(info: dict[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------- the method
 def approximate(
-    Z: np.ndarray, spec: ModelSpec, start: GaussianMixtureParams, draws: int, seed: int
+    Z: np.ndarray,
+    spec: ModelSpec,
+    start: GaussianMixtureParams,
+    draws: int,
+    seed: int,
+    sample_weight: np.ndarray | None = None,
 ) -> ModelDraws:
     """Approximate the posterior of ``spec`` on standardised ``Z`` by a normal at its mode.
 
@@ -420,6 +442,8 @@ def approximate(
         Independent draws from the approximation.
     seed : int
         Seeds the preconditioner's rows and the draws.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights of the rows (``spec.weighted`` must be True).
 
     Returns
     -------
@@ -432,16 +456,18 @@ def approximate(
     import xarray as xr
 
     cached, compile_seconds = COMPILED.get(
-        CompileSpec(spec, "laplace"), lambda: LaplaceModel.compile(spec.build(Z))
+        CompileSpec(spec, "laplace"), lambda: LaplaceModel.compile(spec.build(Z, sample_weight))
     )
-    cached.set_data(Z)
+    cached.set_data(Z, sample_weight=sample_weight)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     with one_blas_thread():
         x0 = cached.flatten(free_values(start, Z.shape[1]))
         rows = PRECONDITION_ROWS
         preconditioner = (
-            cached.subsample_precision(Z, x0, rows, rng) if Z.shape[0] > 2 * rows else None
+            cached.subsample_precision(Z, x0, rows, rng, sample_weight)
+            if Z.shape[0] > 2 * rows
+            else None
         )
         mode, precision, info = laplace_mode(
             cached.value_and_grad, x0, preconditioner=preconditioner

@@ -171,22 +171,48 @@ class ModelSpec:
     covariance_type: str
     priors: tuple[tuple[str, float], ...]
     features: tuple[Any, ...]
+    weighted: bool = False
 
     @classmethod
     def create(
-        cls, n_components: int, covariance_type: str, priors: dict[str, float], features: Any
+        cls,
+        n_components: int,
+        covariance_type: str,
+        priors: dict[str, float],
+        features: Any,
+        weighted: bool = False,
     ) -> ModelSpec:
-        """Make a spec from checked arguments (``priors`` as :func:`check_priors` returns)."""
-        return cls(n_components, covariance_type, tuple(sorted(priors.items())), tuple(features))
+        """Make a spec from checked arguments (``priors`` as :func:`check_priors` returns).
+
+        ``weighted``: the likelihood takes frequency weights (a ``sample_weight`` data
+        variable), a different graph, so a different entry of the compile cache.
+        """
+        return cls(
+            n_components,
+            covariance_type,
+            tuple(sorted(priors.items())),
+            tuple(features),
+            weighted,
+        )
 
     @property
     def n_features(self) -> int:
         return len(self.features)
 
-    def build(self, Z: np.ndarray) -> pm.Model:
-        """:func:`build_pymc_model` of this spec on standardised data ``Z``."""
+    def build(self, Z: np.ndarray, sample_weight: np.ndarray | None = None) -> pm.Model:
+        """:func:`build_pymc_model` of this spec on standardised data ``Z``.
+
+        A weighted spec takes ``sample_weight`` (all ones if None).
+        """
+        if self.weighted and sample_weight is None:
+            sample_weight = np.ones(Z.shape[0])
         return build_pymc_model(
-            Z, self.n_components, self.covariance_type, dict(self.priors), list(self.features)
+            Z,
+            self.n_components,
+            self.covariance_type,
+            dict(self.priors),
+            list(self.features),
+            sample_weight=sample_weight if self.weighted else None,
         )
 
 
@@ -250,6 +276,20 @@ def _mixture_logp_diagonal(value: Any, weights: Any, means: Any, stds: Any) -> A
     return _mixture_logp_cholesky(value, weights, means, stds[..., :, None] * pt.eye(d))
 
 
+def _weighted_logp_cholesky(
+    value: Any, weights: Any, means: Any, chol: Any, row_weight: Any
+) -> Any:
+    """``w_i log sum_k w_k N(x_i | mu_k, L_k L_k')``: row i's term counted ``w_i`` times."""
+    return row_weight * _mixture_logp_cholesky(value, weights, means, chol)
+
+
+def _weighted_logp_diagonal(
+    value: Any, weights: Any, means: Any, stds: Any, row_weight: Any
+) -> Any:
+    """Return the diagonal version of :func:`_weighted_logp_cholesky`."""
+    return row_weight * _mixture_logp_diagonal(value, weights, means, stds)
+
+
 def build_pymc_model(
     Z: np.ndarray,
     n_components: int,
@@ -257,6 +297,7 @@ def build_pymc_model(
     priors: dict[str, float],
     feature_names: list[Any],
     batch_size: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> pm.Model:
     """Build the marginal mixture on standardised data ``Z`` (see the module docstring).
 
@@ -277,6 +318,13 @@ def build_pymc_model(
         of rows of ``Z``, so the compiled graph serves data of any length): an
         unbiased estimate of the full-data log-likelihood, for stochastic
         variational inference.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: a data variable ``sample_weight`` (obs_id) multiplies
+        each row's log-likelihood, so the model's log density has
+        ``sum_i w_i log p(z_i | theta)`` (the data with row i repeated ``w_i``
+        times). ``obs``'s elementwise log-probability is then the weighted term;
+        the pointwise log-likelihood the estimators store is unweighted. Not with
+        ``batch_size``.
 
     Returns
     -------
@@ -301,6 +349,10 @@ def build_pymc_model(
     # As float64 arrays: PyTensor stores a Python float that float32 holds exactly
     # (2.0, say) as a float32 constant, and the prior's log(sigma) would lose digits.
     priors = {key: np.float64(value) for key, value in priors.items()}
+    if sample_weight is not None and batch_size is not None:
+        raise ValueError(
+            message("sample_weight", "None with batch_size (minibatches)", "weights", raw=True)
+        )
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", Z, dims=("obs_id", "feature"))
         observed: dict[str, Any] = {"observed": data, "dims": ("obs_id", "feature")}
@@ -310,6 +362,13 @@ def build_pymc_model(
                 "observed": pm.Minibatch(data, batch_size=batch_size),
                 "total_size": [data.shape[0], None],
             }
+        row_weight: tuple[Any, ...] = ()
+        if sample_weight is not None:
+            row_weight = (
+                pm.Data(
+                    "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs_id"
+                ),
+            )
         weights = pm.Dirichlet(
             "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
         )
@@ -349,8 +408,9 @@ def build_pymc_model(
                 weights,
                 means,
                 chol,
-                logp=_mixture_logp_cholesky,
-                signature="(k),(k,d),(k,d,d)->(d)",
+                *row_weight,
+                logp=_weighted_logp_cholesky if row_weight else _mixture_logp_cholesky,
+                signature="(k),(k,d),(k,d,d),()->(d)" if row_weight else "(k),(k,d),(k,d,d)->(d)",
                 **observed,
             )
         else:
@@ -363,8 +423,9 @@ def build_pymc_model(
                 weights,
                 means,
                 scales,
-                logp=_mixture_logp_diagonal,
-                signature="(k),(k,d),(k,d)->(d)",
+                *row_weight,
+                logp=_weighted_logp_diagonal if row_weight else _mixture_logp_diagonal,
+                signature="(k),(k,d),(k,d),()->(d)" if row_weight else "(k),(k,d),(k,d)->(d)",
                 **observed,
             )
     return model
@@ -387,7 +448,9 @@ def _fixed_standardization(value: Any, name: str, d: int, *, positive: bool) -> 
     return np.broadcast_to(array, (d,)).copy()
 
 
-def standardize(X: np.ndarray, loc: Any = None, scale: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def standardize(
+    X: np.ndarray, loc: Any = None, scale: Any = None, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Location and scale per feature, the model's units ``z = (x - loc) / scale``.
 
     Parameters
@@ -399,6 +462,9 @@ def standardize(X: np.ndarray, loc: Any = None, scale: Any = None) -> tuple[np.n
         (``scale``), so the priors adapt to the data; fixed values make the prior
         a distribution that does not depend on the data, as simulation-based
         calibration needs.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: the data's mean and standard deviation are the
+        weighted ones, those of the rows repeated by their weights.
 
     Returns
     -------
@@ -416,10 +482,16 @@ def standardize(X: np.ndarray, loc: Any = None, scale: Any = None) -> tuple[np.n
     fixed_scale = (
         None if scale is None else _fixed_standardization(scale, "scale", d, positive=True)
     )
-    data_loc = X.mean(axis=0)
+    if sample_weight is None:
+        data_loc = X.mean(axis=0)
+    else:
+        data_loc = sample_weight @ X / sample_weight.sum()
     if fixed_scale is not None:
         return (data_loc if fixed_loc is None else fixed_loc), fixed_scale
-    data_scale = X.std(axis=0)
+    if sample_weight is None:
+        data_scale = X.std(axis=0)
+    else:
+        data_scale = np.sqrt(sample_weight @ np.square(X - data_loc) / sample_weight.sum())
     bad = np.flatnonzero(~(data_scale > 1e-12 * np.maximum(1.0, np.abs(data_loc))))
     if bad.size:
         raise ValueError(

@@ -36,7 +36,10 @@ features ``phi(z) = [z, z_a z_b (a <= b)]`` of a row,
 :mod:`bayesgmm._mixture_op`). One pass over the rows accumulates the log-likelihood
 ``sum_i logsumexp_k(phi_i . eta_k + c_k)`` and, per component, the
 responsibilities' sums ``R_k = sum_i r_ik`` and ``S_k = sum_i r_ik phi_i``: the
-first and second moments ``s_k``, ``Q_k`` of the rows weighted by ``r_ik``. Then,
+first and second moments ``s_k``, ``Q_k`` of the rows weighted by ``r_ik`` (with
+frequency weights ``w_i``, the buffer's last n entries, every row's terms count
+``w_i`` times: the log-likelihood ``sum_i w_i log p(z_i)``, ``R_k = sum_i w_i r_ik``,
+``S_k = sum_i w_i r_ik phi_i``, and the gradient below follows unchanged). Then,
 with ``W_k = Q_k - mu_k s_k' - s_k mu_k' + R_k mu_k mu_k'`` and ``M_k = L_k^-1``,
 
     d/d log w_k = R_k,   d/dmu_k = P_k (s_k - R_k mu_k),
@@ -82,7 +85,7 @@ KIND_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 _FULL, _TIED, _DIAG, _SPHERICAL = 0, 1, 2, 3
 
 # The buffer handed to the callbacks: a header of these slots (integers stored as
-# floats), then the (n, p) quadratic features of the rows.
+# floats), then the (n, p) quadratic features of the rows, then their (n,) weights.
 _N, _D, _K, _KIND, _ALPHA, _MEANS_LOC, _MEANS_SCALE, _STDS_SCALE, _ETA, _CONST, _SIZE = range(11)
 _HEADER = 11
 
@@ -174,7 +177,12 @@ def _lkj_log_normaliser(eta: float, d: int) -> float:
     return total
 
 
-def bind_buffer(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float]) -> np.ndarray:
+def bind_buffer(
+    Z: np.ndarray,
+    layout: DensityLayout,
+    priors: dict[str, float],
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Make the buffer the callbacks read: shapes, priors, constants, the rows' features.
 
     Parameters
@@ -184,11 +192,15 @@ def bind_buffer(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float]) 
     layout : DensityLayout
     priors : dict
         All five priors (:func:`bayesgmm._marginal_model.check_priors`).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: row i's log-likelihood (and its share of the
+        gradient) counts ``w_i`` times. All ones if None.
 
     Returns
     -------
     ndarray of float64
-        Header (see the module's slot constants), then the (n, p) quadratic features.
+        Header (see the module's slot constants), then the (n, p) quadratic
+        features, then the (n,) row weights.
     """
     n, d = Z.shape
     k = layout.n_components
@@ -205,7 +217,7 @@ def bind_buffer(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float]) 
         + n_corr * _lkj_log_normaliser(eta, d)
     )
     phi = _quadratic_features(np.ascontiguousarray(Z, dtype=np.float64))
-    buffer = np.empty(_HEADER + phi.size)
+    buffer = np.empty(_HEADER + phi.size + n)
     buffer[:_HEADER] = [
         n,
         d,
@@ -219,7 +231,8 @@ def bind_buffer(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float]) 
         const,
         buffer.size,
     ]
-    buffer[_HEADER:] = phi.ravel()
+    buffer[_HEADER : _HEADER + phi.size] = phi.ravel()
+    buffer[_HEADER + phi.size :] = 1.0 if sample_weight is None else sample_weight
     buffer.flags.writeable = False
     return buffer
 
@@ -306,12 +319,17 @@ def _constrain(
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _rows_pass(
-    phi: np.ndarray, nat: np.ndarray, const: np.ndarray, mass: np.ndarray, moments: np.ndarray
+    phi: np.ndarray,
+    row_weight: np.ndarray,
+    nat: np.ndarray,
+    const: np.ndarray,
+    mass: np.ndarray,
+    moments: np.ndarray,
 ) -> float:
-    """Return ``sum_i logsumexp_k(phi_i . eta_k + c_k)``; add up ``r_ik`` and ``r_ik phi_i``.
+    """Return ``sum_i w_i logsumexp_k(phi_i . eta_k + c_k)``; sum the weighted moments.
 
-    The sums of the responsibilities go into ``mass`` (K,), those of ``r_ik phi_i``
-    into ``moments`` (K, p).
+    The weighted sums of the responsibilities go into ``mass`` (K,), those of
+    ``w_i r_ik phi_i`` into ``moments`` (K, p); ``row_weight`` holds the ``w_i``.
     """
     n, p = phi.shape
     k = const.shape[0]
@@ -329,8 +347,8 @@ def _rows_pass(
         for c in range(k):
             a_row[c] = math.exp(a_row[c] - top)
             total += a_row[c]
-        loglik += top + math.log(total)
-        inv_total = 1.0 / total
+        loglik += row_weight[i] * (top + math.log(total))
+        inv_total = row_weight[i] / total
         for c in range(k):
             r = a_row[c] * inv_total
             mass[c] += r
@@ -368,6 +386,7 @@ def logp_and_grad(theta: np.ndarray, buffer: np.ndarray, grad: np.ndarray) -> fl
     p = d + d * (d + 1) // 2
     m = d * (d - 1) // 2
     phi = buffer[_HEADER : _HEADER + n * p].reshape((n, p))
+    row_weight = buffer[_HEADER + n * p : _HEADER + n * p + n]
     w, log_w, means, stds, corr, u = _constrain(theta, d, k, kind)
     logp = buffer[_CONST]
 
@@ -409,7 +428,7 @@ def logp_and_grad(theta: np.ndarray, buffer: np.ndarray, grad: np.ndarray) -> fl
     # One pass over the rows: log-likelihood, R_k and S_k.
     mass = np.zeros(k)
     moments = np.zeros((k, p))
-    loglik = _rows_pass(phi, nat, const, mass, moments)
+    loglik = _rows_pass(phi, row_weight, nat, const, mass, moments)
     logp += loglik
 
     # Priors and Jacobians.
@@ -755,7 +774,12 @@ _LOAD_PRIORS = {
 }
 
 
-def compiled_model(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float]) -> Any:
+def compiled_model(
+    Z: np.ndarray,
+    layout: DensityLayout,
+    priors: dict[str, float],
+    sample_weight: np.ndarray | None = None,
+) -> Any:
     """Make a model nutpie samples directly, its callbacks these cached numba functions.
 
     Parameters
@@ -765,6 +789,8 @@ def compiled_model(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float
     layout : DensityLayout
     priors : dict
         All five priors.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights of the rows (see :func:`bind_buffer`).
 
     Returns
     -------
@@ -775,7 +801,7 @@ def compiled_model(Z: np.ndarray, layout: DensityLayout, priors: dict[str, float
     """
     from nutpie.compile_pymc import CompiledPyMCModel
 
-    buffer = bind_buffer(Z, layout, priors)
+    buffer = bind_buffer(Z, layout, priors, sample_weight)
     names, shapes = zip(*layout.unconstrained(), strict=True)
     expanded_names, expanded_shapes = zip(*layout.expanded(), strict=True)
     n_dim = layout.n_unconstrained

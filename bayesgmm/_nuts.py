@@ -252,7 +252,13 @@ def one_blas_thread() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------- sampling
-def em_start(Z: np.ndarray, k: int, kind: str, rng: np.random.Generator) -> GaussianMixtureParams:
+def em_start(
+    Z: np.ndarray,
+    k: int,
+    kind: str,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
+) -> GaussianMixtureParams:
     """Fit EM for the start of every chain (the draws are relabelled to it, too).
 
     Parameters
@@ -263,6 +269,8 @@ def em_start(Z: np.ndarray, k: int, kind: str, rng: np.random.Generator) -> Gaus
     kind : {"full", "tied", "diag", "spherical"}
     rng : numpy.random.Generator
         Seeds EM (one integer is drawn).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights of the rows, passed to EM.
 
     Returns
     -------
@@ -292,7 +300,7 @@ def em_start(Z: np.ndarray, k: int, kind: str, rng: np.random.Generator) -> Gaus
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        em.fit(Z)
+        em.fit(Z, sample_weight=sample_weight)
     return em.params_
 
 
@@ -302,10 +310,12 @@ class _CompiledNuts:
     layout: Any  # bayesgmm._numba_density.DensityLayout for nutpie, None for PyMC's NUTS
 
 
-def _compile(spec: ModelSpec, sampler: str, Z: np.ndarray) -> _CompiledNuts:
+def _compile(
+    spec: ModelSpec, sampler: str, Z: np.ndarray, sample_weight: np.ndarray | None = None
+) -> _CompiledNuts:
     """PyMC's model for its NUTS; for nutpie, the numba density (loaded from numba's cache)."""
     if sampler != "nutpie":
-        return _CompiledNuts(spec.build(Z), None)
+        return _CompiledNuts(spec.build(Z, sample_weight), None)
     from bayesgmm import _numba_density
 
     layout = _numba_density.DensityLayout(spec.n_components, spec.n_features, spec.covariance_type)
@@ -319,6 +329,7 @@ def sample(
     start: GaussianMixtureParams,
     settings: NutsSettings,
     seed: int,
+    sample_weight: np.ndarray | None = None,
 ) -> ModelDraws:
     """Sample the posterior of the model ``spec`` on standardised data ``Z`` by NUTS.
 
@@ -331,6 +342,8 @@ def sample(
     settings : NutsSettings
     seed : int
         Seeds the jitter and the sampler.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights of the rows (``spec.weighted`` must be True).
 
     Returns
     -------
@@ -344,14 +357,15 @@ def sample(
         The sampler returned fewer draws than asked for (it was interrupted).
     """
     cached, compile_seconds = COMPILED.get(
-        CompileSpec(spec, settings.sampler), lambda: _compile(spec, settings.sampler, Z)
+        CompileSpec(spec, settings.sampler),
+        lambda: _compile(spec, settings.sampler, Z, sample_weight),
     )
     values = free_values(start, Z.shape[1])
     t0 = time.perf_counter()
     if settings.sampler == "nutpie":
-        trace = _sample_nutpie(cached, Z, spec, values, settings, seed)
+        trace = _sample_nutpie(cached, Z, spec, values, settings, seed, sample_weight)
     else:
-        trace = _sample_pymc(cached, Z, values, settings, seed)
+        trace = _sample_pymc(cached, Z, values, settings, seed, sample_weight)
     sample_seconds = time.perf_counter() - t0
     posterior = trace["posterior"]
     got = int(posterior.sizes["draw"])
@@ -388,13 +402,14 @@ def _sample_nutpie(
     values: dict[str, np.ndarray],
     settings: NutsSettings,
     seed: int,
+    sample_weight: np.ndarray | None = None,
 ) -> Any:
     """``nutpie.sample`` of the numba density on ``Z``, chains started at ``values``, jittered."""
     import nutpie
 
     from bayesgmm import _numba_density
 
-    compiled = _numba_density.compiled_model(Z, cached.layout, dict(spec.priors))
+    compiled = _numba_density.compiled_model(Z, cached.layout, dict(spec.priors), sample_weight)
     flat = _numba_density.to_unconstrained(values, cached.layout)
 
     def initial_point(chain_seed: Any) -> np.ndarray:
@@ -420,6 +435,7 @@ def _sample_pymc(
     values: dict[str, np.ndarray],
     settings: NutsSettings,
     seed: int,
+    sample_weight: np.ndarray | None = None,
 ) -> Any:
     """``pymc.sample`` on ``Z``, chains started at ``values`` with jittered means."""
     import pymc as pm
@@ -431,7 +447,10 @@ def _sample_pymc(
         init["means"] = init["means"] + jitter_rng.normal(scale=_JITTER, size=init["means"].shape)
         initvals.append(init)
     with cached.model:
-        pm.set_data({"X": Z}, coords={"obs_id": np.arange(Z.shape[0])})
+        new_data = {"X": Z}
+        if sample_weight is not None:
+            new_data["sample_weight"] = sample_weight
+        pm.set_data(new_data, coords={"obs_id": np.arange(Z.shape[0])})
         return pm.sample(
             draws=settings.draws,
             tune=settings.tune,

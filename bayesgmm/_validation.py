@@ -24,7 +24,9 @@ __all__ = [
     "check_missing",
     "check_n_features",
     "check_option",
+    "check_dask_sample_weight",
     "check_random_state",
+    "check_sample_weight",
     "check_shape",
     "describe",
     "message",
@@ -430,6 +432,93 @@ def _numeric_dtype(dtype: Any) -> bool:
         return bool(np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
     except TypeError:
         return False
+
+
+def check_sample_weight(
+    sample_weight: Any, n_samples: int, *, min_positive: int = 1, name: str = "sample_weight"
+) -> np.ndarray | None:
+    """Validate frequency weights: None, or ``n_samples`` finite non-negative numbers.
+
+    Returns a new float64 array (the caller's is never changed), or None.
+    At least ``min_positive`` rows must have a positive weight (so that, for
+    example, K components have K rows to sit on).
+    """
+    if sample_weight is None:
+        return None
+    expected = f"shape ({n_samples},): one finite, non-negative weight per row of X"
+    if _is_dask_array(sample_weight):
+        raise TypeError(
+            message(name, "a NumPy array (a Dask array only with Dask X)", "a Dask array", raw=True)
+        )
+    array = np.asarray(sample_weight)
+    if not _numeric_dtype(array.dtype) or np.issubdtype(array.dtype, np.complexfloating):
+        got = f"dtype {array.dtype}"
+        raise TypeError(message(name, "real numbers, " + expected, got, raw=True))
+    if array.ndim != 1 or array.shape[0] != n_samples:
+        raise ValueError(message(name, expected, f"shape {array.shape}", raw=True))
+    weights = np.array(array, dtype=np.float64)
+    _check_weight_values(
+        name,
+        expected,
+        finite=bool(np.isfinite(weights).all()),
+        negative=bool((weights < 0).any()),
+        positive=int((weights > 0).sum()),
+        min_positive=min_positive,
+    )
+    return weights
+
+
+def _check_weight_values(
+    name: str, expected: str, *, finite: bool, negative: bool, positive: int, min_positive: int
+) -> None:
+    """Raise the error for NaN/infinite, negative or too few positive weights."""
+    if not finite:
+        raise ValueError(message(name, expected, "NaN or infinite values", raw=True))
+    if negative:
+        raise ValueError(message(name, expected, "negative values", raw=True))
+    if positive < min_positive:
+        what = "all weights zero" if positive == 0 else f"{positive} positive weight(s)"
+        raise ValueError(
+            message(name, f"at least {min_positive} positive weight(s)", what, raw=True)
+        )
+
+
+def check_dask_sample_weight(
+    sample_weight: Any, n_samples: int, *, min_positive: int = 1, name: str = "sample_weight"
+) -> Any:
+    """Validate frequency weights given with Dask data: a 1-D array of ``n_samples`` numbers.
+
+    A NumPy array is accepted too. The values are checked in one pass over the
+    weights (a 1-D array, small beside X). Returns a float64 Dask array, or None.
+    """
+    if sample_weight is None:
+        return None
+    import dask.array as da
+
+    expected = f"shape ({n_samples},): one finite, non-negative weight per row of X"
+    if not _is_dask_array(sample_weight):
+        sample_weight = da.from_array(np.asarray(sample_weight))
+    if not _numeric_dtype(sample_weight.dtype) or np.issubdtype(
+        sample_weight.dtype, np.complexfloating
+    ):
+        raise TypeError(
+            message(name, "real numbers, " + expected, f"dtype {sample_weight.dtype}", raw=True)
+        )
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
+        raise ValueError(message(name, expected, f"shape {sample_weight.shape}", raw=True))
+    weights = sample_weight.astype(np.float64)
+    finite, negative, positive = da.compute(
+        da.isfinite(weights).all(), (weights < 0).any(), (weights > 0).sum()
+    )
+    _check_weight_values(
+        name,
+        expected,
+        finite=bool(finite),
+        negative=bool(negative),
+        positive=int(positive),
+        min_positive=min_positive,
+    )
+    return weights
 
 
 def check_n_features(

@@ -31,6 +31,7 @@ state space models. JCGS 5(1), 1-25. doi:10.1080/10618600.1996.10474692
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -124,14 +125,17 @@ class ImportanceCheck:
         )
 
 
-def log_likelihood_sums(draws: ParameterDraws, data: np.ndarray) -> np.ndarray:
+def log_likelihood_sums(
+    draws: ParameterDraws, data: np.ndarray, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """``sum_i log sum_k pi_k N(x_i | mu_k, Sigma_k)`` for every draw, shape (S,).
 
-    ``data`` is centred as the draws are. The natural parameters of all S x T
-    components are computed in one call (the draws' components side by side, a
-    tied covariance repeated for every component of its draw, whose feature map
-    is the full one); then ``_BATCH`` draws at a time, one matrix product gives
-    every row's log joint density under all their components.
+    ``data`` is centred as the draws are; with ``sample_weight`` (frequency
+    weights) row i's term counts ``w_i`` times. The natural parameters of all
+    S x T components are computed in one call (the draws' components side by
+    side, a tied covariance repeated for every component of its draw, whose
+    feature map is the full one); then ``_BATCH`` draws at a time, one matrix
+    product gives every row's log joint density under all their components.
     """
     # Rows last, so that the sums over components add contiguous rows of length n.
     features = np.ascontiguousarray(feature_map(data, draws.covariance_type).T)
@@ -148,7 +152,11 @@ def log_likelihood_sums(draws: ParameterDraws, data: np.ndarray) -> np.ndarray:
         top = joint.max(axis=1)
         joint -= top[:, None, :]  # in place: the (batch, T, n) array is the whole cost
         np.exp(joint, out=joint)
-        out[start:stop] = (top + np.log(joint.sum(axis=1))).sum(axis=1)
+        per_row = top + np.log(joint.sum(axis=1))
+        if sample_weight is None:
+            out[start:stop] = per_row.sum(axis=1)
+        else:
+            out[start:stop] = per_row @ sample_weight
     return out
 
 
@@ -165,7 +173,9 @@ def _natural_parameters_of_draws(draws: ParameterDraws) -> tuple[np.ndarray, np.
     return eta, const
 
 
-def check_approximation(posterior: Any, X: Any, center: np.ndarray, seed: int) -> ImportanceCheck:
+def check_approximation(
+    posterior: Any, X: Any, center: np.ndarray, seed: int, sample_weight: Any = None
+) -> ImportanceCheck:
     """Draw the pool from ``posterior``, then PSIS-smooth its importance ratios.
 
     Parameters
@@ -178,6 +188,9 @@ def check_approximation(posterior: Any, X: Any, center: np.ndarray, seed: int) -
         The centre of the frame the posterior lives in.
     seed : int
         Seed of the pool.
+    sample_weight : ndarray or dask.array.Array of shape (n_samples,), optional
+        Frequency weights of the rows: the likelihood in the ratios is
+        ``prod_i p(x_i | theta)^{w_i}``.
 
     Returns
     -------
@@ -192,7 +205,9 @@ def check_approximation(posterior: Any, X: Any, center: np.ndarray, seed: int) -
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         draws = posterior.draws(POOL_SIZE, np.random.default_rng(seed))
         log_lik = np.asarray(
-            map_reduce(lambda block: log_likelihood_sums(draws, block), X, shift=center)
+            map_reduce(
+                partial(log_likelihood_sums, draws), X, shift=center, sample_weight=sample_weight
+            )
         )
         log_ratio = log_lik + draws.log_prior - draws.log_q
     good_k = pareto_k_threshold(POOL_SIZE)

@@ -180,19 +180,35 @@ def _one_line(text: str) -> str:
 def _cmd_fit(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
     from bayesgmm._demo import configure, format_table
-    from bayesgmm.io import read_data, read_labelled_data
+    from bayesgmm.io import read_data, read_labelled_data, read_weight_column
 
     codes = None
+    columns, sample_weight = args.columns, None
+    if args.weights is not None:
+        if args.bootstrap is not None:
+            raise CommandError(
+                "--bootstrap: the bootstrap resamples rows, not weighted rows; "
+                "drop --bootstrap or --weights",
+                EXIT_USAGE,
+            )
+        exclude = () if args.labels is None else (args.labels,)
+        sample_weight, columns = read_weight_column(args.data, args.weights, columns, exclude)
     if args.labels is None:
-        X, names = read_data(args.data, args.columns)
+        X, names = read_data(args.data, columns)
     else:
         if args.model != "em":
             raise CommandError(
                 f"--labels: semi-supervised fitting is for --model em, not {args.model}",
                 EXIT_USAGE,
             )
-        X, names, labels = read_labelled_data(args.data, args.labels, args.columns)
+        X, names, labels = read_labelled_data(args.data, args.labels, columns)
         codes, classes = _label_codes(labels, args.components)
+    if sample_weight is not None:
+        from bayesgmm._validation import check_sample_weight
+
+        sample_weight = check_sample_weight(
+            sample_weight, X.shape[0], min_positive=args.components, name="--weights"
+        )
     if args.bootstrap is not None and args.model != "em":
         raise CommandError(
             f"--bootstrap: expected --model em (the Bayesian models have posterior draws), "
@@ -219,6 +235,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         fit_kwargs["labels"] = codes
         known = ", ".join(f"{k} = {c}" for k, c in enumerate(classes))
         _echo(f"{int((codes >= 0).sum())} labelled row(s); components {known}")
+    if sample_weight is not None:
+        fit_kwargs["sample_weight"] = sample_weight
+        _echo(f"rows weighted by column {args.weights} (total weight {sample_weight.sum():g})")
     model.fit(_as_input(X, names), **fit_kwargs)
     _INTERRUPTION.check()
     if args.bootstrap is not None:
@@ -229,7 +248,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     save(model, output, overwrite=args.force)
     params = model.params_
-    _echo(f"mean log-likelihood per row: {float(model.score(_as_input(X, names))):.6g}")
+    score = float(model.score(_as_input(X, names), sample_weight=sample_weight))
+    per = "row" if sample_weight is None else "unit of weight"
+    _echo(f"mean log-likelihood per {per}: {score:.6g}")
     import pandas as pd
 
     summary = pd.DataFrame(
@@ -586,7 +607,8 @@ def _parser() -> _Parser:
         "  bayesgmm fit data.npy --model dp --components 10 --covariance-type diag "
         "--output dp.json\n"
         "  bayesgmm fit data.csv --model marginal --components 2 --seed 1 --output nuts.nc\n"
-        "  bayesgmm fit iris.csv --model em --components 3 --labels Species --output ssc.json\n\n"
+        "  bayesgmm fit iris.csv --model em --components 3 --labels Species --output ssc.json\n"
+        "  bayesgmm fit counts.csv --model em --components 2 --weights count --output em.json\n\n"
         + _EXIT_STATUS,
     )
     fit.add_argument("data", metavar="DATA", help=data_help)
@@ -615,6 +637,14 @@ def _parser() -> _Parser:
         help="em only: semi-supervised fit; the column (name or position) of known classes, "
         "empty or NA where unknown; component k is the k-th class in sorted order; the data "
         "are the other columns unless --columns says",
+    )
+    fit.add_argument(
+        "--weights",
+        default=None,
+        metavar="COLUMN",
+        help="frequency weights: the column (name or position) of non-negative numbers, row i "
+        "counting as that many copies of itself; the data are the other columns unless "
+        "--columns says",
     )
     fit.add_argument(
         "--draws",

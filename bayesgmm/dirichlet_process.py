@@ -50,11 +50,13 @@ from bayesgmm._intervals import check_ci, credible_interval, membership_interval
 from bayesgmm._validation import (
     _UNSET,
     check_array,
+    check_dask_sample_weight,
     check_fitted,
     check_float,
     check_int,
     check_option,
     check_random_state,
+    check_sample_weight,
     message,
     renamed_argument,
     seed_argument_name,
@@ -344,7 +346,7 @@ class DPGaussianMixture(MixtureBase):
         return out
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None) -> DPGaussianMixture:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> DPGaussianMixture:
         """Fit the variational posterior to ``X``.
 
         Parameters
@@ -355,6 +357,18 @@ class DPGaussianMixture(MixtureBase):
             refused: fit :class:`~bayesgmm.EMGaussianMixture` to such data, or
             impute them first. Prediction accepts rows with NaN.
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights ``w_i >= 0``: the likelihood is
+            ``prod_i p(x_i | theta)^{w_i}``, so integer weights give the
+            posterior of the data with row i repeated ``w_i`` times and a zero
+            weight drops the row. CAVI weights every sum over rows (the
+            statistics, the ELBO's data term and entropy, the merge moves), the
+            data-dependent prior uses the weighted mean and covariance, and the
+            importance check weights the likelihood. With a Dask ``X``, a Dask
+            array chunked with its rows (or a NumPy array). ``method="advi"``
+            refuses weights. A weighted fit has no per-observation results
+            (``to_datatree``, ``n_occupied_distribution``): its rows are not
+            exchangeable observations for LOO.
 
         Returns
         -------
@@ -369,7 +383,17 @@ class DPGaussianMixture(MixtureBase):
         """
         options = self._validated()
         kind, t = options["covariance_type"], options["truncation"]
+        if sample_weight is not None and options["method"] != "cavi":
+            raise ValueError(
+                message(
+                    "sample_weight",
+                    "None with method='advi' (weights are fitted by method='cavi')",
+                    "weights",
+                    raw=True,
+                )
+            )
         rows: _cavi_fit.RowSource
+        weights: Any = None
         if is_dask_array(X):
             if options["method"] != "cavi":
                 raise ValueError(
@@ -379,9 +403,10 @@ class DPGaussianMixture(MixtureBase):
                 )
             data = check_dask_array(X, min_samples=2)
             names = None
-            center = column_means(data)
-            data_cov = _cavi_fit.chunked_covariance(data, center)
-            rows = _cavi_fit.ChunkedRows(data, center, kind, t)
+            weights = check_dask_sample_weight(sample_weight, data.shape[0])
+            center = column_means(data, weights)
+            data_cov = _cavi_fit.chunked_covariance(data, center, weights)
+            rows = _cavi_fit.ChunkedRows(data, center, kind, t, weights)
         else:
             data, names = check_array(
                 X,
@@ -391,11 +416,17 @@ class DPGaussianMixture(MixtureBase):
                     "or drop or impute them first"
                 ),
             )
-            center = data.mean(axis=0)
-            centred = data - center
+            weights = check_sample_weight(sample_weight, data.shape[0])
             d = data.shape[1]
-            data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
-            rows = _cavi_fit.InMemoryRows(centred, kind, t)
+            if weights is None:
+                center = data.mean(axis=0)
+                centred = data - center
+                data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+            else:
+                center = weights @ data / weights.sum()
+                centred = data - center
+                data_cov = (centred * weights[:, None]).T @ centred / weights.sum()
+            rows = _cavi_fit.InMemoryRows(centred, kind, t, weights)
         prior = _cavi.data_prior(data_cov, center, kind, self.priors, t)
         conc = options["concentration"]
         run: _cavi_fit.CAVIRun | _dp_advi.ADVIFit
@@ -420,12 +451,19 @@ class DPGaussianMixture(MixtureBase):
             )
             run = _cavi_fit.run_cavi(rows, prior, conc, settings, options["rng"])
         pool_seed = int(options["rng"].integers(0, 2**31 - 1))
+        check = None
+        if weights is not None:
+            # The check made on first need reads the training rows alone, so a
+            # weighted fit is checked here, with its weights.
+            check = _vi_diagnostics.check_approximation(
+                run.posterior, data, center, pool_seed, weights
+            )
         self._set_fitted(
             run.posterior,
             center,
             data,
             names,
-            importance=None,
+            importance=check,
             pool_seed=pool_seed,
             elbo=run.elbo,
             trace=run.trace,
@@ -433,7 +471,14 @@ class DPGaussianMixture(MixtureBase):
             n_iter=run.n_iter,
             n_merges=run.n_merges,
             expected_counts=run.expected_counts,
+            weighted=weights is not None,
         )
+        if check is not None and not check.reliable:
+            warnings.warn(
+                _approximation_advice(check, self),
+                ApproximationWarning,
+                skip_file_prefixes=(_PACKAGE_DIR,),
+            )
         return self
 
     def _set_fitted(
@@ -452,6 +497,7 @@ class DPGaussianMixture(MixtureBase):
         n_iter: int,
         n_merges: int,
         expected_counts: Any,
+        weighted: bool = False,
     ) -> None:
         """Compute the summaries, then set every fitted attribute in one block.
 
@@ -468,6 +514,7 @@ class DPGaussianMixture(MixtureBase):
         self._posterior = posterior
         self._center = center
         self._X_train = data
+        self._weighted = bool(weighted)
         self.n_features_in_ = int(center.shape[0])
         self.n_samples_ = int(data.shape[0]) if n_samples is None else int(n_samples)
         self._set_feature_names(names)
@@ -627,6 +674,7 @@ class DPGaussianMixture(MixtureBase):
     def refine(
         self,
         X: Any,
+        sample_weight: Any = None,
         *,
         n_components: int | str = "bic",
         draws: int = 1000,
@@ -676,6 +724,10 @@ class DPGaussianMixture(MixtureBase):
             from this fit (conditioning on the DP's K). An int: that many
             components, started from this fit when it equals the DP's count,
             else from an EM fit.
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights of the rows, as in
+            :meth:`bayesgmm.MarginalGaussianMixture.fit` (a weighted fit is
+            refined on the same weights).
         draws, tune, chains : int
             As in :meth:`bayesgmm.MarginalGaussianMixture.fit`.
         random_state : None, int or numpy.random.Generator
@@ -715,6 +767,7 @@ class DPGaussianMixture(MixtureBase):
         model = MarginalGaussianMixture(start.n_components, covariance_type=start.covariance_type)
         return model.fit(
             data,
+            sample_weight=sample_weight,
             draws=draws,
             tune=tune,
             chains=chains,
@@ -942,6 +995,13 @@ class DPGaussianMixture(MixtureBase):
         a model loaded from such a fit has no training data.
         """
         data = self._X_train
+        if self._weighted:
+            raise ValueError(
+                f"{caller}: expected a model fitted without sample_weight, got a weighted "
+                "fit (its rows are not exchangeable observations, so per-observation "
+                "results would count each row once whatever its weight); refit without "
+                "weights, with rows repeated by their integer weights if need be"
+            )
         if data is None:
             raise ValueError(
                 f"{caller}: expected a model that holds its training data, got one loaded "
@@ -1082,6 +1142,7 @@ class DPGaussianMixture(MixtureBase):
             if self._X_train is None or is_dask_array(self._X_train)
             else np.asarray(self._X_train).tolist(),
             "n_samples": self.n_samples_,
+            "weighted": bool(getattr(self, "_weighted", False)),
             "elbo": self.elbo_,
             "elbo_trace": self.elbo_trace_.tolist(),
             "converged": self.converged_,
@@ -1125,6 +1186,7 @@ class DPGaussianMixture(MixtureBase):
             n_iter=state["n_iter"],
             n_merges=state["n_merges"],
             expected_counts=state["expected_counts"],
+            weighted=bool(state.get("weighted", False)),
         )
         return model
 

@@ -31,6 +31,7 @@ doi:10.1016/S0167-9473(02)00163-9
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,12 @@ from bayesgmm._bootstrap import (
     replicate_warning,
 )
 from bayesgmm._bootstrap import membership_draws as bootstrap_membership_draws
-from bayesgmm._chunks import check_dask_array, column_means, is_dask_array, sample_rows
+from bayesgmm._chunks import (
+    check_dask_array,
+    column_means,
+    is_dask_array,
+    sample_rows_with_weights,
+)
 from bayesgmm._em_steps import (
     STOPPING_RULES,
     DaskRows,
@@ -84,6 +90,7 @@ from bayesgmm._noise import (
 )
 from bayesgmm._validation import (
     check_array,
+    check_dask_sample_weight,
     check_fitted,
     check_float,
     check_int,
@@ -91,6 +98,7 @@ from bayesgmm._validation import (
     check_n_features,
     check_option,
     check_random_state,
+    check_sample_weight,
     check_shape,
     message,
     sklearn_compatible,
@@ -534,7 +542,9 @@ default="auto"
         return GivenParameters(weights, arrays["means_init"], chol)
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None, *, labels: Any = None) -> EMGaussianMixture:
+    def fit(
+        self, X: Any, y: Any = None, sample_weight: Any = None, *, labels: Any = None
+    ) -> EMGaussianMixture:
         """Estimate the parameters with EM; semi-supervised when some rows' components are known.
 
         Parameters
@@ -554,6 +564,18 @@ default="auto"
         y : ignored
             Accepted for scikit-learn compatibility (a pipeline passes its target
             to every step; it is not read as labels).
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights ``w_i >= 0``, not all zero: row i counts as ``w_i``
+            copies of itself. EM maximises ``sum_i w_i log p(x_i)``; integer
+            weights give the fit to the data with each row repeated ``w_i``
+            times (from the same start), and a zero weight the fit without the
+            row. The E-step weights each row's responsibilities, so every
+            covariance model and the prior follow. ``lower_bound_`` and
+            ``log_likelihood_trace_`` are per unit of weight,
+            ``sum_i w_i log p(x_i) / sum_i w_i``. The k-means starts are
+            weighted; the hierarchical start is not used (``"auto"`` and
+            ``"hc"`` take the k-means start). With a Dask ``X``, a Dask (or
+            NumPy) array of shape (n_samples,), read block by block with X's rows.
         labels : array-like of shape (n_samples,), optional
             Semi-supervised fitting (mclust's ``MclustSSC``): the component of
             each row whose component is known, ``0 .. n_components - 1``, and -1
@@ -574,10 +596,12 @@ default="auto"
         -------
         self
         """
-        self._fit(X, labels)
+        self._fit(X, labels, sample_weight=sample_weight)
         return self
 
-    def fit_predict(self, X: Any, y: Any = None, *, labels: Any = None) -> np.ndarray:
+    def fit_predict(
+        self, X: Any, y: Any = None, sample_weight: Any = None, *, labels: Any = None
+    ) -> np.ndarray:
         """Fit, then return the component of every sample.
 
         Equal to ``fit(X).predict(X)``; with ``labels``, the labelled rows keep
@@ -588,14 +612,20 @@ default="auto"
         -------
         ndarray of shape (n_samples,)
         """
-        self._fit(X, labels)
+        self._fit(X, labels, sample_weight=sample_weight)
         prediction = np.asarray(self.predict(X))
         if labels is not None:
             given = np.asarray(labels).astype(np.intp)
             prediction = np.where(given >= 0, given, prediction)
         return prediction
 
-    def _fit(self, X: Any, labels: Any = None, partitions: list[Partition] | None = None) -> None:
+    def _fit(
+        self,
+        X: Any,
+        labels: Any = None,
+        partitions: list[Partition] | None = None,
+        sample_weight: Any = None,
+    ) -> None:
         """Validate, then run every initialisation and keep the best (see ``_fit_loop``).
 
         A Dask array is not read into memory: every EM iteration maps the E-step
@@ -632,6 +662,20 @@ default="auto"
                     raw=True,
                 )
             )
+        if dask_input:
+            weights = check_dask_sample_weight(sample_weight, n, min_positive=k)
+        else:
+            weights = check_sample_weight(sample_weight, n, min_positive=k)
+        if weights is not None and (incomplete or v["noise"]):
+            raise ValueError(
+                message(
+                    "sample_weight",
+                    "None when X has missing values or noise=True (weighted fits take "
+                    "complete rows and no noise component)",
+                    "weights",
+                    raw=True,
+                )
+            )
         noise_rows = None
         if v["noise"]:
             noise_rows = _check_noise_init(
@@ -653,9 +697,12 @@ default="auto"
         # when the data sit far from the origin (see bayesgmm._gaussian).
         Xc: np.ndarray | DaskRows
         if dask_input:
-            shift = column_means(data)
-            Xc = DaskRows(data, shift)
-            init_rows = sample_rows(data, SHORT_EM_MAX_SAMPLES, rng) - shift
+            shift = column_means(data, weights)
+            Xc = DaskRows(data, shift, weights)
+            init_rows, init_weight = sample_rows_with_weights(
+                data, SHORT_EM_MAX_SAMPLES, rng, weights
+            )
+            init_rows = init_rows - shift
             data_variance = Xc.variance()  # one chunked pass over the centred blocks
         elif incomplete:
             # k-means and hierarchical starts need complete rows: they see the data with
@@ -664,19 +711,28 @@ default="auto"
             shift = np.nanmean(data, axis=0)
             centred = data - shift
             init_rows = np.where(np.isnan(centred), 0.0, centred)
+            init_weight = None
             Xc = init_rows
             data_variance = np.nanvar(data, axis=0)
         else:
-            shift = data.mean(axis=0)
+            init_weight = weights
+            if weights is None:
+                shift = data.mean(axis=0)
+            else:
+                shift = weights @ data / weights.sum()
             init_rows = data - shift
             Xc = init_rows
-            data_variance = init_rows.var(axis=0)
+            if weights is None:
+                data_variance = init_rows.var(axis=0)
+            else:
+                data_variance = weights @ np.square(init_rows) / weights.sum()
         # What the M-step adds to the covariance diagonals, per feature, in data units.
         v["data_variance"] = data_variance
         v["reg"] = regularisation(v["reg_covar"], v["reg_covar_scale"], data_variance, shift, kind)
         v["resolved_prior"] = None
         if v["prior"] is not None:
-            v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n)
+            n_prior = n if weights is None else _em_steps.total_weight(Xc, weights)
+            v["resolved_prior"] = _resolve_prior(v["prior"], kind, k, Xc, shift, n_prior, weights)
         v["log_volume"] = v["noise_start"] = None
         if noise_rows is not None:
             assert isinstance(Xc, np.ndarray)
@@ -700,22 +756,26 @@ default="auto"
         rows: np.ndarray | DaskRows | LabelledRows | MissingRows = Xc
         if incomplete:
             rows = MissingRows.split(data - shift)
+        v["sample_weight"], v["init_weight"] = None, init_weight
         if known is not None:
             assert isinstance(Xc, np.ndarray)
             if not continuing:
-                inits = _labelled_start(Xc, shift, known, inits, k, kind, v["reg"], rng)
-            rows, n_init = LabelledRows.split(Xc, known, k, kind), 1
+                inits = _labelled_start(Xc, shift, known, inits, k, kind, v["reg"], rng, weights)
+            rows, n_init = LabelledRows.split(Xc, known, k, kind, weights), 1
+        elif isinstance(Xc, np.ndarray):
+            v["sample_weight"] = weights
+        n_effective = n if weights is None else float(_em_steps.total_weight(rows, weights))
         with compute_pool(init_rows.shape[0], d, kind) as pool:
             best = self._fit_loop(
                 rows, init_rows, shift, inits, v, rng, pool, n_init, continuing, partitions
             )
-        self._finish_fit(best, shift, n, d, kind, v, feature_names)
+        self._finish_fit(best, shift, n_effective, d, kind, v, feature_names)
 
     def _finish_fit(
         self,
         best: EMState,
         shift: np.ndarray,
-        n: int,
+        n: float,
         d: int,
         kind: str,
         v: dict[str, Any],
@@ -758,7 +818,9 @@ default="auto"
         best_key: tuple[bool, float] | None = None
         error: DegenerateCovarianceError | None = None
         abandon = v["stopping"] == "aitken" and not continuing
-        n = Xc.shape[0]
+        n = _em_steps.total_weight(Xc, v["sample_weight"])
+        if v["init_weight"] is not None:
+            partitions = []
         for init in range(n_init):
             if continuing:
                 state = self._warm_state(shift)
@@ -778,6 +840,7 @@ default="auto"
                     partitions=partitions if init == 0 else [],
                     with_hc=init == 0,
                     prior=v["resolved_prior"],
+                    sample_weight=v["init_weight"],
                 )
                 if v["noise_start"] is not None:
                     for state in states:
@@ -804,6 +867,7 @@ default="auto"
                             pool=pool,
                             prior=v["resolved_prior"],
                             log_volume=v["log_volume"],
+                            sample_weight=v["sample_weight"],
                         )
                     except DegenerateCovarianceError as exc:
                         if len(states) == 1 and n_init == 1:
@@ -826,7 +890,9 @@ default="auto"
             raise error
         return best
 
-    def _has_degenerate(self, state: EMState, shift: np.ndarray, n: int, v: dict[str, Any]) -> bool:
+    def _has_degenerate(
+        self, state: EMState, shift: np.ndarray, n: float, v: dict[str, Any]
+    ) -> bool:
         """Whether an EM end has degenerate components (see the class Notes)."""
         if state.covariances is None:
             return False
@@ -851,7 +917,7 @@ default="auto"
         self,
         state: EMState,
         shift: np.ndarray,
-        n: int,
+        n: float,
         d: int,
         kind: str,
         v: dict[str, Any],
@@ -1045,30 +1111,36 @@ default="auto"
         """Count free parameters; with noise, ``w_0`` and ``V`` are two more, as in mclust."""
         return self.params_.n_parameters() + NOISE_PARAMETERS * int(self._has_noise())
 
-    def bic(self, X: Any) -> float:
+    def bic(self, X: Any, sample_weight: Any = None) -> float:
         """Bayesian information criterion, ``-2 log L + p log n`` (lower is better).
 
         Returns ``+inf`` when the fit has degenerate components, so that model
-        selection never picks it for its inflated likelihood.
+        selection never picks it for its inflated likelihood. With
+        ``sample_weight`` (frequency weights), ``log L = sum_i w_i log p(x_i)``
+        and ``n = sum_i w_i``: the BIC of the data with row i repeated ``w_i``
+        times, as mclust counts weighted observations.
 
         Returns
         -------
         float
         """
-        return self._penalised(self._check_X(X, allow_nan=True), "bic")
+        data = self._check_X(X, allow_nan=True)
+        return self._penalised(data, "bic", check_sample_weight(sample_weight, data.shape[0]))
 
-    def aic(self, X: Any) -> float:
+    def aic(self, X: Any, sample_weight: Any = None) -> float:
         """Akaike information criterion, ``-2 log L + 2 p`` (lower is better).
 
-        ``+inf`` when the fit has degenerate components, as for :meth:`bic`.
+        ``+inf`` when the fit has degenerate components, as for :meth:`bic`;
+        ``sample_weight`` weights ``log L`` as there.
 
         Returns
         -------
         float
         """
-        return self._penalised(self._check_X(X, allow_nan=True), "aic")
+        data = self._check_X(X, allow_nan=True)
+        return self._penalised(data, "aic", check_sample_weight(sample_weight, data.shape[0]))
 
-    def icl(self, X: Any, kind: str = "map") -> float:
+    def icl(self, X: Any, kind: str = "map", sample_weight: Any = None) -> float:
         """Integrated completed likelihood criterion (lower is better).
 
         ``kind="map"`` (default) is mclust's ICL (``R/icl.R``; Biernacki, Celeux
@@ -1090,6 +1162,10 @@ default="auto"
         X : array-like of shape (n_samples, n_features)
         kind : {"map", "entropy"}, default "map"
 
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights: every row's terms count ``w_i`` times and
+            ``n = sum_i w_i`` (see :meth:`bic`).
+
         Returns
         -------
         float
@@ -1101,24 +1177,37 @@ default="auto"
         TPAMI 22(7), 719-725. doi:10.1109/34.865189
         """
         kind = check_option(kind, "kind", ICL_KINDS)
-        return self._penalised(self._check_X(X), f"icl_{kind}")
+        data = self._check_X(X)
+        weights = check_sample_weight(sample_weight, data.shape[0])
+        return self._penalised(data, f"icl_{kind}", weights)
 
-    def _penalised(self, X: np.ndarray, criterion: str) -> float:
-        """``-2 log L`` plus the criterion's penalty, on checked data; ``+inf`` if degenerate."""
+    def _penalised(
+        self, X: np.ndarray, criterion: str, sample_weight: np.ndarray | None = None
+    ) -> float:
+        """``-2 log L`` plus the criterion's penalty, on checked data; ``+inf`` if degenerate.
+
+        With frequency weights every per-row term counts ``w_i`` times and ``n = sum_i w_i``.
+        """
         if self.degenerate_components_.size:
             return float("inf")
-        n = X.shape[0]
-        value = -2.0 * float(self._on_observed(X, "_score_samples_array").mean()) * n
+        w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+        n = float(w.sum())
+        scores = self._on_observed(X, "_score_samples_array")
+        if sample_weight is None:
+            value = -2.0 * float(scores.mean()) * n
+        else:
+            value = -2.0 * float(w @ scores)
         if criterion == "aic":
             return value + 2.0 * self._n_parameters()
         value += self._n_parameters() * np.log(n)
         if criterion == "icl_entropy":
             resp = self._predict_proba_array(X)
             with np.errstate(divide="ignore", invalid="ignore"):
-                value += -2.0 * float(np.where(resp > 0, resp * np.log(resp), 0.0).sum())
+                entropy = np.where(resp > 0, resp * np.log(resp), 0.0).sum(axis=1)
+            value += -2.0 * float(w @ entropy)
         elif criterion == "icl_map" and self._has_noise():
             log_resp = self._noise_log_responsibilities(X)[1]
-            value += -2.0 * float(log_resp.max(axis=1).sum())
+            value += -2.0 * float(w @ log_resp.max(axis=1))
         elif criterion == "icl_map":
             _, log_resp = log_mixture_density(
                 X,
@@ -1127,7 +1216,7 @@ default="auto"
                 self.params_.precisions_cholesky,
                 self.params_.covariance_type,
             )
-            value += -2.0 * float(log_resp.max(axis=1).sum())
+            value += -2.0 * float(w @ log_resp.max(axis=1))
         return float(value)
 
     # -------------------------------------------------------------- bootstrap
@@ -1539,20 +1628,37 @@ def _resolve_prior(
     n_components: int,
     Xc: np.ndarray | DaskRows,
     shift: np.ndarray,
-    n_samples: int,
+    n_samples: float,
+    sample_weight: np.ndarray | None = None,
 ) -> ResolvedPrior:
-    """Fill in mclust's data-dependent defaults: the prior in EM's centred frame."""
+    """Fill in mclust's data-dependent defaults: the prior in EM's centred frame.
+
+    With frequency weights the data covariance is ``sum_i w_i x_i x_i' / (sum_i w_i - 1)``
+    (``Xc`` is centred on the weighted mean) and ``n_samples`` is the sum of the weights.
+    """
     if isinstance(Xc, DaskRows):
         from bayesgmm._chunks import map_reduce
 
-        cross = np.asarray(map_reduce(lambda block: block.T @ block, Xc.data, shift=Xc.shift))
+        cross = np.asarray(
+            map_reduce(_cross_products, Xc.data, shift=Xc.shift, sample_weight=Xc.sample_weight)
+        )
         covariance = cross / max(n_samples - 1, 1)
+    elif sample_weight is not None:
+        covariance = _cross_products(Xc, sample_weight) / max(n_samples - 1, 1)
     elif n_samples > 1:
         covariance = np.atleast_2d(np.cov(Xc, rowvar=False))
     else:
         covariance = np.zeros((shift.shape[0], shift.shape[0]))
     model = MCLUST_ALIASES.get(covariance_type, covariance_type)
-    return resolve_prior(prior, model, n_components, shift, covariance, n_samples)
+    # The prior compares n with d only: the smallest whole number of rows >= n compares alike.
+    return resolve_prior(prior, model, n_components, shift, covariance, math.ceil(n_samples))
+
+
+def _cross_products(block: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """``sum_i w_i x_i x_i'`` over the rows of a block (``w_i = 1`` without weights)."""
+    if sample_weight is None:
+        return block.T @ block
+    return (block * sample_weight[:, None]).T @ block
 
 
 def _float_array(value: Any, name: str) -> np.ndarray:
@@ -1594,6 +1700,13 @@ def _warn_if_reg_covar_dominates(data_variance: np.ndarray, reg_covar: float) ->
         UserWarning,
         stacklevel=6,
     )
+
+
+def _weighted_mean(Z: np.ndarray, rows: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    """Mean of the selected rows, weighted when they have positive total weight."""
+    if sample_weight is None or not sample_weight[rows].sum() > 0:
+        return Z[rows].mean(axis=0)
+    return np.average(Z[rows], axis=0, weights=sample_weight[rows])
 
 
 def _degenerate_components(
@@ -1741,6 +1854,7 @@ def _labelled_start(
     covariance_type: str,
     reg: np.ndarray,
     rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
 ) -> GivenParameters:
     """Choose the starting parameters of a semi-supervised fit, as given parameters.
 
@@ -1753,7 +1867,8 @@ def _labelled_start(
     every unlabelled row goes to the nearest centre, labelled rows stay in
     their own component, and each centre becomes the mean of its rows. The
     M-step on this partition gives the weights, means and covariances.
-    Parameters the user gave (``*_init``) are kept instead.
+    Parameters the user gave (``*_init``) are kept instead. With
+    ``sample_weight`` the centres are weighted means and the M-step is weighted.
     """
     n, d = Xc.shape
     k = n_components
@@ -1767,7 +1882,7 @@ def _labelled_start(
     for component in range(k):
         rows = labels == component
         if rows.any():
-            centres[component] = Z[rows].mean(axis=0)
+            centres[component] = _weighted_mean(Z, rows, sample_weight)
             placed[component] = True
     n_trials = 2 + int(np.log(k))
     for unseen in np.flatnonzero(~placed):
@@ -1792,10 +1907,10 @@ def _labelled_start(
         for component in range(k):
             rows = assignment == component
             if rows.any():
-                centres[component] = Z[rows].mean(axis=0)
+                centres[component] = _weighted_mean(Z, rows, sample_weight)
     resp = np.zeros((n, k))
     resp[np.arange(n), assignment] = 1.0
-    state = state_from_responsibilities(Xc, resp, covariance_type, reg)
+    state = state_from_responsibilities(Xc, resp, covariance_type, reg, sample_weight=sample_weight)
     return GivenParameters(
         state.weights if given.weights is None else given.weights,
         state.means + shift if given.means is None else given.means,

@@ -63,6 +63,7 @@ __all__ = [
     "netcdf_engine",
     "read_data",
     "read_labelled_data",
+    "read_weight_column",
     "save",
 ]
 
@@ -743,6 +744,84 @@ def read_labelled_data(
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     return X, names, np.asarray(values, dtype=object)
+
+
+def read_weight_column(
+    path: str | os.PathLike[str],
+    weights: str,
+    columns: str | None = None,
+    exclude: tuple[str, ...] = (),
+) -> tuple[np.ndarray, str]:
+    r"""Read one column of per-row (frequency) weights; say which columns hold the data.
+
+    Only the weight column is parsed, as numbers: an empty or missing cell is an
+    error naming the line. The data columns are ``columns`` when given (which
+    must not include the weights), else every column but the weights and the
+    ``exclude`` ones (a label column); pass them to :func:`read_data` or
+    :func:`read_labelled_data`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A CSV or ``.npy`` file (see :func:`read_data`).
+    weights : str
+        The weight column's name (from the header) or 0-based position.
+    columns : str, optional
+        The data columns, as in :func:`read_data`.
+    exclude : tuple of str
+        Other columns that are not data (names or positions).
+
+    Returns
+    -------
+    sample_weight : ndarray of shape (n_samples,)
+    columns : str
+        The data columns, as comma-separated 0-based positions.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from bayesgmm.io import read_data, read_weight_column
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with open(folder + "/data.csv", "w") as f:
+    ...         _ = f.write("a,count,b\n1,2,5\n3,1,6\n")
+    ...     w, columns = read_weight_column(folder + "/data.csv", "count")
+    ...     X, names = read_data(folder + "/data.csv", columns)
+    >>> w.tolist(), columns, X.tolist(), names
+    ([2.0, 1.0], '0,2', [[1.0, 5.0], [3.0, 6.0]], ['a', 'b'])
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a data file")
+    names: list[str] | None
+    if path.suffix.lower() == ".npy":
+        raw = _read_npy(path)
+        if raw.ndim != 2:
+            raise ValueError(f"{path}: a weight column needs a 2-D array, got {raw.ndim}-D")
+        names, n_columns = None, raw.shape[1]
+    else:
+        _, _, names, n_columns = _csv_layout(path)
+    positions = _column_positions(path, names, n_columns, weights)
+    if len(positions) != 1:
+        raise ValueError(message("weights", "one column name or position", weights))
+    position = positions[0]
+    if path.suffix.lower() == ".npy":
+        values = np.asarray(raw[:, position], dtype=np.float64)
+    else:
+        values = _read_csv(path, str(position))[0][:, 0]
+    if columns is not None:
+        data = _column_positions(path, names, n_columns, columns)
+        if position in data:
+            raise ValueError(
+                message("columns", f"data columns other than weights={weights!r}", columns)
+            )
+    else:
+        excluded = {position}
+        for other in exclude:
+            excluded.update(_column_positions(path, names, n_columns, other))
+        data = [j for j in range(n_columns) if j not in excluded]
+    return values, ",".join(str(j) for j in data)
 
 
 def _single_column(path: Path, names: list[str] | None, n_columns: int, column: str) -> int:

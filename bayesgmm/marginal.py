@@ -55,6 +55,7 @@ from bayesgmm._validation import (
     check_int,
     check_option,
     check_random_state,
+    check_sample_weight,
     message,
     renamed_argument,
     seed_argument_name,
@@ -244,6 +245,13 @@ def _check_log_likelihood(value: Any) -> bool | str:
     raise TypeError(message("log_likelihood", "True, False or 'auto'", value))
 
 
+_WEIGHTED_LOG_LIKELIHOOD = (
+    "not stored: a weighted fit (sample_weight) has no pointwise log-likelihood for LOO, "
+    "its rows are not exchangeable observations; refit with rows repeated by their "
+    "integer weights for LOO"
+)
+
+
 def _stored_log_likelihood(
     X: np.ndarray,
     posterior: _Posterior,
@@ -427,6 +435,7 @@ class MarginalGaussianMixture(MixtureBase):
         self,
         X: Any,
         y: Any = None,
+        sample_weight: Any = None,
         *,
         method: str = "nuts",
         draws: int = 1000,
@@ -447,6 +456,19 @@ class MarginalGaussianMixture(MixtureBase):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights ``w_i >= 0``: the likelihood is
+            ``prod_i p(x_i | theta)^{w_i}``, so integer weights give the
+            posterior of the data with row i repeated ``w_i`` times and a zero
+            weight drops the row. Both NUTS samplers (the compiled density and
+            the PyMC model's data variable ``sample_weight``) and Laplace's
+            method weight each row's log-likelihood and gradient; the default
+            standardisation and the EM start are weighted. A weighted fit
+            stores no pointwise log-likelihood (``log_likelihood=True`` is
+            refused): the rows of a weighted fit are not exchangeable
+            observations, so PSIS-LOO over them would count each row once
+            whatever its weight. The weights are kept in
+            ``idata_["constant_data"]["sample_weight"]``.
         method : {"nuts", "laplace"}, default "nuts"
             ``"nuts"`` samples the posterior by NUTS, every chain starting from an
             EM solution. Each leapfrog step evaluates the likelihood of every row,
@@ -560,34 +582,61 @@ class MarginalGaussianMixture(MixtureBase):
         subsample = _check_subsample(subsample, X.shape[0], k)
         store_log_likelihood = _check_log_likelihood(log_likelihood)
         _check_start(start, k, kind, X.shape[1])
+        weights = check_sample_weight(sample_weight, X.shape[0], min_positive=k + 1)
+        if weights is not None and store_log_likelihood is True:
+            raise ValueError(
+                message(
+                    "log_likelihood",
+                    "False or 'auto' with sample_weight (a weighted fit stores no pointwise "
+                    "log-likelihood: its rows are not exchangeable observations for LOO)",
+                    log_likelihood,
+                )
+            )
 
         # Prepare the data: the rows to fit, in standardised units.
         indices = None
         if subsample is not None:
             indices = np.sort(rng.choice(X.shape[0], size=subsample, replace=False))
             X = X[indices]
+            weights = None if weights is None else weights[indices]
+            if weights is not None and not weights.sum() > 0:
+                raise ValueError(
+                    message(
+                        "sample_weight",
+                        "positive weights among the subsampled rows",
+                        "all weights zero in the subsample",
+                        raw=True,
+                    )
+                )
         n, d = X.shape
-        loc, scale = standardize(X, self.loc, self.scale)
+        loc, scale = standardize(X, self.loc, self.scale, weights)
         Z = (X - loc) / scale
-        spec = ModelSpec.create(k, kind, priors, names if names is not None else range(d))
+        spec = ModelSpec.create(
+            k, kind, priors, names if names is not None else range(d), weights is not None
+        )
 
         # Compute: the EM start, the draws, their relabelling, the log-likelihood.
         t0 = time.perf_counter()
         if start is None:
-            start = _nuts.em_start(Z, k, kind, rng)
+            start = _nuts.em_start(Z, k, kind, rng, weights)
         else:  # the inverse of params_in_data_units: z = (x - loc) / scale
             start = params_in_data_units(start, -loc / scale, 1.0 / scale)
         timings = {"start": time.perf_counter() - t0}
         seed = int(rng.integers(0, 2**31 - 1, size=2)[0])
         if method == "nuts":
-            result = self._sample(Z, spec, start, settings, seed)
+            result = self._sample(Z, spec, start, settings, seed, weights)
         else:
-            result = _laplace.approximate(Z, spec, start, settings.draws, seed)
+            result = _laplace.approximate(Z, spec, start, settings.draws, seed, weights)
         timings.update(result.timings)
         posterior = _relabel(result.values, start, loc, scale)
         params = posterior.mean()
         t0 = time.perf_counter()
-        log_lik, not_stored = _stored_log_likelihood(X, posterior, store_log_likelihood, loc, scale)
+        if weights is None:
+            log_lik, not_stored = _stored_log_likelihood(
+                X, posterior, store_log_likelihood, loc, scale
+            )
+        else:
+            log_lik, not_stored = None, _WEIGHTED_LOG_LIKELIHOOD
         attrs: dict[str, Any] = {
             "inference_method": method,
             "interval_method": _INTERVAL_METHODS[method],
@@ -599,6 +648,13 @@ class MarginalGaussianMixture(MixtureBase):
 
         # Package: the DataTree and what is wrong with it, then the estimator's state.
         idata = _make_datatree(posterior, log_lik, X, spec.features, indices, result, attrs)
+        if weights is not None:
+            import xarray as xr
+
+            obs_id = idata["observed_data"]["obs_id"].values
+            idata["constant_data"] = xr.DataTree(
+                xr.Dataset({"sample_weight": (("obs_id",), weights)}, coords={"obs_id": obs_id})
+            )
         problems = list(result.problems)
         if method == "nuts":
             problems += _nuts.convergence_problems(
@@ -648,9 +704,10 @@ class MarginalGaussianMixture(MixtureBase):
         start: GaussianMixtureParams,
         settings: _nuts.NutsSettings,
         seed: int,
+        sample_weight: np.ndarray | None = None,
     ) -> ModelDraws:
         """Sample by NUTS (:func:`bayesgmm._nuts.sample`)."""
-        return _nuts.sample(Z, spec, start, settings, seed)
+        return _nuts.sample(Z, spec, start, settings, seed, sample_weight)
 
     # ------------------------------------------------------------- draws
     def _n_draws(self) -> int:
@@ -704,6 +761,13 @@ class MarginalGaussianMixture(MixtureBase):
         import xarray as xr
 
         check_fitted(self, self._fitted_attributes)
+        if "constant_data" in self.idata_ and "sample_weight" in self.idata_["constant_data"]:
+            raise ValueError(
+                "compute_log_likelihood: expected a fit without sample_weight, got a weighted "
+                "fit (its rows are not exchangeable observations, so PSIS-LOO over them would "
+                "count each row once whatever its weight); refit with rows repeated by their "
+                "integer weights for LOO"
+            )
         observed = self.idata_["observed_data"]
         X = np.asarray(observed["obs"].values, dtype=np.float64)
         post = self.idata_["posterior"]

@@ -56,6 +56,7 @@ from bayesgmm._validation import (
     check_int,
     check_option,
     check_random_state,
+    check_sample_weight,
     message,
 )
 from bayesgmm.comparison import _pareto_k_check
@@ -314,6 +315,7 @@ def _select_em(
     rng: np.random.Generator,
     n_init: int,
     noise: bool = False,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[Any], np.ndarray]:
     """Fit EM for every candidate and say which fits may be chosen.
 
@@ -327,6 +329,9 @@ def _select_em(
     criterion that is not finite; the table's ``note`` says why, for people.
     With ``noise`` every fit has mclust's noise component, all started from
     one nearest-neighbour cleaning, and the tree grows on the rows it keeps.
+    With ``sample_weight`` (frequency weights) every fit and criterion is
+    weighted, ``n`` is the total weight, and no hierarchical or split start is
+    used (EM starts weighted fits from k-means).
     """
     import pandas as pd
 
@@ -334,13 +339,16 @@ def _select_em(
     from bayesgmm.em import ConvergenceWarning, DegenerateComponentWarning, EMGaussianMixture
 
     array = np.asarray(X, dtype=float)
-    n = array.shape[0]
+    n = array.shape[0] if sample_weight is None else float(sample_weight.sum())
     noise_rows = nearest_neighbour_noise(array) if noise else None
     signal = array if noise_rows is None else array[~noise_rows]
     hc_rows = None
-    if signal.shape[0] > HC_MAX_SAMPLES:
-        hc_rows = np.sort(rng.choice(signal.shape[0], size=HC_MAX_SAMPLES, replace=False))
-    tree = hc_partitions(signal if hc_rows is None else signal[hc_rows], ks)
+    if sample_weight is not None:
+        tree: dict[int, np.ndarray] = {}
+    else:
+        if signal.shape[0] > HC_MAX_SAMPLES:
+            hc_rows = np.sort(rng.choice(signal.shape[0], size=HC_MAX_SAMPLES, replace=False))
+        tree = hc_partitions(signal if hc_rows is None else signal[hc_rows], ks)
     rows: list[dict[str, Any]] = []
     models: list[Any] = []
     eligible: list[bool] = []
@@ -355,7 +363,12 @@ def _select_em(
                 model.set_params(noise=True, noise_init=noise_rows)
             starts = [] if k not in tree else [(hc_rows, tree[k])]
             split = None
-            if noise_rows is None and previous is not None and previous.n_components == k - 1:
+            if (
+                noise_rows is None
+                and sample_weight is None
+                and previous is not None
+                and previous.n_components == k - 1
+            ):
                 split = _split_partition(previous, array)
             if split is not None:
                 starts.append((None, split))
@@ -366,7 +379,7 @@ def _select_em(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateComponentWarning)
                 try:
-                    model._fit(X, partitions=starts)
+                    model._fit(X, partitions=starts, sample_weight=sample_weight)
                 except DegenerateCovarianceError as exc:
                     note = f"fit failed: {exc}"
             previous = None if note else model
@@ -377,11 +390,12 @@ def _select_em(
                 converged = usable = False
                 models.append(None)
             else:
+                w = sample_weight
                 values = {
-                    "bic": float(model.bic(X)),
-                    "aic": float(model.aic(X)),
-                    "icl": float(model.icl(X)),
-                    "log_likelihood": float(model.score(X) * n),
+                    "bic": float(model.bic(X, sample_weight=w)),
+                    "aic": float(model.aic(X, sample_weight=w)),
+                    "icl": float(model.icl(X, sample_weight=w)),
+                    "log_likelihood": float(model.score(X, sample_weight=w) * n),
                 }
                 converged = bool(model.converged_)
                 degenerate = np.asarray(model.degenerate_components_)
@@ -1052,6 +1066,7 @@ def select_n_components(
     n_init: int = 1,
     fit_kwargs: dict[str, Any] | None = None,
     noise: bool = False,
+    sample_weight: Any = None,
 ) -> SelectionResult:
     """Choose the number of mixture components (and the covariance type).
 
@@ -1123,6 +1138,12 @@ def select_n_components(
         from one nearest-neighbour cleaning of ``X``; the noise weight and
         volume count as two more free parameters, as in mclust. Refused with
         the other methods.
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights of the rows (see :meth:`EMGaussianMixture.fit`), for
+        ``"bic"``, ``"icl"`` and ``"aic"``: every fit and criterion is weighted,
+        with ``n`` the total weight in the penalty. The other methods refuse them
+        (LOO and the posterior of the number of components need exchangeable rows;
+        the bootstrap LRT resamples rows).
 
     Returns
     -------
@@ -1171,10 +1192,22 @@ def select_n_components(
                 raw=True,
             )
         )
+    weights = check_sample_weight(sample_weight, array.shape[0])
+    if weights is not None and method not in ("bic", "icl", "aic"):
+        raise ValueError(
+            message(
+                "sample_weight",
+                f"None with method={method!r} (weights are honoured by 'bic', 'icl' and 'aic')",
+                "weights",
+                raw=True,
+            )
+        )
     rng = check_random_state(random_state)
     criterion, label = _CRITERION[method]
     if method in ("bic", "icl", "aic"):
-        table, models, eligible = _select_em(X, ks, types, method, rng, n_init, bool(noise))
+        table, models, eligible = _select_em(
+            X, ks, types, method, rng, n_init, bool(noise), weights
+        )
         values = table[method].to_numpy(dtype=float)
         if not eligible.any():
             raise ValueError(

@@ -174,3 +174,31 @@ def test_one_compiled_function_serves_every_shape_and_type():
             assert np.isfinite(nd.logp_and_grad(np.zeros(layout.n_unconstrained), buffer, grad))
             signatures = signatures or len(nd.logp_and_grad.signatures)
             assert len(nd.logp_and_grad.signatures) == signatures
+
+
+@pytest.mark.parametrize("kind", COVARIANCE_TYPES)
+def test_weighted_logp_and_gradient_match_the_pymc_model_and_repeated_rows(kind):
+    """Frequency weights: the compiled density equals the PyMC model with its
+    ``sample_weight`` data variable, and the unweighted density of the rows repeated."""
+    from pytensor.compile.mode import Mode
+
+    k, d = 3, 2
+    rng = np.random.default_rng(21)
+    Z = rng.normal(size=(30, d))
+    w = rng.integers(0, 4, size=30)
+    model = build_pymc_model(Z, k, kind, DEFAULT_PRIORS, list(range(d)), sample_weight=w * 1.0)
+    mode = Mode(linker="py", optimizer="fast_compile")
+    logp, dlogp = model.compile_logp(mode=mode), model.compile_dlogp(mode=mode)
+    layout = nd.DensityLayout(k, d, kind)
+    weighted = nd.bind_buffer(Z, layout, DEFAULT_PRIORS, w * 1.0)
+    repeated = nd.bind_buffer(np.repeat(Z, w, axis=0), layout, DEFAULT_PRIORS)
+    for _ in range(3):
+        theta = rng.normal(scale=0.8, size=layout.n_unconstrained)
+        grad, grad_repeated = np.empty_like(theta), np.empty_like(theta)
+        value = nd.logp_and_grad(theta, weighted, grad)
+        point = _point(theta, layout)
+        np.testing.assert_allclose(value, logp(point), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-10, atol=1e-10)
+        value_repeated = nd.logp_and_grad(theta, repeated, grad_repeated)
+        np.testing.assert_allclose(value, value_repeated, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(grad, grad_repeated, rtol=1e-10, atol=1e-10)
