@@ -22,9 +22,11 @@ import numbers
 from typing import Any, Self
 
 import numpy as np
+from scipy.special import logsumexp
 
 from bayesgmm._chunks import check_dask_array, is_dask_array, map_rows
 from bayesgmm._intervals import check_ci, credible_interval
+from bayesgmm._missing import impute_conditional_mean, observed_log_density
 from bayesgmm._validation import check_array, check_fitted, check_n_features, message
 from bayesgmm.conditional import (
     ConditionalMixture,
@@ -116,6 +118,8 @@ class MixtureBase(ParamsMixin):
     _fitted_attributes: tuple[str, ...] = ("params_",)
     params_: Any
     n_features_in_: int
+    #: Whether ``fit`` accepts ``NaN`` as missing values (scikit-learn's ``allow_nan`` tag).
+    _allow_nan: bool = False
 
     # ----------------------------------------------------------- to implement
     def fit(self, X: Any, y: Any = None) -> Self:  # pragma: no cover - abstract
@@ -169,10 +173,14 @@ class MixtureBase(ParamsMixin):
                 )
             )
 
-    def _check_X(self, X: Any) -> np.ndarray:
-        """Check new data against the fit; return it as a float array."""
+    def _check_X(self, X: Any, *, allow_nan: bool = False) -> np.ndarray:
+        """Check new data against the fit; return it as a float array.
+
+        With ``allow_nan``, ``NaN`` entries are accepted as missing values (rows
+        entirely ``NaN`` are not).
+        """
         check_fitted(self, self._fitted_attributes)
-        array, feature_names = check_array(X)
+        array, feature_names = check_array(X, allow_nan=allow_nan)
         self._check_feature_names(feature_names)
         check_n_features(array, self.n_features_in_, estimator=type(self).__name__)
         return array
@@ -188,12 +196,55 @@ class MixtureBase(ParamsMixin):
         one per row and component when ``per_component`` is true.
         """
         if not is_dask_array(X):
-            return getattr(self, method)(self._check_X(X))
+            return self._on_observed(self._check_X(X, allow_nan=True), method)
         check_fitted(self, self._fitted_attributes)
         data = check_dask_array(X)
         check_n_features(data, self.n_features_in_, estimator=type(self).__name__)
         columns = self._n_membership_columns() if per_component else None
         return map_rows(getattr(self._for_workers(), method), data, columns)
+
+    # ------------------------------------------------------- missing values
+    def _on_observed(self, X: np.ndarray, method: str) -> np.ndarray:
+        """Apply ``_score_samples_array`` or ``_predict_proba_array`` to rows that may hold NaN.
+
+        Complete rows go to ``method`` itself, unchanged; rows with missing
+        entries to its counterpart on the observed coordinates
+        (``_score_samples_incomplete`` or ``_predict_proba_incomplete``).
+        """
+        missing = np.isnan(X).any(axis=1)
+        if not missing.any():
+            return getattr(self, method)(X)
+        incomplete = {
+            "_score_samples_array": self._score_samples_incomplete,
+            "_predict_proba_array": self._predict_proba_incomplete,
+        }[method](X[missing])
+        out = np.empty((X.shape[0],) + incomplete.shape[1:])
+        out[missing] = incomplete
+        if not missing.all():
+            out[~missing] = getattr(self, method)(X[~missing])
+        return out
+
+    def _observed_log_joint(self, X: np.ndarray) -> np.ndarray:
+        """``log w_k + log p(x_io | k)`` of rows with NaN, on their observed coordinates.
+
+        The marginal of each component's Gaussian over the observed features,
+        ``N(x_io | mu_ko, Sigma_koo)``, under the fitted point estimate
+        ``params_`` (see :func:`bayesgmm._missing.observed_log_density`).
+        Estimators whose predictive density is not a Gaussian mixture override it.
+        """
+        params = self.params_
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(params.weights)
+        return observed_log_density(X, params.means, params.full_covariances()) + log_weights
+
+    def _score_samples_incomplete(self, X: np.ndarray) -> np.ndarray:
+        """Log density of the observed coordinates of rows with missing entries."""
+        return logsumexp(self._observed_log_joint(X), axis=1)
+
+    def _predict_proba_incomplete(self, X: np.ndarray) -> np.ndarray:
+        """Membership probabilities given the observed coordinates of rows with missing entries."""
+        log_joint = self._observed_log_joint(X)
+        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
 
     # ----------------------------------------------------------- predictions
     def score_samples(self, X: Any) -> np.ndarray:
@@ -202,6 +253,8 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            ``NaN`` marks a missing entry: such a row is evaluated on its observed
+            features alone (the marginal of the mixture over them).
 
         Returns
         -------
@@ -216,6 +269,8 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            ``NaN`` marks a missing entry: such a row is evaluated on its observed
+            features alone (the marginal of the mixture over them).
         y : ignored
 
         Returns
@@ -230,6 +285,8 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            ``NaN`` marks a missing entry: such a row is evaluated on its observed
+            features alone (the marginal of the mixture over them).
 
         Returns
         -------
@@ -244,6 +301,8 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            ``NaN`` marks a missing entry: such a row is evaluated on its observed
+            features alone (the marginal of the mixture over them).
 
         Returns
         -------
@@ -251,6 +310,40 @@ class MixtureBase(ParamsMixin):
             A lazy Dask array when ``X`` is a Dask array.
         """
         return self.predict_proba(X).argmax(axis=1)
+
+    def impute(self, X: Any) -> Any:
+        """Fill the missing entries of ``X`` with their conditional mean under the fitted mixture.
+
+        For a row with observed features ``o`` and missing features ``m``,
+        ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]``, where
+        ``E[x_m | x_o, k] = mu_km + Sigma_kmo Sigma_koo^{-1} (x_o - mu_ko)`` is the
+        regression of the missing features on the observed ones within component
+        k and ``p(k | x_o)`` the membership given the observed features alone
+        (Ghahramani and Jordan 1994; Little and Rubin 2019, section 11.2,
+        doi:10.1002/9781119482260). Observed entries are returned unchanged.
+        The parameters are the fitted point estimate ``params_`` (for Bayesian
+        fits, the posterior means). This is the best single guess in squared
+        error under the model, not a draw: its spread is smaller than the data's.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with ``NaN`` for missing entries; no row may be entirely ``NaN``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or pandas.DataFrame
+            A new array, or a DataFrame with ``X``'s index and columns when ``X``
+            is one.
+        """
+        data = self._check_X(X, allow_nan=True)
+        params = self.params_
+        filled = impute_conditional_mean(
+            data, params.weights, params.means, params.full_covariances()
+        )
+        if hasattr(X, "columns") and hasattr(X, "index") and hasattr(X, "to_numpy"):
+            return type(X)(filled, index=X.index, columns=X.columns)
+        return filled
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return the most probable component of every sample.
@@ -416,6 +509,6 @@ class MixtureBase(ParamsMixin):
             transformer_tags=None,
             classifier_tags=None,
             regressor_tags=None,
-            input_tags=InputTags(two_d_array=True, allow_nan=False),
+            input_tags=InputTags(two_d_array=True, allow_nan=self._allow_nan),
             non_deterministic=False,
         )

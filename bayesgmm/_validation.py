@@ -21,6 +21,7 @@ __all__ = [
     "check_fitted",
     "check_float",
     "check_int",
+    "check_missing",
     "check_n_features",
     "check_option",
     "check_random_state",
@@ -234,6 +235,8 @@ def check_array(
     min_samples: int = 1,
     min_features: int = 1,
     allow_1d: bool = False,
+    allow_nan: bool = False,
+    missing_hint: str = "drop or impute missing values first",
 ) -> tuple[np.ndarray, list[str] | None]:
     """Validate a data matrix and return it as a C-contiguous ``float64`` array.
 
@@ -251,6 +254,12 @@ def check_array(
     allow_1d : bool
         If true, a 1-D input is read as one feature (a column); otherwise it is
         rejected with a message that says how to reshape it.
+    allow_nan : bool
+        If true, ``NaN`` entries are accepted as missing values, but not rows
+        that are entirely ``NaN`` nor infinite values (see :func:`check_missing`).
+    missing_hint : str
+        What the message for non-finite values (when ``allow_nan`` is false)
+        tells the user to do about missing values.
 
     Returns
     -------
@@ -355,18 +364,65 @@ def check_array(
                 raw=True,
             )
         )
-    if not np.isfinite(array).all():
+    if allow_nan:
+        check_missing(array, name)
+    elif not np.isfinite(array).all():
         n_nan = int(np.isnan(array).sum())
         n_inf = int(np.isinf(array).sum())
         raise ValueError(
             message(
                 name,
-                "finite values (drop or impute missing values first)",
+                f"finite values ({missing_hint})",
                 f"{n_nan} NaN and {n_inf} infinite value(s)",
                 raw=True,
             )
         )
     return array, feature_names
+
+
+def check_missing(array: np.ndarray, name: str = "X", *, columns: bool = False) -> None:
+    """Refuse what missing values cannot stand for: infinities, empty rows, empty columns.
+
+    ``NaN`` marks a missing entry. A row with no observed entry carries no
+    information, so it is refused, naming the rows (at most five). With
+    ``columns`` (for fitting), a feature never observed, which cannot be
+    estimated, is refused too; new data may lack a feature in every row.
+    """
+    if np.isinf(array).any():
+        n_inf = int(np.isinf(array).sum())
+        raise ValueError(
+            message(
+                name,
+                "finite values or NaN for missing entries",
+                f"{n_inf} infinite value(s)",
+                raw=True,
+            )
+        )
+    missing = np.isnan(array)
+    if not missing.any():
+        return
+    empty_rows = np.flatnonzero(missing.all(axis=1))
+    if empty_rows.size:
+        shown = ", ".join(str(i) for i in empty_rows[:5]) + (", ..." if empty_rows.size > 5 else "")
+        raise ValueError(
+            message(
+                name,
+                "at least one observed (non-NaN) value in every row",
+                f"{empty_rows.size} row(s) entirely NaN, at indices {shown}; drop them",
+                raw=True,
+            )
+        )
+    empty_columns = np.flatnonzero(missing.all(axis=0))
+    if columns and empty_columns.size:
+        shown = ", ".join(str(j) for j in empty_columns[:5])
+        raise ValueError(
+            message(
+                name,
+                "at least one observed (non-NaN) value in every column",
+                f"column(s) {shown} entirely NaN; drop them",
+                raw=True,
+            )
+        )
 
 
 def _numeric_dtype(dtype: Any) -> bool:
