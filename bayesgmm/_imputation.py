@@ -32,7 +32,12 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayesgmm._intervals import credible_interval
-from bayesgmm._missing import conditional_moments, missingness_patterns, observed_log_density
+from bayesgmm._missing import (
+    MissingnessPatterns,
+    conditional_moments,
+    missingness_patterns,
+    observed_log_density,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -116,10 +121,8 @@ def impute_from_draws(
     return ImputationDraws(conditional_mean, draws)
 
 
-def _one_pattern(observed: np.ndarray, n_rows: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+def _one_pattern(observed: np.ndarray, n_rows: int) -> MissingnessPatterns:
     """Return the missingness patterns of ``n_rows`` rows that all share ``observed``."""
-    from bayesgmm._missing import MissingnessPatterns
-
     return MissingnessPatterns(observed[None, :], (np.arange(n_rows),))
 
 

@@ -104,9 +104,7 @@ def test_likelihood_with_missing_values_is_the_marginal_on_observed_coordinates(
     model = MarginalGaussianMixture(2, covariance_type=kind).build_model(incomplete_data)
     values, covs = _values(kind, rng, 2, 3)
     point = _transformed_point(model, values)
-    loglik = model.compile_logp(vars=model.observed_RVs, jacobian=False, mode="FAST_COMPILE")(
-        point
-    )
+    loglik = model.compile_logp(vars=model.observed_RVs, jacobian=False, mode="FAST_COMPILE")(point)
     loc, scale = standardize(incomplete_data)
     Z = (incomplete_data - loc) / scale
     expected = _scipy_observed_loglik(Z, values["weights"], values["means"], covs).sum()
@@ -144,7 +142,9 @@ def test_missing_values_build_one_observed_variable_per_pattern(incomplete_data)
     names = sorted(rv.name for rv in model.observed_RVs)
     assert names == sorted(f"obs_pattern_{p}" for p in range(len(rows)))
     assert "X" not in model.named_vars
-    every_row = np.sort(np.concatenate([model.coords[f"obs_id_pattern_{p}"] for p in range(len(rows))]))
+    every_row = np.sort(
+        np.concatenate([model.coords[f"obs_id_pattern_{p}"] for p in range(len(rows))])
+    )
     np.testing.assert_array_equal(every_row, np.arange(incomplete_data.shape[0]))
     for p, mask in enumerate(observed):
         assert list(model.coords[f"feature_pattern_{p}"]) == np.flatnonzero(mask).tolist()
@@ -210,10 +210,7 @@ def test_log_joint_blocks_cover_every_row_on_its_observed_coordinates(incomplete
     ):
         got[draws, rows] = log_joint
     expected = np.stack(
-        [
-            _scipy_observed_loglik(incomplete_data, w[s], m[s], c[s])
-            for s in range(3)
-        ]
+        [_scipy_observed_loglik(incomplete_data, w[s], m[s], c[s]) for s in range(3)]
     )
     np.testing.assert_allclose(logsumexp(got, axis=-1), expected, rtol=1e-10)
 
@@ -274,7 +271,9 @@ def test_nuts_with_missing_values_recovers_the_means(marginal_missing_fit):
     model, _, _, truth = marginal_missing_fit
     divergent = int(model.idata_["sample_stats"]["diverging"].values.sum())
     assert divergent == 0
-    rhat = float(arviz_stats.rhat(model.idata_["posterior"].to_dataset()[["means"]]).to_array().max())
+    rhat = float(
+        arviz_stats.rhat(model.idata_["posterior"].to_dataset()[["means"]]).to_array().max()
+    )
     assert rhat <= 1.01
     draws = model.idata_["posterior"]["means"].values.reshape(-1, 2, 3)
     order = np.argsort(draws.mean(axis=0)[:, 0])
@@ -316,7 +315,9 @@ def test_imputation_beats_column_means_and_keeps_observed_entries(marginal_missi
     again, draws = model.impute(X_missing, return_draws=True, random_state=2)
     np.testing.assert_array_equal(again, filled)
     assert draws.shape[1:] == X_missing.shape
-    np.testing.assert_array_equal(draws[:, ~missing], np.broadcast_to(X_missing[~missing], (draws.shape[0], (~missing).sum())))
+    np.testing.assert_array_equal(
+        draws[:, ~missing], np.broadcast_to(X_missing[~missing], (draws.shape[0], (~missing).sum()))
+    )
 
 
 @pytest.mark.slow
