@@ -25,8 +25,10 @@ doi:10.1002/9780470316696
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import logsumexp
@@ -42,7 +44,7 @@ from bayesgmm._missing import (
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
-__all__ = ["ImputationDraws", "imputation_dataset", "impute_from_draws"]
+__all__ = ["ImputationDraws", "impute", "imputation_dataset", "impute_from_draws"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,26 +101,53 @@ def impute_from_draws(
     ]
     with np.errstate(divide="ignore"):
         log_weights = np.log(weights)
-    for s in range(n_draws):
-        for observed, rows in incomplete:
-            missing = np.flatnonzero(~observed)
-            subset = X[rows]
-            scores = observed_log_density(
-                subset, means[s], covariances[s], patterns=_one_pattern(observed, rows.size)
+    with _one_blas_thread():
+        for s in range(n_draws):
+            _impute_one_draw(
+                X, incomplete, log_weights[s], means[s], covariances[s], total, draws, s, rng
             )
-            scores += log_weights[s]
-            resp = np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
-            cond_means, cond_covs = conditional_moments(subset, observed, means[s], covariances[s])
-            total[np.ix_(rows, missing)] += np.einsum("nk,knm->nm", resp, cond_means)
-            if draws is not None and rng is not None:
-                draws[np.ix_([s], rows, missing)] = _draw_missing(resp, cond_means, cond_covs, rng)[
-                    None
-                ]
     conditional_mean = X.copy()
     for observed, rows in incomplete:
         missing = np.flatnonzero(~observed)
         conditional_mean[np.ix_(rows, missing)] = total[np.ix_(rows, missing)] / n_draws
     return ImputationDraws(conditional_mean, draws)
+
+
+def _impute_one_draw(
+    X: np.ndarray,
+    incomplete: list[tuple[np.ndarray, np.ndarray]],
+    log_weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    total: np.ndarray,
+    draws: np.ndarray | None,
+    s: int,
+    rng: np.random.Generator | None,
+) -> None:
+    """Add draw ``s``'s conditional means to ``total`` and write its imputation into ``draws``."""
+    for observed, rows in incomplete:
+        missing = np.flatnonzero(~observed)
+        subset = X[rows]
+        scores = observed_log_density(
+            subset, means, covariances, patterns=_one_pattern(observed, rows.size)
+        )
+        scores += log_weights
+        resp = np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
+        cond_means, cond_covs = conditional_moments(subset, observed, means, covariances)
+        total[np.ix_(rows, missing)] += np.einsum("nk,knm->nm", resp, cond_means)
+        if draws is not None and rng is not None:
+            draws[np.ix_([s], rows, missing)] = _draw_missing(resp, cond_means, cond_covs, rng)[
+                None
+            ]
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Hold BLAS to one thread: the many small solves of a draw loop gain nothing from more."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _one_pattern(observed: np.ndarray, n_rows: int) -> MissingnessPatterns:
@@ -186,3 +215,58 @@ def imputation_dataset(
         coords={"obs_id": np.arange(X.shape[0]), "feature": list(features)},
         attrs={"ci_prob": ci_prob, "ci_kind": ci_kind, "n_draws": int(draws.shape[0]), **attrs},
     )
+
+
+def impute(
+    X: np.ndarray,
+    parameter_draws: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    ci_prob: float | None,
+    ci_kind: str,
+    return_draws: bool,
+    rng: np.random.Generator,
+    features: list[object],
+    interval_method: str,
+) -> Any:
+    """Return what a Bayesian estimator's ``impute`` gives, from its parameter draws.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Checked data, NaN for the missing entries.
+    parameter_draws : (weights, means, covariances)
+        (S, K), (S, K, d) and full (S, K, d, d) draws in the data's units.
+    ci_prob : float or None
+        None: the conditional mean only; a probability: the Dataset of
+        :func:`imputation_dataset`.
+    ci_kind : {"eti", "hdi"}
+    return_draws : bool
+        Also return the posterior predictive imputations, (S, n, d).
+    rng : numpy.random.Generator
+        Seeds the posterior predictive imputations.
+    features : list
+        The ``feature`` coordinate of the Dataset.
+    interval_method : str
+        How the parameter draws were made (an attribute of the Dataset).
+
+    Returns
+    -------
+    ndarray or xarray.Dataset, or a tuple of it and the (S, n, d) imputations
+    """
+    predictive = ci_prob is not None or return_draws
+    result = impute_from_draws(X, *parameter_draws, rng=rng if predictive else None)
+    out: Any = result.conditional_mean
+    if ci_prob is not None:
+        assert result.draws is not None
+        out = imputation_dataset(
+            X,
+            result.draws,
+            result.conditional_mean,
+            ci_prob,
+            ci_kind,
+            features,
+            {"interval_method": interval_method},
+        )
+    if return_draws:
+        return out, result.draws
+    return out

@@ -964,31 +964,23 @@ class MarginalGaussianMixture(MixtureBase):
         draws : ndarray of shape (n_draws, n_samples, n_features)
             Only with ``return_draws=True``, as the second item of a tuple.
         """
-        from bayesgmm._imputation import imputation_dataset, impute_from_draws
+        from bayesgmm import _imputation
 
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, default=None)
         if not isinstance(return_draws, (bool, np.bool_)):
             raise TypeError(message("return_draws", "a bool", return_draws))
         rng = check_random_state(random_state)
         X = self._check_X(X, allow_nan=True)
-        predictive = ci_prob is not None or bool(return_draws)
-        result = impute_from_draws(X, *self._parameter_draws(), rng=rng if predictive else None)
-        out: Any = result.conditional_mean
-        if ci_prob is not None:
-            assert result.draws is not None
-            features = getattr(self, "feature_names_in_", range(X.shape[1]))
-            out = imputation_dataset(
-                X,
-                result.draws,
-                result.conditional_mean,
-                ci_prob,
-                ci_kind,
-                list(features),
-                {"interval_method": self.interval_method_},
-            )
-        if return_draws:
-            return out, result.draws
-        return out
+        return _imputation.impute(
+            X,
+            self._parameter_draws(),
+            ci_prob=ci_prob,
+            ci_kind=ci_kind,
+            return_draws=bool(return_draws),
+            rng=rng,
+            features=list(getattr(self, "feature_names_in_", range(X.shape[1]))),
+            interval_method=self.interval_method_,
+        )
 
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""
