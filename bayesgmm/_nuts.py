@@ -315,6 +315,8 @@ def sample(
     Parameters
     ----------
     Z : ndarray of shape (n_samples, n_features)
+        Standardised data; with missing entries (NaN) the PyMC model is built and
+        compiled for this fit (:func:`_sample_missing`), not taken from the cache.
     spec : ModelSpec
     start : GaussianMixtureParams
         The EM solution, in standardised units, every chain starts from (jittered).

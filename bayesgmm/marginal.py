@@ -498,6 +498,14 @@ class MarginalGaussianMixture(MixtureBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry (missing at random): each row enters the
+            likelihood through the mixture's marginal on its observed features,
+            one term per missingness pattern (:meth:`build_model` shows them);
+            the standardisation uses the observed values, and the EM start is
+            fitted to the data with each missing entry set to its column's mean.
+            Rows entirely NaN and ``method="laplace"`` are refused. nutpie then
+            samples the PyMC model, compiled for this fit (see
+            :doc:`/how-to/missing-values-bayesian`).
         y : ignored
         method : {"nuts", "laplace"}, default "nuts"
             ``"nuts"`` samples the posterior by NUTS, every chain starting from an
