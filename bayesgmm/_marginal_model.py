@@ -68,7 +68,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayesgmm._gaussian import LAYOUTS
-from bayesgmm._validation import check_float, message
+from bayesgmm._missing import missingness_patterns
+from bayesgmm._validation import check_float, check_missing, message
 from bayesgmm.params import GaussianMixtureParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -304,7 +305,9 @@ def build_pymc_model(
     Parameters
     ----------
     Z : ndarray of shape (n_samples, n_features)
-        Standardised data.
+        Standardised data. Missing entries (NaN) are allowed: the model then has
+        one observed variable per missingness pattern
+        (:func:`_build_pymc_model_missing`); complete data build the model below.
     n_components : int
     covariance_type : {"full", "tied", "diag", "spherical"}
     priors : dict
@@ -333,22 +336,30 @@ def build_pymc_model(
         correlated covariances), data ``X`` and observed ``obs``.
     """
     import pymc as pm
-    import pytensor.tensor as pt
-
-    from bayesgmm._corr_cholesky import CorrCholeskyTransform
 
     n, d = Z.shape
     k = n_components
+    if np.isnan(Z).any():
+        if sample_weight is not None:
+            raise ValueError(
+                message(
+                    "sample_weight",
+                    "None for data with missing values (NaN): weighted fits take complete rows",
+                    "weights",
+                    raw=True,
+                )
+            )
+        if batch_size is not None:
+            raise ValueError(
+                message("batch_size", "None for data with missing values (NaN)", batch_size)
+            )
+        return _build_pymc_model_missing(Z, n_components, covariance_type, priors, feature_names)
     coords = {
         "component": np.arange(k),
         "feature": list(feature_names),
         "feature_bis": list(feature_names),
         "obs_id": np.arange(n),
     }
-    correlated = covariance_type in ("full", "tied") and d > 1
-    # As float64 arrays: PyTensor stores a Python float that float32 holds exactly
-    # (2.0, say) as a float32 constant, and the prior's log(sigma) would lose digits.
-    priors = {key: np.float64(value) for key, value in priors.items()}
     if sample_weight is not None and batch_size is not None:
         raise ValueError(
             message("sample_weight", "None with batch_size (minibatches)", "weights", raw=True)
@@ -362,71 +373,183 @@ def build_pymc_model(
                 "observed": pm.Minibatch(data, batch_size=batch_size),
                 "total_size": [data.shape[0], None],
             }
-        row_weight: tuple[Any, ...] = ()
+        row_weight = None
         if sample_weight is not None:
-            row_weight = (
-                pm.Data(
-                    "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs_id"
-                ),
+            row_weight = pm.Data(
+                "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs_id"
             )
-        weights = pm.Dirichlet(
-            "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
+        weights, means, factor = _component_parameters(k, d, covariance_type, priors)
+        _likelihood_term("obs", weights, means, factor, observed, row_weight)
+    return model
+
+
+def _correlated(covariance_type: str, d: int) -> bool:
+    """Whether the model has correlations (``corr_chol``): full and tied with d > 1."""
+    return covariance_type in ("full", "tied") and d > 1
+
+
+def _component_parameters(
+    k: int, d: int, covariance_type: str, priors: dict[str, float]
+) -> tuple[Any, Any, Any]:
+    """Create the free variables in the current model: weights, means and scale factors.
+
+    Returns the ``weights`` (K,), ``means`` (K, d) and, for correlated covariances,
+    the Cholesky factors ``L_k = diag(sigma_k) C_k`` (K, d, d) of the covariances,
+    otherwise the standard deviations (K, d).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayesgmm._corr_cholesky import CorrCholeskyTransform
+
+    # As float64 arrays: PyTensor stores a Python float that float32 holds exactly
+    # (2.0, say) as a float32 constant, and the prior's log(sigma) would lose digits.
+    priors = {key: np.float64(value) for key, value in priors.items()}
+    weights = pm.Dirichlet(
+        "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
+    )
+    means = pm.Normal(
+        "means",
+        mu=priors["means_loc"],
+        sigma=priors["means_scale"],
+        dims=("component", "feature"),
+    )
+    std_dims = LAYOUTS[covariance_type].scale_dims
+    # NumPy float64s: PyTensor stores a whole Python float (3.0) as an integer
+    # constant and takes its log-gamma or log in float32.
+    stds = pm.InverseGamma(
+        "stds",
+        alpha=np.float64(STDS_SHAPE),
+        beta=np.float64(priors["stds_scale"]),
+        dims=std_dims,
+    )
+    if _correlated(covariance_type, d):
+        # LKJCorr needs a static shape: its sampler is a scan that cannot see dims.
+        shape = (k, d, d) if covariance_type == "full" else (d, d)
+        corr_dims = std_dims + ("feature_bis",)
+        # The same bijection as PyMC's default transform for LKJCorr, as one
+        # compiled Op: numba compiles it in about a second instead of half a minute.
+        corr_chol = pm.LKJCorr(
+            "corr_chol",
+            n=d,
+            eta=priors["lkj_eta"],
+            shape=shape,
+            dims=corr_dims,
+            default_transform=CorrCholeskyTransform(d),
         )
-        means = pm.Normal(
-            "means",
-            mu=priors["means_loc"],
-            sigma=priors["means_scale"],
-            dims=("component", "feature"),
+        chol = stds[..., :, None] * corr_chol
+        return weights, means, pt.broadcast_to(chol, (k, d, d))
+    if covariance_type == "spherical":
+        return weights, means, pt.broadcast_to(stds[:, None], (k, d))
+    return weights, means, pt.broadcast_to(stds, (k, d))
+
+
+def _likelihood_term(
+    name: str, weights: Any, means: Any, factor: Any, observed: Any, row_weight: Any = None
+) -> Any:
+    """Add the marginal mixture likelihood of ``observed`` as the CustomDist ``name``.
+
+    ``factor`` is (K, d, d) lower-triangular Cholesky factors of the covariances or
+    (K, d) standard deviations (diagonal covariances), as
+    :func:`_component_parameters` returns them. With ``row_weight`` (a data
+    variable over the rows) each row's log-likelihood is multiplied by its weight.
+    """
+    import pymc as pm
+
+    cholesky = factor.ndim == 3
+    core = "(k),(k,d),(k,d,d)" if cholesky else "(k),(k,d),(k,d)"
+    if row_weight is None:
+        return pm.CustomDist(
+            name,
+            weights,
+            means,
+            factor,
+            logp=_mixture_logp_cholesky if cholesky else _mixture_logp_diagonal,
+            signature=core + "->(d)",
+            **observed,
         )
-        std_dims = LAYOUTS[covariance_type].scale_dims
-        # NumPy float64s: PyTensor stores a whole Python float (3.0) as an integer
-        # constant and takes its log-gamma or log in float32.
-        stds = pm.InverseGamma(
-            "stds",
-            alpha=np.float64(STDS_SHAPE),
-            beta=np.float64(priors["stds_scale"]),
-            dims=std_dims,
-        )
-        if correlated:
-            # LKJCorr needs a static shape: its sampler is a scan that cannot see dims.
-            shape = (k, d, d) if covariance_type == "full" else (d, d)
-            corr_dims = std_dims + ("feature_bis",)
-            # The same bijection as PyMC's default transform for LKJCorr, as one
-            # compiled Op: numba compiles it in about a second instead of half a minute.
-            corr_chol = pm.LKJCorr(
-                "corr_chol",
-                n=d,
-                eta=priors["lkj_eta"],
-                shape=shape,
-                dims=corr_dims,
-                default_transform=CorrCholeskyTransform(d),
-            )
-            chol = stds[..., :, None] * corr_chol
-            chol = pt.broadcast_to(chol, (k, d, d))
-            pm.CustomDist(
-                "obs",
-                weights,
-                means,
-                chol,
-                *row_weight,
-                logp=_weighted_logp_cholesky if row_weight else _mixture_logp_cholesky,
-                signature="(k),(k,d),(k,d,d),()->(d)" if row_weight else "(k),(k,d),(k,d,d)->(d)",
-                **observed,
-            )
-        else:
-            if covariance_type == "spherical":
-                scales = pt.broadcast_to(stds[:, None], (k, d))
+    return pm.CustomDist(
+        name,
+        weights,
+        means,
+        factor,
+        row_weight,
+        logp=_weighted_logp_cholesky if cholesky else _weighted_logp_diagonal,
+        signature=core + ",()->(d)",
+        **observed,
+    )
+
+
+def _build_pymc_model_missing(
+    Z: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    priors: dict[str, float],
+    feature_names: list[Any],
+) -> pm.Model:
+    """Build the model of :func:`build_pymc_model` on data with missing entries (NaN).
+
+    Rows are grouped by missingness pattern (the set of features observed). A row
+    with observed coordinates ``o`` enters the likelihood through the marginal of
+    the mixture on ``o``, ``log sum_k w_k N(z_io | mu_ko, Sigma_koo)``: the labels
+    and the missing coordinates are both integrated out, which is the observed-data
+    likelihood under missingness at random (Little and Rubin 2019, section 6.2).
+    Each pattern ``p`` is one observed variable ``obs_pattern_p`` over data
+    ``X_pattern_p`` with dims ``obs_id_pattern_p`` (the rows' numbers in ``Z``) and
+    ``feature_pattern_p`` (the observed features); the sub-covariance's Cholesky
+    factor is ``L_k`` restricted to the rows and columns ``o`` when ``o`` is the
+    first ``|o|`` features (a leading block of a lower-triangular factor is the
+    factor of the leading block), and the Cholesky factor of ``L_ko L_ko'`` otherwise
+    (``L_ko`` the rows ``o`` of ``L_k``). Diagonal covariances take the sub-vector
+    of the standard deviations. The coordinate ``obs_id`` numbers every row.
+
+    References
+    ----------
+    Little, R. J. A. and Rubin, D. B. (2019). Statistical Analysis with Missing
+    Data, 3rd ed. Wiley. doi:10.1002/9781119482260
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n, d = Z.shape
+    k = n_components
+    check_missing(Z, "X", columns=True)
+    observed_masks, row_groups = missingness_patterns(Z)
+    features = list(feature_names)
+    coords: dict[str, Any] = {
+        "component": np.arange(k),
+        "feature": features,
+        "feature_bis": features,
+        "obs_id": np.arange(n),
+    }
+    for p, (mask, rows) in enumerate(zip(observed_masks, row_groups, strict=True)):
+        coords[f"obs_id_pattern_{p}"] = rows
+        coords[f"feature_pattern_{p}"] = [f for f, seen in zip(features, mask, strict=True) if seen]
+    with pm.Model(coords=coords) as model:
+        weights, means, factor = _component_parameters(k, d, covariance_type, priors)
+        for p, (mask, rows) in enumerate(zip(observed_masks, row_groups, strict=True)):
+            seen = np.flatnonzero(mask)
+            m = seen.size
+            dims = (f"obs_id_pattern_{p}", f"feature_pattern_{p}")
+            data = pm.Data(f"X_pattern_{p}", Z[np.ix_(rows, seen)], dims=dims)
+            if m == d:
+                sub_means, sub_factor = means, factor
             else:
-                scales = pt.broadcast_to(stds, (k, d))
-            pm.CustomDist(
-                "obs",
+                sub_means = pt.specify_shape(means[:, seen], (k, m))
+                if factor.ndim == 2:
+                    sub_factor = pt.specify_shape(factor[:, seen], (k, m))
+                elif np.array_equal(seen, np.arange(m)):
+                    sub_factor = pt.specify_shape(factor[:, :m, :m], (k, m, m))
+                else:
+                    rows_o = factor[:, seen, :]
+                    sub_cov = rows_o @ pt.swapaxes(rows_o, -1, -2)
+                    sub_factor = pt.specify_shape(pt.linalg.cholesky(sub_cov), (k, m, m))
+            _likelihood_term(
+                f"obs_pattern_{p}",
                 weights,
-                means,
-                scales,
-                *row_weight,
-                logp=_weighted_logp_diagonal if row_weight else _mixture_logp_diagonal,
-                signature="(k),(k,d),(k,d),()->(d)" if row_weight else "(k),(k,d),(k,d)->(d)",
-                **observed,
+                sub_means,
+                sub_factor,
+                {"observed": data, "dims": dims},
             )
     return model
 
@@ -459,7 +582,8 @@ def standardize(
     loc, scale : None, float or array-like of shape (n_features,)
         Fixed values (a number applies to every feature; ``scale`` positive).
         None takes the data's per-feature mean (``loc``) or standard deviation
-        (``scale``), so the priors adapt to the data; fixed values make the prior
+        (``scale``), over the observed values where some are missing (NaN), so
+        the priors adapt to the data; fixed values make the prior
         a distribution that does not depend on the data, as simulation-based
         calibration needs.
     sample_weight : ndarray of shape (n_samples,), optional
@@ -482,16 +606,26 @@ def standardize(
     fixed_scale = (
         None if scale is None else _fixed_standardization(scale, "scale", d, positive=True)
     )
-    if sample_weight is None:
-        data_loc = X.mean(axis=0)
-    else:
+    observed = ~np.isnan(X)
+    if sample_weight is not None:
         data_loc = sample_weight @ X / sample_weight.sum()
+        data_scale = np.sqrt(sample_weight @ np.square(X - data_loc) / sample_weight.sum())
+    elif observed.all():
+        data_loc, data_scale = X.mean(axis=0), X.std(axis=0)
+    else:
+        unseen = np.flatnonzero(observed.sum(axis=0) < 2)
+        if unseen.size:
+            raise ValueError(
+                message(
+                    "X",
+                    "at least two observed values in every feature",
+                    f"feature(s) {unseen.tolist()} with fewer",
+                    raw=True,
+                )
+            )
+        data_loc, data_scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
     if fixed_scale is not None:
         return (data_loc if fixed_loc is None else fixed_loc), fixed_scale
-    if sample_weight is None:
-        data_scale = X.std(axis=0)
-    else:
-        data_scale = np.sqrt(sample_weight @ np.square(X - data_loc) / sample_weight.sum())
     bad = np.flatnonzero(~(data_scale > 1e-12 * np.maximum(1.0, np.abs(data_loc))))
     if bad.size:
         raise ValueError(

@@ -336,6 +336,8 @@ def sample(
     Parameters
     ----------
     Z : ndarray of shape (n_samples, n_features)
+        Standardised data; with missing entries (NaN) the PyMC model is built and
+        compiled for this fit (:func:`_sample_missing`), not taken from the cache.
     spec : ModelSpec
     start : GaussianMixtureParams
         The EM solution, in standardised units, every chain starts from (jittered).
@@ -356,13 +358,19 @@ def sample(
     KeyboardInterrupt
         The sampler returned fewer draws than asked for (it was interrupted).
     """
-    cached, compile_seconds = COMPILED.get(
-        CompileSpec(spec, settings.sampler),
-        lambda: _compile(spec, settings.sampler, Z, sample_weight),
-    )
     values = free_values(start, Z.shape[1])
+    if np.isnan(Z).any():
+        cached, compile_seconds = None, 0.0
+    else:
+        cached, compile_seconds = COMPILED.get(
+            CompileSpec(spec, settings.sampler),
+            lambda: _compile(spec, settings.sampler, Z, sample_weight),
+        )
     t0 = time.perf_counter()
-    if settings.sampler == "nutpie":
+    if cached is None:
+        trace, compile_seconds = _sample_missing(Z, spec, values, settings, seed)
+        t0 += compile_seconds
+    elif settings.sampler == "nutpie":
         trace = _sample_nutpie(cached, Z, spec, values, settings, seed, sample_weight)
     else:
         trace = _sample_pymc(cached, Z, values, settings, seed, sample_weight)
@@ -385,6 +393,52 @@ def sample(
     if "sample_stats" in trace:
         groups["sample_stats"] = _sample_stats(trace["sample_stats"].to_dataset())
     return ModelDraws(raw, groups, {"compile": compile_seconds, "sample": sample_seconds})
+
+
+def _sample_missing(
+    Z: np.ndarray,
+    spec: ModelSpec,
+    values: dict[str, np.ndarray],
+    settings: NutsSettings,
+    seed: int,
+) -> tuple[Any, float]:
+    """Sample the PyMC model of data with missing entries; return the trace and compile seconds.
+
+    The model has one likelihood term per missingness pattern
+    (:func:`bayesgmm._marginal_model.build_pymc_model`), so its graph depends on
+    the data's patterns: it is compiled for this fit and not cached. nutpie
+    compiles the PyMC model itself (numba backend) instead of the hand-written
+    density of complete data; PyMC's NUTS samples it as for complete data.
+    """
+    t0 = time.perf_counter()
+    model = spec.build(Z)
+    if settings.sampler != "nutpie":
+        seconds = time.perf_counter() - t0
+        return _sample_pymc(_CompiledNuts(model, None), Z, values, settings, seed), seconds
+    import nutpie
+
+    compiled = nutpie.compile_pymc_model(
+        model, initial_points=dict(values), jitter_rvs=set(), backend="numba"
+    )
+    flat = compiled.initial_point_func(0)
+    seconds = time.perf_counter() - t0
+
+    def initial_point(chain_seed: Any) -> np.ndarray:
+        noise = np.random.default_rng(chain_seed).normal(scale=_JITTER, size=flat.size)
+        return flat + noise
+
+    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
+    trace = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=seed,
+        progress_bar=settings.progressbar,
+        save_warmup=False,
+        **settings.sampler_kwargs,
+    )
+    return trace, seconds
 
 
 def _sample_stats(stats: xr.Dataset) -> xr.Dataset:
@@ -447,10 +501,11 @@ def _sample_pymc(
         init["means"] = init["means"] + jitter_rng.normal(scale=_JITTER, size=init["means"].shape)
         initvals.append(init)
     with cached.model:
-        new_data = {"X": Z}
-        if sample_weight is not None:
-            new_data["sample_weight"] = sample_weight
-        pm.set_data(new_data, coords={"obs_id": np.arange(Z.shape[0])})
+        if "X" in cached.model.named_vars:
+            new_data = {"X": Z}
+            if sample_weight is not None:
+                new_data["sample_weight"] = sample_weight
+            pm.set_data(new_data, coords={"obs_id": np.arange(Z.shape[0])})
         return pm.sample(
             draws=settings.draws,
             tune=settings.tune,

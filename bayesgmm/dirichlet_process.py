@@ -647,6 +647,69 @@ class DPGaussianMixture(MixtureBase):
         draws = self._posterior.draws(_DEFAULT_MEMBERSHIP_DRAWS, check_random_state(0))
         return np.exp(draws.log_weights), draws.means + self._center, draws.full_covariances()
 
+    def impute(
+        self,
+        X: Any,
+        ci_prob: float | None = None,
+        *,
+        ci_kind: str = "eti",
+        return_draws: bool = False,
+        random_state: Any = 0,
+    ) -> Any:
+        """Fill the missing entries (NaN) of ``X``, optionally with credible intervals.
+
+        Without ``ci_prob`` and ``return_draws``, the conditional mean under the
+        fitted mixture, as :meth:`EMGaussianMixture.impute`. Otherwise, as
+        :meth:`MarginalGaussianMixture.impute`, over 200 draws of the variational
+        posterior made as ``interval_method_`` says: for each draw, a component
+        from ``p(k | x_o, theta)`` and the missing coordinates from its
+        conditional Gaussian; ``ci_prob`` gives an ``xarray.Dataset`` with
+        ``imputed`` (their median), ``lower``, ``upper``, ``mean`` (the
+        conditional mean averaged over the draws) and ``missing``, and
+        ``return_draws`` also returns the imputations, (200, n_samples,
+        n_features).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry; every row needs an observed value.
+        ci_prob : float in (0, 1), optional
+        ci_kind : {"eti", "hdi"}, default "eti"
+        return_draws : bool, default False
+        random_state : None, int or numpy.random.Generator, default 0
+            Seeds the parameter draws and the imputations.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features) or xarray.Dataset
+            With ``return_draws``, a tuple of it and the imputations.
+        """
+        from bayesgmm import _imputation
+
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, default=None)
+        if not isinstance(return_draws, (bool, np.bool_)):
+            raise TypeError(message("return_draws", "a bool", return_draws))
+        if ci_prob is None and not return_draws:
+            return super().impute(X)
+        rng = check_random_state(random_state)
+        data = self._check_X(X, allow_nan=True)
+        draws = self._interval_draws(_DEFAULT_MEMBERSHIP_DRAWS, rng)
+        parameters = (
+            np.exp(draws.log_weights),
+            draws.means + self._center,
+            draws.full_covariances(),
+        )
+        return _imputation.impute(
+            data,
+            parameters,
+            ci_prob=ci_prob,
+            ci_kind=ci_kind,
+            return_draws=bool(return_draws),
+            rng=rng,
+            features=list(getattr(self, "feature_names_in_", range(data.shape[1]))),
+            interval_method=self.interval_method_,
+        )
+
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.
 

@@ -48,6 +48,7 @@ from bayesgmm._marginal_model import (
     params_in_data_units,
     standardize,
 )
+from bayesgmm._missing import missingness_patterns
 from bayesgmm._validation import (
     _UNSET,
     check_array,
@@ -199,6 +200,29 @@ def _log_joint_blocks(
             yield row_slice, draw_slice, constant[draw_slice, None, :] - 0.5 * maha
 
 
+def _log_joint_blocks_observed(
+    X: np.ndarray, w: np.ndarray, m: np.ndarray, c: np.ndarray, center: np.ndarray
+) -> Iterator[tuple[Any, slice, np.ndarray]]:
+    """:func:`_log_joint_blocks` on the observed coordinates of each row.
+
+    Complete data go straight to :func:`_log_joint_blocks`. With missing entries
+    (NaN), the rows of each missingness pattern ``o`` are evaluated under the
+    marginals ``N(mu_sko, Sigma_skoo)``, and ``rows`` is then an array of row
+    numbers instead of a slice; each block of rows still comes with all its draw
+    blocks, in order.
+    """
+    if not np.isnan(X).any():
+        yield from _log_joint_blocks(X, w, m, c, center)
+        return
+    for observed, rows in zip(*missingness_patterns(X), strict=True):
+        seen = np.flatnonzero(observed)
+        blocks = _log_joint_blocks(
+            X[np.ix_(rows, seen)], w, m[..., seen], c[..., seen[:, None], seen], center[seen]
+        )
+        for row_slice, draw_slice, log_joint in blocks:
+            yield rows[row_slice], draw_slice, log_joint
+
+
 # ----------------------------------------------------------------- checks
 def _check_start(start: Any, k: int, kind: str, d: int) -> None:
     """Check ``fit``'s ``start``: None or a mixture of this model's shape."""
@@ -288,12 +312,27 @@ def _pointwise_log_likelihood(
 ) -> np.ndarray:
     """``log sum_k w_sk N(x_i | mu_sk, Sigma_sk)`` for every draw: shape (S, n).
 
+    A row with missing entries (NaN) gets the density of its observed coordinates
+    ``o``, ``log sum_k w_sk N(x_io | mu_sko, Sigma_skoo)``, rows grouped by pattern.
     One compiled loop over draws (:func:`bayesgmm._numba_density.log_density_draws`,
     the density NUTS samples, its draws spread over the cores), in standardised units.
     """
     from bayesgmm._numba_density import log_density_draws
 
-    return log_density_draws(X, w, m, c, loc, scale)
+    if not np.isnan(X).any():
+        return log_density_draws(X, w, m, c, loc, scale)
+    out = np.empty((w.shape[0], X.shape[0]))
+    for observed, rows in zip(*missingness_patterns(X), strict=True):
+        seen = np.flatnonzero(observed)
+        out[:, rows] = log_density_draws(
+            X[np.ix_(rows, seen)],
+            w,
+            m[..., seen],
+            c[..., seen[:, None], seen],
+            loc[seen],
+            scale[seen],
+        )
+    return out
 
 
 # --------------------------------------------------------------------- estimator
@@ -385,6 +424,7 @@ class MarginalGaussianMixture(MixtureBase):
     """
 
     _fitted_attributes = ("params_", "idata_")
+    _allow_nan = True
 
     def __init__(
         self,
@@ -425,7 +465,7 @@ class MarginalGaussianMixture(MixtureBase):
             ``log sum_k w_k N(z_i | mu_k, Sigma_k)``.
         """
         k, kind, priors = self._validated()
-        X, names = check_array(X, min_samples=2)
+        X, names = check_array(X, min_samples=2, allow_nan=True)
         loc, scale = standardize(X, self.loc, self.scale)
         features = names if names is not None else list(range(X.shape[1]))
         return build_pymc_model((X - loc) / scale, k, kind, priors, features)
@@ -455,6 +495,14 @@ class MarginalGaussianMixture(MixtureBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry (missing at random): each row enters the
+            likelihood through the mixture's marginal on its observed features,
+            one term per missingness pattern (:meth:`build_model` shows them);
+            the standardisation uses the observed values, and the EM start is
+            fitted to the data with each missing entry set to its column's mean.
+            Rows entirely NaN and ``method="laplace"`` are refused. nutpie then
+            samples the PyMC model, compiled for this fit (see
+            :doc:`/how-to/missing-values-bayesian`).
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Frequency weights ``w_i >= 0``: the likelihood is
@@ -562,7 +610,7 @@ class MarginalGaussianMixture(MixtureBase):
         """
         # Check every argument before any work, so that a rejected call changes nothing.
         k, kind, priors = self._validated()
-        X, names = check_array(X, min_samples=max(2, k + 1))
+        X, names = check_array(X, min_samples=max(2, k + 1), allow_nan=True)
         method = check_option(method, "method", _METHODS)
         settings = _nuts.NutsSettings.check(
             draws, tune, chains, nuts_sampler, progressbar, nuts_sampler_kwargs
@@ -579,10 +627,29 @@ class MarginalGaussianMixture(MixtureBase):
                     nuts_sampler_kwargs,
                 )
             )
+        if method == "laplace" and np.isnan(X).any():
+            raise ValueError(
+                message(
+                    "X",
+                    "no missing values (NaN) with method='laplace'; use method='nuts', "
+                    "which evaluates each row on its observed features",
+                    f"{int(np.isnan(X).sum())} NaN value(s)",
+                    raw=True,
+                )
+            )
         subsample = _check_subsample(subsample, X.shape[0], k)
         store_log_likelihood = _check_log_likelihood(log_likelihood)
         _check_start(start, k, kind, X.shape[1])
         weights = check_sample_weight(sample_weight, X.shape[0], min_positive=k + 1)
+        if weights is not None and np.isnan(X).any():
+            raise ValueError(
+                message(
+                    "sample_weight",
+                    "None for data with missing values (NaN): weighted fits take complete rows",
+                    "weights",
+                    raw=True,
+                )
+            )
         if weights is not None and store_log_likelihood is True:
             raise ValueError(
                 message(
@@ -734,7 +801,7 @@ class MarginalGaussianMixture(MixtureBase):
         w, m, c = self._flat_posterior()
         if select is not None:
             w, m, c = w[select], m[select], c[select]
-        return _log_joint_blocks(X, w, m, c, self._loc)
+        return _log_joint_blocks_observed(X, w, m, c, self._loc)
 
     def compute_log_likelihood(self) -> xr.DataTree:
         """Add the pointwise log-likelihood of the fitted rows to ``idata_``.
@@ -817,7 +884,7 @@ class MarginalGaussianMixture(MixtureBase):
         random_state = renamed_argument(
             random_state, random_seed, new_name="random_state", old_name="random_seed"
         )
-        X = self._check_X(X)
+        X = self._check_X(X, allow_nan=True)
         select = self._select_draws(max_draws, random_state, seed_argument_name(random_seed))
         s = self._n_draws() if select is None else select.size
         out = np.empty((s, X.shape[0], self.params_.n_components))
@@ -881,7 +948,7 @@ class MarginalGaussianMixture(MixtureBase):
         ci_prob, ci_kind = check_ci(ci_prob, ci_kind, hdi_prob, default=None)
         if ci_prob is None:
             return super().predict_proba(X)
-        X = self._check_X(X)
+        X = self._check_X(X, allow_nan=True)
         n, k = X.shape[0], self.params_.n_components
         s = self._n_draws()
         select = np.unique(np.linspace(0, s - 1, min(_INTERVAL_DRAWS, s)).astype(int))
@@ -898,6 +965,91 @@ class MarginalGaussianMixture(MixtureBase):
                 )
         result = membership_intervals(mean, median, lower, upper, ci_prob, ci_kind)
         return result.assign_attrs(interval_method=self.interval_method_)
+
+    def _on_observed(self, X: np.ndarray, method: str) -> np.ndarray:
+        """Rows with missing entries go through the array methods too, averaged over the draws.
+
+        ``_score_samples_array`` and ``_predict_proba_array`` evaluate every row on
+        its observed coordinates under every draw (:func:`_log_joint_blocks_observed`),
+        so they give the posterior predictive density of the observed coordinates
+        and the posterior mean membership, not those of the posterior mean mixture.
+        """
+        return getattr(self, method)(X)
+
+    def impute(
+        self,
+        X: Any,
+        ci_prob: float | None = None,
+        *,
+        ci_kind: str = "eti",
+        return_draws: bool = False,
+        random_state: Any = None,
+    ) -> Any:
+        """Fill the missing entries (NaN) of ``X``, optionally with credible intervals.
+
+        Over at most 1000 posterior draws ``theta_s`` spread evenly over the chains
+        (:mod:`bayesgmm._imputation`): each row's component probabilities
+        ``p(k | x_o, theta_s)`` come from its observed coordinates ``o``, and the
+        missing ones ``m`` are filled from the conditional Gaussians
+        ``N(E[x_m | x_o, k, theta_s], Cov[x_m | x_o, k, theta_s])``. Observed
+        entries are returned unchanged. This assumes the entries are missing at
+        random, as the fit does (see :doc:`/how-to/missing-values-bayesian`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry; every row needs an observed value.
+        ci_prob : float in (0, 1), optional
+            Without it, ``X`` with every missing entry replaced by the posterior
+            mean of its conditional expectation,
+            ``(1/S) sum_s sum_k p(k | x_o, theta_s) E[x_m | x_o, k, theta_s]``.
+            With it, an ``xarray.Dataset`` of posterior predictive imputations
+            (for each draw s, ``k ~ p(k | x_o, theta_s)``, then ``x_m`` from that
+            component's conditional Gaussian): ``imputed`` (their median for
+            each missing entry), ``lower`` and ``upper`` (the credible interval
+            holding ``ci_prob`` of them, which counts both the uncertainty about
+            the parameters and the spread of the missing value given the
+            observed ones, so it is an interval for the value itself), ``mean``
+            (the posterior mean of the conditional expectation, as without
+            ``ci_prob``) and ``missing`` (where ``X`` is NaN), all with dims
+            ``obs_id`` and ``feature``; on an observed entry ``imputed``,
+            ``lower`` and ``upper`` equal the value.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Equal-tailed or highest-density interval (``"hdi"`` needs
+            ``ci_prob > 0.5``); both contain the median.
+        return_draws : bool, default False
+            Also return the posterior predictive imputations themselves, an
+            array of shape (n_draws, n_samples, n_features) (observed entries
+            repeated in every draw), for multiple-imputation analyses.
+        random_state : int, numpy.random.Generator or None
+            Seeds the posterior predictive imputations (the conditional mean
+            needs no randomness).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features) or xarray.Dataset
+            The Dataset's attributes ``ci_prob``, ``ci_kind``, ``n_draws`` and
+            ``interval_method`` ("NUTS" or "Laplace") say how it was made.
+        draws : ndarray of shape (n_draws, n_samples, n_features)
+            Only with ``return_draws=True``, as the second item of a tuple.
+        """
+        from bayesgmm import _imputation
+
+        ci_prob, ci_kind = check_ci(ci_prob, ci_kind, default=None)
+        if not isinstance(return_draws, (bool, np.bool_)):
+            raise TypeError(message("return_draws", "a bool", return_draws))
+        rng = check_random_state(random_state)
+        X = self._check_X(X, allow_nan=True)
+        return _imputation.impute(
+            X,
+            self._parameter_draws(),
+            ci_prob=ci_prob,
+            ci_kind=ci_kind,
+            return_draws=bool(return_draws),
+            rng=rng,
+            features=list(getattr(self, "feature_names_in_", range(X.shape[1]))),
+            interval_method=self.interval_method_,
+        )
 
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""

@@ -67,3 +67,25 @@ def laplace_fit():
         X, method="laplace", random_state=2
     )
     return model, X, labels
+
+
+# marginal_missing_fit: the one MarginalGaussianMixture fitted by NUTS on data with
+# 20% of entries missing completely at random (n=300, d=3, K=2), shared by the slow
+# tests of tests/test_marginal_missing.py (owned by the marginal-model helper).
+@pytest.fixture(scope="session")
+def marginal_missing_fit():
+    from bayesgmm.marginal import MarginalGaussianMixture
+
+    rng = np.random.default_rng(18)
+    truth = np.array([[-2.0, 0.0, 1.0], [2.0, 1.0, -1.0]])
+    labels = rng.integers(0, 2, size=300)
+    mixing = np.array([[1.0, 0.4, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    X = truth[labels] + rng.standard_normal((300, 3)) @ mixing
+    X_missing = X.copy()
+    X_missing[rng.random(X.shape) < 0.2] = np.nan
+    empty = np.isnan(X_missing).all(axis=1)
+    X_missing[empty, 0] = X[empty, 0]
+    model = MarginalGaussianMixture(n_components=2, covariance_type="full").fit(
+        X_missing, draws=500, tune=500, chains=2, random_state=3, progressbar=False
+    )
+    return model, X_missing, X, truth
