@@ -46,12 +46,14 @@ from bayesgmm._base import MixtureBase
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
 from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
+from bayesgmm._missing import conditional_moments, missingness_patterns
 from bayesgmm._validation import (
     _UNSET,
     check_array,
     check_fitted,
     check_float,
     check_int,
+    check_missing,
     check_option,
     check_random_state,
     message,
@@ -253,6 +255,27 @@ class DPGaussianMixture(MixtureBase):
     ``predict``, ``score_samples``) are unchanged by either. The check costs
     about as much as 1000 E-steps (one pass over the data per draw, in batches).
 
+    **Missing values.** ``fit`` takes ``NaN`` as entries missing at random
+    (CAVI only; ``method="advi"`` refuses them, as do Dask arrays). The missing
+    coordinates are latent variables with the structured factor
+    ``q(x_im | z_i = k)``, Gaussian with precision ``E[Lambda_k]_mm`` and
+    mean the regression of the missing on the observed coordinates under
+    ``N(m_k, E[Lambda_k]^{-1})``; the E-step scores each row on its observed
+    coordinates and the update of ``q(mu, Lambda)`` reads the expected
+    complete-data statistics (:func:`bayesgmm._cavi.missing_data_statistics`;
+    Ghahramani and Jordan 1994 for the EM analogue, Bishop 2006 section 10.2 for
+    the complete-data updates). The ELBO includes the entropy of
+    ``q(x_m | z)`` and never decreases; restarts, merges and over-relaxation
+    work as on complete data. The start (k-means) and the default prior's data
+    covariance see each missing entry at its column's observed mean, the
+    covariance rescaled to the observed variances. ``predict``,
+    ``predict_proba`` and ``score_samples`` take rows with ``NaN`` through the
+    predictive on the observed coordinates (the marginal of each component's
+    Student-t, exact under q); ``impute`` fills the conditional mean under
+    that predictive. ``pareto_k_`` checks q against the observed-data
+    posterior. The per-observation results (``to_datatree``,
+    ``n_occupied_distribution``) and intervals need complete training data.
+
     **Number of clusters.** DP posteriors over the number of clusters are
     inconsistent (Miller and Harrison 2013): they keep putting mass on extra
     small clusters however much data there is. Use the LOO-based comparison
@@ -276,6 +299,8 @@ class DPGaussianMixture(MixtureBase):
     >>> bool(np.all(np.diff(model.elbo_trace_) >= -1e-9 * abs(model.elbo_)))
     True
     """
+
+    _allow_nan = True
 
     def __init__(
         self,
@@ -341,9 +366,11 @@ class DPGaussianMixture(MixtureBase):
         ----------
         X : array-like of shape (n_samples, n_features) or dask.array.Array
             A Dask array is fitted block by block (see the class notes, "Dask
-            input"); its chunk sizes must be known. Missing values (NaN) are
-            refused: fit :class:`~bayesgmm.EMGaussianMixture` to such data, or
-            impute them first. Prediction accepts rows with NaN.
+            input"); its chunk sizes must be known. ``NaN`` marks an entry
+            missing at random, fitted by CAVI with the missing coordinates as
+            latent variables (see the class notes, "Missing values"); rows or
+            columns entirely ``NaN`` are refused, and so is ``NaN`` with
+            ``method="advi"`` or in a Dask array.
         y : ignored
 
         Returns
@@ -373,19 +400,27 @@ class DPGaussianMixture(MixtureBase):
             data_cov = _cavi_fit.chunked_covariance(data, center)
             rows = _cavi_fit.ChunkedRows(data, center, kind, t)
         else:
-            data, names = check_array(
-                X,
-                min_samples=2,
-                missing_hint=(
-                    "DPGaussianMixture does not fit missing values: EMGaussianMixture does, "
-                    "or drop or impute them first"
-                ),
-            )
-            center = data.mean(axis=0)
-            centred = data - center
-            d = data.shape[1]
-            data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
-            rows = _cavi_fit.InMemoryRows(centred, kind, t)
+            data, names = check_array(X, min_samples=2, allow_nan=True)
+            if np.isnan(data).any():
+                check_missing(data, "X", columns=True)
+                if options["method"] != "cavi":
+                    raise ValueError(
+                        message(
+                            "method",
+                            "'cavi' for X with missing values (ADVI needs complete rows; "
+                            "drop or impute the rows with NaN for ADVI)",
+                            "advi",
+                        )
+                    )
+                center, data_cov = _observed_moments(data)
+                centred = data - center
+                rows = _cavi_fit.MissingInMemoryRows(centred, kind, t)
+            else:
+                center = data.mean(axis=0)
+                centred = data - center
+                d = data.shape[1]
+                data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+                rows = _cavi_fit.InMemoryRows(centred, kind, t)
         prior = _cavi.data_prior(data_cov, center, kind, self.priors, t)
         conc = options["concentration"]
         run: _cavi_fit.CAVIRun | _dp_advi.ADVIFit
@@ -490,6 +525,57 @@ class DPGaussianMixture(MixtureBase):
     def _weighted_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k N(x | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
         return self._posterior.weighted_log_predictive(X - self._center)
+
+    def _observed_log_joint(self, X: np.ndarray) -> np.ndarray:
+        """``log E_q[pi_k] + log p(x_io | k)`` of rows with NaN under the posterior predictive.
+
+        The marginal over the observed coordinates of each component's
+        predictive (the Student-t under CAVI, the Monte Carlo mixture of
+        Gaussians under ADVI), so that a row's prediction does not depend on
+        whether an entry is missing or was never part of the model.
+        """
+        return self._posterior.weighted_log_predictive_observed(X - self._center)
+
+    def impute(self, X: Any) -> Any:
+        """Fill the missing entries of ``X`` with their conditional mean under the predictive.
+
+        ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]`` with ``p(k | x_o)`` the
+        membership under the posterior predictive on the observed coordinates
+        (as :meth:`predict_proba`) and ``E[x_m | x_o, k] = mu_km + Sigma_kmo
+        Sigma_koo^{-1} (x_o - mu_ko)`` with the posterior means ``means_`` and
+        ``covariances_``. Under CAVI this is the exact conditional mean of the
+        predictive: a component's Student-t has the conditional mean of the
+        Gaussian with its scale matrix, which is proportional to ``E[Sigma_k]``.
+        Observed entries are returned unchanged. A single best guess in squared
+        error, not a draw.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with ``NaN`` for missing entries; no row may be entirely ``NaN``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or pandas.DataFrame
+            A new array, or a DataFrame with ``X``'s index and columns when ``X``
+            is one.
+        """
+        data = self._check_X(X, allow_nan=True)
+        filled = data.copy()
+        covariances = self.params_.full_covariances()
+        patterns = missingness_patterns(data)
+        for observed, index in zip(patterns.observed, patterns.rows, strict=True):
+            if observed.all():
+                continue
+            rows = data[index]
+            membership = self._predict_proba_incomplete(rows)
+            means, _ = conditional_moments(rows, observed, self.means_, covariances)
+            filled[np.ix_(index, np.flatnonzero(~observed))] = np.einsum(
+                "nk,knm->nm", membership, means
+            )
+        if hasattr(X, "columns") and hasattr(X, "index") and hasattr(X, "to_numpy"):
+            return type(X)(filled, index=X.index, columns=X.columns)
+        return filled
 
     def _score_samples_array(self, X: np.ndarray) -> np.ndarray:
         """Log posterior predictive density of every row.
@@ -829,6 +915,12 @@ class DPGaussianMixture(MixtureBase):
                 "from a fit on a Dask array (its data are not saved); refit, or fit a model "
                 "on a subsample of rows for per-observation results"
             )
+        if not is_dask_array(data) and np.isnan(data).any():
+            raise ValueError(
+                f"{caller}: expected a model fitted on complete rows, got one fitted on data "
+                "with missing values (NaN), whose per-observation results are not computed; "
+                "fit a model on the complete rows (or on imputed data) for them"
+            )
         if is_dask_array(data):
             size = 8 * self.n_samples_ * (n_draws + self.n_features_in_)
             if size > _POINTWISE_MAX_BYTES:
@@ -1005,6 +1097,24 @@ class DPGaussianMixture(MixtureBase):
         return model
 
 
+def _observed_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and a positive semi-definite covariance of data with ``NaN`` entries.
+
+    The means and variances are those of each column's observed entries; the
+    correlations those of the data with each missing entry at its column's
+    mean, so the matrix ``D C D`` (``C`` that covariance rescaled to unit
+    diagonal) stays positive semi-definite. Only the default prior reads it.
+    """
+    center = np.nanmean(data, axis=0)
+    filled = np.where(np.isnan(data), center, data) - center
+    d = data.shape[1]
+    cov = np.cov(filled, rowvar=False, bias=True).reshape(d, d)
+    filled_sd = np.sqrt(np.diag(cov))
+    observed_sd = np.sqrt(np.nanvar(data, axis=0))
+    factor = np.divide(observed_sd, filled_sd, out=np.ones(d), where=filled_sd > 0)
+    return center, cov * np.outer(factor, factor)
+
+
 # ------------------------------------------------------------ posteriors
 class _Posterior(Protocol):
     """What the estimator asks of a fitted posterior, whichever method fitted it.
@@ -1025,6 +1135,10 @@ class _Posterior(Protocol):
 
     def weighted_log_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k N(x_i | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
+        ...
+
+    def weighted_log_predictive_observed(self, X: np.ndarray) -> np.ndarray:
+        """Return the same on each row's observed (non-NaN) coordinates, shape (n, T)."""
         ...
 
     def draws(self, n_draws: int, rng: np.random.Generator) -> _cavi.ParameterDraws:

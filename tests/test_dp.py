@@ -489,8 +489,8 @@ def test_bad_arguments_raise_before_fitting(small_data, kwargs, error, name):
 
 
 def test_bad_data_and_unfitted_use(fitted_full):
-    with pytest.raises(ValueError, match="X"):
-        DPGaussianMixture().fit(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="^X: expected at least one observed"):
+        DPGaussianMixture().fit(np.array([[np.nan, np.nan], [1.0, 2.0], [0.0, 1.0]]))
     with pytest.raises(NotFittedError):
         DPGaussianMixture().predict(np.zeros((2, 2)))
     with pytest.raises(NotFittedError):
