@@ -264,7 +264,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -281,7 +281,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
         y : ignored
@@ -298,7 +298,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -315,7 +315,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 

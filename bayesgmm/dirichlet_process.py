@@ -1050,7 +1050,7 @@ class DPGaussianMixture(MixtureBase):
             # the data of a fit on a Dask array are not saved (they may not fit in memory)
             "X_train": None
             if self._X_train is None or is_dask_array(self._X_train)
-            else np.asarray(self._X_train).tolist(),
+            else _json_rows(np.asarray(self._X_train)),
             "n_samples": self.n_samples_,
             "elbo": self.elbo_,
             "elbo_trace": self.elbo_trace_.tolist(),
@@ -1115,6 +1115,14 @@ def _observed_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return center, cov * np.outer(factor, factor)
 
 
+def _json_rows(data: np.ndarray) -> list[list[float | None]]:
+    """Rows as lists for JSON, a missing entry (``NaN``) as ``null`` (read back as NaN)."""
+    rows: list[list[float | None]] = data.tolist()
+    if np.isnan(data).any():
+        rows = [[None if value != value else value for value in row] for row in rows]
+    return rows
+
+
 # ------------------------------------------------------------ posteriors
 class _Posterior(Protocol):
     """What the estimator asks of a fitted posterior, whichever method fitted it.
@@ -1164,6 +1172,11 @@ def _normalised(log_weights: np.ndarray) -> np.ndarray:
 def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> str:
     """Write the ApproximationWarning's text: what is wrong and what to do."""
     occupied = model.effective_n_components_
+    training = model._X_train
+    if training is not None and not is_dask_array(training) and np.isnan(training).any():
+        complete_rows = " on the rows without NaN (refine needs complete rows)"
+    else:
+        complete_rows = ""
     return (
         f"DPGaussianMixture: Pareto k {check.pareto_k:.2f} of the importance ratios "
         f"p / q exceeds {check.good_k:.2f}, ArviZ's threshold for {_vi_diagnostics.POOL_SIZE} "
@@ -1172,7 +1185,7 @@ def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> s
         "predict_proba(X, ci_prob=...), cluster_uncertainty) are typically too narrow. The "
         "point estimates (params_, predict) are not affected. For intervals to trust, "
         f"call refine(X): NUTS on the finite mixture of the {occupied} occupied "
-        f"component{'s' if occupied != 1 else ''}, started from this fit"
+        f"component{'s' if occupied != 1 else ''}, started from this fit{complete_rows}"
     )
 
 

@@ -245,3 +245,15 @@ def test_refusals_are_named(recovery):
         model.to_datatree(n_draws=10)
     with pytest.raises(ValueError, match="^X:"):
         model.predict_proba(holes[:5], ci_prob=0.9)
+
+
+def test_save_and_load_keep_missing_entries_as_json_null(recovery, tmp_path):
+    import bayesgmm
+
+    _, holes, _, _, model, _ = recovery
+    path = tmp_path / "dp.json"
+    model.save(path)
+    assert "NaN" not in path.read_text()  # strict JSON: missing entries are null
+    loaded = bayesgmm.load(path)
+    np.testing.assert_array_equal(np.isnan(loaded._X_train), np.isnan(holes))
+    np.testing.assert_allclose(loaded.impute(holes[:50]), model.impute(holes[:50]), rtol=1e-12)
