@@ -539,6 +539,7 @@ def test_advi_gives_the_same_result_layout(small_data):
     assert model.params_.n_components == 4
     assert np.all(np.isfinite(model.score_samples(X)))
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-10)
+    assert np.all(np.isfinite(model.score_samples(np.array([[np.nan, 0.0], [1.0, np.nan]]))))
     assert model.elbo_trace_.size == 2000
     tree = model.to_datatree(n_draws=50, random_state=0)
     assert tree.attrs["inference_method"] == "advi"
