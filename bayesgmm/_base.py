@@ -271,7 +271,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -288,7 +288,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
         y : ignored
@@ -317,7 +317,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 
@@ -334,7 +334,7 @@ class MixtureBase(ParamsMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (:class:`~bayesgmm.EMGaussianMixture`),
+            For estimators that take missing values (EM and the DP),
             ``NaN`` marks a missing entry: such a row is evaluated on its observed
             features alone (the marginal of the mixture over them).
 

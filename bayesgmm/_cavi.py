@@ -38,6 +38,12 @@ import numpy as np
 from scipy.special import betaln, digamma, gammaln, multigammaln, xlogy
 
 from bayesgmm._gaussian import LAYOUTS, SufficientStatistics, natural_parameters
+from bayesgmm._missing import (
+    MissingnessPatterns,
+    missing_statistics,
+    missingness_patterns,
+    observed_log_density,
+)
 from bayesgmm._validation import check_float, message
 
 __all__ = [
@@ -54,14 +60,17 @@ __all__ = [
     "elbo_fixed_responsibilities",
     "elbo_from_normalizer",
     "expected_log_gaussian",
+    "expected_observed_log_gaussian",
     "expected_log_weights",
     "expected_weights",
     "fit_globals",
     "kl_components",
     "merge_entropy_change",
     "merge_statistics",
+    "missing_data_statistics",
     "posterior_covariances",
     "predictive_log_density",
+    "predictive_log_density_observed",
     "predictive_sample",
     "update_components",
 ]
@@ -376,6 +385,87 @@ def expected_log_gaussian(post: ComponentPosterior) -> tuple[np.ndarray, np.ndar
     eta = np.ascontiguousarray(np.concatenate([linear, quadratic], axis=1).T)
     const = -0.5 * d * _LOG_2PI + 0.5 * e_logdet - 0.5 * (d / post.beta + maha)
     return eta, const
+
+
+def _expected_gaussian_terms(post: ComponentPosterior) -> tuple[np.ndarray, np.ndarray]:
+    """``S_k = E_q[Lambda_k]^{-1}`` as full matrices and the per-component offset ``c_k``.
+
+    ``c_k = (E[log |Lambda_k|] - log |E[Lambda_k]|) / 2 - d / (2 beta_k)``, so that
+    for a complete row ``E_q[log N(x | mu_k, Lambda_k^{-1})] = log N(x | m_k, S_k) + c_k``.
+    """
+    kind = post.covariance_type
+    d = post.mean.shape[1]
+    e_prec, e_logdet = _expected_precision(post)
+    if kind in _WISHART_TYPES:
+        chol, logdet_prec = _logdet_chol(e_prec)
+        eye = np.broadcast_to(np.eye(d), e_prec.shape)
+        inv_chol = np.linalg.solve(chol, eye)
+        covariances = np.swapaxes(inv_chol, 1, 2) @ inv_chol
+    else:
+        diag = e_prec if kind == "diag" else np.repeat(e_prec[:, None], d, axis=1)
+        logdet_prec = np.log(diag).sum(axis=1)
+        covariances = (1.0 / diag)[:, :, None] * np.eye(d)
+    offset = 0.5 * (e_logdet - logdet_prec) - 0.5 * d / post.beta
+    return covariances, offset
+
+
+def expected_observed_log_gaussian(
+    X: np.ndarray, post: ComponentPosterior, *, patterns: MissingnessPatterns | None = None
+) -> np.ndarray:
+    """Return the collapsed per-component score of rows with missing entries, shape (n, K).
+
+    The missing coordinates of row i are latent, with the structured factor
+    ``q(x_im | z_i = k)``. Given ``q(mu_k, Lambda_k)``, its optimum is Gaussian
+    with precision ``E[Lambda_k]_mm`` and mean the conditional mean of ``x_m``
+    given ``x_o`` under ``N(m_k, S_k)``, ``S_k = E[Lambda_k]^{-1}`` (the terms of
+    ``E_q[log N(x | mu_k, Lambda_k^{-1})]`` in ``x_m`` are a quadratic with that
+    Hessian, Bishop 2006, eq. 10.64). At that optimum
+
+        E_q[log N(x_i | mu_k, Lambda_k^{-1})] + H[q(x_im | k)]
+          = log N(x_io | m_ko, S_k,oo)
+            + (E[log |Lambda_k|] - log |E[Lambda_k]|) / 2 - d / (2 beta_k),
+
+    which follows from ``|E[Lambda]| = |E[Lambda]_mm| / |S_oo|`` (the Schur
+    complement) and reduces to Bishop's eq. 10.64-10.65 on complete rows. A
+    row with nothing missing gets the complete-data expected log density.
+    """
+    covariances, offset = _expected_gaussian_terms(post)
+    return observed_log_density(X, post.mean, covariances, patterns=patterns) + offset
+
+
+def missing_data_statistics(
+    X: np.ndarray,
+    state: GlobalState,
+    *,
+    patterns: MissingnessPatterns | None = None,
+    resp_out: np.ndarray | None = None,
+) -> SufficientStatistics:
+    """CAVI's E-step on rows with missing entries: ``q(z)``, ``q(x_m | z)`` and their statistics.
+
+    ``q(z_i = k)`` is proportional to ``exp(E[log pi_k] + s_ik)`` with ``s_ik``
+    the score of :func:`expected_observed_log_gaussian`; the statistics that
+    the update of ``q(mu, Lambda)`` reads are ``sum_i r_ik E[x_i | k]`` and
+    ``sum_i r_ik (E[x_i | k] E[x_i | k]' + Cov[x_i | k])`` under
+    ``q(x_im | z_i = k)``: exactly EM's expected statistics
+    (:func:`bayesgmm._missing.missing_statistics`) with the covariances ``S_k``,
+    since the Schur complement of ``S_k,oo`` in ``S_k`` is ``E[Lambda_k]_mm^{-1}``.
+    ``log_normalizer`` is ``sum_i log sum_k exp(E[log pi_k] + s_ik)``, so the
+    ELBO is :func:`elbo_from_normalizer` as for complete data; it includes the
+    entropy of ``q(x_m | z)``.
+    """
+    X = np.asarray(X, dtype=float)
+    patterns = missingness_patterns(X) if patterns is None else patterns
+    covariances, offset = _expected_gaussian_terms(state.components)
+    e_log_pi = expected_log_weights(state.stick_a, state.stick_b)
+    return missing_statistics(
+        X,
+        e_log_pi + offset,
+        state.components.mean,
+        covariances,
+        state.components.covariance_type,
+        patterns=patterns,
+        resp_out=resp_out,
+    )
 
 
 def kl_components(post: ComponentPosterior, prior: ComponentPrior) -> float:
@@ -702,6 +792,53 @@ def predictive_log_density(X: np.ndarray, post: ComponentPosterior) -> np.ndarra
         - 0.5 * d * np.log(dof * np.pi * scale)
         - 0.5 * (dof + d) * np.log1p(sq / dof)
     )
+    return out
+
+
+def predictive_log_density_observed(X: np.ndarray, post: ComponentPosterior) -> np.ndarray:
+    """``log E_q[N(x_io | mu_ko, Sigma_koo)]``: the predictive t on each row's observed coordinates.
+
+    The marginal of a multivariate t over some coordinates is the t with the
+    same degrees of freedom, the sub-vector of the location and the sub-block
+    of the scale matrix; for diag components the predictive is a product of
+    univariate t's, so the marginal keeps the observed factors. Rows are
+    grouped by missingness pattern; shape (n, K).
+    """
+    kind = post.covariance_type
+    n = X.shape[0]
+    dof, scale = _student_t_params(post)
+    k = post.beta.shape[0]
+    out = np.empty((n, k))
+    patterns = missingness_patterns(X)
+    for observed, index in zip(patterns.observed, patterns.rows, strict=True):
+        obs = np.flatnonzero(observed)
+        d_o = obs.size
+        diff = X[index][None, :, obs] - post.mean[:, None, obs]  # (K, n_p, d_o)
+        if kind == "diag":
+            sq = diff**2 / scale[:, None, obs]
+            dof_k = dof[:, None, None]
+            terms = (
+                gammaln((dof_k + 1.0) / 2.0)
+                - gammaln(dof_k / 2.0)
+                - 0.5 * np.log(dof_k * np.pi * scale[:, None, obs])
+                - 0.5 * (dof_k + 1.0) * np.log1p(sq / dof_k)
+            )
+            out[index] = terms.sum(axis=2).T
+            continue
+        if kind == "spherical":
+            maha = (diff**2).sum(axis=2) / scale[:, None]
+            logdet = d_o * np.log(scale)
+        else:
+            chol, logdet = _logdet_chol(scale[:, obs[:, None], obs])
+            z = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))
+            maha = np.square(z).sum(axis=1)
+        out[index] = (
+            gammaln((dof + d_o) / 2.0)[:, None]
+            - gammaln(dof / 2.0)[:, None]
+            - 0.5 * d_o * np.log(dof * np.pi)[:, None]
+            - 0.5 * logdet[:, None]
+            - 0.5 * (dof + d_o)[:, None] * np.log1p(maha / dof[:, None])
+        ).T
     return out
 
 

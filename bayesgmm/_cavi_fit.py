@@ -54,6 +54,7 @@ from bayesgmm._gaussian import (
     e_step_statistics,
     statistics_from_responsibilities,
 )
+from bayesgmm._missing import missingness_patterns
 
 __all__ = [
     "CAVIPosterior",
@@ -61,6 +62,7 @@ __all__ = [
     "CAVISettings",
     "ChunkedRows",
     "InMemoryRows",
+    "MissingInMemoryRows",
     "RowSource",
     "chunked_covariance",
     "run_cavi",
@@ -99,6 +101,12 @@ class CAVIPosterior:
     def weighted_log_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k] + log St_k(x_i)``, shape (n, T)."""
         log_t = _cavi.predictive_log_density(X, self.state.components)
+        with np.errstate(divide="ignore"):
+            return log_t + np.log(_cavi.expected_weights(self.state.stick_a, self.state.stick_b))
+
+    def weighted_log_predictive_observed(self, X: np.ndarray) -> np.ndarray:
+        """``log E_q[pi_k] + log St_k(x_io)`` on each row's observed coordinates, shape (n, T)."""
+        log_t = _cavi.predictive_log_density_observed(X, self.state.components)
         with np.errstate(divide="ignore"):
             return log_t + np.log(_cavi.expected_weights(self.state.stick_a, self.state.stick_b))
 
@@ -344,6 +352,43 @@ def _weighted_entropy_changes(
         merged = resp[:, j] + resp[:, k]
         out[p] = rlogr[j] + rlogr[k] - float(sample_weight @ xlogy(merged, merged))
     return out
+
+
+class MissingInMemoryRows(InMemoryRows):
+    """Centred training data with missing entries (``NaN``), in memory.
+
+    The E-step is :func:`bayesgmm._cavi.missing_data_statistics`: the missing
+    coordinates are latent variables with the structured factor
+    ``q(x_im | z_i = k)``, updated with ``q(z)``, so every ELBO in the trace is
+    the ELBO of the model with the missing coordinates integrated out
+    variationally (it includes the entropy of ``q(x_m | z)``). The starting
+    responsibilities come from the rows with each missing entry at its
+    column's mean (0 in the centred frame), as k-means needs complete rows.
+
+    The driver's moves stay valid. Over-relaxation keeps a proposal only when
+    the next E-step's exact ELBO is higher. A merge sums the statistics of two
+    components, which is the update under ``q(x_m | z = j)`` taken as the
+    mixture of the two components' factors; its ELBO is scored with the
+    entropies of the two factors weighted by the responsibilities, a lower
+    bound on the entropy of that mixture (entropy is concave), so an accepted
+    merge raises the true ELBO at least as much as scored.
+    """
+
+    def __init__(self, X: np.ndarray, kind: str, t: int) -> None:
+        super().__init__(X, kind, t)
+        self.patterns = missingness_patterns(X)
+        self.filled = np.where(np.isnan(X), 0.0, X)
+
+    def initial_statistics(self, init: str, rng: np.random.Generator) -> SufficientStatistics:
+        self.resp = _initial_responsibilities(self.filled, self.t, init, rng)
+        return statistics_from_responsibilities(self.filled, self.resp, self.kind)
+
+    def e_step(self, state: _cavi.GlobalState, overlap: bool = False) -> SufficientStatistics:
+        if self.resp.shape[0] != self.n_samples:
+            self.resp = np.empty((self.n_samples, self.t))
+        return _cavi.missing_data_statistics(
+            self.X, state, patterns=self.patterns, resp_out=self.resp
+        )
 
 
 @dataclass

@@ -43,6 +43,7 @@ from scipy.special import logsumexp
 
 from bayesgmm import _cavi
 from bayesgmm._gaussian import LAYOUTS, feature_map
+from bayesgmm._missing import missingness_patterns, observed_log_density
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -82,6 +83,17 @@ class ADVIPosterior:
         total = np.full((X.shape[0], pool.log_weights.shape[1]), -np.inf)
         for s in range(pool.size):
             total = np.logaddexp(total, pool.log_joint(features, s))
+        return total - np.log(pool.size)
+
+    def weighted_log_predictive_observed(self, X: np.ndarray) -> np.ndarray:
+        """Return the same Monte Carlo mean on each row's observed coordinates, shape (n, T)."""
+        pool = self.pool
+        patterns = missingness_patterns(X)
+        covariances = pool.full_covariances()
+        total = np.full((X.shape[0], pool.log_weights.shape[1]), -np.inf)
+        for s in range(pool.size):
+            joint = observed_log_density(X, pool.means[s], covariances[s], patterns=patterns)
+            total = np.logaddexp(total, joint + pool.log_weights[s])
         return total - np.log(pool.size)
 
     def draws(self, n_draws: int, rng: np.random.Generator) -> _cavi.ParameterDraws:

@@ -38,7 +38,8 @@ import numpy as np
 
 from bayesgmm._cavi import ParameterDraws
 from bayesgmm._chunks import map_reduce
-from bayesgmm._gaussian import feature_map, natural_parameters
+from bayesgmm._gaussian import DegenerateCovarianceError, feature_map, natural_parameters
+from bayesgmm._missing import missingness_patterns, observed_log_density
 
 __all__ = [
     "POOL_SIZE",
@@ -137,6 +138,8 @@ def log_likelihood_sums(
     feature map is the full one); then ``_BATCH`` draws at a time, one matrix
     product gives every row's log joint density under all their components.
     """
+    if np.isnan(data).any():
+        return _observed_log_likelihood_sums(draws, data)
     # Rows last, so that the sums over components add contiguous rows of length n.
     features = np.ascontiguousarray(feature_map(data, draws.covariance_type).T)
     n_draws, t = draws.log_weights.shape
@@ -171,6 +174,37 @@ def _natural_parameters_of_draws(draws: ParameterDraws) -> tuple[np.ndarray, np.
     flat_chol = chol.reshape((n_draws * t,) + chol.shape[2:])
     eta, const = natural_parameters(draws.means.reshape(n_draws * t, d), flat_chol, kind)
     return eta, const
+
+
+def _observed_log_likelihood_sums(draws: ParameterDraws, data: np.ndarray) -> np.ndarray:
+    """``sum_i log sum_k pi_k N(x_io | mu_ko, Sigma_koo)`` for every draw, on rows with ``NaN``.
+
+    The observed-data likelihood (each row on its observed coordinates), which
+    is what the posterior of the parameters conditions on when entries are
+    missing at random. ``_BATCH`` draws are evaluated together, their
+    components side by side, with one batched factorisation per pattern.
+    """
+    patterns = missingness_patterns(data)
+    covariances = draws.full_covariances()
+    n_draws, t, d = draws.means.shape
+    out = np.empty(n_draws)
+    for start in range(0, n_draws, _BATCH):
+        stop = min(start + _BATCH, n_draws)
+        size = stop - start
+        try:
+            log_density = observed_log_density(
+                data,
+                draws.means[start:stop].reshape(size * t, d),
+                covariances[start:stop].reshape(size * t, d, d),
+                patterns=patterns,
+            )
+        except DegenerateCovarianceError:
+            out[start:stop] = -np.inf  # a singular draw: the check then says k = inf
+            continue
+        joint = log_density.reshape(-1, size, t) + draws.log_weights[start:stop]
+        top = joint.max(axis=2)
+        out[start:stop] = (top + np.log(np.exp(joint - top[..., None]).sum(axis=2))).sum(axis=0)
+    return out
 
 
 def check_approximation(

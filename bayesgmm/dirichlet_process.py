@@ -47,6 +47,7 @@ from bayesgmm._base import MixtureBase
 from bayesgmm._chunks import check_dask_array, column_means, is_dask_array
 from bayesgmm._gaussian import COVARIANCE_TYPES, feature_map
 from bayesgmm._intervals import check_ci, credible_interval, membership_intervals
+from bayesgmm._missing import conditional_moments, missingness_patterns
 from bayesgmm._validation import (
     _UNSET,
     check_array,
@@ -54,6 +55,7 @@ from bayesgmm._validation import (
     check_fitted,
     check_float,
     check_int,
+    check_missing,
     check_option,
     check_random_state,
     check_sample_weight,
@@ -265,6 +267,27 @@ class DPGaussianMixture(MixtureBase):
     seed (or the check, once made); a fit on a Dask array, whose data are not
     saved, is checked when saved.
 
+    **Missing values.** ``fit`` takes ``NaN`` as entries missing at random
+    (CAVI only; ``method="advi"`` refuses them, as do Dask arrays). The missing
+    coordinates are latent variables with the structured factor
+    ``q(x_im | z_i = k)``, Gaussian with precision ``E[Lambda_k]_mm`` and
+    mean the regression of the missing on the observed coordinates under
+    ``N(m_k, E[Lambda_k]^{-1})``; the E-step scores each row on its observed
+    coordinates and the update of ``q(mu, Lambda)`` reads the expected
+    complete-data statistics (:func:`bayesgmm._cavi.missing_data_statistics`;
+    Ghahramani and Jordan 1994 for the EM analogue, Bishop 2006 section 10.2 for
+    the complete-data updates). The ELBO includes the entropy of
+    ``q(x_m | z)`` and never decreases; restarts, merges and over-relaxation
+    work as on complete data. The start (k-means) and the default prior's data
+    covariance see each missing entry at its column's observed mean, the
+    covariance rescaled to the observed variances. ``predict``,
+    ``predict_proba`` and ``score_samples`` take rows with ``NaN`` through the
+    predictive on the observed coordinates (the marginal of each component's
+    Student-t, exact under q); ``impute`` fills the conditional mean under
+    that predictive. ``pareto_k_`` checks q against the observed-data
+    posterior. The per-observation results (``to_datatree``,
+    ``n_occupied_distribution``) and intervals need complete training data.
+
     **Number of clusters.** DP posteriors over the number of clusters are
     inconsistent (Miller and Harrison 2013): they keep putting mass on extra
     small clusters however much data there is. Use the LOO-based comparison
@@ -288,6 +311,8 @@ class DPGaussianMixture(MixtureBase):
     >>> bool(np.all(np.diff(model.elbo_trace_) >= -1e-9 * abs(model.elbo_)))
     True
     """
+
+    _allow_nan = True
 
     def __init__(
         self,
@@ -353,9 +378,11 @@ class DPGaussianMixture(MixtureBase):
         ----------
         X : array-like of shape (n_samples, n_features) or dask.array.Array
             A Dask array is fitted block by block (see the class notes, "Dask
-            input"); its chunk sizes must be known. Missing values (NaN) are
-            refused: fit :class:`~bayesgmm.EMGaussianMixture` to such data, or
-            impute them first. Prediction accepts rows with NaN.
+            input"); its chunk sizes must be known. ``NaN`` marks an entry
+            missing at random, fitted by CAVI with the missing coordinates as
+            latent variables (see the class notes, "Missing values"); rows or
+            columns entirely ``NaN`` are refused, and so is ``NaN`` with
+            ``method="advi"`` or in a Dask array.
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Frequency weights ``w_i >= 0``: the likelihood is
@@ -408,25 +435,43 @@ class DPGaussianMixture(MixtureBase):
             data_cov = _cavi_fit.chunked_covariance(data, center, weights)
             rows = _cavi_fit.ChunkedRows(data, center, kind, t, weights)
         else:
-            data, names = check_array(
-                X,
-                min_samples=2,
-                missing_hint=(
-                    "DPGaussianMixture does not fit missing values: EMGaussianMixture does, "
-                    "or drop or impute them first"
-                ),
-            )
+            data, names = check_array(X, min_samples=2, allow_nan=True)
             weights = check_sample_weight(sample_weight, data.shape[0])
             d = data.shape[1]
-            if weights is None:
-                center = data.mean(axis=0)
+            if np.isnan(data).any():
+                check_missing(data, "X", columns=True)
+                if weights is not None:
+                    raise ValueError(
+                        message(
+                            "sample_weight",
+                            "None for X with missing values (NaN): weighted fits take "
+                            "complete rows",
+                            "weights",
+                            raw=True,
+                        )
+                    )
+                if options["method"] != "cavi":
+                    raise ValueError(
+                        message(
+                            "method",
+                            "'cavi' for X with missing values (ADVI needs complete rows; "
+                            "drop or impute the rows with NaN for ADVI)",
+                            "advi",
+                        )
+                    )
+                center, data_cov = _observed_moments(data)
                 centred = data - center
-                data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+                rows = _cavi_fit.MissingInMemoryRows(centred, kind, t)
             else:
-                center = weights @ data / weights.sum()
-                centred = data - center
-                data_cov = (centred * weights[:, None]).T @ centred / weights.sum()
-            rows = _cavi_fit.InMemoryRows(centred, kind, t, weights)
+                if weights is None:
+                    center = data.mean(axis=0)
+                    centred = data - center
+                    data_cov = np.cov(centred, rowvar=False, bias=True).reshape(d, d)
+                else:
+                    center = weights @ data / weights.sum()
+                    centred = data - center
+                    data_cov = (centred * weights[:, None]).T @ centred / weights.sum()
+                rows = _cavi_fit.InMemoryRows(centred, kind, t, weights)
         prior = _cavi.data_prior(data_cov, center, kind, self.priors, t)
         conc = options["concentration"]
         run: _cavi_fit.CAVIRun | _dp_advi.ADVIFit
@@ -588,6 +633,57 @@ class DPGaussianMixture(MixtureBase):
         """``log E_q[pi_k N(x | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
         return self._posterior.weighted_log_predictive(X - self._center)
 
+    def _observed_log_joint(self, X: np.ndarray) -> np.ndarray:
+        """``log E_q[pi_k] + log p(x_io | k)`` of rows with NaN under the posterior predictive.
+
+        The marginal over the observed coordinates of each component's
+        predictive (the Student-t under CAVI, the Monte Carlo mixture of
+        Gaussians under ADVI), so that a row's prediction does not depend on
+        whether an entry is missing or was never part of the model.
+        """
+        return self._posterior.weighted_log_predictive_observed(X - self._center)
+
+    def _predictive_conditional_mean(self, X: Any) -> Any:
+        """Fill the missing entries of ``X`` with their conditional mean under the predictive.
+
+        ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]`` with ``p(k | x_o)`` the
+        membership under the posterior predictive on the observed coordinates
+        (as :meth:`predict_proba`) and ``E[x_m | x_o, k] = mu_km + Sigma_kmo
+        Sigma_koo^{-1} (x_o - mu_ko)`` with the posterior means ``means_`` and
+        ``covariances_``. Under CAVI this is the exact conditional mean of the
+        predictive: a component's Student-t has the conditional mean of the
+        Gaussian with its scale matrix, which is proportional to ``E[Sigma_k]``.
+        Observed entries are returned unchanged. A single best guess in squared
+        error, not a draw.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with ``NaN`` for missing entries; no row may be entirely ``NaN``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or pandas.DataFrame
+            A new array, or a DataFrame with ``X``'s index and columns when ``X``
+            is one.
+        """
+        data = self._check_X(X, allow_nan=True)
+        filled = data.copy()
+        covariances = self.params_.full_covariances()
+        patterns = missingness_patterns(data)
+        for observed, index in zip(patterns.observed, patterns.rows, strict=True):
+            if observed.all():
+                continue
+            rows = data[index]
+            membership = self._predict_proba_incomplete(rows)
+            means, _ = conditional_moments(rows, observed, self.means_, covariances)
+            filled[np.ix_(index, np.flatnonzero(~observed))] = np.einsum(
+                "nk,knm->nm", membership, means
+            )
+        if hasattr(X, "columns") and hasattr(X, "index") and hasattr(X, "to_numpy"):
+            return type(X)(filled, index=X.index, columns=X.columns)
+        return filled
+
     def _score_samples_array(self, X: np.ndarray) -> np.ndarray:
         """Log posterior predictive density of every row.
 
@@ -659,7 +755,12 @@ class DPGaussianMixture(MixtureBase):
         """Fill the missing entries (NaN) of ``X``, optionally with credible intervals.
 
         Without ``ci_prob`` and ``return_draws``, the conditional mean under the
-        fitted mixture, as :meth:`EMGaussianMixture.impute`. Otherwise, as
+        posterior predictive: ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]``
+        with ``p(k | x_o)`` the membership under the predictive on the observed
+        coordinates (as :meth:`predict_proba`) and each component's Gaussian
+        regression with the posterior means ``means_`` and ``covariances_`` (under
+        CAVI the exact conditional mean of the Student-t predictive, whose scale
+        matrix is proportional to ``E[Sigma_k]``). Otherwise, as
         :meth:`MarginalGaussianMixture.impute`, over 200 draws of the variational
         posterior made as ``interval_method_`` says: for each draw, a component
         from ``p(k | x_o, theta)`` and the missing coordinates from its
@@ -690,7 +791,7 @@ class DPGaussianMixture(MixtureBase):
         if not isinstance(return_draws, (bool, np.bool_)):
             raise TypeError(message("return_draws", "a bool", return_draws))
         if ci_prob is None and not return_draws:
-            return super().impute(X)
+            return self._predictive_conditional_mean(X)
         rng = check_random_state(random_state)
         data = self._check_X(X, allow_nan=True)
         draws = self._interval_draws(_DEFAULT_MEMBERSHIP_DRAWS, rng)
@@ -1071,6 +1172,12 @@ class DPGaussianMixture(MixtureBase):
                 "from a fit on a Dask array (its data are not saved); refit, or fit a model "
                 "on a subsample of rows for per-observation results"
             )
+        if not is_dask_array(data) and np.isnan(data).any():
+            raise ValueError(
+                f"{caller}: expected a model fitted on complete rows, got one fitted on data "
+                "with missing values (NaN), whose per-observation results are not computed; "
+                "fit a model on the complete rows (or on imputed data) for them"
+            )
         if is_dask_array(data):
             size = 8 * self.n_samples_ * (n_draws + self.n_features_in_)
             if size > _POINTWISE_MAX_BYTES:
@@ -1203,7 +1310,7 @@ class DPGaussianMixture(MixtureBase):
             # the data of a fit on a Dask array are not saved (they may not fit in memory)
             "X_train": None
             if self._X_train is None or is_dask_array(self._X_train)
-            else np.asarray(self._X_train).tolist(),
+            else _json_rows(np.asarray(self._X_train)),
             "n_samples": self.n_samples_,
             "weighted": bool(getattr(self, "_weighted", False)),
             "elbo": self.elbo_,
@@ -1254,6 +1361,32 @@ class DPGaussianMixture(MixtureBase):
         return model
 
 
+def _observed_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and a positive semi-definite covariance of data with ``NaN`` entries.
+
+    The means and variances are those of each column's observed entries; the
+    correlations those of the data with each missing entry at its column's
+    mean, so the matrix ``D C D`` (``C`` that covariance rescaled to unit
+    diagonal) stays positive semi-definite. Only the default prior reads it.
+    """
+    center = np.nanmean(data, axis=0)
+    filled = np.where(np.isnan(data), center, data) - center
+    d = data.shape[1]
+    cov = np.cov(filled, rowvar=False, bias=True).reshape(d, d)
+    filled_sd = np.sqrt(np.diag(cov))
+    observed_sd = np.sqrt(np.nanvar(data, axis=0))
+    factor = np.divide(observed_sd, filled_sd, out=np.ones(d), where=filled_sd > 0)
+    return center, cov * np.outer(factor, factor)
+
+
+def _json_rows(data: np.ndarray) -> list[list[float | None]]:
+    """Rows as lists for JSON, a missing entry (``NaN``) as ``null`` (read back as NaN)."""
+    rows: list[list[float | None]] = data.tolist()
+    if np.isnan(data).any():
+        rows = [[None if value != value else value for value in row] for row in rows]
+    return rows
+
+
 # ------------------------------------------------------------ posteriors
 class _Posterior(Protocol):
     """What the estimator asks of a fitted posterior, whichever method fitted it.
@@ -1274,6 +1407,10 @@ class _Posterior(Protocol):
 
     def weighted_log_predictive(self, X: np.ndarray) -> np.ndarray:
         """``log E_q[pi_k N(x_i | mu_k, Sigma_k)]`` per row and component, shape (n, T)."""
+        ...
+
+    def weighted_log_predictive_observed(self, X: np.ndarray) -> np.ndarray:
+        """Return the same on each row's observed (non-NaN) coordinates, shape (n, T)."""
         ...
 
     def draws(self, n_draws: int, rng: np.random.Generator) -> _cavi.ParameterDraws:
@@ -1299,6 +1436,11 @@ def _normalised(log_weights: np.ndarray) -> np.ndarray:
 def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> str:
     """Write the ApproximationWarning's text: what is wrong and what to do."""
     occupied = model.effective_n_components_
+    training = model._X_train
+    if training is not None and not is_dask_array(training) and np.isnan(training).any():
+        complete_rows = " on the rows without NaN (refine needs complete rows)"
+    else:
+        complete_rows = ""
     return (
         f"DPGaussianMixture: Pareto k {check.pareto_k:.2f} of the importance ratios "
         f"p / q exceeds {check.good_k:.2f}, ArviZ's threshold for {_vi_diagnostics.POOL_SIZE} "
@@ -1308,6 +1450,7 @@ def _approximation_advice(check: ImportanceCheck, model: DPGaussianMixture) -> s
         "point estimates (params_, predict) are not affected. For intervals to trust, "
         "call refine(X): NUTS on a finite mixture whose number of components BIC chooses "
         f"around the {occupied} occupied here, started from this fit when BIC keeps it"
+        f"{complete_rows}"
     )
 
 

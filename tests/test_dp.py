@@ -497,8 +497,8 @@ def test_bad_arguments_raise_before_fitting(small_data, kwargs, error, name):
 
 
 def test_bad_data_and_unfitted_use(fitted_full):
-    with pytest.raises(ValueError, match="X"):
-        DPGaussianMixture().fit(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="^X: expected at least one observed"):
+        DPGaussianMixture().fit(np.array([[np.nan, np.nan], [1.0, 2.0], [0.0, 1.0]]))
     with pytest.raises(NotFittedError):
         DPGaussianMixture().predict(np.zeros((2, 2)))
     with pytest.raises(NotFittedError):
@@ -547,6 +547,7 @@ def test_advi_gives_the_same_result_layout(small_data):
     assert model.params_.n_components == 4
     assert np.all(np.isfinite(model.score_samples(X)))
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-10)
+    assert np.all(np.isfinite(model.score_samples(np.array([[np.nan, 0.0], [1.0, np.nan]]))))
     assert model.elbo_trace_.size == 2000
     tree = model.to_datatree(n_draws=50, random_state=0)
     assert tree.attrs["inference_method"] == "advi"
