@@ -12,6 +12,12 @@ default priors mean the same thing whatever the units of the data; fixed ``m`` a
     Sigma_k = diag(sigma_k) L_k L_k' diag(sigma_k)
     p(z_i | theta) = sum_k w_k N(z_i | mu_k, Sigma_k)              (labels summed out)
 
+With ``noise=True`` (mclust's noise component, Banfield and Raftery 1993,
+doi:10.2307/2532201) the weights are a Dirichlet over K + 1 entries, the noise's
+``w_0`` last, and the likelihood is ``log(sum_k w_k N(z_i | mu_k, Sigma_k) + w_0 /
+V_z)``, with ``V_z`` the volume of the noise's region in standardised units
+(``log V_z = log V - sum_j log s_j`` for a volume ``V`` in the data's units).
+
 ``tied`` shares one ``sigma`` and ``L`` between components, ``diag`` has no ``L``
 and ``spherical`` one ``sigma`` per component. The likelihood is one vectorised
 expression over all components, not a Python list of K distributions, so the
@@ -137,22 +143,43 @@ class ModelSpec:
     covariance_type: str
     priors: tuple[tuple[str, float], ...]
     features: tuple[Any, ...]
+    noise: bool = False
 
     @classmethod
     def create(
-        cls, n_components: int, covariance_type: str, priors: dict[str, float], features: Any
+        cls,
+        n_components: int,
+        covariance_type: str,
+        priors: dict[str, float],
+        features: Any,
+        noise: bool = False,
     ) -> ModelSpec:
         """Make a spec from checked arguments (``priors`` as :func:`check_priors` returns)."""
-        return cls(n_components, covariance_type, tuple(sorted(priors.items())), tuple(features))
+        return cls(
+            n_components, covariance_type, tuple(sorted(priors.items())), tuple(features), noise
+        )
 
     @property
     def n_features(self) -> int:
         return len(self.features)
 
-    def build(self, Z: np.ndarray) -> pm.Model:
-        """:func:`build_pymc_model` of this spec on standardised data ``Z``."""
+    def build(self, Z: np.ndarray, log_hypervolume: float | None = None) -> pm.Model:
+        """:func:`build_pymc_model` of this spec on standardised data ``Z``.
+
+        ``log_hypervolume`` (the noise's ``log V_z``) is needed with ``noise``.
+        """
+        if not self.noise:
+            return build_pymc_model(
+                Z, self.n_components, self.covariance_type, dict(self.priors), list(self.features)
+            )
         return build_pymc_model(
-            Z, self.n_components, self.covariance_type, dict(self.priors), list(self.features)
+            Z,
+            self.n_components,
+            self.covariance_type,
+            dict(self.priors),
+            list(self.features),
+            noise=True,
+            log_hypervolume=log_hypervolume,
         )
 
 
@@ -216,6 +243,37 @@ def _mixture_logp_diagonal(value: Any, weights: Any, means: Any, stds: Any) -> A
     return _mixture_logp_cholesky(value, weights, means, stds[..., :, None] * pt.eye(d))
 
 
+def _noise_mixture_logp_cholesky(
+    value: Any, weights: Any, means: Any, chol: Any, log_hypervolume: Any
+) -> Any:
+    """``log(sum_k w_k N(x | mu_k, L_k L_k') + w_0 / V)``: the Gaussians' Op and the noise.
+
+    ``weights`` holds K + 1 entries, the noise's ``w_0`` last; the Gaussians' Op
+    takes their weights as they are (they sum to ``1 - w_0``).
+    """
+    import pytensor.tensor as pt
+
+    weights = _core(weights, 1)
+    log_hypervolume = _core(log_hypervolume, 0)
+    gaussians = _mixture_logp_cholesky(value, weights[:-1], means, chol)
+    return pt.logaddexp(gaussians, pt.log(weights[-1]) - log_hypervolume)
+
+
+def _noise_mixture_logp_diagonal(
+    value: Any, weights: Any, means: Any, stds: Any, log_hypervolume: Any
+) -> Any:
+    """:func:`_noise_mixture_logp_cholesky` with a diagonal ``L_k``."""
+    import pytensor.tensor as pt
+
+    stds = _core(stds, 2)
+    d = stds.type.shape[-1]
+    if d is None:  # pragma: no cover - the model always builds stds with a static d
+        raise ValueError("the standard deviations need a static number of features")
+    return _noise_mixture_logp_cholesky(
+        value, weights, means, stds[..., :, None] * pt.eye(d), log_hypervolume
+    )
+
+
 def build_pymc_model(
     Z: np.ndarray,
     n_components: int,
@@ -223,6 +281,9 @@ def build_pymc_model(
     priors: dict[str, float],
     feature_names: list[Any],
     batch_size: int | None = None,
+    *,
+    noise: bool = False,
+    log_hypervolume: float | None = None,
 ) -> pm.Model:
     """Build the marginal mixture on standardised data ``Z`` (see the module docstring).
 
@@ -243,12 +304,20 @@ def build_pymc_model(
         of rows of ``Z``, so the compiled graph serves data of any length): an
         unbiased estimate of the full-data log-likelihood, for stochastic
         variational inference.
+    noise : bool, default False
+        Add the uniform noise component: ``weights`` then has K + 1 entries (dim
+        ``mixture_component``, labels ``"0", ..., "K-1", "noise"``), the noise last.
+    log_hypervolume : float, optional
+        With ``noise``: ``log V_z``, the log volume of the noise's region in the
+        units of ``Z`` (data ``log_hypervolume``, so a compiled model takes new
+        data and a new volume).
 
     Returns
     -------
     pymc.Model
         Free variables ``weights``, ``means``, ``stds`` (and ``corr_chol`` for
-        correlated covariances), data ``X`` and observed ``obs``.
+        correlated covariances), data ``X`` (and ``log_hypervolume``) and
+        observed ``obs``.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -263,6 +332,14 @@ def build_pymc_model(
         "feature_bis": list(feature_names),
         "obs_id": np.arange(n),
     }
+    if noise:
+        if batch_size is not None:
+            raise ValueError(message("batch_size", "None with noise=True", batch_size))
+        if log_hypervolume is None or not np.isfinite(log_hypervolume):
+            raise ValueError(
+                message("log_hypervolume", "a finite number with noise=True", log_hypervolume)
+            )
+        coords["mixture_component"] = [*(str(c) for c in range(k)), "noise"]
     correlated = covariance_type in ("full", "tied") and d > 1
     # As float64 arrays: PyTensor stores a Python float that float32 holds exactly
     # (2.0, say) as a float32 constant, and the prior's log(sigma) would lose digits.
@@ -277,8 +354,15 @@ def build_pymc_model(
                 "total_size": [data.shape[0], None],
             }
         weights = pm.Dirichlet(
-            "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
+            "weights",
+            a=np.full(k + int(noise), priors["weights_concentration"]),
+            dims="mixture_component" if noise else "component",
         )
+        # The noise's log volume and the likelihood's name for it, appended to the
+        # Gaussians' parameters; nothing without noise.
+        extra: tuple[Any, ...] = ()
+        if noise:
+            extra = (pm.Data("log_hypervolume", np.float64(log_hypervolume)),)
         means = pm.Normal(
             "means",
             mu=priors["means_loc"],
@@ -308,8 +392,9 @@ def build_pymc_model(
                 weights,
                 means,
                 chol,
-                logp=_mixture_logp_cholesky,
-                signature="(k),(k,d),(k,d,d)->(d)",
+                *extra,
+                logp=_noise_mixture_logp_cholesky if noise else _mixture_logp_cholesky,
+                signature="(j),(k,d),(k,d,d),()->(d)" if noise else "(k),(k,d),(k,d,d)->(d)",
                 **observed,
             )
         else:
@@ -322,8 +407,9 @@ def build_pymc_model(
                 weights,
                 means,
                 scales,
-                logp=_mixture_logp_diagonal,
-                signature="(k),(k,d),(k,d)->(d)",
+                *extra,
+                logp=_noise_mixture_logp_diagonal if noise else _mixture_logp_diagonal,
+                signature="(j),(k,d),(k,d),()->(d)" if noise else "(k),(k,d),(k,d)->(d)",
                 **observed,
             )
     return model
