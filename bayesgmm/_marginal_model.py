@@ -27,6 +27,11 @@ mass below half the data's resolution (0.037 standardised units) is 6e-10
 (``tests/test_stds_prior.py``). The same regularisation of variances away from
 zero is what Fraley & Raftery (2007) add to mclust's EM for the same reason
 (BDA3, Gelman et al. 2013, ch. 22, discusses such priors for mixtures).
+With ``noise=True`` (mclust's noise component, Banfield and Raftery 1993,
+doi:10.2307/2532201) the weights are a Dirichlet over K + 1 entries, the noise's
+``w_0`` last, and the likelihood is ``log(sum_k w_k N(z_i | mu_k, Sigma_k) + w_0 /
+V_z)``, with ``V_z`` the volume of the noise's region in standardised units
+(``log V_z = log V - sum_j log s_j`` for a volume ``V`` in the data's units).
 
 ``tied`` shares one ``sigma`` and ``L`` between components, ``diag`` has no ``L``
 and ``spherical`` one ``sigma`` per component. The likelihood is one vectorised
@@ -173,6 +178,7 @@ class ModelSpec:
     priors: tuple[tuple[str, float], ...]
     features: tuple[Any, ...]
     weighted: bool = False
+    noise: bool = False
 
     @classmethod
     def create(
@@ -182,11 +188,13 @@ class ModelSpec:
         priors: dict[str, float],
         features: Any,
         weighted: bool = False,
+        noise: bool = False,
     ) -> ModelSpec:
         """Make a spec from checked arguments (``priors`` as :func:`check_priors` returns).
 
         ``weighted``: the likelihood takes frequency weights (a ``sample_weight`` data
-        variable), a different graph, so a different entry of the compile cache.
+        variable), a different graph, so a different entry of the compile cache;
+        likewise ``noise`` (the uniform noise component).
         """
         return cls(
             n_components,
@@ -194,16 +202,23 @@ class ModelSpec:
             tuple(sorted(priors.items())),
             tuple(features),
             weighted,
+            noise,
         )
 
     @property
     def n_features(self) -> int:
         return len(self.features)
 
-    def build(self, Z: np.ndarray, sample_weight: np.ndarray | None = None) -> pm.Model:
+    def build(
+        self,
+        Z: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        log_hypervolume: float | None = None,
+    ) -> pm.Model:
         """:func:`build_pymc_model` of this spec on standardised data ``Z``.
 
-        A weighted spec takes ``sample_weight`` (all ones if None).
+        A weighted spec takes ``sample_weight`` (all ones if None); a spec with
+        ``noise`` needs ``log_hypervolume`` (the noise's ``log V_z``).
         """
         if self.weighted and sample_weight is None:
             sample_weight = np.ones(Z.shape[0])
@@ -214,6 +229,8 @@ class ModelSpec:
             dict(self.priors),
             list(self.features),
             sample_weight=sample_weight if self.weighted else None,
+            noise=self.noise,
+            log_hypervolume=log_hypervolume if self.noise else None,
         )
 
 
@@ -291,6 +308,37 @@ def _weighted_logp_diagonal(
     return row_weight * _mixture_logp_diagonal(value, weights, means, stds)
 
 
+def _noise_mixture_logp_cholesky(
+    value: Any, weights: Any, means: Any, chol: Any, log_hypervolume: Any
+) -> Any:
+    """``log(sum_k w_k N(x | mu_k, L_k L_k') + w_0 / V)``: the Gaussians' Op and the noise.
+
+    ``weights`` holds K + 1 entries, the noise's ``w_0`` last; the Gaussians' Op
+    takes their weights as they are (they sum to ``1 - w_0``).
+    """
+    import pytensor.tensor as pt
+
+    weights = _core(weights, 1)
+    log_hypervolume = _core(log_hypervolume, 0)
+    gaussians = _mixture_logp_cholesky(value, weights[:-1], means, chol)
+    return pt.logaddexp(gaussians, pt.log(weights[-1]) - log_hypervolume)
+
+
+def _noise_mixture_logp_diagonal(
+    value: Any, weights: Any, means: Any, stds: Any, log_hypervolume: Any
+) -> Any:
+    """:func:`_noise_mixture_logp_cholesky` with a diagonal ``L_k``."""
+    import pytensor.tensor as pt
+
+    stds = _core(stds, 2)
+    d = stds.type.shape[-1]
+    if d is None:  # pragma: no cover - the model always builds stds with a static d
+        raise ValueError("the standard deviations need a static number of features")
+    return _noise_mixture_logp_cholesky(
+        value, weights, means, stds[..., :, None] * pt.eye(d), log_hypervolume
+    )
+
+
 def build_pymc_model(
     Z: np.ndarray,
     n_components: int,
@@ -299,6 +347,9 @@ def build_pymc_model(
     feature_names: list[Any],
     batch_size: int | None = None,
     sample_weight: np.ndarray | None = None,
+    *,
+    noise: bool = False,
+    log_hypervolume: float | None = None,
 ) -> pm.Model:
     """Build the marginal mixture on standardised data ``Z`` (see the module docstring).
 
@@ -328,18 +379,36 @@ def build_pymc_model(
         times). ``obs``'s elementwise log-probability is then the weighted term;
         the pointwise log-likelihood the estimators store is unweighted. Not with
         ``batch_size``.
+    noise : bool, default False
+        Add the uniform noise component: ``weights`` then has K + 1 entries (dim
+        ``mixture_component``, labels ``"0", ..., "K-1", "noise"``), the noise last.
+    log_hypervolume : float, optional
+        With ``noise``: ``log V_z``, the log volume of the noise's region in the
+        units of ``Z`` (data ``log_hypervolume``, so a compiled model takes new
+        data and a new volume).
 
     Returns
     -------
     pymc.Model
         Free variables ``weights``, ``means``, ``stds`` (and ``corr_chol`` for
-        correlated covariances), data ``X`` and observed ``obs``.
+        correlated covariances), data ``X`` (and ``log_hypervolume``) and
+        observed ``obs``.
     """
     import pymc as pm
 
     n, d = Z.shape
     k = n_components
     if np.isnan(Z).any():
+        if noise:
+            raise ValueError(
+                message(
+                    "noise",
+                    "False for data with missing values (NaN): the noise component needs "
+                    "complete rows",
+                    "True",
+                    raw=True,
+                )
+            )
         if sample_weight is not None:
             raise ValueError(
                 message(
@@ -364,6 +433,16 @@ def build_pymc_model(
         raise ValueError(
             message("sample_weight", "None with batch_size (minibatches)", "weights", raw=True)
         )
+    if noise:
+        if batch_size is not None:
+            raise ValueError(message("batch_size", "None with noise=True", batch_size))
+        if sample_weight is not None:
+            raise ValueError(message("sample_weight", "None with noise=True", "weights", raw=True))
+        if log_hypervolume is None or not np.isfinite(log_hypervolume):
+            raise ValueError(
+                message("log_hypervolume", "a finite number with noise=True", log_hypervolume)
+            )
+        coords["mixture_component"] = [*(str(c) for c in range(k)), "noise"]
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", Z, dims=("obs_id", "feature"))
         observed: dict[str, Any] = {"observed": data, "dims": ("obs_id", "feature")}
@@ -378,8 +457,11 @@ def build_pymc_model(
             row_weight = pm.Data(
                 "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs_id"
             )
-        weights, means, factor = _component_parameters(k, d, covariance_type, priors)
-        _likelihood_term("obs", weights, means, factor, observed, row_weight)
+        weights, means, factor = _component_parameters(k, d, covariance_type, priors, noise=noise)
+        log_volume = None
+        if noise:
+            log_volume = pm.Data("log_hypervolume", np.float64(log_hypervolume))
+        _likelihood_term("obs", weights, means, factor, observed, row_weight, log_volume)
     return model
 
 
@@ -389,11 +471,12 @@ def _correlated(covariance_type: str, d: int) -> bool:
 
 
 def _component_parameters(
-    k: int, d: int, covariance_type: str, priors: dict[str, float]
+    k: int, d: int, covariance_type: str, priors: dict[str, float], *, noise: bool = False
 ) -> tuple[Any, Any, Any]:
     """Create the free variables in the current model: weights, means and scale factors.
 
-    Returns the ``weights`` (K,), ``means`` (K, d) and, for correlated covariances,
+    Returns the ``weights`` (K,; with ``noise`` K + 1 over ``mixture_component``,
+    the noise's last), ``means`` (K, d) and, for correlated covariances,
     the Cholesky factors ``L_k = diag(sigma_k) C_k`` (K, d, d) of the covariances,
     otherwise the standard deviations (K, d).
     """
@@ -406,7 +489,9 @@ def _component_parameters(
     # (2.0, say) as a float32 constant, and the prior's log(sigma) would lose digits.
     priors = {key: np.float64(value) for key, value in priors.items()}
     weights = pm.Dirichlet(
-        "weights", a=np.full(k, priors["weights_concentration"]), dims="component"
+        "weights",
+        a=np.full(k + int(noise), priors["weights_concentration"]),
+        dims="mixture_component" if noise else "component",
     )
     means = pm.Normal(
         "means",
@@ -445,19 +530,38 @@ def _component_parameters(
 
 
 def _likelihood_term(
-    name: str, weights: Any, means: Any, factor: Any, observed: Any, row_weight: Any = None
+    name: str,
+    weights: Any,
+    means: Any,
+    factor: Any,
+    observed: Any,
+    row_weight: Any = None,
+    log_hypervolume: Any = None,
 ) -> Any:
     """Add the marginal mixture likelihood of ``observed`` as the CustomDist ``name``.
 
     ``factor`` is (K, d, d) lower-triangular Cholesky factors of the covariances or
     (K, d) standard deviations (diagonal covariances), as
     :func:`_component_parameters` returns them. With ``row_weight`` (a data
-    variable over the rows) each row's log-likelihood is multiplied by its weight.
+    variable over the rows) each row's log-likelihood is multiplied by its weight;
+    with ``log_hypervolume`` (the noise's ``log V_z``) ``weights`` has K + 1
+    entries and the likelihood adds the uniform noise ``w_0 / V_z``.
     """
     import pymc as pm
 
     cholesky = factor.ndim == 3
-    core = "(k),(k,d),(k,d,d)" if cholesky else "(k),(k,d),(k,d)"
+    core = "(k,d),(k,d,d)" if cholesky else "(k,d),(k,d)"
+    if log_hypervolume is not None:
+        return pm.CustomDist(
+            name,
+            weights,
+            means,
+            factor,
+            log_hypervolume,
+            logp=_noise_mixture_logp_cholesky if cholesky else _noise_mixture_logp_diagonal,
+            signature="(j)," + core + ",()->(d)",
+            **observed,
+        )
     if row_weight is None:
         return pm.CustomDist(
             name,
@@ -465,7 +569,7 @@ def _likelihood_term(
             means,
             factor,
             logp=_mixture_logp_cholesky if cholesky else _mixture_logp_diagonal,
-            signature=core + "->(d)",
+            signature="(k)," + core + "->(d)",
             **observed,
         )
     return pm.CustomDist(
@@ -475,7 +579,7 @@ def _likelihood_term(
         factor,
         row_weight,
         logp=_weighted_logp_cholesky if cholesky else _weighted_logp_diagonal,
-        signature=core + ",()->(d)",
+        signature="(k)," + core + ",()->(d)",
         **observed,
     )
 

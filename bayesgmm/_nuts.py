@@ -44,6 +44,7 @@ __all__ = [
     "check_sampler",
     "check_sampler_kwargs",
     "convergence_problems",
+    "em_noise_start",
     "em_start",
     "one_blas_thread",
     "sample",
@@ -304,18 +305,75 @@ def em_start(
     return em.params_
 
 
+def em_noise_start(
+    Z: np.ndarray, k: int, kind: str, rng: np.random.Generator, log_hypervolume: float
+) -> tuple[GaussianMixtureParams, float]:
+    """EM with mclust's noise component for the start of every chain of a noise model.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Standardised data.
+    k : int
+    kind : {"full", "tied", "diag", "spherical"}
+    rng : numpy.random.Generator
+        Seeds EM (one integer is drawn).
+    log_hypervolume : float
+        ``log V_z``, the noise region's log volume in the units of ``Z``.
+
+    Returns
+    -------
+    params : GaussianMixtureParams
+        The Gaussian part, its weights given that a point is not noise.
+    noise_weight : float
+        ``w_0``.
+    """
+    import warnings
+
+    from bayesgmm.em import EMGaussianMixture
+
+    em = EMGaussianMixture(
+        k,
+        covariance_type=kind,
+        n_init=3,
+        reg_covar=1e-4,
+        noise=True,
+        hypervolume=float(np.exp(log_hypervolume)),
+        random_state=int(rng.integers(0, 2**31 - 1)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em.fit(Z)
+    return em.params_, float(em.noise_weight_)
+
+
 @dataclasses.dataclass(frozen=True)
 class _CompiledNuts:
-    model: Any  # pymc.Model for PyMC's NUTS, None for nutpie
-    layout: Any  # bayesgmm._numba_density.DensityLayout for nutpie, None for PyMC's NUTS
+    model: Any  # pymc.Model for PyMC's NUTS and the noise model, None for nutpie's own
+    layout: Any  # bayesgmm._numba_density.DensityLayout for nutpie, None otherwise
+    nutpie_pymc: Any = None  # nutpie's compilation of ``model`` (the noise model)
 
 
 def _compile(
-    spec: ModelSpec, sampler: str, Z: np.ndarray, sample_weight: np.ndarray | None = None
+    spec: ModelSpec,
+    sampler: str,
+    Z: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    log_hypervolume: float | None = None,
 ) -> _CompiledNuts:
-    """PyMC's model for its NUTS; for nutpie, the numba density (loaded from numba's cache)."""
+    """PyMC's model for its NUTS; for nutpie, the numba density (loaded from numba's cache).
+
+    The numba density has no noise component: nutpie samples a noise model by
+    compiling the PyMC model itself (``nutpie.compile_pymc_model``, numba backend),
+    which costs tens of seconds per process and model shape.
+    """
     if sampler != "nutpie":
-        return _CompiledNuts(spec.build(Z, sample_weight), None)
+        return _CompiledNuts(spec.build(Z, sample_weight, log_hypervolume), None)
+    if spec.noise:
+        import nutpie
+
+        model = spec.build(Z, log_hypervolume=log_hypervolume)
+        return _CompiledNuts(model, None, nutpie.compile_pymc_model(model))
     from bayesgmm import _numba_density
 
     layout = _numba_density.DensityLayout(spec.n_components, spec.n_features, spec.covariance_type)
@@ -330,6 +388,9 @@ def sample(
     settings: NutsSettings,
     seed: int,
     sample_weight: np.ndarray | None = None,
+    *,
+    noise_weight: float | None = None,
+    log_hypervolume: float | None = None,
 ) -> ModelDraws:
     """Sample the posterior of the model ``spec`` on standardised data ``Z`` by NUTS.
 
@@ -346,6 +407,9 @@ def sample(
         Seeds the jitter and the sampler.
     sample_weight : ndarray of shape (n_samples,), optional
         Frequency weights of the rows (``spec.weighted`` must be True).
+    noise_weight, log_hypervolume : float, optional
+        With ``spec.noise``: the start's noise weight ``w_0`` (``start``'s
+        weights are then the Gaussians' given no noise) and ``log V_z``.
 
     Returns
     -------
@@ -359,21 +423,31 @@ def sample(
         The sampler returned fewer draws than asked for (it was interrupted).
     """
     values = free_values(start, Z.shape[1])
+    data: dict[str, Any] = {"X": Z}
+    if sample_weight is not None:
+        data["sample_weight"] = sample_weight
+    if spec.noise:
+        if noise_weight is None or log_hypervolume is None:
+            raise ValueError("a noise model needs the start's noise_weight and log_hypervolume")
+        values["weights"] = np.append(values["weights"] * (1.0 - noise_weight), noise_weight)
+        data["log_hypervolume"] = np.float64(log_hypervolume)
     if np.isnan(Z).any():
         cached, compile_seconds = None, 0.0
     else:
         cached, compile_seconds = COMPILED.get(
             CompileSpec(spec, settings.sampler),
-            lambda: _compile(spec, settings.sampler, Z, sample_weight),
+            lambda: _compile(spec, settings.sampler, Z, sample_weight, log_hypervolume),
         )
     t0 = time.perf_counter()
     if cached is None:
         trace, compile_seconds = _sample_missing(Z, spec, values, settings, seed)
         t0 += compile_seconds
+    elif cached.nutpie_pymc is not None:
+        trace = _sample_nutpie_pymc(cached, data, values, settings, seed)
     elif settings.sampler == "nutpie":
         trace = _sample_nutpie(cached, Z, spec, values, settings, seed, sample_weight)
     else:
-        trace = _sample_pymc(cached, Z, values, settings, seed, sample_weight)
+        trace = _sample_pymc(cached, data, values, settings, seed)
     sample_seconds = time.perf_counter() - t0
     posterior = trace["posterior"]
     got = int(posterior.sizes["draw"])
@@ -414,7 +488,7 @@ def _sample_missing(
     model = spec.build(Z)
     if settings.sampler != "nutpie":
         seconds = time.perf_counter() - t0
-        return _sample_pymc(_CompiledNuts(model, None), Z, values, settings, seed), seconds
+        return _sample_pymc(_CompiledNuts(model, None), {"X": Z}, values, settings, seed), seconds
     import nutpie
 
     compiled = nutpie.compile_pymc_model(
@@ -483,15 +557,57 @@ def _sample_nutpie(
     )
 
 
-def _sample_pymc(
+def _sample_nutpie_pymc(
     cached: _CompiledNuts,
-    Z: np.ndarray,
+    data: dict[str, Any],
     values: dict[str, np.ndarray],
     settings: NutsSettings,
     seed: int,
-    sample_weight: np.ndarray | None = None,
 ) -> Any:
-    """``pymc.sample`` on ``Z``, chains started at ``values`` with jittered means."""
+    """``nutpie.sample`` of nutpie's compiled PyMC model on ``data``, started at ``values``.
+
+    The start is mapped to the model's unconstrained coordinates by PyMC's own
+    transforms and flattened in nutpie's order of the free variables; every chain
+    adds its own jitter.
+    """
+    import nutpie
+    from pymc.initial_point import make_initial_point_fn
+
+    compiled = cached.nutpie_pymc.with_data(**data)
+    point = make_initial_point_fn(
+        model=cached.model, overrides=values, jitter_rvs=set(), return_transformed=True
+    )(seed)
+    # nutpie joins the unconstrained values in the order of the model's free variables.
+    names = [cached.model.rvs_to_values[rv].name for rv in cached.model.free_RVs]
+    flat = np.concatenate([np.asarray(point[name], dtype=np.float64).ravel() for name in names])
+    if flat.size != compiled.n_dim:  # pragma: no cover - a change in nutpie's layout
+        raise RuntimeError(f"start of {flat.size} numbers for a model of {compiled.n_dim}")
+
+    def initial_point(chain_seed: Any) -> np.ndarray:
+        noise = np.random.default_rng(chain_seed).normal(scale=_JITTER, size=flat.size)
+        return flat + noise
+
+    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
+    return nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=seed,
+        progress_bar=settings.progressbar,
+        save_warmup=False,
+        **settings.sampler_kwargs,
+    )
+
+
+def _sample_pymc(
+    cached: _CompiledNuts,
+    data: dict[str, Any],
+    values: dict[str, np.ndarray],
+    settings: NutsSettings,
+    seed: int,
+) -> Any:
+    """``pymc.sample`` on ``data``, chains started at ``values`` with jittered means."""
     import pymc as pm
 
     jitter_rng = np.random.default_rng(seed)
@@ -502,10 +618,7 @@ def _sample_pymc(
         initvals.append(init)
     with cached.model:
         if "X" in cached.model.named_vars:
-            new_data = {"X": Z}
-            if sample_weight is not None:
-                new_data["sample_weight"] = sample_weight
-            pm.set_data(new_data, coords={"obs_id": np.arange(Z.shape[0])})
+            pm.set_data(data, coords={"obs_id": np.arange(data["X"].shape[0])})
         return pm.sample(
             draws=settings.draws,
             tune=settings.tune,

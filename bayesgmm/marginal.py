@@ -110,6 +110,7 @@ class _Posterior:
     permutations: np.ndarray  # (chain, draw, K)
     distance: np.ndarray  # (chain,)
     flagged: np.ndarray  # (chain,)
+    noise_weight: np.ndarray | None = None  # (chain, draw): w_0, with a noise component
 
     def mean(self) -> GaussianMixtureParams:
         """Posterior mean of the relabelled weights, means and covariances."""
@@ -139,14 +140,25 @@ def _relabel(
     start: GaussianMixtureParams,
     loc: np.ndarray,
     scale: np.ndarray,
+    noise: bool = False,
 ) -> _Posterior:
-    """Put the model's draws in the data's units and relabel them to ``start``."""
+    """Put the model's draws in the data's units and relabel them to ``start``.
+
+    With ``noise`` the model's last weight is the noise's ``w_0``: it is split off
+    and only the Gaussians are permuted, compared with ``start`` by their weights
+    given that a point is not noise, ``w_k / (1 - w_0)``.
+    """
+    noise_weight = None
+    if noise:
+        noise_weight = values["weights"][..., -1]
+        values = {**values, "weights": values["weights"][..., :-1]}
     chains, draws, k = values["weights"].shape
     raw = draws_in_data_units(values, start.covariance_type, loc, scale)
     weights, means, covs = raw["weights"], raw["means"], raw["covariances"]
     reference = params_in_data_units(start, loc, scale)
     flat = (chains * draws, k)
-    perm = relabel.relabel_draws(*_flat_draws(weights, means, covs), reference).reshape(
+    signal = weights if noise_weight is None else weights / (1.0 - noise_weight[..., None])
+    perm = relabel.relabel_draws(*_flat_draws(signal, means, covs), reference).reshape(
         chains, draws, k
     )
     rows = perm.reshape(flat)
@@ -162,6 +174,7 @@ def _relabel(
         permutations=perm,
         distance=distance,
         flagged=flagged,
+        noise_weight=noise_weight,
     )
 
 
@@ -282,6 +295,7 @@ def _stored_log_likelihood(
     store: bool | str,
     loc: np.ndarray,
     scale: np.ndarray,
+    log_volume: float | None = None,
 ) -> tuple[np.ndarray | None, str | None]:
     """Compute the pointwise log-likelihood (chain, draw, row) to store, or say why not."""
     weights = posterior.relabelled["weights"]
@@ -290,6 +304,8 @@ def _stored_log_likelihood(
     if store is True or (store == "auto" and within):
         flat = _flat_draws(*(posterior.relabelled[v] for v in ("weights", "means", "covariances")))
         log_lik = _pointwise_log_likelihood(X, *flat, loc, scale)
+        if posterior.noise_weight is not None and log_volume is not None:
+            log_lik = _with_noise(log_lik, posterior.noise_weight.reshape(-1), log_volume)
         return log_lik.reshape(weights.shape[:2] + (n,)), None
     reason = (
         f" > LOG_LIKELIHOOD_MAX_ELEMENTS = {LOG_LIKELIHOOD_MAX_ELEMENTS}"
@@ -335,6 +351,47 @@ def _pointwise_log_likelihood(
     return out
 
 
+def _with_noise(log_lik: np.ndarray, noise_weight: np.ndarray, log_volume: float) -> np.ndarray:
+    """``log(p_s(x_i) + w_0s / V)`` from the Gaussians' ``log p_s(x_i)``, (S, n), and w_0 (S,)."""
+    with np.errstate(divide="ignore"):
+        return np.logaddexp(log_lik, (np.log(noise_weight) - log_volume)[:, None])
+
+
+def _check_noise(noise: Any, hypervolume: Any) -> tuple[bool, float | None]:
+    """``noise`` as a bool and ``hypervolume`` as None or a positive finite float."""
+    if not isinstance(noise, (bool, np.bool_)):
+        raise TypeError(message("noise", "a bool", noise))
+    if hypervolume is None:
+        return bool(noise), None
+    if not noise:
+        raise ValueError(
+            message(
+                "hypervolume",
+                "None when noise=False (it sets up the noise component)",
+                hypervolume,
+            )
+        )
+    if isinstance(hypervolume, bool) or not isinstance(hypervolume, (int, float, np.number)):
+        raise TypeError(message("hypervolume", "None or a positive real number", hypervolume))
+    if not (np.isfinite(hypervolume) and hypervolume > 0):
+        raise ValueError(message("hypervolume", "None or a positive finite number", hypervolume))
+    return True, float(hypervolume)
+
+
+def _log_volume(X: np.ndarray, hypervolume: float | None) -> float:
+    """``log V`` in the data's units: the user's volume, or mclust's ``hypvol`` of ``X``."""
+    from bayesgmm._noise import log_hypervolume
+
+    return log_hypervolume(X) if hypervolume is None else float(np.log(hypervolume))
+
+
+def _in_model_units(
+    params: GaussianMixtureParams, loc: np.ndarray, scale: np.ndarray
+) -> GaussianMixtureParams:
+    """Move a mixture in the data's units to the model's: ``z = (x - loc) / scale``."""
+    return params_in_data_units(params, -loc / scale, 1.0 / scale)
+
+
 # --------------------------------------------------------------------- estimator
 class MarginalGaussianMixture(MixtureBase):
     """Gaussian mixture with labels marginalised out, sampled by NUTS or approximated by Laplace.
@@ -364,6 +421,20 @@ class MarginalGaussianMixture(MixtureBase):
         simulation-based calibration (:doc:`/explanation/calibration`) and
         priors elicited in physical units need. Checked at ``fit``; saved with
         the model.
+    noise : bool, default False
+        Add mclust's uniform noise component for outliers (Banfield and Raftery
+        1993, doi:10.2307/2532201): the density is ``sum_k w_k N(x | mu_k,
+        Sigma_k) + w_0 / V``, the weights a Dirichlet over K + 1 entries with the
+        noise's ``w_0`` last (concentration ``weights_concentration`` for all).
+        Chains start from ``EMGaussianMixture(noise=True)``; nutpie samples the
+        PyMC model itself (compiled once per process and shape, tens of seconds),
+        not bayesgmm's numba density. :meth:`predict` labels noise ``-1`` and
+        :meth:`predict_proba` has the noise's probability as its last column (with
+        its credible interval under ``ci_prob``). NUTS only.
+    hypervolume : float, optional
+        With ``noise=True``: the volume ``V`` of the noise's region, in the
+        data's units; by default mclust's ``hypvol`` of the fitted rows
+        (:func:`bayesgmm._noise.log_hypervolume`).
 
     Attributes
     ----------
@@ -373,7 +444,9 @@ class MarginalGaussianMixture(MixtureBase):
         Root attribute ``inference_method`` (``"nuts"`` or ``"laplace"``). Groups
         ``posterior`` (relabelled ``weights``, ``means``, ``covariances`` (always
         full), ``stds``, ``correlations``), ``posterior_raw`` (the same, as
-        sampled), ``observed_data``, ``log_likelihood`` (``obs``, per ``obs_id``;
+        sampled; with ``noise``, ``weights`` are the Gaussians' ``w_k``, summing
+        to ``1 - w_0``, and ``noise_weight`` is ``w_0``, per draw),
+        ``observed_data``, ``log_likelihood`` (``obs``, per ``obs_id``;
         left out on large data, see ``fit``'s ``log_likelihood``), and
         ``sample_stats`` (NUTS) or ``laplace`` (Laplace: the mode and precision
         matrix in unconstrained coordinates, the log densities of the check
@@ -395,6 +468,10 @@ class MarginalGaussianMixture(MixtureBase):
         Only when fitted on a DataFrame with string column names.
     sampler_ : str or None
         ``"nutpie"`` or ``"pymc"`` for NUTS, None for Laplace.
+    noise_weight_ : float
+        Posterior mean of the noise's weight ``w_0`` (0.0 without ``noise``).
+    hypervolume_ : float or None
+        ``V`` in the data's units; None without ``noise``.
     timings_ : dict
         Seconds spent on the EM start (``start``), compiling (``compile``, 0 when
         the cache was used), sampling (``sample``; for Laplace ``optimize`` and
@@ -434,12 +511,16 @@ class MarginalGaussianMixture(MixtureBase):
         priors: dict[str, float] | None = None,
         loc: Any = None,
         scale: Any = None,
+        noise: bool = False,
+        hypervolume: float | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.priors = priors
         self.loc = loc
         self.scale = scale
+        self.noise = noise
+        self.hypervolume = hypervolume
 
     def _validated(self) -> tuple[int, str, dict[str, float]]:
         k = check_int(self.n_components, "n_components", minimum=1)
@@ -462,13 +543,23 @@ class MarginalGaussianMixture(MixtureBase):
             observed ``obs`` (obs_id, feature), all in standardised units
             ``(X - loc) / scale`` (by default ``(X - X.mean(0)) / X.std(0)``);
             its log-likelihood per row is
-            ``log sum_k w_k N(z_i | mu_k, Sigma_k)``.
+            ``log sum_k w_k N(z_i | mu_k, Sigma_k)``. With ``noise=True``,
+            ``weights`` has K + 1 entries (dim ``mixture_component``, the noise
+            last), the data ``log_hypervolume`` is ``log V`` in standardised units,
+            and a row's log-likelihood is ``log(sum_k w_k N(z_i | mu_k, Sigma_k)
+            + w_0 / V_z)``.
         """
         k, kind, priors = self._validated()
+        noise, hypervolume = _check_noise(self.noise, self.hypervolume)
         X, names = check_array(X, min_samples=2, allow_nan=True)
         loc, scale = standardize(X, self.loc, self.scale)
         features = names if names is not None else list(range(X.shape[1]))
-        return build_pymc_model((X - loc) / scale, k, kind, priors, features)
+        if not noise:
+            return build_pymc_model((X - loc) / scale, k, kind, priors, features)
+        log_volume = _log_volume(X, hypervolume) - float(np.log(scale).sum())
+        return build_pymc_model(
+            (X - loc) / scale, k, kind, priors, features, noise=True, log_hypervolume=log_volume
+        )
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -610,8 +701,17 @@ class MarginalGaussianMixture(MixtureBase):
         """
         # Check every argument before any work, so that a rejected call changes nothing.
         k, kind, priors = self._validated()
+        noise, hypervolume = _check_noise(self.noise, self.hypervolume)
         X, names = check_array(X, min_samples=max(2, k + 1), allow_nan=True)
         method = check_option(method, "method", _METHODS)
+        if noise and method != "nuts":
+            raise ValueError(
+                message(
+                    "method",
+                    "'nuts' with noise=True (Laplace's method has no noise component)",
+                    method,
+                )
+            )
         settings = _nuts.NutsSettings.check(
             draws, tune, chains, nuts_sampler, progressbar, nuts_sampler_kwargs
         )
@@ -641,6 +741,16 @@ class MarginalGaussianMixture(MixtureBase):
         store_log_likelihood = _check_log_likelihood(log_likelihood)
         _check_start(start, k, kind, X.shape[1])
         weights = check_sample_weight(sample_weight, X.shape[0], min_positive=k + 1)
+        if noise and (weights is not None or np.isnan(X).any()):
+            raise ValueError(
+                message(
+                    "noise",
+                    "False with sample_weight or with missing values (NaN): the noise "
+                    "component needs complete, unweighted rows",
+                    "True",
+                    raw=True,
+                )
+            )
         if weights is not None and np.isnan(X).any():
             raise ValueError(
                 message(
@@ -678,29 +788,44 @@ class MarginalGaussianMixture(MixtureBase):
         n, d = X.shape
         loc, scale = standardize(X, self.loc, self.scale, weights)
         Z = (X - loc) / scale
-        spec = ModelSpec.create(
-            k, kind, priors, names if names is not None else range(d), weights is not None
-        )
+        features = names if names is not None else range(d)
+        spec = ModelSpec.create(k, kind, priors, features, weights is not None, noise=noise)
+        # log V in the data's units, and in the model's: z = (x - loc) / scale.
+        log_volume = _log_volume(X, hypervolume) if noise else None
+        log_volume_z = None if log_volume is None else log_volume - float(np.log(scale).sum())
 
         # Compute: the EM start, the draws, their relabelling, the log-likelihood.
         t0 = time.perf_counter()
-        if start is None:
+        noise_start = None
+        if log_volume_z is not None:
+            em_params, noise_start = _nuts.em_noise_start(Z, k, kind, rng, log_volume_z)
+            start = em_params if start is None else _in_model_units(start, loc, scale)
+        elif start is None:
             start = _nuts.em_start(Z, k, kind, rng, weights)
-        else:  # the inverse of params_in_data_units: z = (x - loc) / scale
-            start = params_in_data_units(start, -loc / scale, 1.0 / scale)
+        else:
+            start = _in_model_units(start, loc, scale)
         timings = {"start": time.perf_counter() - t0}
         seed = int(rng.integers(0, 2**31 - 1, size=2)[0])
         if method == "nuts":
-            result = self._sample(Z, spec, start, settings, seed, weights)
+            result = self._sample(
+                Z,
+                spec,
+                start,
+                settings,
+                seed,
+                weights,
+                noise_weight=noise_start,
+                log_hypervolume=log_volume_z,
+            )
         else:
             result = _laplace.approximate(Z, spec, start, settings.draws, seed, weights)
         timings.update(result.timings)
-        posterior = _relabel(result.values, start, loc, scale)
+        posterior = _relabel(result.values, start, loc, scale, noise=noise)
         params = posterior.mean()
         t0 = time.perf_counter()
         if weights is None:
             log_lik, not_stored = _stored_log_likelihood(
-                X, posterior, store_log_likelihood, loc, scale
+                X, posterior, store_log_likelihood, loc, scale, log_volume
             )
         else:
             log_lik, not_stored = None, _WEIGHTED_LOG_LIKELIHOOD
@@ -708,6 +833,8 @@ class MarginalGaussianMixture(MixtureBase):
             "inference_method": method,
             "interval_method": _INTERVAL_METHODS[method],
         }
+        if log_volume is not None:
+            attrs["hypervolume"] = float(np.exp(log_volume))
         if log_lik is None:
             attrs["log_likelihood"] = not_stored
         else:
@@ -724,8 +851,9 @@ class MarginalGaussianMixture(MixtureBase):
             )
         problems = list(result.problems)
         if method == "nuts":
+            checked = ["weights", "means"] + (["noise_weight"] if noise else [])
             problems += _nuts.convergence_problems(
-                idata["posterior"].to_dataset()[["weights", "means"]],
+                idata["posterior"].to_dataset()[checked],
                 result.groups.get("sample_stats"),
                 posterior.flagged,
                 posterior.distance,
@@ -743,6 +871,10 @@ class MarginalGaussianMixture(MixtureBase):
         self.sampler_ = settings.sampler if method == "nuts" else None
         self.inference_method_ = method
         self.subsample_indices_ = indices
+        self.hypervolume_ = None if log_volume is None else float(np.exp(log_volume))
+        self.noise_weight_ = (
+            0.0 if posterior.noise_weight is None else float(posterior.noise_weight.mean())
+        )
         for text in problems:
             warnings.warn(text, SamplingWarning, stacklevel=2)
         return self
@@ -772,9 +904,21 @@ class MarginalGaussianMixture(MixtureBase):
         settings: _nuts.NutsSettings,
         seed: int,
         sample_weight: np.ndarray | None = None,
+        *,
+        noise_weight: float | None = None,
+        log_hypervolume: float | None = None,
     ) -> ModelDraws:
         """Sample by NUTS (:func:`bayesgmm._nuts.sample`)."""
-        return _nuts.sample(Z, spec, start, settings, seed, sample_weight)
+        return _nuts.sample(
+            Z,
+            spec,
+            start,
+            settings,
+            seed,
+            sample_weight,
+            noise_weight=noise_weight,
+            log_hypervolume=log_hypervolume,
+        )
 
     # ------------------------------------------------------------- draws
     def _n_draws(self) -> int:
@@ -796,12 +940,67 @@ class MarginalGaussianMixture(MixtureBase):
         select = select.astype(int)
         return w[select], m[select], c[select]
 
+    def _has_noise(self) -> bool:
+        return getattr(self, "hypervolume_", None) is not None
+
+    def _n_membership_columns(self) -> int:
+        """Columns of ``predict_proba``: the Gaussians, and the noise when there is one."""
+        return int(self.params_.n_components) + int(self._has_noise())
+
+    def _log_hypervolume(self) -> float:
+        volume = self.hypervolume_
+        if volume is None:  # pragma: no cover - callers check _has_noise first
+            raise RuntimeError("the model has no noise component")
+        return float(np.log(volume))
+
+    def _flat_noise_weight(self) -> np.ndarray:
+        """Draws of the noise's weight ``w_0``, flat (S,)."""
+        return np.asarray(self.idata_["posterior"]["noise_weight"].values).reshape(-1)
+
     def _log_joint_blocks(self, X: np.ndarray, select: np.ndarray | None = None) -> Any:
-        """:func:`_log_joint_blocks` over the fitted posterior (or the ``select``-ed draws)."""
+        """:func:`_log_joint_blocks` over the fitted posterior (or the ``select``-ed draws).
+
+        With a noise component every block has one more column, the last:
+        ``log w_0s - log V``.
+        """
         w, m, c = self._flat_posterior()
         if select is not None:
             w, m, c = w[select], m[select], c[select]
-        return _log_joint_blocks_observed(X, w, m, c, self._loc)
+        if not self._has_noise():
+            return _log_joint_blocks_observed(X, w, m, c, self._loc)
+        if np.isnan(X).any():
+            raise ValueError(
+                message(
+                    "X",
+                    "complete rows for a fit with a noise component (its uniform density "
+                    "is over the full feature space, so it has no marginal on the observed "
+                    "features alone)",
+                    f"{int(np.isnan(X).any(axis=1).sum())} row(s) with NaN",
+                    raw=True,
+                )
+            )
+        blocks = _log_joint_blocks(X, w, m, c, self._loc)
+        noise = self._flat_noise_weight()
+        if select is not None:
+            noise = noise[select]
+        with np.errstate(divide="ignore"):
+            noise_column = np.log(noise) - self._log_hypervolume()
+        return (
+            (
+                rows,
+                draws,
+                np.concatenate(
+                    [
+                        log_joint,
+                        np.broadcast_to(
+                            noise_column[draws, None, None], log_joint.shape[:2] + (1,)
+                        ),
+                    ],
+                    axis=-1,
+                ),
+            )
+            for rows, draws, log_joint in blocks
+        )
 
     def compute_log_likelihood(self) -> xr.DataTree:
         """Add the pointwise log-likelihood of the fitted rows to ``idata_``.
@@ -841,6 +1040,8 @@ class MarginalGaussianMixture(MixtureBase):
         chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
         w, m, c = self._flat_posterior()
         log_lik = _pointwise_log_likelihood(X, w, m, c, self._loc, self._scale)
+        if self._has_noise():
+            log_lik = _with_noise(log_lik, self._flat_noise_weight(), self._log_hypervolume())
         group = xr.Dataset(
             {"obs": (("chain", "draw", "obs_id"), log_lik.reshape(chains, draws, -1))},
             coords={
@@ -880,6 +1081,7 @@ class MarginalGaussianMixture(MixtureBase):
         Returns
         -------
         ndarray of shape (n_draws, n_samples, n_components)
+            With a noise component, ``n_components + 1`` columns, the noise last.
         """
         random_state = renamed_argument(
             random_state, random_seed, new_name="random_state", old_name="random_seed"
@@ -887,7 +1089,7 @@ class MarginalGaussianMixture(MixtureBase):
         X = self._check_X(X, allow_nan=True)
         select = self._select_draws(max_draws, random_state, seed_argument_name(random_seed))
         s = self._n_draws() if select is None else select.size
-        out = np.empty((s, X.shape[0], self.params_.n_components))
+        out = np.empty((s, X.shape[0], self._n_membership_columns()))
         for rows, draws, log_joint in self._log_joint_blocks(X, select):
             out[draws, rows] = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
         return out
@@ -921,7 +1123,8 @@ class MarginalGaussianMixture(MixtureBase):
         ci_prob : float in (0, 1), optional
             Without it, the posterior mean of ``p(z_i = k | x_i, theta)`` over all
             draws, an (n, K) array. With it, an ``xarray.Dataset`` with ``mean``,
-            ``median``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``):
+            ``median``, ``lower`` and ``upper`` (dims ``obs_id``, ``component``;
+            with a noise component its column is the last, component ``K``):
             the posterior mean and median, and the credible interval holding
             ``ci_prob`` of the posterior mass, from at most 1000 draws spread
             evenly over the chains. The interval always contains the median; it
@@ -949,7 +1152,7 @@ class MarginalGaussianMixture(MixtureBase):
         if ci_prob is None:
             return super().predict_proba(X)
         X = self._check_X(X, allow_nan=True)
-        n, k = X.shape[0], self.params_.n_components
+        n, k = X.shape[0], self._n_membership_columns()
         s = self._n_draws()
         select = np.unique(np.linspace(0, s - 1, min(_INTERVAL_DRAWS, s)).astype(int))
         mean, median, lower, upper = (np.empty((n, k)) for _ in range(4))
@@ -1051,9 +1254,26 @@ class MarginalGaussianMixture(MixtureBase):
             interval_method=self.interval_method_,
         )
 
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of every sample; -1 where it is the noise component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The argmax of the posterior mean membership probabilities.
+        """
+        labels = super().predict(X)
+        if self._has_noise():
+            return np.where(labels == self.params_.n_components, -1, labels)
+        return labels
+
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""
-        total = np.zeros((X.shape[0], self.params_.n_components))
+        total = np.zeros((X.shape[0], self._n_membership_columns()))
         for rows, _, log_joint in self._log_joint_blocks(X):
             probs = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
             total[rows] += probs.sum(axis=0)
@@ -1096,6 +1316,7 @@ class MarginalGaussianMixture(MixtureBase):
             random_state, random_seed, new_name="random_state", old_name="random_seed"
         )
         check_fitted(self, self._fitted_attributes)
+        self._refuse_noise("sample_posterior_predictive")
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         rng = check_random_state(random_state, seed_argument_name(random_seed))
         w, m, c = self._flat_posterior()
@@ -1111,8 +1332,26 @@ class MarginalGaussianMixture(MixtureBase):
     def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw points from the posterior-mean mixture ``params_``."""
         check_fitted(self)
+        self._refuse_noise("sample")
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         return self.params_.sample(n_samples, check_random_state(random_state))
+
+    def _refuse_noise(
+        self, method: str, why: str = "the noise's region is not kept, only its volume"
+    ) -> None:
+        if self._has_noise():
+            raise ValueError(
+                message(
+                    "noise",
+                    f"False for {method} ({why})",
+                    "True; refit with noise=False",
+                    raw=True,
+                )
+            )
+
+    def _condition_at_point(self, data: np.ndarray, positions: np.ndarray) -> Any:
+        self._refuse_noise("condition", "the uniform noise has no conditional Gaussian")
+        return super()._condition_at_point(data, positions)
 
     def summary(self, **kwargs: Any) -> Any:
         """``arviz_stats.summary`` of the relabelled weights, means, stds and correlations.
@@ -1122,7 +1361,8 @@ class MarginalGaussianMixture(MixtureBase):
         check_fitted(self, self._fitted_attributes)
         import arviz_stats
 
-        kwargs.setdefault("var_names", ["weights", "means", "stds", "correlations"])
+        names = ["weights"] + (["noise_weight"] if self._has_noise() else [])
+        kwargs.setdefault("var_names", names + ["means", "stds", "correlations"])
         return arviz_stats.summary(self.idata_, **kwargs)
 
     # ------------------------------------------------------------- saving
@@ -1146,6 +1386,7 @@ class MarginalGaussianMixture(MixtureBase):
                 None if self.subsample_indices_ is None else self.subsample_indices_.tolist()
             ),
             "timings_": dict(self.timings_),
+            "hypervolume_": getattr(self, "hypervolume_", None),
             "idata": self.idata_,
         }
 
@@ -1167,6 +1408,10 @@ class MarginalGaussianMixture(MixtureBase):
         indices = state.get("subsample_indices_")
         model.subsample_indices_ = None if indices is None else np.asarray(indices, dtype=np.int64)
         model.timings_ = dict(state.get("timings_", {}))
+        model.hypervolume_ = state.get("hypervolume_")
+        model.noise_weight_ = (
+            float(model._flat_noise_weight().mean()) if model._has_noise() else 0.0
+        )
         return model
 
 
@@ -1225,10 +1470,21 @@ def _make_datatree(
         "inference_method": attrs["inference_method"],
         "interval_method": attrs["interval_method"],
     }
+    posterior_group = group(posterior.relabelled)
+    raw_group = group(posterior.raw)
+    if posterior.noise_weight is not None:
+        noise = xr.DataArray(
+            posterior.noise_weight,
+            dims=sample,
+            coords={c: coords[c] for c in sample},
+            attrs={"long_name": "weight w_0 of the uniform noise component"},
+        )
+        posterior_group["noise_weight"] = noise
+        raw_group["noise_weight"] = noise
     tree = {
         "/": xr.Dataset(attrs=dict(attrs)),
-        "posterior": group(posterior.relabelled).assign_attrs(sample_attrs),
-        "posterior_raw": group(posterior.raw).assign_attrs(
+        "posterior": posterior_group.assign_attrs(sample_attrs),
+        "posterior_raw": raw_group.assign_attrs(
             sample_attrs, note="as sampled, before relabelling"
         ),
         "observed_data": xr.Dataset(

@@ -308,6 +308,8 @@ def test_get_and_set_params():
         "priors": None,
         "loc": None,
         "scale": None,
+        "noise": False,
+        "hypervolume": None,
     }
     assert model.set_params(n_components=4) is model
     assert model.n_components == 4
