@@ -11,7 +11,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from bayesgmm import MarginalGaussianMixture
-from bayesgmm._marginal_model import DEFAULT_PRIORS, build_pymc_model
+from bayesgmm._marginal_model import DEFAULT_PRIORS, STDS_SHAPE, build_pymc_model
 from bayesgmm._noise import log_hypervolume
 
 
@@ -62,7 +62,9 @@ def test_noise_model_log_density_equals_scipy_with_priors(seed):
         + stats.norm(DEFAULT_PRIORS["means_loc"], DEFAULT_PRIORS["means_scale"])
         .logpdf(values["means"])
         .sum()
-        + stats.halfnorm(scale=DEFAULT_PRIORS["stds_scale"]).logpdf(values["stds"]).sum()
+        + stats.invgamma(STDS_SHAPE, scale=DEFAULT_PRIORS["stds_scale"])
+        .logpdf(values["stds"])
+        .sum()
     )
     assert logp == pytest.approx(likelihood + priors, rel=1e-10, abs=1e-10)
 
