@@ -328,22 +328,31 @@ class MixtureBase(ParamsMixin):
         """
         return self._by_rows(X, "_predict_proba_array", per_component=True)
 
+    def _has_noise(self) -> bool:
+        """Whether the fit has a uniform noise component (the last membership column)."""
+        return False
+
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of every sample.
+        """Most probable component of every sample; -1 where it is a noise component.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            For estimators that take missing values (EM and the DP),
-            ``NaN`` marks a missing entry: such a row is evaluated on its observed
-            features alone (the marginal of the mixture over them).
+            For estimators that take missing values (EM, the DP and the marginal
+            model), ``NaN`` marks a missing entry: such a row is evaluated on its
+            observed features alone (the marginal of the mixture over them).
 
         Returns
         -------
         ndarray of shape (n_samples,)
-            A lazy Dask array when ``X`` is a Dask array.
+            The argmax of :meth:`predict_proba` (for the Bayesian models, of the
+            posterior mean membership), with the noise column of a fit with
+            ``noise=True`` labelled -1. A lazy Dask array when ``X`` is a Dask array.
         """
-        return self.predict_proba(X).argmax(axis=1)
+        labels = self.predict_proba(X).argmax(axis=1)
+        if self._has_noise():
+            return np.where(labels == self.params_.n_components, -1, labels)
+        return labels
 
     def impute(self, X: Any) -> Any:
         """Fill the missing entries of ``X`` with their conditional mean under the fitted mixture.

@@ -533,12 +533,16 @@ def _sample_nutpie(
     sample_weight: np.ndarray | None = None,
 ) -> Any:
     """``nutpie.sample`` of the numba density on ``Z``, chains started at ``values``, jittered."""
-    import nutpie
-
     from bayesgmm import _numba_density
 
     compiled = _numba_density.compiled_model(Z, cached.layout, dict(spec.priors), sample_weight)
     flat = _numba_density.to_unconstrained(values, cached.layout)
+    return _nutpie_from(compiled, flat, settings, seed)
+
+
+def _nutpie_from(compiled: Any, flat: np.ndarray, settings: NutsSettings, seed: int) -> Any:
+    """``nutpie.sample`` of a compiled model, each chain from ``flat`` plus its own jitter."""
+    import nutpie
 
     def initial_point(chain_seed: Any) -> np.ndarray:
         noise = np.random.default_rng(chain_seed).normal(scale=_JITTER, size=flat.size)
@@ -570,7 +574,6 @@ def _sample_nutpie_pymc(
     transforms and flattened in nutpie's order of the free variables; every chain
     adds its own jitter.
     """
-    import nutpie
     from pymc.initial_point import make_initial_point_fn
 
     compiled = cached.nutpie_pymc.with_data(**data)
@@ -582,22 +585,7 @@ def _sample_nutpie_pymc(
     flat = np.concatenate([np.asarray(point[name], dtype=np.float64).ravel() for name in names])
     if flat.size != compiled.n_dim:  # pragma: no cover - a change in nutpie's layout
         raise RuntimeError(f"start of {flat.size} numbers for a model of {compiled.n_dim}")
-
-    def initial_point(chain_seed: Any) -> np.ndarray:
-        noise = np.random.default_rng(chain_seed).normal(scale=_JITTER, size=flat.size)
-        return flat + noise
-
-    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
-    return nutpie.sample(
-        compiled,
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        seed=seed,
-        progress_bar=settings.progressbar,
-        save_warmup=False,
-        **settings.sampler_kwargs,
-    )
+    return _nutpie_from(compiled, flat, settings, seed)
 
 
 def _sample_pymc(

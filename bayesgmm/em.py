@@ -1032,23 +1032,6 @@ default="auto"
         """Columns of ``predict_proba``: the Gaussians, and the noise when there is one."""
         return int(self.params_.n_components) + int(self._has_noise())
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of every sample; -1 where it is the noise component.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            A lazy Dask array when ``X`` is a Dask array.
-        """
-        labels = super().predict(X)
-        if self._has_noise():
-            return np.where(labels == self.params_.n_components, -1, labels)
-        return labels
-
     def _condition_at_point(self, data: np.ndarray, positions: np.ndarray) -> Any:
         self._refuse_noise("condition", "the uniform noise has no conditional Gaussian")
         return super()._condition_at_point(data, positions)

@@ -1254,23 +1254,6 @@ class MarginalGaussianMixture(MixtureBase):
             interval_method=self.interval_method_,
         )
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of every sample; -1 where it is the noise component.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            The argmax of the posterior mean membership probabilities.
-        """
-        labels = super().predict(X)
-        if self._has_noise():
-            return np.where(labels == self.params_.n_components, -1, labels)
-        return labels
-
     def _predict_proba_array(self, X: np.ndarray) -> np.ndarray:
         """Posterior mean of ``p(z_i = k | x_i, theta)`` over all draws, row block by row block."""
         total = np.zeros((X.shape[0], self._n_membership_columns()))
