@@ -332,6 +332,20 @@ class MixtureBase(ParamsMixin):
         """Whether the fit has a uniform noise component (the last membership column)."""
         return False
 
+    def _refuse_noise(
+        self, method: str, why: str = "the noise's region is not kept, only its volume"
+    ) -> None:
+        """Raise for ``method`` on a fit with a noise component, saying ``why``."""
+        if self._has_noise():
+            raise ValueError(
+                message(
+                    "noise",
+                    f"False for {method} ({why})",
+                    "True; refit with noise=False",
+                    raw=True,
+                )
+            )
+
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of every sample; -1 where it is a noise component.
 

@@ -1036,17 +1036,6 @@ default="auto"
         self._refuse_noise("condition", "the uniform noise has no conditional Gaussian")
         return super()._condition_at_point(data, positions)
 
-    def _refuse_noise(self, method: str, why: str) -> None:
-        if self._has_noise():
-            raise ValueError(
-                message(
-                    "noise",
-                    f"False for {method} ({why})",
-                    "True; refit with noise=False",
-                    raw=True,
-                )
-            )
-
     def _parameter_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Return the bootstrap replicates kept by ``bootstrap`` (its ``bootstrap`` group), if any.
 

@@ -1319,19 +1319,6 @@ class MarginalGaussianMixture(MixtureBase):
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         return self.params_.sample(n_samples, check_random_state(random_state))
 
-    def _refuse_noise(
-        self, method: str, why: str = "the noise's region is not kept, only its volume"
-    ) -> None:
-        if self._has_noise():
-            raise ValueError(
-                message(
-                    "noise",
-                    f"False for {method} ({why})",
-                    "True; refit with noise=False",
-                    raw=True,
-                )
-            )
-
     def _condition_at_point(self, data: np.ndarray, positions: np.ndarray) -> Any:
         self._refuse_noise("condition", "the uniform noise has no conditional Gaussian")
         return super()._condition_at_point(data, positions)
